@@ -1,0 +1,190 @@
+"""The helm binary: finding it, telling v3 from v4, preparing a local chart, rendering.
+
+Only activities (and the starter's offline `render`/`validate`) call helm; nothing here is
+imported by workflow code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from declared_state.chart_values import build_chart_values
+from declared_state.models import ChartSpec, Environment
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_TOOLS = PROJECT_ROOT / ".tools" / "helm"
+PREPARED_CHARTS = PROJECT_ROOT / ".state" / "charts"
+
+
+class HelmNotFound(RuntimeError):
+    pass
+
+
+class HelmCommandFailed(RuntimeError):
+    """helm exited non-zero; `stderr` is helm's own message."""
+
+    def __init__(self, args: list[str], returncode: int, stderr: str):
+        self.args_ = args
+        self.returncode = returncode
+        self.stderr = stderr.strip()
+        super().__init__(f"helm {args[0] if args else ''} failed ({returncode}): {self.stderr}")
+
+
+def find_helm(explicit: str | None = None) -> str:
+    """$HELM_BIN, then the project's .tools/helm/v4, then .tools/helm/v3, then PATH."""
+    candidates = [explicit, os.environ.get("HELM_BIN")]
+    candidates += [str(PROJECT_TOOLS / v / "helm") for v in ("v4", "v3")]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    on_path = shutil.which("helm")
+    if on_path:
+        return on_path
+    raise HelmNotFound("helm was not found: run scripts/setup.sh, or set HELM_BIN to a helm binary")
+
+
+@dataclass(frozen=True)
+class ChartRef:
+    """What to pass to helm as CHART, plus the flags that go with it."""
+
+    chart: str
+    flags: tuple[str, ...]
+
+
+def _strip_missing_dependencies(source: Path) -> Path:
+    """A copy of `source` whose Chart.yaml drops dependencies that are not vendored.
+
+    The offline chart declares optional subcharts (cassandra, prometheus, ...) that are
+    absent; helm refuses to render such a chart even when every one of them is disabled.
+    """
+    meta = yaml.safe_load((source / "Chart.yaml").read_text())
+    deps = meta.get("dependencies") or []
+    vendored = (
+        {p.name for p in (source / "charts").iterdir()} if (source / "charts").is_dir() else set()
+    )
+    missing = [d for d in deps if not any(v.startswith(d["name"]) for v in vendored)]
+    if not missing:
+        return source
+    digest = hashlib.sha256((source / "Chart.yaml").read_bytes()).hexdigest()[:12]
+    target = PREPARED_CHARTS / f"{meta['name']}-{meta['version']}-{digest}"
+    if (target / "Chart.yaml").is_file():
+        return target
+    PREPARED_CHARTS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=PREPARED_CHARTS) as tmp:
+        staging = Path(tmp) / "chart"
+        shutil.copytree(source, staging)
+        (staging / "Chart.lock").unlink(missing_ok=True)
+        meta["dependencies"] = [d for d in deps if d not in missing]
+        if not meta["dependencies"]:
+            del meta["dependencies"]
+        (staging / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+        try:
+            staging.rename(target)
+        except OSError:
+            if not (target / "Chart.yaml").is_file():  # lost a race to another process: fine
+                raise
+    return target
+
+
+def chart_reference(spec: ChartSpec, base_dir: Path = PROJECT_ROOT) -> ChartRef:
+    """Resolve the chart to install: a local directory/archive, or name + --repo + --version."""
+    if spec.local_path:
+        path = (base_dir / spec.local_path).resolve()
+        if path.is_dir():
+            return ChartRef(str(_strip_missing_dependencies(path)), ())
+        return ChartRef(str(path), ())
+    return ChartRef(spec.name, ("--repo", spec.repository, "--version", spec.version))
+
+
+class HelmCli:
+    """A helm binary bound to one kubeconfig / context."""
+
+    def __init__(
+        self,
+        binary: str | None = None,
+        kubeconfig: str | None = None,
+        kube_context: str | None = None,
+    ):
+        self.binary = find_helm(binary)
+        self.kubeconfig = kubeconfig
+        self.kube_context = kube_context
+        self._major: int | None = None
+
+    @property
+    def major_version(self) -> int:
+        """3 or 4; they spell rollback-on-failure and wait differently."""
+        if self._major is None:
+            out = self.run(["version", "--short"]).strip()
+            self._major = int(out.lstrip("v").split(".")[0])
+        return self._major
+
+    def global_flags(self) -> list[str]:
+        flags = []
+        if self.kubeconfig:
+            flags += ["--kubeconfig", self.kubeconfig]
+        if self.kube_context:
+            flags += ["--kube-context", self.kube_context]
+        return flags
+
+    def run(self, args: list[str], timeout: float | None = 120) -> str:
+        proc = subprocess.run(
+            [self.binary, *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if proc.returncode != 0:
+            raise HelmCommandFailed(args, proc.returncode, proc.stderr)
+        return proc.stdout
+
+    def template(
+        self, release: str, namespace: str, chart: ChartRef, values: dict[str, Any]
+    ) -> str:
+        """`helm template` with `values`; returns the rendered multi-document YAML."""
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="values-") as values_file:
+            yaml.safe_dump(values, values_file)
+            values_file.flush()
+            return self.run(
+                [
+                    "template",
+                    release,
+                    chart.chart,
+                    *chart.flags,
+                    "--namespace",
+                    namespace,
+                    "--values",
+                    values_file.name,
+                ]
+            )
+
+
+def render_environment(env: Environment, helm: HelmCli | None = None) -> str:
+    """`helm template` of env's chart with the values built from env (what would be installed)."""
+    helm = helm or HelmCli()
+    chart = chart_reference(env.chart)
+    check_local_chart_version(env.chart, chart)
+    return helm.template(
+        env.kubernetes.release, env.kubernetes.namespace, chart, build_chart_values(env)
+    )
+
+
+def check_local_chart_version(spec: ChartSpec, chart: ChartRef) -> None:
+    """A local chart must be the version the environment declares, or the tables lie."""
+    if not spec.local_path:
+        return
+    path = Path(chart.chart)
+    if not path.exists():
+        raise FileNotFoundError(f"chart.local_path: {spec.local_path} does not exist ({path})")
+    if path.is_dir():
+        meta = yaml.safe_load((path / "Chart.yaml").read_text())
+        if str(meta.get("version")) != spec.version:
+            raise ValueError(
+                f"chart.local_path: {spec.local_path} holds chart version {meta.get('version')}, "
+                f"but chart.version says {spec.version}"
+            )

@@ -1,0 +1,427 @@
+"""The declared state of one environment: what the bootstrap provisions and the drift check keeps.
+
+Frozen pydantic models with unknown keys forbidden, so a typo in an environment file is an
+error instead of a silently ignored setting. No model here ever holds a secret value: the DB
+passwords are referenced by where they live (a Secrets Manager id, a Kubernetes Secret name).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+from declared_state import versions
+
+# RFC 1123 label, as Kubernetes requires for namespace names.
+_K8S_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Temporal namespace names: letters, digits, '-', '_', '.', starting with a letter or digit.
+_TEMPORAL_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
+_K8S_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
+_DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Accept '168h', '7d', '168h0m0s', '90m' (Go/Temporal style) or a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("expected a duration such as '168h', '7d' or '1h30m'")
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    text = value.strip()
+    if text.isdigit():
+        return timedelta(seconds=int(text))
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"{value!r} is not a duration; use e.g. '168h', '7d' or '1h30m'")
+    return timedelta(seconds=total)
+
+
+def format_duration(value: timedelta) -> str:
+    """timedelta -> '168h0m0s', the form the temporal CLI prints."""
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes}m{secs}s"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+
+
+class Frozen(BaseModel):
+    """Base for every declared-state model: immutable, no unknown keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ChartSpec(Frozen):
+    """Which Temporal Helm chart to install."""
+
+    repository: str = "https://go.temporal.io/helm-charts"
+    name: str = "temporal"
+    version: str = "0.52.0"
+    server_version: str | None = Field(
+        default=None,
+        description="Server version the chart deploys; derived from the version table when omitted.",
+    )
+    local_path: str | None = Field(
+        default=None,
+        description="A chart directory or .tgz to install instead of the repository (offline, tests).",
+    )
+
+    @model_validator(mode="after")
+    def _known_versions(self) -> ChartSpec:
+        try:
+            expected = versions.server_version_for_chart(self.version)
+        except ValueError as exc:
+            raise ValueError(f"version: {exc}") from None
+        if expected is None:
+            raise ValueError(
+                f"version: chart {self.version} is not in the supported table "
+                f"({versions.supported_chart_versions()})"
+            )
+        if self.server_version is not None and self.server_version != expected:
+            raise ValueError(
+                f"server_version: chart {self.version} deploys server {expected}, "
+                f"not {self.server_version}"
+            )
+        return self
+
+    @property
+    def target_server_version(self) -> str:
+        found = self.server_version or versions.server_version_for_chart(self.version)
+        assert found is not None  # guaranteed by the validator
+        return found
+
+
+class KubernetesTarget(Frozen):
+    """Where the release goes: kubeconfig context (None = current) and namespace."""
+
+    context: str | None = None
+    namespace: str
+    release: str = "temporal"
+
+    @field_validator("namespace", "release")
+    @classmethod
+    def _rfc1123(cls, value: str) -> str:
+        if len(value) > 63 or not _K8S_NAMESPACE.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid Kubernetes name: lowercase letters, digits and '-', "
+                "starting and ending with a letter or digit, at most 63 characters"
+            )
+        return value
+
+
+class RdsInstance(Frozen):
+    """The RDS MySQL instance both Temporal stores live on."""
+
+    instance_id: str
+    region: str
+    endpoint: str = Field(description="Host name the server connects to (the RDS endpoint).")
+    port: int = Field(default=3306, ge=1, le=65535)
+    engine: Literal["mysql"] = "mysql"
+
+
+class AwsSecretsManagerPasswords(Frozen):
+    """The DB passwords are JSON keys of an AWS Secrets Manager secret."""
+
+    kind: Literal["aws_secrets_manager"]
+    secret_id: str
+    region: str | None = None
+    default_store_key: str = "password"
+    visibility_store_key: str = "visibility_password"
+
+
+class ExistingKubernetesSecret(Frozen):
+    """The Kubernetes Secret is managed elsewhere; the bootstrap only checks it."""
+
+    kind: Literal["existing_kubernetes_secret"]
+
+
+PasswordSource = Annotated[
+    AwsSecretsManagerPasswords | ExistingKubernetesSecret, Field(discriminator="kind")
+]
+
+
+class KubernetesDbSecret(Frozen):
+    """The Secret the chart reads both store passwords from."""
+
+    name: str = "temporal-db-secret"
+    default_store_key: str = "password"
+    visibility_store_key: str = "visibility-password"
+
+    @model_validator(mode="after")
+    def _distinct_keys(self) -> KubernetesDbSecret:
+        if self.default_store_key == self.visibility_store_key:
+            raise ValueError(
+                "default_store_key and visibility_store_key must differ, or the visibility "
+                "store would silently read the default store's password"
+            )
+        return self
+
+
+class DatabaseSpec(Frozen):
+    """The two Temporal databases, the DB user and where the passwords come from."""
+
+    default_store: str = "temporal"
+    visibility_store: str = "temporal_visibility"
+    user: str = "temporal_app"
+    max_conns: int = Field(default=20, ge=1)
+    max_conn_lifetime: str = "1h"
+    password_source: PasswordSource
+    kubernetes_secret: KubernetesDbSecret = KubernetesDbSecret()
+    tls_server_name: str | None = Field(
+        default=None, description="Name to verify on the DB certificate; default: rds.endpoint."
+    )
+
+
+class CaBundleFromFile(Frozen):
+    kind: Literal["file"]
+    path: str
+
+
+class CaBundleFromS3(Frozen):
+    kind: Literal["s3"]
+    bucket: str
+    key: str
+    region: str | None = None
+
+
+CaBundleSource = Annotated[CaBundleFromFile | CaBundleFromS3, Field(discriminator="kind")]
+
+
+class CaBundleSpec(Frozen):
+    """The RDS CA bundle: where it comes from and how it reaches the server pods."""
+
+    source: CaBundleSource
+    config_map: str = "rds-ca-certs"
+    key: str = "global-bundle.pem"
+    mount_path: str = "/etc/temporal/global-bundle.pem"
+
+    @field_validator("mount_path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} must be an absolute path inside the container")
+        return value
+
+
+class ResourceAmounts(Frozen):
+    cpu: str | None = None
+    memory: str | None = None
+
+    @field_validator("cpu", "memory")
+    @classmethod
+    def _quantity(cls, value: str | None) -> str | None:
+        if value is not None and not _K8S_QUANTITY.match(str(value)):
+            raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. '100m', '128Mi')")
+        return value
+
+
+class Resources(Frozen):
+    limits: ResourceAmounts = ResourceAmounts()
+    requests: ResourceAmounts = ResourceAmounts()
+
+
+class ServiceSpec(Frozen):
+    """Replicas and resources of one Temporal service."""
+
+    replicas: int = Field(default=1, ge=1)
+    resources: Resources = Resources()
+
+
+class AdmintoolsSpec(Frozen):
+    """The chart runs exactly one admintools pod; only its resources are configurable."""
+
+    resources: Resources = Resources()
+
+
+class ServicesSpec(Frozen):
+    frontend: ServiceSpec = ServiceSpec()
+    history: ServiceSpec = ServiceSpec()
+    matching: ServiceSpec = ServiceSpec()
+    worker: ServiceSpec = ServiceSpec()
+    web: ServiceSpec = ServiceSpec()
+    admintools: AdmintoolsSpec = AdmintoolsSpec()
+
+
+class IngressAccess(Frozen):
+    """Who may reach the Web UI: source CIDRs and/or an external auth endpoint (oauth2-proxy)."""
+
+    allowed_cidrs: tuple[str, ...] = ()
+    auth_url: str | None = None
+    auth_signin: str | None = None
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR such as '10.0.0.0/8'") from None
+        return value
+
+    @property
+    def restricted(self) -> bool:
+        return bool(self.allowed_cidrs or self.auth_url)
+
+
+class WebIngressSpec(Frozen):
+    """nginx Ingress in front of the Web UI. It is never public unless `public: true` says so."""
+
+    enabled: bool = True
+    class_name: str = "nginx"
+    host: str | None = None
+    tls_secret: str | None = None
+    proxy_body_size: str = "15m"
+    access: IngressAccess = IngressAccess()
+    public: bool = False
+
+    @model_validator(mode="after")
+    def _access_control(self) -> WebIngressSpec:
+        if not self.enabled:
+            return self
+        if self.host is None:
+            raise ValueError("host: required when the Web UI ingress is enabled")
+        if not self.access.restricted and not self.public:
+            raise ValueError(
+                "access: the Web UI ingress has no access control; set access.allowed_cidrs "
+                "and/or access.auth_url, or write `public: true` to expose it on purpose"
+            )
+        return self
+
+
+class TemporalNamespace(Frozen):
+    """A Temporal namespace the bootstrap registers and keeps."""
+
+    name: str
+    retention: Duration = timedelta(hours=168)
+    description: str = ""
+    is_global: bool = Field(default=False, alias="global")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _TEMPORAL_NAMESPACE.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid Temporal namespace name: 2-255 characters of letters, "
+                "digits, '-', '_' or '.', starting with a letter or digit"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _retention_bounds(self) -> TemporalNamespace:
+        minimum = timedelta(hours=24) if self.is_global else timedelta(hours=1)
+        if self.retention < minimum:
+            kind = "global" if self.is_global else "local"
+            raise ValueError(
+                f"retention: {format_duration(self.retention)} is below the server's minimum of "
+                f"{format_duration(minimum)} for a {kind} namespace"
+            )
+        return self
+
+
+class FrontendTls(Frozen):
+    enabled: bool = False
+    server_name: str | None = None
+    ca_file: str | None = None
+
+
+class FrontendSpec(Frozen):
+    """How the bootstrap reaches the new cluster's frontend (default: in-cluster service DNS)."""
+
+    address: str | None = None
+    tls: FrontendTls = FrontendTls()
+
+
+class DriftPolicy(StrEnum):
+    REPORT = "report"
+    REMEDIATE = "remediate"
+    ASK = "ask"
+
+
+class DriftCheckSpec(Frozen):
+    interval: Duration = timedelta(hours=1)
+    policy: DriftPolicy = DriftPolicy.REPORT
+
+    @field_validator("interval")
+    @classmethod
+    def _at_least_a_minute(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=1):
+            raise ValueError("must be at least 1m")
+        return value
+
+
+class Environment(Frozen):
+    """One environment's declared state, after layering base.yaml and <env>.yaml."""
+
+    name: str
+    chart: ChartSpec = ChartSpec()
+    kubernetes: KubernetesTarget
+    rds: RdsInstance
+    database: DatabaseSpec
+    ca_bundle: CaBundleSpec
+    services: ServicesSpec = ServicesSpec()
+    web_ingress: WebIngressSpec = WebIngressSpec(enabled=False)
+    temporal_namespaces: tuple[TemporalNamespace, ...] = ()
+    frontend: FrontendSpec = FrontendSpec()
+    approval_required: bool = False
+    drift_check: DriftCheckSpec = DriftCheckSpec()
+    extra_values: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Chart values the model does not cover; deep-merged last.",
+    )
+
+    @field_validator("temporal_namespaces")
+    @classmethod
+    def _unique_names(cls, value: tuple[TemporalNamespace, ...]) -> tuple[TemporalNamespace, ...]:
+        seen: set[str] = set()
+        for ns in value:
+            if ns.name in seen:
+                raise ValueError(f"namespace {ns.name!r} is declared more than once")
+            seen.add(ns.name)
+        return value
+
+    @property
+    def frontend_address(self) -> str:
+        """The address the bootstrap dials; defaults to the chart's frontend Service DNS name."""
+        if self.frontend.address:
+            return self.frontend.address
+        k8s = self.kubernetes
+        return f"{k8s.release}-frontend.{k8s.namespace}.svc.cluster.local:7233"
+
+    @property
+    def schema_versions(self) -> versions.SchemaVersions:
+        found = versions.schema_versions_for_server(self.chart.target_server_version)
+        assert found is not None, "every server in the chart table has schema versions"
+        return found
+
+    @property
+    def db_tls_server_name(self) -> str:
+        return self.database.tls_server_name or self.rds.endpoint

@@ -1,0 +1,63 @@
+"""`starter.py validate` and `render` as an operator runs them: real process, real helm."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from declared_state.loader import DEFAULT_DIR
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def starter(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "starter.py", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_validate_prints_a_summary():
+    proc = starter("validate", "staging")
+    assert proc.returncode == 0, proc.stderr
+    assert "temporal 0.52.0" in proc.stdout
+    assert "1.25.2" in proc.stdout
+    assert "6 Deployment" in proc.stdout
+    assert "1 Ingress" in proc.stdout
+    assert "Secret" not in proc.stdout
+
+
+def test_render_prints_the_manifests():
+    proc = starter("render", "staging")
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert ("Deployment", "temporal-history") in names
+    assert ("Ingress", "temporal-web") in names
+
+
+def test_broken_environment_file_exits_3_naming_file_and_key(tmp_path):
+    for f in DEFAULT_DIR.glob("*.yaml"):
+        shutil.copy(f, tmp_path / f.name)
+    staging = tmp_path / "staging.yaml"
+    staging.write_text(
+        staging.read_text().replace("region: eu-west-1", "region: eu-west-1\n  prot: 3306")
+    )
+    proc = starter("validate", "staging", "--environments-dir", str(tmp_path))
+    assert proc.returncode == 3
+    assert f"{staging}: rds.prot: unknown key" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_unknown_environment_exits_3_and_lists_the_known_ones():
+    proc = starter("render", "prod")
+    assert proc.returncode == 3
+    assert "unknown environment 'prod'" in proc.stderr
+    assert "production" in proc.stderr and "staging" in proc.stderr
