@@ -1,10 +1,21 @@
-"""Fixtures shared by the whole suite. Services the tests need are started here, by pytest."""
+"""Fixtures shared by the whole suite. Every service the tests need is started here, by
+pytest itself, on free loopback ports, and stopped by PID at the end of the session.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from activities.clients import AwsClients, KubeClients
+from declared_state.loader import load_environment
+from declared_state.models import Environment
+from local_stack.aws import DatabaseTarget, LocalAws
+from local_stack.mariadb import MariaDB, start_mariadb
+from local_stack.temporal_servers import TemporalDevServer, target_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 HELM_TOOLS = PROJECT_ROOT / ".tools" / "helm"
@@ -18,3 +29,82 @@ def helm_binaries() -> dict[str, str]:
     if missing:
         pytest.fail(f"helm binaries missing ({', '.join(missing)}): run scripts/setup.sh")
     return {v: str(p) for v, p in found.items()}
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory) -> Iterator[MariaDB]:
+    """TLS-only MariaDB with Temporal's schema_version at 1.14 / 1.6 (server 1.25)."""
+    db = start_mariadb(tmp_path_factory.mktemp("mariadb"))
+    try:
+        yield db
+    finally:
+        db.stop()
+
+
+@pytest.fixture(scope="session")
+def local_aws(mariadb: MariaDB) -> Iterator[LocalAws]:
+    """moto: RDS instance whose endpoint is `mariadb`, the password secret, the CA in S3."""
+    aws = LocalAws(DatabaseTarget(mariadb.host, mariadb.port, mariadb.password, mariadb.ca_path))
+    aws.start()
+    saved = {k: os.environ.get(k) for k in aws.env}
+    # boto3 clients built by the code under test find moto through these, as in production.
+    os.environ.update(aws.env)
+    try:
+        yield aws
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        aws.stop()
+
+
+@pytest.fixture(scope="session")
+def target_temporal(tmp_path_factory) -> Iterator[TemporalDevServer]:
+    """The Temporal dev server that plays the new cluster's frontend."""
+    server = target_server(tmp_path_factory.mktemp("target-temporal")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_standin(tmp_path_factory):
+    """The Kubernetes API stand-in (controller mode on) and a kubeconfig pointing at it."""
+    from local_stack.kube_api_standin import KubeApiStandIn
+
+    server = KubeApiStandIn.start(port=0)
+    server.kubeconfig_path = server.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_variables(mariadb, local_aws, target_temporal) -> dict[str, str]:
+    """What environments/local.yaml interpolates, as `python -m local_stack up` exports it."""
+    return {
+        "LOCAL_STACK_DB_HOST": mariadb.host,
+        "LOCAL_STACK_DB_PORT": str(mariadb.port),
+        "LOCAL_STACK_TARGET_ADDRESS": target_temporal.address,
+        "LOCAL_STACK_KUBE_CONTEXT": "standin",
+    }
+
+
+@pytest.fixture(scope="session")
+def local_env(stack_variables) -> Environment:
+    """environments/local.yaml pointed at this session's stack."""
+    return load_environment("local", variables=stack_variables)
+
+
+@pytest.fixture(scope="session")
+def aws_clients(local_aws) -> AwsClients:
+    return AwsClients()
+
+
+@pytest.fixture(scope="session")
+def kube_clients(kube_standin) -> KubeClients:
+    return KubeClients(kubeconfig=str(kube_standin.kubeconfig_path))

@@ -71,7 +71,7 @@ def test_models_are_frozen():
 def test_unknown_environment_lists_the_existing_ones(env_dir):
     (found,) = problems(env_dir, "stagin")
     assert "unknown environment 'stagin'" in found
-    assert "available: production, staging" in found
+    assert "available: local, production, staging" in found
 
 
 def test_unknown_key_names_the_file_and_key_path(env_dir):
