@@ -115,8 +115,11 @@ def stop_pid(
     if not pid_alive(pid, start_time):
         if popen is not None:
             popen.poll()
-        if _group_alive(pid):
-            _signal_group(pid, signal.SIGKILL)
+        # Leader gone but members left: Linux never hands out a PID equal to a live
+        # process group id, so that group is still ours. A reused PID is someone else's.
+        if not pid_alive(pid) and _group_alive(pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
         return False
     _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout

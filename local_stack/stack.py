@@ -275,10 +275,16 @@ class LocalStack:
         """Environment for tools/workflows that should use this stack."""
         assert self.aws_endpoint_url and self.bootstrap
         env = aws_env(self.aws_endpoint_url)
+        assert self.mariadb and self.target
         env["TEMPORAL_ADDRESS"] = self.bootstrap.address
         env["LOCAL_STACK_STATE"] = str(state_path(self.state_dir))
+        # What environments/local.yaml interpolates.
+        env["LOCAL_STACK_DB_HOST"] = self.mariadb.host
+        env["LOCAL_STACK_DB_PORT"] = str(self.mariadb.port)
+        env["LOCAL_STACK_TARGET_ADDRESS"] = self.target.address
         if self.with_kubernetes:
             env["KUBECONFIG"] = str(self.kubeconfig_path)
+            env["LOCAL_STACK_KUBE_CONTEXT"] = _current_context(self.kubeconfig_path)
         return env
 
     def state(self) -> dict[str, Any]:
@@ -304,6 +310,16 @@ class LocalStack:
             "temporal": {"bootstrap": self.bootstrap.state(), "target": self.target.state()},
             "env": self.env,
         }
+
+
+def _current_context(kubeconfig: Path) -> str:
+    import yaml
+
+    with contextlib.suppress(OSError, yaml.YAMLError, AttributeError):
+        context = yaml.safe_load(kubeconfig.read_text()).get("current-context")
+        if context:
+            return str(context)
+    return "standin"
 
 
 def _aws_static_state() -> dict[str, str]:
