@@ -1,0 +1,51 @@
+"""`python -m local_stack.kube_api_standin --port 0 --kubeconfig PATH`: serve until SIGTERM.
+
+Prints one JSON line ({"url", "port", "kubeconfig"}) once listening, so a parent can wait on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+
+from .standin import KubeApiStandIn
+
+
+async def serve(args: argparse.Namespace) -> None:
+    standin = await KubeApiStandIn.start_in_loop(port=args.port, controller=not args.no_controller)
+    kubeconfig = (
+        standin.write_kubeconfig(args.kubeconfig, args.namespace) if args.kubeconfig else None
+    )
+    line = {
+        "url": standin.url,
+        "port": standin.port,
+        "kubeconfig": str(kubeconfig) if kubeconfig else None,
+    }
+    print(json.dumps(line), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await standin.stop_async()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m local_stack.kube_api_standin", description=__doc__
+    )
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--kubeconfig", help="write a kubeconfig for the real clients here")
+    parser.add_argument("--namespace", help="default namespace of the kubeconfig's context")
+    parser.add_argument(
+        "--no-controller", action="store_true", help="nothing becomes ready by itself"
+    )
+    asyncio.run(serve(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

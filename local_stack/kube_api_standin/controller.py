@@ -1,0 +1,276 @@
+"""Stand-in for kube-controller-manager and kubelet: workloads report themselves ready.
+
+Without it nothing would ever become ready and `helm --wait` could only time out. Objects can
+be held back (`never_ready`) to exercise timeouts, rollbacks and health failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import json
+from typing import Any
+
+from .store import Event, Obj, Store, now
+
+WORKLOADS = {
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "Pod",
+    "PersistentVolumeClaim",
+    "Service",
+}
+
+
+def template_hash(template: Any) -> str:
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
+    return "".join(c for c in digest if c.isalnum())[:10]
+
+
+def _conditions(old: Obj | None, wanted: list[tuple[str, str, str, str]]) -> list[Obj]:
+    """Conditions that keep their timestamps while unchanged, so reconciling converges."""
+    prev = {c.get("type"): c for c in (old or {}).get("conditions") or []}
+    out = []
+    for type_, status, reason, message in wanted:
+        p = prev.get(type_)
+        if p and (p.get("status"), p.get("reason"), p.get("message")) == (status, reason, message):
+            out.append(p)
+        else:
+            t = now()
+            cond = {"type": type_, "status": status, "reason": reason, "message": message}
+            out.append({**cond, "lastTransitionTime": t, "lastUpdateTime": t})
+    return out
+
+
+class Controller:
+    def __init__(self, store: Store, delay: float = 0.05) -> None:
+        self.store, self.delay = store, delay
+        self.enabled = True
+        self.never_ready: set[tuple[str | None, str]] = set()  # (namespace or None for any, name)
+        store.hooks.append(self._on_event)
+
+    def _on_event(self, ev: Event) -> None:
+        if self.enabled and ev.type != "DELETED" and ev.res.kind in WORKLOADS:
+            meta = ev.obj["metadata"]
+            loop = asyncio.get_running_loop()
+            loop.call_later(
+                self.delay, self.reconcile, ev.res.kind, meta.get("namespace"), meta["name"]
+            )
+
+    def blocked(self, obj: Obj) -> bool:
+        meta = obj["metadata"]
+        names = [meta["name"]] + [
+            r.get("name") for r in meta.get("ownerReferences") or [] if r.get("controller")
+        ]
+        ns = meta.get("namespace")
+        return any((ns, n) in self.never_ready or (None, n) in self.never_ready for n in names)
+
+    def reconcile_all(self) -> None:
+        for res, objs in list(self.store.objects.items()):
+            if res.kind in WORKLOADS:
+                for obj in list(objs.values()):
+                    self.reconcile(
+                        res.kind, obj["metadata"].get("namespace"), obj["metadata"]["name"]
+                    )
+
+    def reconcile(self, kind: str, ns: str | None, name: str) -> None:
+        if not self.enabled:
+            return
+        res = next(r for r in self.store.registry.resources if r.kind == kind)
+        obj = self.store.raw(res, ns, name)
+        if obj is None:
+            return
+        ready = not self.blocked(obj)
+        if kind == "Deployment":
+            self._ensure_replica_set(obj)
+        status = getattr(self, f"_status_{kind.lower()}")(obj, ready, obj.get("status") or {})
+        if status is not None and status != obj.get("status"):
+            self.store.update(res, ns, name, {"status": status}, subresource="status")
+
+    # -- per kind: the status a healthy (or held back) object reports --------------------
+    def _status_deployment(self, obj: Obj, ready: bool, old: Obj) -> Obj:
+        n, gen = obj["spec"].get("replicas", 1), obj["metadata"].get("generation", 1)
+        rs = f'ReplicaSet "{obj["metadata"]["name"]}-{template_hash(obj["spec"].get("template"))}"'
+        if ready:
+            counts = {
+                "replicas": n,
+                "updatedReplicas": n,
+                "readyReplicas": n,
+                "availableReplicas": n,
+            }
+            conds = [
+                (
+                    "Available",
+                    "True",
+                    "MinimumReplicasAvailable",
+                    "Deployment has minimum availability.",
+                ),
+                (
+                    "Progressing",
+                    "True",
+                    "NewReplicaSetAvailable",
+                    f"{rs} has successfully progressed.",
+                ),
+            ]
+        else:
+            counts = {"replicas": n, "updatedReplicas": n, "unavailableReplicas": n}
+            conds = [
+                (
+                    "Available",
+                    "False",
+                    "MinimumReplicasUnavailable",
+                    "Deployment does not have minimum availability.",
+                ),
+                ("Progressing", "True", "ReplicaSetUpdated", f"{rs} is progressing."),
+            ]
+        return {"observedGeneration": gen, **counts, "conditions": _conditions(old, conds)}
+
+    def _status_replicaset(self, obj: Obj, ready: bool, old: Obj) -> Obj:
+        n = obj["spec"].get("replicas", 1)
+        out = {
+            "replicas": n,
+            "fullyLabeledReplicas": n,
+            "observedGeneration": obj["metadata"].get("generation", 1),
+        }
+        return {**out, "readyReplicas": n, "availableReplicas": n} if ready else out
+
+    def _status_statefulset(self, obj: Obj, ready: bool, old: Obj) -> Obj:
+        n = obj["spec"].get("replicas", 1)
+        revision = f"{obj['metadata']['name']}-{template_hash(obj['spec'].get('template'))}"
+        out = {
+            "observedGeneration": obj["metadata"].get("generation", 1),
+            "replicas": n,
+            "updateRevision": revision,
+        }
+        if not ready:
+            return {**out, "currentRevision": old.get("currentRevision", revision)}
+        counts = {
+            "readyReplicas": n,
+            "currentReplicas": n,
+            "updatedReplicas": n,
+            "availableReplicas": n,
+        }
+        return {**out, **counts, "currentRevision": revision}
+
+    def _status_daemonset(self, obj: Obj, ready: bool, old: Obj) -> Obj:
+        n = 1 if ready else 0
+        return {
+            "observedGeneration": obj["metadata"].get("generation", 1),
+            "desiredNumberScheduled": 1,
+            "currentNumberScheduled": 1,
+            "updatedNumberScheduled": 1,
+            "numberReady": n,
+            "numberAvailable": n,
+            "numberMisscheduled": 0,
+        }
+
+    def _status_job(self, obj: Obj, ready: bool, old: Obj) -> Obj:
+        start = old.get("startTime") or now()
+        if not ready:
+            return {"active": 1, "startTime": start}
+        done = old.get("completionTime") or now()
+        conds = [
+            ("SuccessCriteriaMet", "True", "CompletionsReached", ""),
+            ("Complete", "True", "CompletionsReached", ""),
+        ]
+        succeeded = (obj.get("spec") or {}).get("completions") or 1
+        return {
+            "succeeded": succeeded,
+            "startTime": start,
+            "completionTime": done,
+            "conditions": _conditions(old, conds),
+        }
+
+    def _status_pod(self, obj: Obj, ready: bool, old: Obj) -> Obj:
+        flag = "True" if ready else "False"
+        conds = [
+            (t, flag if t in ("Ready", "ContainersReady") else "True", "", "")
+            for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
+        ]
+        containers = [
+            {
+                "name": c.get("name"),
+                "image": c.get("image"),
+                "ready": ready,
+                "restartCount": 0,
+                "started": ready,
+            }
+            for c in (obj.get("spec") or {}).get("containers") or []
+        ]
+        phase = "Running" if ready else "Pending"
+        return {
+            "phase": phase,
+            "conditions": _conditions(old, conds),
+            "containerStatuses": containers,
+            "startTime": old.get("startTime") or now(),
+        }
+
+    def _status_persistentvolumeclaim(self, obj: Obj, ready: bool, old: Obj) -> Obj:
+        spec = obj.get("spec") or {}
+        capacity = (spec.get("resources") or {}).get("requests") or {}
+        return {
+            "phase": "Bound" if ready else "Pending",
+            "accessModes": spec.get("accessModes") or [],
+            "capacity": capacity,
+        }
+
+    def _status_service(self, obj: Obj, ready: bool, old: Obj) -> Obj | None:
+        if (obj.get("spec") or {}).get("type") != "LoadBalancer":
+            return None
+        return {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]} if ready else {}}
+
+    def _ensure_replica_set(self, dep: Obj) -> None:
+        """The ReplicaSet helm v3 `--wait` looks up: owned by the Deployment, same template."""
+        meta, spec = dep["metadata"], dep.get("spec") or {}
+        ns, h = meta.get("namespace"), template_hash(spec.get("template"))
+        rs_res = next(r for r in self.store.registry.resources if r.kind == "ReplicaSet")
+        owned = [
+            o
+            for o in self.store.objects[rs_res].values()
+            if o["metadata"].get("namespace") == ns
+            and any(r.get("uid") == meta["uid"] for r in o["metadata"].get("ownerReferences") or [])
+        ]
+        for old in owned:
+            if old["metadata"]["name"] != f"{meta['name']}-{h}" and old["spec"].get("replicas"):
+                self.store.update(
+                    rs_res,
+                    ns,
+                    old["metadata"]["name"],
+                    {**copy.deepcopy(old), "spec": {**old["spec"], "replicas": 0}},
+                )
+        template = copy.deepcopy(spec.get("template") or {})
+        template.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = h
+        selector = copy.deepcopy(spec.get("selector") or {})
+        selector.setdefault("matchLabels", {})["pod-template-hash"] = h
+        rs = {
+            "metadata": {
+                "name": f"{meta['name']}-{h}",
+                "labels": template["metadata"]["labels"],
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": {
+                "replicas": spec.get("replicas", 1),
+                "selector": selector,
+                "template": template,
+            },
+        }
+        current = self.store.raw(rs_res, ns, rs["metadata"]["name"])
+        if current is None:
+            self.store.create(rs_res, ns, rs)
+        elif current["spec"] != rs["spec"]:
+            self.store.update(
+                rs_res, ns, rs["metadata"]["name"], {**copy.deepcopy(current), "spec": rs["spec"]}
+            )

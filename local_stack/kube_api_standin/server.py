@@ -1,0 +1,418 @@
+"""The aiohttp application of the Kubernetes API stand-in: discovery, resource CRUD, watches,
+and the `/_standin/...` admin endpoints that tests use to steer it."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from . import patches, protobuf
+from .controller import Controller
+from .errors import ApiError
+from .resources import RESOURCES, Registry, Resource
+from .selectors import parse_fields, parse_labels
+from .store import Obj, Store
+
+VERSION = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0",
+    "gitCommit": "kube-api-standin",
+    "gitTreeState": "clean",
+    "buildDate": "2024-12-11T00:00:00Z",
+    "goVersion": "go1.23.4",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+FAULT_REASONS = {
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+
+
+@dataclass
+class Fault:
+    path_regex: str
+    status: int = 500
+    count: int = 1
+    retry_after: int | None = None
+    method: str | None = None
+
+    def hits(self, method: str, path: str) -> bool:
+        if self.count <= 0 or (self.method and self.method.upper() != method):
+            return False
+        return re.search(self.path_regex, path) is not None
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(data), status=status, content_type="application/json")
+
+
+class ApiServer:
+    def __init__(self, controller: bool = True) -> None:
+        self.registry = Registry(RESOURCES)
+        self.store = Store(self.registry)
+        self.controller = Controller(self.store)
+        self.controller.enabled = controller
+        self.faults: list[Fault] = []
+        self.requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=5000)
+        self.app = web.Application(client_max_size=256 * 1024**2, middlewares=[self._middleware])
+        self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
+
+    # -- controls (run on the server's loop) ---------------------------------------------
+    def set_never_ready(self, name: str, namespace: str | None = None, never: bool = True) -> None:
+        (self.controller.never_ready.add if never else self.controller.never_ready.discard)(
+            (namespace, name)
+        )
+        self.controller.reconcile_all()
+
+    def add_fault(self, fault: Fault) -> None:
+        re.compile(fault.path_regex)
+        self.faults.append(fault)
+
+    def reset(self) -> None:
+        self.store.reset()
+        self.faults.clear()
+        self.controller.never_ready.clear()
+        self.controller.enabled = True
+        self.requests.clear()
+
+    # -- plumbing ------------------------------------------------------------------------
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        resp: web.StreamResponse
+        fault = None
+        if not request.path.startswith("/_standin/"):
+            fault = next((f for f in self.faults if f.hits(request.method, request.path)), None)
+        if fault is not None:
+            fault.count -= 1
+            self.faults = [f for f in self.faults if f.count > 0]
+            reason = FAULT_REASONS.get(fault.status, "InternalError")
+            resp = _json(
+                ApiError(fault.status, reason, "injected by the stand-in").status(), fault.status
+            )
+            if fault.retry_after is not None:
+                resp.headers["Retry-After"] = str(fault.retry_after)
+        else:
+            try:
+                resp = await handler(request)
+            except ApiError as e:
+                resp = _json(e.status(), e.code)
+        entry = {"method": request.method, "path": request.path_qs, "status": resp.status}
+        self.requests.append({**entry, "content_type": request.headers.get("Content-Type", "")})
+        return resp
+
+    async def _body(self, request: web.Request) -> Any:
+        raw = await request.read()
+        ctype = request.content_type
+        try:
+            if ctype == protobuf.CONTENT_TYPE:
+                return protobuf.decode(raw)
+            if not raw.strip():
+                return None
+            if "yaml" in ctype:
+                return yaml.safe_load(raw)
+            return json.loads(raw)
+        except (ValueError, yaml.YAMLError) as e:
+            raise ApiError(400, "BadRequest", f"cannot decode request body: {e}") from e
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        if path.startswith("/_standin/"):
+            return await self._admin(request, path[len("/_standin/") :])
+        if path in ("/healthz", "/readyz", "/livez"):
+            return web.Response(text="ok")
+        if path == "/version":
+            return _json(VERSION)
+        if path == "/openapi/v2":
+            if "protobuf" in request.headers.get("Accept", ""):
+                return web.Response(
+                    body=protobuf.openapi_v2(), content_type=protobuf.OPENAPI_V2_TYPE
+                )
+            return _json(
+                {
+                    "swagger": "2.0",
+                    "info": {"title": "Kubernetes API stand-in", "version": "v1.32.0"},
+                    "paths": {},
+                }
+            )
+        parts = path.strip("/").split("/")
+        groups = self.registry.group_versions()
+        if parts == ["api"]:
+            addr = [{"clientCIDR": "0.0.0.0/0", "serverAddress": request.host}]
+            return _json(
+                {"kind": "APIVersions", "versions": groups[""], "serverAddressByClientCIDRs": addr}
+            )
+        if parts == ["apis"]:
+            docs = [self._group(g, vs) for g, vs in groups.items() if g]
+            return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": docs})
+        if parts[0] == "apis" and len(parts) == 2 and parts[1] in groups:
+            return _json(
+                {"kind": "APIGroup", "apiVersion": "v1", **self._group(parts[1], groups[parts[1]])}
+            )
+        if parts[0] in ("api", "apis"):
+            group, rest = (
+                ("", parts[1:])
+                if parts[0] == "api"
+                else (parts[1] if len(parts) > 1 else "", parts[2:])
+            )
+            if rest and rest[0] in groups.get(group, []):
+                version, rest = rest[0], rest[1:]
+                if not rest:
+                    resources = [
+                        d
+                        for r in self.registry.in_group_version(group, version)
+                        for d in r.discovery()
+                    ]
+                    gv = f"{group}/{version}" if group else version
+                    return _json(
+                        {
+                            "kind": "APIResourceList",
+                            "apiVersion": "v1",
+                            "groupVersion": gv,
+                            "resources": resources,
+                        }
+                    )
+                return await self._resource_route(request, group, version, rest)
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    @staticmethod
+    def _group(group: str, versions: list[str]) -> dict[str, Any]:
+        listed = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+        return {"name": group, "versions": listed, "preferredVersion": listed[0]}
+
+    async def _resource_route(
+        self, request: web.Request, group: str, version: str, rest: list[str]
+    ) -> web.StreamResponse:
+        watch = rest[0] == "watch"  # the deprecated /watch/ prefix
+        rest = rest[1:] if watch else rest
+        ns = None
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            inner = self.registry.lookup(group, version, rest[2])
+            if inner is not None and inner.namespaced:
+                ns, rest = rest[1], rest[2:]
+        res = self.registry.lookup(group, version, rest[0]) if rest else None
+        if res is None or len(rest) > 3 or (ns is not None and not res.namespaced):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        if sub not in (None, "status") or (name and res.namespaced and ns is None):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return await self._resource(request, res, ns, name, sub, watch)
+
+    # -- resources -----------------------------------------------------------------------
+    async def _resource(
+        self,
+        request: web.Request,
+        res: Resource,
+        ns: str | None,
+        name: str | None,
+        sub: str | None,
+        watch: bool,
+    ) -> web.StreamResponse:
+        q, method, store = request.query, request.method, self.store
+        dry_run = q.get("dryRun") == "All"
+        if name is None:
+            labels, fields = (
+                parse_labels(q.get("labelSelector")),
+                parse_fields(q.get("fieldSelector")),
+            )
+            if method == "GET" and (watch or q.get("watch") in ("1", "true")):
+                return await self._watch(request, res, ns)
+            if method == "GET":
+                return _json(self._list(res, store.select(res, ns, labels, fields)))
+            if method == "POST":
+                body = await self._body(request)
+                if not isinstance(body, dict):
+                    raise ApiError(400, "BadRequest", "request body must be an object")
+                return _json(store.create(res, ns, body, dry_run), 201)
+            if method == "DELETE":
+                options = await self._body(request) or {}
+                gone = [
+                    store.delete(res, ns, o["metadata"]["name"], options, dry_run)
+                    for o in store.select(res, ns, labels, fields)
+                ]
+                return _json(self._list(res, gone))
+        elif method == "GET":
+            return _json(store.get(res, ns, name))
+        elif method == "PUT":
+            body = await self._body(request)
+            if not isinstance(body, dict):
+                raise ApiError(400, "BadRequest", "request body must be an object")
+            return _json(store.update(res, ns, name, body, sub, dry_run))
+        elif method == "PATCH":
+            return await self._patch(request, res, ns, name, sub, dry_run)
+        elif method == "DELETE":
+            options = await self._body(request) or {}
+            if "propagationPolicy" in q:
+                options["propagationPolicy"] = q["propagationPolicy"]
+            deleted = store.delete(res, ns, name, options, dry_run)
+            details = {
+                "name": name,
+                "group": res.group,
+                "kind": res.plural,
+                "uid": deleted["metadata"]["uid"],
+            }
+            return _json(
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": details,
+                }
+            )
+        raise ApiError(405, "MethodNotAllowed", f"{method} is not supported here")
+
+    def _list(self, res: Resource, items: list[Obj]) -> Obj:
+        meta = {"resourceVersion": str(self.store.rv)}
+        return {
+            "kind": f"{res.kind}List",
+            "apiVersion": res.api_version,
+            "metadata": meta,
+            "items": items,
+        }
+
+    async def _patch(
+        self,
+        request: web.Request,
+        res: Resource,
+        ns: str | None,
+        name: str,
+        sub: str | None,
+        dry_run: bool,
+    ) -> web.Response:
+        store, ctype = self.store, request.content_type
+        body = await self._body(request)
+        live = store.raw(res, ns, name)
+        if ctype == "application/apply-patch+yaml":
+            manager = request.query.get("fieldManager")
+            if not manager or not isinstance(body, dict):
+                raise ApiError(400, "BadRequest", "apply needs a fieldManager and an object body")
+            if live is None:  # server-side apply creates what is missing
+                created = store.create(res, ns, patches.apply(None, body, None), dry_run)
+                if not dry_run:
+                    store.last_applied[(created["metadata"]["uid"], manager)] = body
+                return _json(created, 201)
+            last = store.last_applied.get((live["metadata"]["uid"], manager))
+            merged = patches.apply(live, body, last)
+            if not dry_run:
+                store.last_applied[(live["metadata"]["uid"], manager)] = body
+        elif live is None:
+            raise ApiError(
+                404,
+                "NotFound",
+                f'{res.qualified} "{name}" not found',
+                {"name": name, "kind": res.plural},
+            )
+        elif ctype == "application/json-patch+json":
+            merged = patches.json_patch(live, body)
+        elif ctype == "application/merge-patch+json":
+            merged = patches.merge_patch(live, body)
+        elif ctype == "application/strategic-merge-patch+json":
+            merged = patches.strategic_merge(live, body)
+        else:
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format: {ctype}",
+            )
+        return _json(store.update(res, ns, name, merged, sub, dry_run))
+
+    async def _watch(
+        self, request: web.Request, res: Resource, ns: str | None
+    ) -> web.StreamResponse:
+        q = request.query
+        initial = q.get("sendInitialEvents") == "true"
+        rv = q.get("resourceVersion", "")
+        try:
+            since = None if initial or rv in ("", "0") else int(rv)
+        except ValueError as e:
+            raise ApiError(400, "BadRequest", f"invalid resourceVersion {rv!r}") from e
+        labels, fields = parse_labels(q.get("labelSelector")), parse_fields(q.get("fieldSelector"))
+        w, first = self.store.watch(res, ns, labels, fields, since)
+        start_rv = self.store.rv
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + float(q.get("timeoutSeconds") or 1800)
+
+        async def send(type_: str, obj: Obj) -> None:
+            await resp.write(json.dumps({"type": type_, "object": obj}).encode() + b"\n")
+
+        try:
+            await resp.prepare(request)
+            for type_, obj in first:
+                await send(type_, obj)
+            if initial:
+                bookmark_meta = {
+                    "resourceVersion": str(start_rv),
+                    "annotations": {"k8s.io/initial-events-end": "true"},
+                }
+                await send(
+                    "BOOKMARK",
+                    {"kind": res.kind, "apiVersion": res.api_version, "metadata": bookmark_meta},
+                )
+            while (remaining := deadline - loop.time()) > 0:
+                try:
+                    ev = await asyncio.wait_for(w.queue.get(), min(remaining, 1.0))
+                except TimeoutError:
+                    if request.transport is None or request.transport.is_closing():
+                        break
+                    continue
+                if ev is None:  # reset or shutdown
+                    break
+                if seen := w.translate(ev):
+                    await send(seen, ev.obj)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self.store.watches.discard(w)
+        return resp
+
+    # -- admin ---------------------------------------------------------------------------
+    async def _admin(self, request: web.Request, what: str) -> web.Response:
+        method = request.method
+        body = (await self._body(request) or {}) if method in ("POST", "DELETE") else {}
+        if what == "never-ready":
+            if method in ("POST", "DELETE"):
+                if "name" not in body:
+                    raise ApiError(400, "BadRequest", "name is required")
+                self.set_never_ready(body["name"], body.get("namespace"), never=method == "POST")
+            return _json(
+                {
+                    "never_ready": [
+                        {"namespace": n, "name": m}
+                        for n, m in sorted(self.controller.never_ready, key=str)
+                    ]
+                }
+            )
+        if what == "faults":
+            if method == "POST":
+                try:
+                    self.add_fault(Fault(**body))
+                except (TypeError, re.error) as e:
+                    raise ApiError(400, "BadRequest", f"bad fault: {e}") from e
+            elif method == "DELETE":
+                self.faults.clear()
+            return _json({"faults": [asdict(f) for f in self.faults]})
+        if what == "reset" and method == "POST":
+            self.reset()
+            return _json({"reset": True})
+        if what == "controller":
+            if method == "POST":
+                self.controller.enabled = bool(body.get("enabled", True))
+                self.controller.reconcile_all()
+            return _json({"enabled": self.controller.enabled})
+        if what == "requests":
+            return _json({"requests": list(self.requests)})
+        raise ApiError(404, "NotFound", f"no stand-in admin endpoint {method} /_standin/{what}")

@@ -1,0 +1,170 @@
+"""Running the stand-in: in a background thread, inside a running loop, or as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from aiohttp import web
+
+from .server import ApiServer, Fault
+
+T = TypeVar("T")
+CONTEXT = "standin"
+
+
+class KubeApiStandIn:
+    """A stateful Kubernetes API stand-in on 127.0.0.1 for contract tests of real clients.
+
+    It is not a cluster: no admission, schema validation, field-ownership conflicts or pods.
+    """
+
+    def __init__(self, controller: bool = True) -> None:
+        self.api = ApiServer(controller=controller)
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @classmethod
+    def start(cls, port: int = 0, controller: bool = True) -> KubeApiStandIn:
+        """Serve from a daemon thread with its own event loop; returns once listening."""
+        self = cls(controller=controller)
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._listen(port))
+            except BaseException as e:  # noqa: BLE001 - handed to the starting thread
+                ready.set_exception(e)
+                return
+            ready.set_result(None)
+            loop.run_forever()
+            loop.run_until_complete(self._close())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="kube-api-standin", daemon=True)
+        self._thread.start()
+        ready.result(timeout=30)
+        return self
+
+    @classmethod
+    async def start_in_loop(cls, port: int = 0, controller: bool = True) -> KubeApiStandIn:
+        """Serve from the running event loop (stop with `await stop_async()`)."""
+        self = cls(controller=controller)
+        self._loop = asyncio.get_running_loop()
+        await self._listen(port)
+        return self
+
+    async def _listen(self, port: int) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))  # never beyond loopback
+        self.port = sock.getsockname()[1]
+        self._runner = web.AppRunner(self.api.app, access_log=None, shutdown_timeout=2)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+
+    async def _close(self) -> None:
+        for w in list(self.api.store.watches):
+            w.queue.put_nowait(None)  # lets streaming watch handlers return
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def stop(self) -> None:
+        if self._thread is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    async def stop_async(self) -> None:
+        await self._close()
+
+    def __enter__(self) -> KubeApiStandIn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- controls ------------------------------------------------------------------------
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run on the server's loop, since the store and controller are not thread-safe."""
+        loop = self._loop
+        if loop is None or self._thread is None or threading.current_thread() is self._thread:
+            return fn()
+
+        async def call() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout=30)
+
+    def never_ready(self, name: str, namespace: str | None = None) -> None:
+        """Keep a workload (e.g. a Deployment, any namespace when None) from becoming ready."""
+        self._call(lambda: self.api.set_never_ready(name, namespace, never=True))
+
+    def allow_ready(self, name: str, namespace: str | None = None) -> None:
+        self._call(lambda: self.api.set_never_ready(name, namespace, never=False))
+
+    def inject_faults(
+        self,
+        path_regex: str,
+        status: int = 500,
+        count: int = 1,
+        retry_after: int | None = None,
+        method: str | None = None,
+    ) -> None:
+        """Answer the next `count` requests whose path matches with `status` (e.g. 500, 429)."""
+        fault = Fault(path_regex, status, count, retry_after, method)
+        self._call(lambda: self.api.add_fault(fault))
+
+    def clear_faults(self) -> None:
+        self._call(self.api.faults.clear)
+
+    def set_controller(self, enabled: bool) -> None:
+        def apply() -> None:
+            self.api.controller.enabled = enabled
+            self.api.controller.reconcile_all()
+
+        self._call(apply)
+
+    def reset(self) -> None:
+        """Back to a fresh cluster: objects, faults, never-ready marks and the request log."""
+        self._call(self.api.reset)
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Recent requests (method, path, content_type, status), oldest first."""
+        return self._call(lambda: list(self.api.requests))
+
+    def write_kubeconfig(self, path: str | Path, namespace: str | None = None) -> Path:
+        """A kubeconfig the real clients use unchanged: context `standin`, dummy token."""
+        context: dict[str, Any] = {"cluster": CONTEXT, "user": CONTEXT}
+        if namespace:
+            context["namespace"] = namespace
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": CONTEXT, "cluster": {"server": self.url}}],
+            "users": [{"name": CONTEXT, "user": {"token": "standin-dummy-token"}}],
+            "contexts": [{"name": CONTEXT, "context": context}],
+            "current-context": CONTEXT,
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.chmod(0o600)  # clients warn about group/world-readable kubeconfigs
+        return path
