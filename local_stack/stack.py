@@ -189,10 +189,9 @@ class LocalStack:
 
     def _start_kube(self) -> None:
         if not self.detached:
-            from local_stack import kube_api_standin
+            from local_stack.kube_api_standin import KubeApiStandIn
 
-            # Colleague's stand-in: KubeApiStandIn.start(port=0) -> .url/.write_kubeconfig/.stop
-            self.kube = kube_api_standin.KubeApiStandIn.start(port=0)  # type: ignore[attr-defined]
+            self.kube = KubeApiStandIn.start(port=0)
             self.kube_url = str(self.kube.url)
             self.kube.write_kubeconfig(self.kubeconfig_path)
             return
