@@ -3,6 +3,18 @@
 \b
     python starter.py validate staging     check an environment and render it offline
     python starter.py render staging       print the manifests helm would apply
+    python starter.py provision staging    start (or attach to) provision-staging and follow it
+    python starter.py status staging       every step, its attempts, errors and changes
+    python starter.py approve staging      open the approval gate before install_chart
+    python starter.py retry|skip|abort staging   answer a step that waits for an operator
+    python starter.py pause|resume staging       hold the run between steps
+
+Every operator action is also a temporal CLI signal, e.g.
+    temporal workflow signal --workflow-id provision-staging --name approve --input '{"by": "alice"}'
+    temporal workflow query --workflow-id provision-staging --type progress
+
+The bootstrap server comes from TEMPORAL_ADDRESS (and TEMPORAL_NAMESPACE, TEMPORAL_TLS_*,
+TEMPORAL_API_KEY); without it, the embedded local dev server is used (started if needed).
 
 Exit codes (stable, for scripts): 0 done, 1 failed or aborted, 2 waiting for an operator,
 3 invalid input (bad environment file, unknown environment).
@@ -10,18 +22,36 @@ Exit codes (stable, for scripts): 0 done, 1 failed or aborted, 2 waiting for an 
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
+import bootstrap_server
 from declared_state.loader import DEFAULT_DIR, InvalidEnvironment, load_environment
 from declared_state.models import Environment, format_duration
+from workflows.bootstrap import BootstrapWorkflow
+from workflows.bootstrap_models import (
+    BootstrapInput,
+    BootstrapProgress,
+    BootstrapResult,
+    OperatorSignal,
+    RunState,
+    StepProgress,
+    StepStatus,
+    bootstrap_workflow_id,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_WAITING, EXIT_INVALID = 0, 1, 2, 3
 
@@ -111,6 +141,269 @@ def render(name: EnvArg, environments_dir: EnvDirOpt = DEFAULT_DIR) -> None:
     """Print the manifests that provisioning ENV would apply (like `helmfile template`)."""
     env = load_or_exit(name, environments_dir)
     sys.stdout.write(render_or_exit(env))
+
+
+# --- provisioning: the bootstrap workflow ----------------------------------------------
+
+NoWaitOpt = Annotated[
+    bool, typer.Option("--no-wait", help="Return at once instead of following the run.")
+]
+ByOpt = Annotated[str, typer.Option("--by", help="Who acts (recorded in the workflow's history).")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Free text recorded with the action.")]
+STEP_ICONS = {
+    "pending": " ",
+    "running": "…",
+    "waiting for operator": "!",
+    "done": "✓",
+    "skipped": "-",
+    "failed": "✗",
+}
+
+
+def _operator() -> str:
+    return os.environ.get("USER") or os.environ.get("LOGNAME") or "operator"
+
+
+def _settings(env_name: str, start_embedded: bool) -> bootstrap_server.ClientSettings:
+    if env_name == "local":
+        # The local environment lives in the local stack: use its addresses unless set.
+        bootstrap_server.apply_local_stack_env()
+    settings = bootstrap_server.resolve(start_embedded=start_embedded)
+    if settings is None:
+        err.print(
+            "no bootstrap server: set TEMPORAL_ADDRESS, or start `python worker.py` "
+            "(it starts the embedded local server)",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_FAILED)
+    return settings
+
+
+async def _handle(
+    env_name: str, start_embedded: bool = False
+) -> tuple[Any, bootstrap_server.ClientSettings]:
+    settings = _settings(env_name, start_embedded)
+    client = await settings.connect()
+    return client.get_workflow_handle(bootstrap_workflow_id(env_name)), settings
+
+
+def _signal_commands(env_name: str, waiting_for: str | None) -> list[str]:
+    wid = bootstrap_workflow_id(env_name)
+    actions = (
+        ["approve"]
+        if waiting_for and waiting_for.startswith("approval")
+        else ["retry", "skip", "abort"]
+    )
+    lines = []
+    for action in actions:
+        lines.append(f"  python starter.py {action} {env_name}")
+        lines.append(
+            f"  temporal workflow signal --workflow-id {wid} --name {action} "
+            f'--input \'{{"by": "{_operator()}"}}\''
+        )
+    return lines
+
+
+def _print_step(step: StepProgress) -> None:
+    icon = STEP_ICONS.get(step.status.value, "?")
+    line = f" {icon} {step.name:<22} {step.status.value}"
+    if step.attempts > 1:
+        line += f" (run {step.attempts})"
+    if step.summary:
+        line += f": {step.summary}"
+    if step.status in (StepStatus.WAITING_FOR_OPERATOR, StepStatus.FAILED) and step.last_error:
+        line += f"\n     {step.last_error_type}: {step.last_error}"
+    out.print(line, markup=False, highlight=False)
+
+
+async def _pending_activity_note(handle: Any) -> str | None:
+    """Attempt number and last error of a retrying activity, from the server's description."""
+    try:
+        desc = await handle.describe()
+    except RPCError:
+        return None
+    for pending in desc.raw_description.pending_activities:
+        if pending.attempt > 1:
+            last = pending.last_failure.message if pending.HasField("last_failure") else ""
+            return f"{pending.activity_type.name}: attempt {pending.attempt}" + (
+                f", last error: {last}" if last else ""
+            )
+    return None
+
+
+async def _follow(handle: Any, env_name: str, settings: bootstrap_server.ClientSettings) -> int:
+    """Print step changes until the run ends or waits for an operator; return the exit code."""
+    shown: dict[str, tuple[str, int]] = {}
+    last_note = None
+    while True:
+        try:
+            progress: BootstrapProgress = await handle.query(
+                BootstrapWorkflow.progress, result_type=BootstrapProgress
+            )
+        except RPCError as exc:
+            err.print(f"cannot query {handle.id}: {exc.message}", markup=False)
+            return EXIT_FAILED
+        for step in progress.steps:
+            key = (step.status.value, step.attempts)
+            if shown.get(step.name) != key and step.status != StepStatus.PENDING:
+                shown[step.name] = key
+                _print_step(step)
+        if progress.state == RunState.WAITING_FOR_OPERATOR:
+            out.print(f"\n{handle.id} waits for an operator: {progress.waiting_for}", markup=False)
+            out.print("unblock it with one of:", markup=False)
+            for line in _signal_commands(env_name, progress.waiting_for):
+                out.print(line, markup=False, highlight=False)
+            return EXIT_WAITING
+        if progress.state in (RunState.DONE, RunState.ABORTED):
+            break
+        note = await _pending_activity_note(handle)
+        if note and note != last_note:
+            out.print(f"   retrying {note}", markup=False, highlight=False)
+            last_note = note
+        await asyncio.sleep(1)
+    return await _final(handle, settings)
+
+
+async def _final(handle: Any, settings: bootstrap_server.ClientSettings) -> int:
+    url = settings.workflow_url(handle.id)
+    try:
+        result: BootstrapResult = await handle.result(result_type=BootstrapResult)
+    except WorkflowFailureError as exc:
+        cause = exc.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        err.print(f"{handle.id} failed: {message}", markup=False, highlight=False)
+        if url:
+            out.print(f"Web UI: {url}", markup=False)
+        return EXIT_FAILED
+    changed = "changed" if result.changed else "nothing changed"
+    out.print(f"\n{handle.id} done ({changed}).", markup=False)
+    if url:
+        out.print(f"Web UI: {url}", markup=False)
+    return EXIT_OK
+
+
+async def _provision(env: Environment, no_wait: bool, dry_run: bool, by: str) -> int:
+    handle, settings = await _handle(env.name, start_embedded=True)
+    client = handle._client
+    snapshot = BootstrapInput(environment=env, requested_by=by, dry_run=dry_run)
+    workflow_id = bootstrap_workflow_id(env.name) + ("-dry-run" if dry_run else "")
+    running = await _is_running(client.get_workflow_handle(workflow_id))
+    handle = await client.start_workflow(
+        BootstrapWorkflow.run,
+        snapshot,
+        id=workflow_id,
+        task_queue=settings.task_queue,
+        # A second `provision` while one runs attaches to it instead of starting another.
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
+    desc = await handle.describe()
+    verb = "attached to the running" if running else "started"
+    out.print(f"{verb} {workflow_id} (run {desc.run_id}) on {settings.address}", markup=False)
+    if url := settings.workflow_url(workflow_id):
+        out.print(f"Web UI: {url}", markup=False)
+    if no_wait:
+        return EXIT_OK
+    return await _follow(handle, env.name, settings)
+
+
+@app.command()
+def provision(
+    name: EnvArg,
+    environments_dir: EnvDirOpt = DEFAULT_DIR,
+    no_wait: NoWaitOpt = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Validate, render and run the read-only preflight only."),
+    ] = False,
+    by: ByOpt = "",
+) -> None:
+    """Provision ENV: start provision-ENV (or attach to the running one) and follow it.
+
+    Exits 0 when done, 1 when failed or aborted, 2 when a step waits for an operator
+    (the commands that unblock it are printed), 3 for invalid input.
+    """
+    env = load_or_exit(name, environments_dir)
+    render_or_exit(env)  # bad values fail here, before anything starts
+    raise typer.Exit(asyncio.run(_provision(env, no_wait, dry_run, by or _operator())))
+
+
+@app.command()
+def status(name: EnvArg) -> None:
+    """Show every step of provision-ENV: status, runs, last error, what it changed."""
+
+    async def run() -> int:
+        handle, _ = await _handle(name)
+        try:
+            progress: BootstrapProgress = await handle.query(
+                BootstrapWorkflow.progress, result_type=BootstrapProgress
+            )
+        except RPCError as exc:
+            err.print(f"no provisioning run {handle.id}: {exc.message}", markup=False)
+            return EXIT_FAILED
+        table = Table(title=f"{handle.id}: {progress.state.value}", title_justify="left")
+        for column in ("step", "status", "runs", "changed", "summary / last error"):
+            table.add_column(column)
+        for step in progress.steps:
+            text = step.summary
+            if step.last_error and step.status != StepStatus.DONE:
+                text = f"{step.last_error_type}: {step.last_error}"
+            changed = "" if step.changed is None else ("yes" if step.changed else "no")
+            table.add_row(step.name, step.status.value, str(step.attempts), changed, text)
+        out.print(table)
+        if progress.state == RunState.WAITING_FOR_OPERATOR:
+            out.print(f"waiting for: {progress.waiting_for}", markup=False)
+            for line in _signal_commands(name, progress.waiting_for):
+                out.print(line, markup=False, highlight=False)
+            return EXIT_WAITING
+        return EXIT_FAILED if progress.state == RunState.ABORTED else EXIT_OK
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+def _signal_command(signal_name: str, follow_by_default: bool, doc: str) -> None:
+    def command(
+        name: EnvArg,
+        by: ByOpt = "",
+        reason: ReasonOpt = "",
+        no_wait: NoWaitOpt = not follow_by_default,
+    ) -> None:
+        async def run() -> int:
+            handle, settings = await _handle(name)
+            try:
+                await handle.signal(
+                    signal_name, OperatorSignal(by=by or _operator(), reason=reason)
+                )
+            except RPCError as exc:
+                err.print(f"cannot signal {handle.id}: {exc.message}", markup=False)
+                return EXIT_FAILED
+            out.print(f"sent {signal_name} to {handle.id}", markup=False)
+            if no_wait:
+                return EXIT_OK
+            if signal_name == "abort":
+                return await _final(handle, settings)
+            await asyncio.sleep(0.5)  # let the workflow act on the signal before following
+            return await _follow(handle, name, settings)
+
+        raise typer.Exit(asyncio.run(run()))
+
+    command.__doc__ = doc
+    app.command(name=signal_name)(command)
+
+
+_signal_command("approve", True, "Approve provision-ENV's install (the gate before install_chart).")
+_signal_command("retry", True, "Run the step that waits for an operator again.")
+_signal_command("skip", True, "Skip the step that waits for an operator (recorded in the result).")
+_signal_command("abort", True, "Abort provision-ENV; it fails with a list of what was done.")
+_signal_command("pause", False, "Hold provision-ENV before its next step.")
+_signal_command("resume", True, "Let a paused provision-ENV go on.")
+
+
+async def _is_running(handle: Any) -> bool:
+    try:
+        return bool((await handle.describe()).status == WorkflowExecutionStatus.RUNNING)
+    except RPCError:
+        return False
 
 
 def main() -> None:

@@ -1,0 +1,116 @@
+"""The temporal-bootstrap worker: runs the bootstrap and drift-check workflows and their activities.
+
+    python worker.py                 # embedded local dev server unless TEMPORAL_ADDRESS is set
+    python worker.py --local-stack   # use the addresses of `python -m local_stack up`
+
+Settings: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, TEMPORAL_TLS_CERT,
+TEMPORAL_TLS_KEY, TEMPORAL_TLS_CA, TEMPORAL_API_KEY (bootstrap server); KUBECONFIG and
+HELM_BIN (the clusters); the usual AWS_* variables (RDS, Secrets Manager, S3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from temporalio.worker import Worker
+
+import bootstrap_server
+from activities.check_database import DatabasePreflight
+from activities.clients import AwsClients, KubeClients
+from activities.ensure_ca_bundle import CaBundlePublisher
+from activities.ensure_db_secret import DbSecretPublisher
+from activities.install_chart import ChartInstaller
+from activities.register_namespaces import RegisterNamespaces
+from activities.temporal_target import TargetTemporalClients
+from activities.wait_frontend_healthy import WaitFrontendHealthy
+from workflows.bootstrap import BootstrapWorkflow
+
+log = logging.getLogger("temporal-bootstrap.worker")
+
+
+def build_activities(kubeconfig: str | None, helm_binary: str | None) -> list[Callable[..., Any]]:
+    """Every activity, bound to clients built once here."""
+    aws = AwsClients()
+    kube = KubeClients(kubeconfig)
+    target = TargetTemporalClients()
+    return [
+        DatabasePreflight(aws, kube).check_database,
+        CaBundlePublisher(aws, kube).ensure_ca_bundle,
+        DbSecretPublisher(aws, kube).ensure_db_secret,
+        ChartInstaller(helm_binary, kubeconfig).install_chart,
+        WaitFrontendHealthy(target).wait_frontend_healthy,
+        RegisterNamespaces(target).register_namespaces,
+    ]
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="worker.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--local-stack",
+        action="store_true",
+        help="take KUBECONFIG, AWS_* and TEMPORAL_ADDRESS from a running `python -m local_stack up`",
+    )
+    parser.add_argument("--max-concurrent-activities", type=int, default=8)
+    return parser.parse_args(argv)
+
+
+async def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.local_stack and not bootstrap_server.apply_local_stack_env():
+        log.error("no running local stack: start it with `python -m local_stack up`")
+        return 1
+    settings = bootstrap_server.resolve()
+    assert settings is not None
+    client = await settings.connect()
+    activities = build_activities(os.environ.get("KUBECONFIG"), os.environ.get("HELM_BIN"))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    with concurrent.futures.ThreadPoolExecutor(args.max_concurrent_activities) as pool:
+        worker = Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=[BootstrapWorkflow],
+            activities=activities,
+            activity_executor=pool,
+            max_concurrent_activities=args.max_concurrent_activities,
+            # Long activities (helm --wait) get this long to finish after SIGTERM.
+            graceful_shutdown_timeout=timedelta(seconds=10),
+        )
+        async with worker:
+            log.info(
+                "worker ready: %s namespace %s task queue %s%s",
+                settings.address,
+                settings.namespace,
+                settings.task_queue,
+                f"; Web UI {settings.ui_url}" if settings.ui_url else "",
+            )
+            print(
+                f"worker ready on {settings.address}, task queue {settings.task_queue}", flush=True
+            )
+            if settings.ui_url:
+                print(f"Temporal Web UI: {settings.ui_url}", flush=True)
+            await stop.wait()
+            log.info("shutting down: finishing running activities")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
