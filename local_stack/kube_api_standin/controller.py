@@ -274,3 +274,5 @@ class Controller:
             self.store.update(
                 rs_res, ns, rs["metadata"]["name"], {**copy.deepcopy(current), "spec": rs["spec"]}
             )
+        # Settle the ReplicaSet before the Deployment reports available, as helm v3 reads both.
+        self.reconcile("ReplicaSet", ns, rs["metadata"]["name"])

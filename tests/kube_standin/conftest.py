@@ -1,0 +1,117 @@
+"""Fixtures for the contract tests against the Kubernetes API stand-in."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+from local_stack.kube_api_standin import KubeApiStandIn
+
+CHART = Path(__file__).resolve().parents[2].parent / "shared" / "charts" / "temporal-0.52.0"
+KUBECTL = "/usr/bin/kubectl"
+
+
+def copy_chart_without_dependencies(src: Path, dest: Path) -> Path:
+    """helm refuses a chart whose declared (optional, disabled) subcharts are missing."""
+    shutil.copytree(src, dest)
+    chart_yaml = dest / "Chart.yaml"
+    meta = yaml.safe_load(chart_yaml.read_text())
+    meta.pop("dependencies", None)
+    chart_yaml.write_text(yaml.safe_dump(meta, sort_keys=False))
+    (dest / "Chart.lock").unlink(missing_ok=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def standin_server() -> Iterator[KubeApiStandIn]:
+    server = KubeApiStandIn.start(port=0)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def standin(standin_server: KubeApiStandIn) -> KubeApiStandIn:
+    """The shared stand-in, emptied for each test."""
+    standin_server.reset()
+    return standin_server
+
+
+@pytest.fixture
+def kubeconfig(standin: KubeApiStandIn, tmp_path: Path) -> Path:
+    return standin.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def api_client(kubeconfig: Path) -> Iterator[client.ApiClient]:
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def core(api_client: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client)
+
+
+@pytest.fixture
+def apps(api_client: client.ApiClient) -> client.AppsV1Api:
+    return client.AppsV1Api(api_client)
+
+
+@pytest.fixture
+def tool_env(tmp_path: Path, kubeconfig: Path) -> dict[str, str]:
+    """A private HOME so discovery caches from other ports and runs never leak in."""
+    home = tmp_path / "home"
+    home.mkdir()
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "KUBECONFIG": str(kubeconfig),
+        "HELM_CACHE_HOME": str(home / ".cache" / "helm"),
+        "HELM_CONFIG_HOME": str(home / ".config" / "helm"),
+        "HELM_DATA_HOME": str(home / ".local" / "share" / "helm"),
+    }
+
+
+@pytest.fixture
+def run(tool_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    def _run(
+        *argv: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(argv, env=tool_env, capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            pytest.fail(
+                f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    return _run
+
+
+@pytest.fixture(scope="session")
+def temporal_chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_chart_without_dependencies(CHART, tmp_path_factory.mktemp("chart") / "temporal")
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., Any]:
+    """Poll until the predicate returns something truthy (the stand-in's controller is async)."""
+
+    def _wait(predicate: Callable[[], Any], timeout: float = 10, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if value := predicate():
+                return value
+            time.sleep(0.05)
+        pytest.fail(f"timed out waiting for {what}")
+
+    return _wait
