@@ -72,8 +72,11 @@ class Watch:
 
 
 class Store:
-    def __init__(self, registry: Registry, history: int = 20000) -> None:
+    def __init__(
+        self, registry: Registry, history: int = 20000, namespace_delay: float = 0.5
+    ) -> None:
         self.registry = registry
+        self.namespace_delay = namespace_delay
         self.history_size = history
         self.hooks: list[Callable[[Event], None]] = []
         self.reset()
@@ -149,9 +152,15 @@ class Store:
         self.rv += 1
         obj["metadata"]["resourceVersion"] = str(self.rv)
 
-    def _check_namespace(self, res: Resource, ns: str | None) -> None:
-        if res.namespaced and self.raw(self.registry.namespace, None, ns or "") is None:
+    def _check_namespace(self, res: Resource, ns: str | None, name: str) -> None:
+        if not res.namespaced:
+            return
+        namespace = self.raw(self.registry.namespace, None, ns or "")
+        if namespace is None:
             raise not_found("namespaces", ns or "")
+        if "deletionTimestamp" in namespace["metadata"]:
+            why = f"unable to create new content in namespace {ns} because it is being terminated"
+            raise ApiError(403, "Forbidden", f'{res.qualified} "{name}" is forbidden: {why}')
 
     def create(self, res: Resource, ns: str | None, obj: Obj, dry_run: bool = False) -> Obj:
         obj = prune_nulls(obj)
@@ -175,7 +184,7 @@ class Store:
             raise invalid(
                 f"{res.kind}: metadata.name: Required value: name or generateName is required"
             )
-        self._check_namespace(res, ns)
+        self._check_namespace(res, ns, name)
         if self.raw(res, ns, name) is not None:
             raise already_exists(res.qualified, name)
         obj["apiVersion"], obj["kind"] = res.api_version, res.kind
@@ -258,16 +267,49 @@ class Store:
                 raise conflict(res.qualified, name, f"Precondition failed: {key} mismatch")
         if dry_run:
             return copy.deepcopy(cur)
-        if res is self.registry.namespace:  # no namespace controller: empty it right away
-            for other, objs in list(self.objects.items()):
-                if other.namespaced:
-                    for ident in [k for k in objs if k[0] == name]:
-                        self._remove(other, objs[ident])
+        if res is self.registry.namespace:
+            return self._terminate_namespace(cur)
         self._remove(res, cur)
         orphan = options.get("propagationPolicy") == "Orphan" or options.get("orphanDependents")
         if not orphan:
             self._collect(cur)
         return copy.deepcopy(cur)
+
+    def _terminate_namespace(self, ns: Obj) -> Obj:
+        """Like the namespace controller: Terminating first, emptied and gone a moment later,
+        so clients that delete a namespace and then its contents (kubectl delete -f) work."""
+        if "deletionTimestamp" not in ns["metadata"]:
+            old = copy.deepcopy(ns)
+            ns["metadata"]["deletionTimestamp"] = now()
+            ns["status"] = {"phase": "Terminating"}
+            self._bump(ns)
+            self._emit("MODIFIED", self.registry.namespace, ns, old)
+            try:
+                loop = asyncio.get_running_loop()
+                loop.call_later(
+                    self.namespace_delay, self._finalize_namespace, ns["metadata"]["uid"]
+                )
+            except RuntimeError:
+                self._finalize_namespace(ns["metadata"]["uid"])
+        return copy.deepcopy(ns)
+
+    def _finalize_namespace(self, uid: str) -> None:
+        ns = next(
+            (
+                o
+                for o in self.objects[self.registry.namespace].values()
+                if o["metadata"]["uid"] == uid
+            ),
+            None,
+        )
+        if ns is None:
+            return
+        name = ns["metadata"]["name"]
+        for res, objs in list(self.objects.items()):
+            if res.namespaced:
+                for ident in [k for k in objs if k[0] == name]:
+                    self._remove(res, objs[ident])
+        self._remove(self.registry.namespace, ns)
 
     def _remove(self, res: Resource, obj: Obj) -> None:
         meta = obj["metadata"]

@@ -141,10 +141,19 @@ def test_namespace_delete_cascades(
     core.create_namespaced_config_map("kept", {"metadata": {"name": "c"}})
 
     core.delete_namespace("doomed")
-
+    assert core.read_namespace("doomed").status.phase == "Terminating"
     with pytest.raises(client.ApiException) as err:
-        core.read_namespace("doomed")
-    assert _reason(err.value) == "NotFound"
+        core.create_namespaced_config_map("doomed", {"metadata": {"name": "late"}})
+    assert (err.value.status, _reason(err.value)) == (403, "Forbidden")
+
+    def gone() -> bool:
+        try:
+            core.read_namespace("doomed")
+        except client.ApiException as e:
+            return _reason(e) == "NotFound"
+        return False
+
+    wait_for(gone, what="namespace finalized")
     assert not core.list_config_map_for_all_namespaces(
         field_selector="metadata.namespace=doomed"
     ).items
