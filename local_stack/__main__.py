@@ -6,7 +6,9 @@ import argparse
 import os
 import shlex
 import shutil
+import signal
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,33 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Foreground, in-process (moto and the Kubernetes stand-in in this process) until
+    SIGINT/SIGTERM, then everything is stopped."""
+    state = load_state(args.state_dir)
+    if state is not None and any(processes_alive(state).values()):
+        print(f"error: a local stack is already up in {args.state_dir}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stack = LocalStack(args.state_dir, with_kubernetes=not args.without_kubernetes)
+    try:
+        stack.start()
+    except MariaDBNotInstalled as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        print(f"local stack up in {stack.startup_seconds:.2f}s (Ctrl-C stops it)")
+        print(describe(stack.state()), flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        stack.stop()
+    print("local stack stopped")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     state = load_state(args.state_dir)
     if state is None:
@@ -120,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         "--without-kubernetes", action="store_true", help="skip the Kubernetes API stand-in"
     )
     up.set_defaults(func=cmd_up)
+    run = sub.add_parser("run", help="run in the foreground until Ctrl-C (in-process moto)")
+    run.add_argument(
+        "--without-kubernetes", action="store_true", help="skip the Kubernetes API stand-in"
+    )
+    run.set_defaults(func=cmd_run)
     sub.add_parser("status", help="is everything recorded still running?").set_defaults(
         func=cmd_status
     )

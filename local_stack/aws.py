@@ -56,6 +56,10 @@ def _point_endpoint_at(instance: Any, address: str) -> None:
     instance.__class__ = local_cls
 
 
+class MotoAlreadyRunning(RuntimeError):
+    pass
+
+
 @dataclass
 class DatabaseTarget:
     """What the RDS instance, secret and S3 object describe."""
@@ -77,22 +81,40 @@ class LocalAws:
 
     # --- lifecycle -------------------------------------------------------------------
     def start(self) -> LocalAws:
+        global _running
         from moto.server import ThreadedMotoServer
+
+        with _running_lock:
+            if _running is not None:
+                raise MotoAlreadyRunning(
+                    f"a LocalAws is already running in this process ({_running.endpoint_url}); "
+                    "moto's backends are process-global, so a second one would overwrite its "
+                    "RDS instance, secret and S3 object: share the running one"
+                )
+            _running = self
 
         # werkzeug logs every request to stderr; tests and the CLI log stay readable.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # port=0: the OS picks a free port while binding, so there is no race.
-        self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
-        self.seed()
+        try:
+            self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
+            self._server.start()
+            host, port = self._server.get_host_and_port()
+            self.endpoint_url = f"http://{host}:{port}"
+            self.seed()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
+        global _running
         if self._server is not None:
             self._server.stop()
             self._server = None
+        with _running_lock:
+            if _running is self:
+                _running = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -183,6 +205,10 @@ class LocalAws:
             "ca_key": CA_KEY,
             "env": self.env,
         }
+
+
+_running: LocalAws | None = None
+_running_lock = threading.Lock()
 
 
 @contextlib.contextmanager

@@ -14,9 +14,9 @@ def _describe(aws: LocalAws) -> dict:
     return rds.describe_db_instances(DBInstanceIdentifier=RDS_INSTANCE_ID)["DBInstances"][0]
 
 
-def test_rds_endpoint_is_the_local_mariadb(aws: LocalAws, ls_db: MariaDB) -> None:
+def test_rds_endpoint_is_the_local_mariadb(aws: LocalAws, mariadb: MariaDB) -> None:
     inst = _describe(aws)
-    assert inst["Endpoint"] == {"Address": ls_db.host, "Port": ls_db.port}
+    assert inst["Endpoint"] == {"Address": mariadb.host, "Port": mariadb.port}
     assert inst["Engine"] == "mysql"
     assert inst["EngineVersion"].startswith("8.0.")
     assert inst["DBInstanceStatus"] == "available"
@@ -29,27 +29,27 @@ def test_set_rds_status(aws: LocalAws, status: str) -> None:
     assert _describe(aws)["DBInstanceStatus"] == status
 
 
-def test_delete_rds_instance_then_reseed(aws: LocalAws, ls_db: MariaDB) -> None:
+def test_delete_rds_instance_then_reseed(aws: LocalAws, mariadb: MariaDB) -> None:
     aws.delete_rds_instance()
     with pytest.raises(botocore.exceptions.ClientError, match="DBInstanceNotFound"):
         _describe(aws)
     assert aws.rds_status() is None
     aws.seed()
-    assert _describe(aws)["Endpoint"]["Port"] == ls_db.port
+    assert _describe(aws)["Endpoint"]["Port"] == mariadb.port
 
 
-def test_secret_holds_the_db_password(aws: LocalAws, ls_db: MariaDB) -> None:
+def test_secret_holds_the_db_password(aws: LocalAws, mariadb: MariaDB) -> None:
     value = aws.client("secretsmanager").get_secret_value(SecretId=SECRET_ID)["SecretString"]
     secret = json.loads(value)
-    assert secret["password"] == ls_db.password
-    assert secret["visibility_password"] == ls_db.password
+    assert secret["password"] == mariadb.password
+    assert secret["visibility_password"] == mariadb.password
     # The password really opens the database.
-    ls_db.connect().close()
+    mariadb.connect().close()
 
 
-def test_ca_bundle_in_s3(aws: LocalAws, ls_db: MariaDB) -> None:
+def test_ca_bundle_in_s3(aws: LocalAws, mariadb: MariaDB) -> None:
     body = aws.client("s3").get_object(Bucket=CA_BUCKET, Key=CA_KEY)["Body"].read()
-    assert body == ls_db.ca_path.read_bytes()
+    assert body == mariadb.ca_path.read_bytes()
 
 
 def test_env_sends_default_boto3_clients_to_moto(

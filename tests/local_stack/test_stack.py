@@ -1,17 +1,26 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 import urllib.request
 from pathlib import Path
 
+import boto3
 import pytest
 import yaml
 
 from local_stack import stack as stack_mod
-from local_stack.aws import RDS_INSTANCE_ID
+from local_stack.aws import RDS_INSTANCE_ID, DatabaseTarget, LocalAws, MotoAlreadyRunning
+from local_stack.mariadb import MariaDB
 from local_stack.processes import ManagedProcess, pid_alive
 from local_stack.stack import LocalStack, StackAlreadyRunning, load_state, processes_alive
 from local_stack.temporal_servers import wait_serving
+from local_stack.tls import write_ca
+
+REPO = Path(__file__).resolve().parents[2]
 
 STATE_KEYS = {
     "version",
@@ -28,14 +37,33 @@ STATE_KEYS = {
 }
 
 
-def test_in_process_stack_up_and_down(tmp_path: Path) -> None:
-    state_dir = tmp_path / "stack"
-    stack = LocalStack(state_dir).start()
-    try:
-        print(f"in-process local stack up in {stack.startup_seconds:.2f}s")
+def _wait_for_state(state_dir: Path, proc: subprocess.Popen[str]) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         state = load_state(state_dir)
-        assert state is not None and set(state) == STATE_KEYS
-        assert state["mode"] == "in-process"
+        if state is not None:
+            return state
+        assert proc.poll() is None, proc.communicate()[0]
+        time.sleep(0.1)
+    raise AssertionError("stack.json never appeared")
+
+
+def test_in_process_stack_up_and_down(tmp_path: Path) -> None:
+    # In its own Python process: moto's backends are process-global and this pytest
+    # process already runs the suite's moto (see conftest.py).
+    state_dir = tmp_path / "stack"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "local_stack", "--state-dir", str(state_dir), "run"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        state = _wait_for_state(state_dir, proc)
+        print(f"in-process local stack up in {state['startup_seconds']:.2f}s")
+        assert set(state) == STATE_KEYS
+        assert state["mode"] == "in-process" and state["owner_pid"] == proc.pid
         assert set(state["processes"]) == {"mariadb", "temporal-bootstrap", "temporal-target"}
         assert all(processes_alive(state).values())
 
@@ -46,16 +74,20 @@ def test_in_process_stack_up_and_down(tmp_path: Path) -> None:
             assert r.status == 200
 
         # moto's RDS endpoint is the MariaDB, which takes the secret's password over TLS.
-        assert stack.aws is not None and stack.mariadb is not None
-        inst = stack.aws.client("rds").describe_db_instances(DBInstanceIdentifier=RDS_INSTANCE_ID)[
-            "DBInstances"
-        ][0]
+        env = state["env"]
+        rds = boto3.client(
+            "rds",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            region_name=env["AWS_DEFAULT_REGION"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
+        inst = rds.describe_db_instances(DBInstanceIdentifier=RDS_INSTANCE_ID)["DBInstances"][0]
         assert inst["Endpoint"] == {"Address": "localhost", "Port": state["mariadb"]["port"]}
-        stack.mariadb.connect().close()
+        MariaDB.from_state(state["mariadb"]).connect().close()
 
         for server in state["temporal"].values():
             wait_serving(server["address"], timeout=5)
-        env = state["env"]
         assert env["LOCAL_STACK_DB_PORT"] == str(state["mariadb"]["port"])
         assert env["LOCAL_STACK_TARGET_ADDRESS"] == state["temporal"]["target"]["address"]
         assert env["KUBECONFIG"] == state["kubernetes"]["kubeconfig"]
@@ -67,9 +99,20 @@ def test_in_process_stack_up_and_down(tmp_path: Path) -> None:
         with pytest.raises(StackAlreadyRunning):
             LocalStack(state_dir).start()
     finally:
-        stack.stop()
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, out
+    assert "local stack stopped" in out
     assert not any(processes_alive(state).values())
     assert load_state(state_dir) is None
+
+
+def test_second_moto_in_one_process_is_refused(local_aws: LocalAws, tmp_path: Path) -> None:
+    other = LocalAws(DatabaseTarget("localhost", 1, "x", write_ca(tmp_path / "ca.pem")))
+    with pytest.raises(MotoAlreadyRunning, match="process-global"):
+        other.start()
+    # The running one is untouched.
+    assert local_aws.rds_status() == "available"
 
 
 def test_failed_start_stops_what_did_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
