@@ -55,6 +55,7 @@ NON_RETRYABLE: frozenset[ErrorType] = frozenset(
         ErrorType.KUBERNETES_FORBIDDEN,
         ErrorType.HELM_BAD_VALUES,
         ErrorType.HELM_RELEASE_PENDING,
+        ErrorType.NAMESPACE_REGISTRATION_FAILED,  # refused: invalid declaration or permissions
     }
 )
 

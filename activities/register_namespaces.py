@@ -1,0 +1,323 @@
+"""Register the declared Temporal namespaces on the new cluster and keep their settings.
+
+Per declared namespace: describe it; register it when it is missing; update retention and
+description when they differ from the declaration; otherwise leave it alone. Namespaces
+nobody declared are reported, never changed or deleted. Afterwards the step polls until each
+namespace is usable through the frontend (its namespace cache refreshes every ~10 s), instead
+of sleeping a fixed time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import Literal
+
+from google.protobuf.duration_pb2 import Duration
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio import activity
+from temporalio.api.namespace.v1 import NamespaceConfig, UpdateNamespaceInfo
+from temporalio.api.workflowservice.v1 import (
+    DescribeNamespaceRequest,
+    DescribeNamespaceResponse,
+    ListNamespacesRequest,
+    ListWorkflowExecutionsRequest,
+    RegisterNamespaceRequest,
+    UpdateNamespaceRequest,
+)
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.errors import ErrorType, activity_error
+from activities.temporal_target import FrontendUnreachable, TargetTemporalClients, attempt_deadline
+from declared_state.models import Environment, TemporalNamespace, format_duration
+
+_RPC_TIMEOUT = timedelta(seconds=10)
+# The operator must change something (the declaration, the credentials): retrying cannot help.
+_PERMANENT = {
+    RPCStatusCode.INVALID_ARGUMENT,
+    RPCStatusCode.PERMISSION_DENIED,
+    RPCStatusCode.UNAUTHENTICATED,
+    RPCStatusCode.FAILED_PRECONDITION,
+    RPCStatusCode.OUT_OF_RANGE,
+    RPCStatusCode.UNIMPLEMENTED,
+}
+_SYSTEM_NAMESPACES = {"temporal-system"}
+
+
+class RegisterNamespacesInput(BaseModel):
+    """The environment whose `temporal_namespaces` are registered on its frontend."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    environment: Environment
+    concurrency: int = Field(default=4, ge=1, description="Namespaces handled at once.")
+    usable_timeout: timedelta = Field(
+        default=timedelta(seconds=60),
+        description="How long to wait for every namespace to be usable through the frontend.",
+    )
+    poll_interval: timedelta = Field(default=timedelta(seconds=1), gt=timedelta(0))
+
+
+class NamespaceOutcome(BaseModel):
+    """What happened to one declared namespace."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    action: Literal["created", "updated", "unchanged"]
+    retention_before: timedelta | None = Field(description="None: the namespace did not exist.")
+    retention_after: timedelta
+    description_changed: bool
+
+
+class RegisterNamespacesResult(BaseModel):
+    """One outcome per declared namespace (declaration order) and the undeclared ones found."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespaces: tuple[NamespaceOutcome, ...]
+    undeclared: tuple[str, ...] = Field(
+        default=(), description="Namespaces on the server nobody declared; left alone."
+    )
+
+    @property
+    def changed(self) -> bool:
+        return any(ns.action != "unchanged" for ns in self.namespaces)
+
+
+def _duration(value: timedelta) -> Duration:
+    proto = Duration()
+    proto.FromTimedelta(value)
+    return proto
+
+
+def _failure(namespace: str, what: str, exc: RPCError) -> Exception:
+    """An RPC error -> an ApplicationError naming the namespace and what to do."""
+    if exc.status in _PERMANENT:
+        return activity_error(
+            f"namespace {namespace!r}: {what} was refused by the frontend "
+            f"({exc.status.name}: {exc.message}); fix the declaration in the environment file "
+            "or the bootstrap's permissions on the cluster",
+            ErrorType.NAMESPACE_REGISTRATION_FAILED,
+        )
+    # UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL...: transient.
+    return activity_error(
+        f"namespace {namespace!r}: {what} failed, the frontend did not answer properly "
+        f"({exc.status.name}: {exc.message}); will retry",
+        ErrorType.FRONTEND_UNHEALTHY,
+    )
+
+
+class RegisterNamespaces:
+    def __init__(self, clients: TargetTemporalClients):
+        self._clients = clients
+
+    async def _describe(self, client: Client, name: str) -> DescribeNamespaceResponse | None:
+        try:
+            return await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=name), timeout=_RPC_TIMEOUT
+            )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise _failure(name, "describe", exc) from None
+
+    async def _reconcile(self, client: Client, ns: TemporalNamespace) -> NamespaceOutcome:
+        service = client.workflow_service
+        found = await self._describe(client, ns.name)
+        if found is None:
+            try:
+                await service.register_namespace(
+                    RegisterNamespaceRequest(
+                        namespace=ns.name,
+                        description=ns.description,
+                        workflow_execution_retention_period=_duration(ns.retention),
+                        is_global_namespace=ns.is_global,
+                    ),
+                    timeout=_RPC_TIMEOUT,
+                )
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.ALREADY_EXISTS:
+                    raise _failure(ns.name, "register", exc) from None
+                # Someone registered it between our describe and register: compare below.
+                found = await self._describe(client, ns.name)
+                if found is None:
+                    raise _failure(ns.name, "describe after ALREADY_EXISTS", exc) from None
+            else:
+                activity.logger.info(
+                    "namespace %s registered (retention %s)",
+                    ns.name,
+                    format_duration(ns.retention),
+                )
+                after = await self._describe(client, ns.name)
+                retention_after = (
+                    after.config.workflow_execution_retention_ttl.ToTimedelta()
+                    if after is not None
+                    else ns.retention
+                )
+                return NamespaceOutcome(
+                    name=ns.name,
+                    action="created",
+                    retention_before=None,
+                    retention_after=retention_after,
+                    description_changed=False,
+                )
+
+        retention = found.config.workflow_execution_retention_ttl.ToTimedelta()
+        description = found.namespace_info.description
+        if found.is_global_namespace != ns.is_global:
+            activity.logger.warning(
+                "namespace %s is %s on the server but declared %s; left as it is",
+                ns.name,
+                "global" if found.is_global_namespace else "local",
+                "global" if ns.is_global else "local",
+            )
+        retention_differs = retention != ns.retention
+        # UpdateNamespace ignores an empty description, so an empty declaration cannot clear
+        # one: "" means "description not managed".
+        description_differs = bool(ns.description) and description != ns.description
+        if not (retention_differs or description_differs):
+            return NamespaceOutcome(
+                name=ns.name,
+                action="unchanged",
+                retention_before=retention,
+                retention_after=retention,
+                description_changed=False,
+            )
+        request = UpdateNamespaceRequest(namespace=ns.name)
+        if retention_differs:
+            # The server changes retention only when config.workflow_execution_retention_ttl
+            # is set; the other config fields stay untouched while unset.
+            request.config.CopyFrom(
+                NamespaceConfig(workflow_execution_retention_ttl=_duration(ns.retention))
+            )
+        if description_differs:
+            request.update_info.CopyFrom(UpdateNamespaceInfo(description=ns.description))
+        try:
+            response = await service.update_namespace(request, timeout=_RPC_TIMEOUT)
+        except RPCError as exc:
+            raise _failure(ns.name, "update", exc) from None
+        retention_after = response.config.workflow_execution_retention_ttl.ToTimedelta()
+        activity.logger.info(
+            "namespace %s updated: retention %s -> %s%s",
+            ns.name,
+            format_duration(retention),
+            format_duration(retention_after),
+            ", description changed" if description_differs else "",
+        )
+        return NamespaceOutcome(
+            name=ns.name,
+            action="updated",
+            retention_before=retention,
+            retention_after=retention_after,
+            description_changed=description_differs,
+        )
+
+    async def _usable(self, client: Client, name: str) -> str | None:
+        """None when `name` is usable through the frontend, else why not (yet)."""
+        try:
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=name), timeout=_RPC_TIMEOUT
+            )
+            # Namespace-scoped calls resolve the name through the frontend's namespace cache,
+            # which is what workflow starts use too.
+            await client.workflow_service.list_workflow_executions(
+                ListWorkflowExecutionsRequest(namespace=name, page_size=1), timeout=_RPC_TIMEOUT
+            )
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.UNAVAILABLE):
+                return f"{exc.status.name}: {exc.message}"
+            raise _failure(name, "using the namespace", exc) from None
+        return None
+
+    async def _wait_usable(
+        self, client: Client, names: list[str], deadline: float, interval: float
+    ) -> None:
+        pending = list(names)
+        started = time.monotonic()
+        checks = 0
+        while True:
+            checks += 1
+            answers = await asyncio.gather(*(self._usable(client, n) for n in pending))
+            waiting = {n: why for n, why in zip(pending, answers, strict=True) if why}
+            activity.heartbeat(
+                {
+                    "phase": "wait_usable",
+                    "check": checks,
+                    "waiting": sorted(waiting),
+                    "elapsed_s": round(time.monotonic() - started, 3),
+                }
+            )
+            if not waiting:
+                return
+            pending = list(waiting)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                detail = "; ".join(f"{n}: {why}" for n, why in waiting.items())
+                raise activity_error(
+                    f"namespaces not usable through the frontend after "
+                    f"{time.monotonic() - started:.0f}s ({detail}); the frontend's namespace "
+                    "cache may be lagging, will retry",
+                    ErrorType.FRONTEND_UNHEALTHY,
+                )
+            await asyncio.sleep(min(interval, left))
+
+    async def _undeclared(self, client: Client, declared: set[str]) -> tuple[str, ...]:
+        names: list[str] = []
+        token = b""
+        while True:
+            try:
+                page = await client.workflow_service.list_namespaces(
+                    ListNamespacesRequest(page_size=100, next_page_token=token),
+                    timeout=_RPC_TIMEOUT,
+                )
+            except RPCError as exc:
+                raise _failure("*", "list namespaces", exc) from None
+            names += [n.namespace_info.name for n in page.namespaces]
+            token = page.next_page_token
+            if not token:
+                break
+        return tuple(sorted(set(names) - declared - _SYSTEM_NAMESPACES))
+
+    @activity.defn(name="register_namespaces")
+    async def register_namespaces(self, input: RegisterNamespacesInput) -> RegisterNamespacesResult:
+        env = input.environment
+        try:
+            client = await self._clients.client(env, timeout=10)
+        except FrontendUnreachable as exc:
+            raise activity_error(
+                f"cannot register namespaces: Temporal frontend {exc.address} is unreachable "
+                f"({exc.reason}); will retry",
+                ErrorType.FRONTEND_UNHEALTHY,
+            ) from None
+
+        limit = asyncio.Semaphore(input.concurrency)
+        done: list[str] = []
+
+        async def one(ns: TemporalNamespace) -> NamespaceOutcome:
+            async with limit:
+                outcome = await self._reconcile(client, ns)
+            done.append(f"{ns.name}: {outcome.action}")
+            activity.heartbeat({"phase": "reconcile", "done": list(done)})
+            return outcome
+
+        tasks = [asyncio.create_task(one(ns)) for ns in env.temporal_namespaces]
+        try:
+            outcomes = await asyncio.gather(*tasks)
+        except BaseException:
+            # One failure (or cancellation) stops the rest instead of leaving them running.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+        await self._wait_usable(
+            client,
+            [o.name for o in outcomes],
+            attempt_deadline(input.usable_timeout),
+            input.poll_interval.total_seconds(),
+        )
+        undeclared = await self._undeclared(client, {ns.name for ns in env.temporal_namespaces})
+        return RegisterNamespacesResult(namespaces=tuple(outcomes), undeclared=undeclared)

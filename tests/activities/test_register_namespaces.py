@@ -1,0 +1,268 @@
+"""register_namespaces against the session's Temporal dev server, checked with the real
+`temporal` CLI. Every test uses its own namespace names: the server is shared."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import subprocess
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.errors import ErrorType
+from activities.register_namespaces import (
+    RegisterNamespaces,
+    RegisterNamespacesInput,
+    RegisterNamespacesResult,
+)
+from activities.temporal_target import TargetTemporalClients
+from declared_state.models import Environment, FrontendSpec, TemporalNamespace
+from local_stack.processes import LOOPBACK, free_port
+from local_stack.temporal_servers import temporal_cli
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def declaring(env: Environment, *namespaces: TemporalNamespace) -> Environment:
+    return env.model_copy(update={"temporal_namespaces": namespaces})
+
+
+def cli(address: str, *args: str) -> str:
+    done = subprocess.run(
+        [temporal_cli(), "operator", "namespace", *args, "--address", address],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def described(address: str, name: str) -> dict[str, Any]:
+    return json.loads(cli(address, "describe", "--namespace", name, "-o", "json"))
+
+
+def retention(address: str, name: str) -> timedelta:
+    ttl = described(address, name)["config"]["workflowExecutionRetentionTtl"]  # "604800s"
+    return timedelta(seconds=float(ttl.removesuffix("s")))
+
+
+class Calls:
+    """Counts (and optionally slows) register/update calls of a real client; they still go
+    to the server."""
+
+    def __init__(self, service: Any, delay: float = 0.0):
+        self.counts = {"register_namespace": 0, "update_namespace": 0}
+        self.in_flight = 0
+        self.max_in_flight = 0
+        for name in self.counts:
+            setattr(service, name, self._wrap(name, getattr(service, name), delay))
+
+    def _wrap(self, name: str, real: Any, delay: float) -> Any:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            self.counts[name] += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(delay)
+                return await real(*args, **kwargs)
+            finally:
+                self.in_flight -= 1
+
+        return call
+
+
+@pytest.fixture
+async def clients() -> TargetTemporalClients:
+    return TargetTemporalClients()  # fresh per test, so spying on its client stays local
+
+
+async def spy(clients: TargetTemporalClients, env: Environment, delay: float = 0.0) -> Calls:
+    client = await clients.client(env)
+    return Calls(client.workflow_service, delay)
+
+
+async def run(
+    clients: TargetTemporalClients, env: Environment, **fields: Any
+) -> tuple[RegisterNamespacesResult, list[dict[str, Any]]]:
+    act_env = ActivityEnvironment()
+    act_env.info = dataclasses.replace(
+        act_env.info,
+        activity_type="register_namespaces",
+        started_time=datetime.now(UTC),
+        start_to_close_timeout=timedelta(seconds=60),
+        schedule_to_close_timeout=None,
+    )
+    beats: list[dict[str, Any]] = []
+    act_env.on_heartbeat = lambda *details: beats.append(details[0])
+    result = await act_env.run(
+        RegisterNamespaces(clients).register_namespaces,
+        RegisterNamespacesInput(environment=env, **fields),
+    )
+    return result, beats
+
+
+def by_name(result: RegisterNamespacesResult) -> dict[str, Any]:
+    return {o.name: o for o in result.namespaces}
+
+
+async def test_creates_then_leaves_unchanged(local_env, target_temporal, clients):
+    addr = target_temporal.address
+    long_ns, short_ns = unique("app"), unique("short")
+    env = declaring(
+        local_env,
+        TemporalNamespace(name=long_ns, retention="168h", description="Application workflows"),
+        TemporalNamespace(name=short_ns, retention="24h", description="Short-lived"),
+    )
+    calls = await spy(clients, env)
+
+    first, beats = await run(clients, env)
+
+    assert first.changed
+    assert [o.name for o in first.namespaces] == [long_ns, short_ns]
+    for outcome, hours in zip(first.namespaces, (168, 24), strict=True):
+        assert outcome.action == "created"
+        assert outcome.retention_before is None
+        assert outcome.retention_after == timedelta(hours=hours)
+    assert calls.counts == {"register_namespace": 2, "update_namespace": 0}
+    assert retention(addr, long_ns) == timedelta(hours=168)
+    assert retention(addr, short_ns) == timedelta(hours=24)
+    assert described(addr, long_ns)["namespaceInfo"]["description"] == "Application workflows"
+    # Waited for usability with heartbeats, and the namespaces are usable now.
+    assert beats[-1]["phase"] == "wait_usable" and beats[-1]["waiting"] == []
+    cli_list = subprocess.run(
+        [temporal_cli(), "workflow", "list", "--address", addr, "--namespace", long_ns],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert cli_list.returncode == 0, cli_list.stderr
+
+    second, _ = await run(clients, env)
+
+    assert not second.changed
+    assert [(o.name, o.action) for o in second.namespaces] == [
+        (long_ns, "unchanged"),
+        (short_ns, "unchanged"),
+    ]
+    assert by_name(second)[long_ns].retention_before == timedelta(hours=168)
+    assert calls.counts == {"register_namespace": 2, "update_namespace": 0}  # none added
+
+
+async def test_retention_drift_is_restored(local_env, target_temporal, clients):
+    addr = target_temporal.address
+    name = unique("drift")
+    env = declaring(local_env, TemporalNamespace(name=name, retention="168h", description="d"))
+    await run(clients, env)
+    cli(addr, "update", "--namespace", name, "--retention", "48h")
+    assert retention(addr, name) == timedelta(hours=48)
+
+    result, _ = await run(clients, env)
+
+    outcome = by_name(result)[name]
+    assert outcome.action == "updated"
+    assert outcome.retention_before == timedelta(hours=48)
+    assert outcome.retention_after == timedelta(hours=168)
+    assert not outcome.description_changed
+    assert retention(addr, name) == timedelta(hours=168)
+    assert described(addr, name)["namespaceInfo"]["description"] == "d"
+
+
+async def test_description_drift_is_restored(local_env, target_temporal, clients):
+    addr = target_temporal.address
+    name = unique("desc")
+    env = declaring(
+        local_env, TemporalNamespace(name=name, retention="72h", description="Declared text")
+    )
+    await run(clients, env)
+    cli(addr, "update", "--namespace", name, "--description", "changed by hand")
+
+    result, _ = await run(clients, env)
+
+    outcome = by_name(result)[name]
+    assert outcome.action == "updated"
+    assert outcome.description_changed
+    assert outcome.retention_before == outcome.retention_after == timedelta(hours=72)
+    assert described(addr, name)["namespaceInfo"]["description"] == "Declared text"
+    assert retention(addr, name) == timedelta(hours=72)
+
+    again, _ = await run(clients, env)
+    assert by_name(again)[name].action == "unchanged"
+
+
+async def test_undeclared_namespace_is_left_alone(local_env, target_temporal, clients):
+    addr = target_temporal.address
+    other, declared = unique("other"), unique("mine")
+    cli(addr, "create", "--namespace", other, "--retention", "72h", "--description", "theirs")
+
+    result, _ = await run(clients, declaring(local_env, TemporalNamespace(name=declared)))
+
+    assert [o.name for o in result.namespaces] == [declared]
+    assert other in result.undeclared
+    assert declared not in result.undeclared
+    assert retention(addr, other) == timedelta(hours=72)
+    assert described(addr, other)["namespaceInfo"]["description"] == "theirs"
+
+
+async def test_concurrency_is_bounded(local_env, clients):
+    names = [unique("bound") for _ in range(5)]
+    env = declaring(local_env, *(TemporalNamespace(name=n) for n in names))
+    calls = await spy(clients, env, delay=0.3)  # keeps each register call open a while
+
+    result, _ = await run(clients, env, concurrency=2)
+
+    assert [o.action for o in result.namespaces] == ["created"] * 5
+    assert calls.counts["register_namespace"] == 5
+    assert calls.max_in_flight == 2
+
+
+async def test_refused_declaration_is_not_retryable(local_env, target_temporal, clients):
+    # The dev server is not a multi-cluster setup: registering a global namespace is refused.
+    name = unique("global")
+    env = declaring(local_env, TemporalNamespace(name=name, retention="48h", **{"global": True}))
+
+    with pytest.raises(ApplicationError) as caught:
+        await run(clients, env)
+
+    err = caught.value
+    assert err.type == ErrorType.NAMESPACE_REGISTRATION_FAILED
+    assert err.non_retryable
+    assert name in err.message and "INVALID_ARGUMENT" in err.message
+    listed = subprocess.run(
+        [
+            temporal_cli(),
+            "operator",
+            "namespace",
+            "describe",
+            "--address",
+            target_temporal.address,
+            "--namespace",
+            name,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert listed.returncode != 0  # nothing was registered
+
+
+async def test_unreachable_frontend_is_retryable(local_env, clients):
+    address = f"{LOOPBACK}:{free_port()}"
+    env = declaring(local_env, TemporalNamespace(name=unique("x"))).model_copy(
+        update={"frontend": FrontendSpec(address=address)}
+    )
+
+    with pytest.raises(ApplicationError) as caught:
+        await run(clients, env)
+
+    assert caught.value.type == ErrorType.FRONTEND_UNHEALTHY
+    assert not caught.value.non_retryable
+    assert address in caught.value.message
