@@ -337,6 +337,7 @@ def _aws_static_state() -> dict[str, str]:
 def local_stack(state_dir: Path | None = None, **kwargs: Any) -> Iterator[LocalStack]:
     """Fixture-style in-process stack; by default in its own `.state/local-stack/run-<pid>`
     so it never collides with a stack started by the CLI."""
+    throwaway = state_dir is None
     state_dir = state_dir or default_state_dir() / f"run-{os.getpid()}"
     stack = LocalStack(state_dir, **kwargs).start()
     print(f"local stack up in {stack.startup_seconds:.2f}s", file=sys.stderr)
@@ -344,3 +345,5 @@ def local_stack(state_dir: Path | None = None, **kwargs: Any) -> Iterator[LocalS
         yield stack
     finally:
         stack.stop()
+        if throwaway:
+            shutil.rmtree(state_dir, ignore_errors=True)
