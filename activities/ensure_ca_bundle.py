@@ -1,0 +1,116 @@
+"""ensure_ca_bundle: publish the RDS CA bundle as the ConfigMap the server pods mount.
+
+The bundle comes from the environment's source (a local file or an S3 object), must parse as
+one or more PEM certificates, and lands under `ca_bundle.key` of ConfigMap
+`ca_bundle.config_map` in the release's namespace (created here when missing: this step runs
+before helm). Equal content means no write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client as k8s
+from pydantic import BaseModel, ConfigDict
+from temporalio import activity
+
+from activities.clients import AwsClients, KubeClients
+from activities.errors import ErrorType, activity_error
+from activities.kube_objects import WriteAction, ensure_namespaced_object
+from activities.sources import describe_source, fetch_ca_bundle, parse_certificates
+from declared_state.models import Environment
+
+# The API server refuses ConfigMaps above 1 MiB; say so before it does.
+MAX_CONFIG_MAP_BYTES = 1024 * 1024
+
+
+class EnsureCaBundleInput(BaseModel):
+    """The environment whose CA bundle is published."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    environment: Environment
+
+
+class EnsureCaBundleResult(BaseModel):
+    """Where the bundle is, whether this run wrote it, and what it holds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    config_map: str
+    namespace: str
+    key: str
+    action: WriteAction
+    sha256: str
+    certificates: int
+    earliest_expiry: datetime
+
+
+class CaBundlePublisher:
+    """Publishes the CA bundle; clients are built once by the worker."""
+
+    def __init__(self, aws: AwsClients, kube: KubeClients):
+        self._aws = aws
+        self._kube = kube
+
+    @activity.defn(name="ensure_ca_bundle")
+    def ensure_ca_bundle(self, input: EnsureCaBundleInput) -> EnsureCaBundleResult:
+        env = input.environment
+        spec = env.ca_bundle
+        origin = describe_source(spec.source)
+        bundle = fetch_ca_bundle(spec.source, self._aws)
+        certificates = parse_certificates(bundle, origin)
+        if not certificates:
+            raise activity_error(
+                f"CA bundle {origin} holds no PEM certificate", ErrorType.CA_BUNDLE_INVALID
+            )
+        if len(bundle) > MAX_CONFIG_MAP_BYTES:
+            raise activity_error(
+                f"CA bundle {origin} is {len(bundle)} bytes, more than a ConfigMap can hold (1 MiB)",
+                ErrorType.CA_BUNDLE_INVALID,
+            )
+        try:
+            text = bundle.decode("utf-8")
+        except UnicodeDecodeError:
+            raise activity_error(
+                f"CA bundle {origin} is not UTF-8 text; a ConfigMap data value must be",
+                ErrorType.CA_BUNDLE_INVALID,
+            ) from None
+        earliest = min(cert.not_valid_after_utc for cert in certificates)
+        if earliest <= datetime.now(UTC):
+            activity.logger.warning(
+                "CA bundle %s contains a certificate that expired at %s", origin, earliest
+            )
+
+        def build(current: Any | None, meta: k8s.V1ObjectMeta) -> k8s.V1ConfigMap:
+            data = dict(current.data or {}) if current is not None else {}
+            data[spec.key] = text
+            binary = dict(current.binary_data or {}) if current is not None else {}
+            # A key may live in data or binaryData, not both.
+            binary.pop(spec.key, None)
+            return k8s.V1ConfigMap(metadata=meta, data=data, binary_data=binary or None)
+
+        def is_current(live: Any) -> bool:
+            return (live.data or {}).get(spec.key) == text and spec.key not in (
+                live.binary_data or {}
+            )
+
+        action = ensure_namespaced_object(
+            self._kube.core_v1(env.kubernetes.context),
+            "ConfigMap",
+            env.kubernetes.namespace,
+            spec.config_map,
+            build=build,
+            is_current=is_current,
+        )
+        return EnsureCaBundleResult(
+            config_map=spec.config_map,
+            namespace=env.kubernetes.namespace,
+            key=spec.key,
+            action=action,
+            sha256=hashlib.sha256(bundle).hexdigest(),
+            certificates=len(certificates),
+            earliest_expiry=earliest,
+        )

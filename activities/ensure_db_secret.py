@@ -1,0 +1,118 @@
+"""ensure_db_secret: the Kubernetes Secret both Temporal stores read their DB password from.
+
+With passwords in AWS Secrets Manager, the Secret `database.kubernetes_secret.name` is created
+or updated (type Opaque, both keys, managed-by label; equal content means no write). When the
+environment says the Secret is managed elsewhere, it is only verified: it must exist and hold
+both keys with non-empty values. Password values never leave this activity: results, logs and
+errors name the Secret and its keys only.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Literal
+
+from kubernetes import client as k8s
+from pydantic import BaseModel, ConfigDict
+from temporalio import activity
+
+from activities.clients import AwsClients, KubeClients
+from activities.errors import ErrorType, activity_error
+from activities.kube_objects import ensure_namespaced_object
+from activities.sources import read_db_passwords
+from declared_state.models import AwsSecretsManagerPasswords, Environment
+
+SECRET_TYPE = "Opaque"
+
+
+class EnsureDbSecretInput(BaseModel):
+    """The environment whose DB password Secret is ensured."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    environment: Environment
+
+
+class EnsureDbSecretResult(BaseModel):
+    """Which Secret and keys, and what this run did (never the values)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    secret: str
+    namespace: str
+    keys: tuple[str, ...]
+    action: Literal["created", "updated", "unchanged", "verified"]
+
+
+class DbSecretPublisher:
+    """Publishes or verifies the DB password Secret; clients are built once by the worker."""
+
+    def __init__(self, aws: AwsClients, kube: KubeClients):
+        self._aws = aws
+        self._kube = kube
+
+    @activity.defn(name="ensure_db_secret")
+    def ensure_db_secret(self, input: EnsureDbSecretInput) -> EnsureDbSecretResult:
+        env = input.environment
+        spec = env.database.kubernetes_secret
+        namespace = env.kubernetes.namespace
+        keys = (spec.default_store_key, spec.visibility_store_key)
+        where = f"Kubernetes Secret {namespace}/{spec.name}"
+        # Secrets Manager, or the existing Secret itself (which raises KUBERNETES_SECRET_INVALID
+        # when it or a key is missing).
+        passwords = read_db_passwords(env, self._aws, self._kube)
+
+        if not isinstance(env.database.password_source, AwsSecretsManagerPasswords):
+            empty = [
+                key
+                for key, value in zip(
+                    keys, (passwords.default_store, passwords.visibility_store), strict=True
+                )
+                if not value
+            ]
+            if empty:
+                raise activity_error(
+                    f"{where} has an empty value under key(s) {', '.join(map(repr, empty))}; "
+                    "the environment says it is managed elsewhere, so fill it there",
+                    ErrorType.KUBERNETES_SECRET_INVALID,
+                )
+            activity.logger.info("%s verified: keys %s present", where, ", ".join(keys))
+            return EnsureDbSecretResult(
+                secret=spec.name, namespace=namespace, keys=keys, action="verified"
+            )
+
+        desired = {
+            spec.default_store_key: _b64(passwords.default_store),
+            spec.visibility_store_key: _b64(passwords.visibility_store),
+        }
+
+        def build(current: Any | None, meta: k8s.V1ObjectMeta) -> k8s.V1Secret:
+            if current is not None and (current.type or SECRET_TYPE) != SECRET_TYPE:
+                # The type is immutable; replacing would fail with an error that cannot help.
+                raise activity_error(
+                    f"{where} has type {current.type!r}, not {SECRET_TYPE}; delete it so the "
+                    "bootstrap can create it, or switch the environment to "
+                    "password_source.kind: existing_kubernetes_secret",
+                    ErrorType.CONFIGURATION_MISMATCH,
+                )
+            data = dict(current.data or {}) if current is not None else {}
+            data.update(desired)
+            return k8s.V1Secret(metadata=meta, type=SECRET_TYPE, data=data)
+
+        def is_current(live: Any) -> bool:
+            data = live.data or {}
+            return all(data.get(key) == value for key, value in desired.items())
+
+        action = ensure_namespaced_object(
+            self._kube.core_v1(env.kubernetes.context),
+            "Secret",
+            namespace,
+            spec.name,
+            build=build,
+            is_current=is_current,
+        )
+        return EnsureDbSecretResult(secret=spec.name, namespace=namespace, keys=keys, action=action)
+
+
+def _b64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()

@@ -1,0 +1,177 @@
+"""Create or update one namespaced object the bootstrap owns (a ConfigMap or a Secret).
+
+Shared by ensure_ca_bundle and ensure_db_secret: read the object, create it when missing (and
+its namespace when that is missing too: these steps run before helm creates it), replace it
+only when the keys the bootstrap manages differ, and report created / updated / unchanged.
+A 409 on create (another writer won the race) or on replace (stale resourceVersion) means
+"read and compare again". Keys other writers added to the object are kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Literal
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from temporalio import activity
+
+from activities.errors import ErrorType, activity_error
+from activities.sources import kubernetes_failure
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "temporal-bootstrap"
+MANAGED_LABELS: dict[str, str] = {MANAGED_BY_LABEL: MANAGED_BY}
+
+WriteAction = Literal["created", "updated", "unchanged"]
+ObjectKind = Literal["ConfigMap", "Secret"]
+
+# Each conflict means another writer changed the object between our read and our write;
+# a few immediate re-reads settle an ordinary race, anything beyond is for the retry policy.
+_MAX_ATTEMPTS = 3
+
+_METHODS: dict[ObjectKind, tuple[str, str, str]] = {
+    "ConfigMap": (
+        "read_namespaced_config_map",
+        "create_namespaced_config_map",
+        "replace_namespaced_config_map",
+    ),
+    "Secret": ("read_namespaced_secret", "create_namespaced_secret", "replace_namespaced_secret"),
+}
+
+
+def ensure_namespaced_object(
+    core: k8s.CoreV1Api,
+    kind: ObjectKind,
+    namespace: str,
+    name: str,
+    *,
+    build: Callable[[Any | None, k8s.V1ObjectMeta], Any],
+    is_current: Callable[[Any], bool],
+) -> WriteAction:
+    """Make `kind` `namespace`/`name` hold what `build` describes; write only when it differs.
+
+    `build(current, metadata)` returns the full object to send (`current` is the live object
+    or None on create; `metadata` already carries the managed-by label and, on update, the
+    live resourceVersion). `is_current(live)` says whether the live object's managed content
+    is already the desired one. Secret contents never appear in messages or logs.
+    """
+    where = f"{kind} {namespace}/{name}"
+    read_name, create_name, replace_name = _METHODS[kind]
+    read, create, replace = (getattr(core, m) for m in (read_name, create_name, replace_name))
+    for _ in range(_MAX_ATTEMPTS):
+        try:
+            current = _call(where, "reading", kind, read, name, namespace)
+        except _NotFound:
+            current = None
+        if current is None:
+            meta = k8s.V1ObjectMeta(name=name, namespace=namespace, labels=dict(MANAGED_LABELS))
+            if _create(core, create, where, kind, namespace, build(None, meta)):
+                activity.logger.info("%s created", where)
+                return "created"
+            activity.logger.info("%s was created concurrently; comparing again", where)
+            continue
+        labels = current.metadata.labels or {}
+        if is_current(current) and labels.get(MANAGED_BY_LABEL) == MANAGED_BY:
+            activity.logger.info("%s unchanged", where)
+            return "unchanged"
+        meta = current.metadata
+        meta.labels = {**labels, **MANAGED_LABELS}
+        meta.managed_fields = None
+        body = build(current, meta)
+        try:
+            _call(where, "updating", kind, replace, name, namespace, body)
+        except _Conflict:
+            activity.logger.info("%s changed while being updated; comparing again", where)
+            continue
+        except _NotFound:
+            activity.logger.info("%s was deleted while being updated; creating it", where)
+            continue
+        activity.logger.info("%s updated", where)
+        return "updated"
+    raise activity_error(
+        f"{where} kept changing under concurrent writers ({_MAX_ATTEMPTS} attempts); "
+        "find the other writer, the step will retry",
+        ErrorType.KUBERNETES_UNAVAILABLE,
+    )
+
+
+def ensure_namespace(core: k8s.CoreV1Api, namespace: str) -> None:
+    """Create `namespace` (labelled managed-by) unless it exists; 409 is success."""
+    body = k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace, labels=dict(MANAGED_LABELS)))
+    try:
+        _call(f"Namespace {namespace}", "creating", "Namespace", core.create_namespace, body)
+    except _Conflict:
+        return
+    activity.logger.info("Namespace %s created", namespace)
+
+
+def _create(
+    core: k8s.CoreV1Api,
+    create: Callable[[str, Any], Any],
+    where: str,
+    kind: str,
+    namespace: str,
+    body: Any,
+) -> bool:
+    """True when created, False when it already exists (409). Creates a missing namespace."""
+    try:
+        _call(where, "creating", kind, create, namespace, body)
+    except _Conflict:
+        return False
+    except _NotFound:
+        # On create, 404 means the namespace is missing: create it, then the object.
+        ensure_namespace(core, namespace)
+        try:
+            _call(where, "creating", kind, create, namespace, body)
+        except _Conflict:
+            return False
+        except _NotFound:
+            raise activity_error(
+                f"creating {where}: namespace {namespace} disappeared right after being created",
+                ErrorType.KUBERNETES_UNAVAILABLE,
+            ) from None
+    return True
+
+
+class _NotFound(Exception):
+    pass
+
+
+class _Conflict(Exception):
+    pass
+
+
+def _call(where: str, doing: str, kind: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run one API call; 404/409 become _NotFound/_Conflict, the rest activity errors."""
+    try:
+        return fn(*args)
+    except ApiException as exc:
+        if exc.status == 404:
+            raise _NotFound() from None
+        if exc.status == 409:
+            raise _Conflict() from None
+        if exc.status == 422:
+            # The API refuses the object itself (e.g. `immutable: true`, a Secret of another
+            # type): retrying cannot help. Secret refusals are not quoted, they may echo data.
+            detail = "" if kind == "Secret" else f": {_server_message(exc)}"
+            raise activity_error(
+                f"{doing} {where}: Kubernetes refused the object (422 {exc.reason}){detail}; "
+                "fix or delete the existing object",
+                ErrorType.CONFIGURATION_MISMATCH,
+            ) from None
+        raise kubernetes_failure(f"{doing} {where}", exc) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise activity_error(
+            f"{doing} {where}: Kubernetes API unreachable ({type(exc).__name__}: {exc})",
+            ErrorType.KUBERNETES_UNAVAILABLE,
+        ) from None
+
+
+def _server_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "").get("message", "")) or str(exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason)

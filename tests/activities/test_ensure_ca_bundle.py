@@ -1,0 +1,284 @@
+"""ensure_ca_bundle against the Kubernetes API stand-in and moto S3 (no mocked clients)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.clients import AwsClients, KubeClients
+from activities.ensure_ca_bundle import (
+    CaBundlePublisher,
+    EnsureCaBundleInput,
+    EnsureCaBundleResult,
+)
+from activities.errors import ErrorType
+from activities.kube_objects import MANAGED_BY, MANAGED_BY_LABEL
+from declared_state.models import CaBundleFromFile, CaBundleFromS3, Environment
+from local_stack.aws import CA_BUCKET, CA_KEY, LocalAws
+from local_stack.tls import CertificateAuthority
+
+WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A namespace of its own: the stand-in is shared by the whole session."""
+    return f"cab-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def env(local_env: Environment, namespace: str) -> Environment:
+    return _with(local_env, namespace=namespace)
+
+
+@pytest.fixture
+def publisher(aws_clients: AwsClients, kube_clients: KubeClients) -> CaBundlePublisher:
+    return CaBundlePublisher(aws_clients, kube_clients)
+
+
+@pytest.fixture
+def core(kube_clients: KubeClients, local_env: Environment) -> k8s.CoreV1Api:
+    return kube_clients.core_v1(local_env.kubernetes.context)
+
+
+@pytest.fixture
+def s3_original(local_aws: LocalAws) -> Iterator[bytes]:
+    """The seeded CA object; put back after the test whatever the test did to it."""
+    s3 = local_aws.client("s3")
+    original = s3.get_object(Bucket=CA_BUCKET, Key=CA_KEY)["Body"].read()
+    try:
+        yield original
+    finally:
+        s3.put_object(Bucket=CA_BUCKET, Key=CA_KEY, Body=original)
+
+
+def _with(env: Environment, namespace: str | None = None, source=None) -> Environment:
+    update = {}
+    if namespace is not None:
+        update["kubernetes"] = env.kubernetes.model_copy(update={"namespace": namespace})
+    if source is not None:
+        update["ca_bundle"] = env.ca_bundle.model_copy(update={"source": source})
+    return env.model_copy(update=update)
+
+
+def _run(publisher: CaBundlePublisher, env: Environment) -> EnsureCaBundleResult:
+    return ActivityEnvironment().run(
+        publisher.ensure_ca_bundle, EnsureCaBundleInput(environment=env)
+    )
+
+
+def _mark(core: k8s.CoreV1Api) -> str:
+    """A request the stand-in logs, so the requests after it can be told apart."""
+    marker = f"marker-{uuid.uuid4().hex}"
+    with pytest.raises(ApiException):
+        core.read_namespace(marker)
+    return marker
+
+
+def _writes_since(kube_standin, marker: str) -> list[dict]:
+    """Write requests (any path) the stand-in answered after `_mark` returned `marker`."""
+    requests = kube_standin.requests
+    start = max(i for i, r in enumerate(requests) if r["path"].endswith(f"/{marker}"))
+    return [r for r in requests[start + 1 :] if r["method"] in WRITES]
+
+
+def _expected(bundle: bytes) -> tuple[str, int, object]:
+    certs = x509.load_pem_x509_certificates(bundle)
+    return (
+        hashlib.sha256(bundle).hexdigest(),
+        len(certs),
+        min(c.not_valid_after_utc for c in certs),
+    )
+
+
+def _read(core: k8s.CoreV1Api, env: Environment) -> k8s.V1ConfigMap:
+    return core.read_namespaced_config_map(env.ca_bundle.config_map, env.kubernetes.namespace)
+
+
+def test_created_in_a_new_namespace_then_unchanged_without_a_write(
+    publisher, env, core, kube_standin, s3_original
+) -> None:
+    namespace = env.kubernetes.namespace
+    with pytest.raises(ApiException) as missing:
+        core.read_namespace(namespace)
+    assert missing.value.status == 404
+
+    first = _run(publisher, env)
+
+    sha, count, earliest = _expected(s3_original)
+    assert first == EnsureCaBundleResult(
+        config_map=env.ca_bundle.config_map,
+        namespace=namespace,
+        key=env.ca_bundle.key,
+        action="created",
+        sha256=sha,
+        certificates=count,
+        earliest_expiry=earliest,
+    )
+    assert core.read_namespace(namespace).metadata.labels[MANAGED_BY_LABEL] == MANAGED_BY
+    cm = _read(core, env)
+    assert cm.data == {env.ca_bundle.key: s3_original.decode()}
+    assert cm.metadata.labels[MANAGED_BY_LABEL] == MANAGED_BY
+    marker = _mark(core)
+
+    second = _run(publisher, env)
+
+    assert second == first.model_copy(update={"action": "unchanged"})
+    assert _read(core, env).metadata.resource_version == cm.metadata.resource_version
+    # The stand-in keeps the resourceVersion of a no-op write too: check that none was sent.
+    assert _writes_since(kube_standin, marker) == []
+
+
+def test_updated_when_the_s3_object_changes(publisher, env, core, local_aws, s3_original) -> None:
+    _run(publisher, env)
+    before = _read(core, env).metadata.resource_version
+    bundle = s3_original + CertificateAuthority.generate("second CA").cert_pem
+    local_aws.client("s3").put_object(Bucket=CA_BUCKET, Key=CA_KEY, Body=bundle)
+
+    result = _run(publisher, env)
+
+    sha, count, earliest = _expected(bundle)
+    assert (result.action, result.sha256, result.certificates) == ("updated", sha, 2)
+    assert result.earliest_expiry == earliest
+    cm = _read(core, env)
+    assert cm.data == {env.ca_bundle.key: bundle.decode()}
+    assert cm.metadata.resource_version != before
+
+
+def test_file_source(publisher, local_env, namespace, core, tmp_path: Path) -> None:
+    pem = CertificateAuthority.generate("file CA").cert_pem
+    path = tmp_path / "bundle.pem"
+    path.write_bytes(pem)
+    env = _with(local_env, namespace, CaBundleFromFile(kind="file", path=str(path.resolve())))
+
+    result = _run(publisher, env)
+
+    assert (result.action, result.sha256, result.certificates) == (
+        "created",
+        hashlib.sha256(pem).hexdigest(),
+        1,
+    )
+    assert _read(core, env).data == {env.ca_bundle.key: pem.decode()}
+
+
+def test_existing_config_map_gets_the_bundle_and_label_and_keeps_other_keys(
+    publisher, env, core, s3_original
+) -> None:
+    namespace = env.kubernetes.namespace
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
+    core.create_namespaced_config_map(
+        namespace,
+        k8s.V1ConfigMap(
+            metadata=k8s.V1ObjectMeta(name=env.ca_bundle.config_map, labels={"team": "db"}),
+            data={env.ca_bundle.key: "old", "other.pem": "kept"},
+        ),
+    )
+
+    assert _run(publisher, env).action == "updated"
+
+    cm = _read(core, env)
+    assert cm.data == {env.ca_bundle.key: s3_original.decode(), "other.pem": "kept"}
+    assert cm.metadata.labels == {"team": "db", MANAGED_BY_LABEL: MANAGED_BY}
+
+
+def test_create_race_reads_and_compares_again(
+    publisher, env, core, kube_standin, s3_original
+) -> None:
+    """Another writer creates the same ConfigMap between our read (404) and our create (409)."""
+    namespace = env.kubernetes.namespace
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
+    core.create_namespaced_config_map(
+        namespace,
+        k8s.V1ConfigMap(
+            metadata=k8s.V1ObjectMeta(
+                name=env.ca_bundle.config_map, labels={MANAGED_BY_LABEL: MANAGED_BY}
+            ),
+            data={env.ca_bundle.key: s3_original.decode()},
+        ),
+    )
+    path = f"/namespaces/{namespace}/configmaps/{env.ca_bundle.config_map}$"
+    kube_standin.inject_faults(path, status=404, count=1, method="GET")
+    marker = _mark(core)
+
+    assert _run(publisher, env).action == "unchanged"
+
+    writes = [(r["method"], r["status"]) for r in _writes_since(kube_standin, marker)]
+    assert writes == [("POST", 409)]
+
+
+def test_update_conflict_reads_and_compares_again(publisher, env, core, kube_standin) -> None:
+    """A stale resourceVersion on replace (409) leads to a fresh read and a second replace."""
+    _run(publisher, env)
+    cm = _read(core, env)
+    cm.data = {env.ca_bundle.key: "drifted"}
+    core.replace_namespaced_config_map(cm.metadata.name, env.kubernetes.namespace, cm)
+    path = f"/namespaces/{env.kubernetes.namespace}/configmaps/{env.ca_bundle.config_map}$"
+    kube_standin.inject_faults(path, status=409, count=1, method="PUT")
+    marker = _mark(core)
+
+    assert _run(publisher, env).action == "updated"
+
+    writes = [(r["method"], r["status"]) for r in _writes_since(kube_standin, marker)]
+    assert writes == [("PUT", 409), ("PUT", 200)]
+    assert _read(core, env).data[env.ca_bundle.key] != "drifted"
+
+
+def test_garbage_content_is_invalid_and_names_the_source(
+    publisher, local_env, namespace, core, tmp_path: Path
+) -> None:
+    path = tmp_path / "garbage.pem"
+    path.write_bytes(b"this is not a certificate\n")
+    env = _with(local_env, namespace, CaBundleFromFile(kind="file", path=str(path)))
+
+    with pytest.raises(ApplicationError) as raised:
+        _run(publisher, env)
+
+    assert raised.value.type == ErrorType.CA_BUNDLE_INVALID
+    assert raised.value.non_retryable
+    assert str(path) in raised.value.message
+    with pytest.raises(ApiException):
+        _read(core, env)  # nothing was written
+
+
+def test_missing_s3_object_is_invalid(publisher, local_env, namespace) -> None:
+    source = CaBundleFromS3(kind="s3", bucket=CA_BUCKET, key="no-such.pem", region="us-east-1")
+    env = _with(local_env, namespace, source)
+
+    with pytest.raises(ApplicationError) as raised:
+        _run(publisher, env)
+
+    assert raised.value.type == ErrorType.CA_BUNDLE_INVALID
+    assert raised.value.non_retryable
+    assert f"s3://{CA_BUCKET}/no-such.pem" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "non_retryable"),
+    [
+        (403, ErrorType.KUBERNETES_FORBIDDEN, True),
+        (503, ErrorType.KUBERNETES_UNAVAILABLE, False),
+    ],
+)
+def test_kubernetes_failures_are_classified(
+    publisher, env, kube_standin, status, error_type, non_retryable
+) -> None:
+    path = f"/namespaces/{env.kubernetes.namespace}/configmaps/{env.ca_bundle.config_map}$"
+    kube_standin.inject_faults(path, status=status, count=1, method="GET")
+
+    with pytest.raises(ApplicationError) as raised:
+        _run(publisher, env)
+
+    assert raised.value.type == error_type
+    assert raised.value.non_retryable is non_retryable
+    assert (
+        f"ConfigMap {env.kubernetes.namespace}/{env.ca_bundle.config_map}" in raised.value.message
+    )

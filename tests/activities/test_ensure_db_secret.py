@@ -1,0 +1,355 @@
+"""ensure_db_secret against the Kubernetes API stand-in and moto Secrets Manager (no mocks)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.clients import AwsClients, KubeClients
+from activities.ensure_db_secret import (
+    DbSecretPublisher,
+    EnsureDbSecretInput,
+    EnsureDbSecretResult,
+)
+from activities.errors import ErrorType
+from activities.kube_objects import MANAGED_BY, MANAGED_BY_LABEL
+from declared_state.models import Environment, ExistingKubernetesSecret
+from local_stack.aws import SECRET_ID, LocalAws
+from local_stack.mariadb import MariaDB
+
+WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A namespace of its own: the stand-in is shared by the whole session."""
+    return f"dbs-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def env(local_env: Environment, namespace: str) -> Environment:
+    return _with(local_env, namespace)
+
+
+@pytest.fixture
+def existing_env(env: Environment) -> Environment:
+    """The same environment with the Secret managed elsewhere."""
+    database = env.database.model_copy(
+        update={"password_source": ExistingKubernetesSecret(kind="existing_kubernetes_secret")}
+    )
+    return env.model_copy(update={"database": database})
+
+
+@pytest.fixture
+def publisher(aws_clients: AwsClients, kube_clients: KubeClients) -> DbSecretPublisher:
+    return DbSecretPublisher(aws_clients, kube_clients)
+
+
+@pytest.fixture
+def core(kube_clients: KubeClients, local_env: Environment) -> k8s.CoreV1Api:
+    return kube_clients.core_v1(local_env.kubernetes.context)
+
+
+@pytest.fixture
+def reseed(local_aws: LocalAws) -> Iterator[LocalAws]:
+    """For tests that change the Secrets Manager value: the seeded state comes back after."""
+    try:
+        yield local_aws
+    finally:
+        local_aws.seed()
+
+
+def _with(env: Environment, namespace: str) -> Environment:
+    kubernetes = env.kubernetes.model_copy(update={"namespace": namespace})
+    return env.model_copy(update={"kubernetes": kubernetes})
+
+
+def _run(publisher: DbSecretPublisher, env: Environment) -> EnsureDbSecretResult:
+    return ActivityEnvironment().run(
+        publisher.ensure_db_secret, EnsureDbSecretInput(environment=env)
+    )
+
+
+def _secret_document(local_aws: LocalAws) -> dict[str, str]:
+    sm = local_aws.client("secretsmanager")
+    return json.loads(sm.get_secret_value(SecretId=SECRET_ID)["SecretString"])
+
+
+def _put_passwords(local_aws: LocalAws, default: str, visibility: str) -> None:
+    document = {
+        **_secret_document(local_aws),
+        "password": default,
+        "visibility_password": visibility,
+    }
+    local_aws.client("secretsmanager").put_secret_value(
+        SecretId=SECRET_ID, SecretString=json.dumps(document)
+    )
+
+
+def _read(core: k8s.CoreV1Api, env: Environment) -> k8s.V1Secret:
+    return core.read_namespaced_secret(
+        env.database.kubernetes_secret.name, env.kubernetes.namespace
+    )
+
+
+def _decoded(secret: k8s.V1Secret) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+
+
+def _b64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
+
+
+def _make_secret(
+    core: k8s.CoreV1Api, env: Environment, values: dict[str, str], type_: str = "Opaque"
+) -> None:
+    namespace = env.kubernetes.namespace
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
+    core.create_namespaced_secret(
+        namespace,
+        k8s.V1Secret(
+            metadata=k8s.V1ObjectMeta(name=env.database.kubernetes_secret.name),
+            type=type_,
+            data={k: _b64(v) for k, v in values.items()},
+        ),
+    )
+
+
+def _mark(core: k8s.CoreV1Api) -> str:
+    """A request the stand-in logs, so the requests after it can be told apart."""
+    marker = f"marker-{uuid.uuid4().hex}"
+    with pytest.raises(ApiException):
+        core.read_namespace(marker)
+    return marker
+
+
+def _writes_since(kube_standin, marker: str) -> list[dict]:
+    requests = kube_standin.requests
+    start = max(i for i, r in enumerate(requests) if r["path"].endswith(f"/{marker}"))
+    return [r for r in requests[start + 1 :] if r["method"] in WRITES]
+
+
+def test_created_with_both_passwords_then_unchanged_without_a_write(
+    publisher, env, core, kube_standin, local_aws, mariadb: MariaDB
+) -> None:
+    spec = env.database.kubernetes_secret
+    document = _secret_document(local_aws)
+
+    first = _run(publisher, env)
+
+    assert first == EnsureDbSecretResult(
+        secret=spec.name,
+        namespace=env.kubernetes.namespace,
+        keys=(spec.default_store_key, spec.visibility_store_key),
+        action="created",
+    )
+    secret = _read(core, env)
+    assert secret.type == "Opaque"
+    assert secret.metadata.labels[MANAGED_BY_LABEL] == MANAGED_BY
+    assert _decoded(secret) == {
+        spec.default_store_key: document["password"],
+        spec.visibility_store_key: document["visibility_password"],
+    }
+    assert document["password"] == mariadb.password
+    marker = _mark(core)
+
+    second = _run(publisher, env)
+
+    assert second == first.model_copy(update={"action": "unchanged"})
+    assert _read(core, env).metadata.resource_version == secret.metadata.resource_version
+    # The stand-in keeps the resourceVersion of a no-op write too: check that none was sent.
+    assert _writes_since(kube_standin, marker) == []
+
+
+def test_updated_when_the_secrets_manager_value_changes(publisher, env, core, reseed) -> None:
+    spec = env.database.kubernetes_secret
+    _run(publisher, env)
+    before = _read(core, env).metadata.resource_version
+    _put_passwords(reseed, "rotated-default", "rotated-visibility")
+
+    assert _run(publisher, env).action == "updated"
+
+    secret = _read(core, env)
+    assert _decoded(secret) == {
+        spec.default_store_key: "rotated-default",
+        spec.visibility_store_key: "rotated-visibility",
+    }
+    assert secret.metadata.resource_version != before
+
+
+def test_existing_secret_gets_the_passwords_and_label_and_keeps_other_keys(
+    publisher, env, core, local_aws
+) -> None:
+    spec = env.database.kubernetes_secret
+    _make_secret(core, env, {spec.default_store_key: "stale", "username": "temporal_app"})
+
+    assert _run(publisher, env).action == "updated"
+
+    secret = _read(core, env)
+    document = _secret_document(local_aws)
+    assert _decoded(secret) == {
+        spec.default_store_key: document["password"],
+        spec.visibility_store_key: document["visibility_password"],
+        "username": "temporal_app",
+    }
+    assert secret.metadata.labels == {MANAGED_BY_LABEL: MANAGED_BY}
+
+
+def test_existing_secret_of_another_type_is_a_configuration_mismatch(publisher, env, core) -> None:
+    spec = env.database.kubernetes_secret
+    _make_secret(core, env, {"username": "u", "password": "p"}, "kubernetes.io/basic-auth")
+
+    with pytest.raises(ApplicationError) as raised:
+        _run(publisher, env)
+
+    assert raised.value.type == ErrorType.CONFIGURATION_MISMATCH
+    assert raised.value.non_retryable
+    assert "kubernetes.io/basic-auth" in raised.value.message
+    assert _decoded(_read(core, env)) == {"username": "u", "password": "p"}
+    assert spec.name in raised.value.message
+
+
+def test_existing_mode_verifies_without_writing(
+    publisher, existing_env, core, kube_standin
+) -> None:
+    spec = existing_env.database.kubernetes_secret
+    _make_secret(core, existing_env, {spec.default_store_key: "a", spec.visibility_store_key: "b"})
+    marker = _mark(core)
+
+    result = _run(publisher, existing_env)
+
+    assert result == EnsureDbSecretResult(
+        secret=spec.name,
+        namespace=existing_env.kubernetes.namespace,
+        keys=(spec.default_store_key, spec.visibility_store_key),
+        action="verified",
+    )
+    assert _writes_since(kube_standin, marker) == []
+
+
+def test_existing_mode_names_a_missing_key(publisher, existing_env, core) -> None:
+    spec = existing_env.database.kubernetes_secret
+    _make_secret(core, existing_env, {spec.default_store_key: "a"})
+
+    with pytest.raises(ApplicationError) as raised:
+        _run(publisher, existing_env)
+
+    assert raised.value.type == ErrorType.KUBERNETES_SECRET_INVALID
+    assert raised.value.non_retryable
+    assert repr(spec.visibility_store_key) in raised.value.message
+
+
+def test_existing_mode_names_an_empty_key(publisher, existing_env, core) -> None:
+    spec = existing_env.database.kubernetes_secret
+    _make_secret(core, existing_env, {spec.default_store_key: "", spec.visibility_store_key: "b"})
+
+    with pytest.raises(ApplicationError) as raised:
+        _run(publisher, existing_env)
+
+    assert raised.value.type == ErrorType.KUBERNETES_SECRET_INVALID
+    assert repr(spec.default_store_key) in raised.value.message
+    assert repr(spec.visibility_store_key) not in raised.value.message
+
+
+def test_existing_mode_missing_secret(publisher, existing_env, core) -> None:
+    namespace = existing_env.kubernetes.namespace
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
+
+    with pytest.raises(ApplicationError) as raised:
+        _run(publisher, existing_env)
+
+    assert raised.value.type == ErrorType.KUBERNETES_SECRET_INVALID
+    assert raised.value.non_retryable
+    assert f"{namespace}/{existing_env.database.kubernetes_secret.name}" in raised.value.message
+    assert "does not exist" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "non_retryable"),
+    [
+        (401, ErrorType.KUBERNETES_FORBIDDEN, True),
+        (500, ErrorType.KUBERNETES_UNAVAILABLE, False),
+    ],
+)
+def test_kubernetes_failures_on_write_are_classified(
+    publisher, env, kube_standin, status, error_type, non_retryable
+) -> None:
+    path = f"/namespaces/{env.kubernetes.namespace}/secrets$"
+    kube_standin.inject_faults(path, status=status, count=1, method="POST")
+
+    with pytest.raises(ApplicationError) as raised:
+        _run(publisher, env)
+
+    assert raised.value.type == error_type
+    assert raised.value.non_retryable is non_retryable
+
+
+def test_password_appears_in_no_result_log_or_error(
+    publisher, env, existing_env, core, reseed, kube_standin, caplog
+) -> None:
+    default, visibility = f"pw-default-{uuid.uuid4().hex}", f"pw-vis-{uuid.uuid4().hex}"
+    _put_passwords(reseed, default, visibility)
+    forbidden = [default, visibility, _b64(default), _b64(visibility)]
+    caplog.set_level(logging.DEBUG)
+    outputs: list[str] = []
+
+    # created, unchanged, updated, verified
+    outputs.append(_run(publisher, env).model_dump_json())
+    outputs.append(_run(publisher, env).model_dump_json())
+    _put_passwords(reseed, default + "-2", visibility + "-2")
+    forbidden += [default + "-2", visibility + "-2"]
+    outputs.append(_run(publisher, env).model_dump_json())
+    outputs.append(_run(publisher, existing_env).model_dump_json())
+    assert [json.loads(o)["action"] for o in outputs] == [
+        "created",
+        "unchanged",
+        "updated",
+        "verified",
+    ]
+    # errors: a failing write, and the existing Secret refused for another key set
+    kube_standin.inject_faults(
+        f"/namespaces/{env.kubernetes.namespace}/secrets/", status=500, count=1, method="PUT"
+    )
+    _put_passwords(reseed, default + "-3", visibility + "-3")
+    forbidden += [default + "-3", visibility + "-3"]
+    errors: list[ApplicationError] = []
+    with pytest.raises(ApplicationError) as raised:
+        _run(publisher, env)
+    errors.append(raised.value)
+    other_keys = existing_env.database.model_copy(
+        update={
+            "kubernetes_secret": existing_env.database.kubernetes_secret.model_copy(
+                update={"visibility_store_key": "absent"}
+            )
+        }
+    )
+    with pytest.raises(ApplicationError) as raised:
+        _run(publisher, existing_env.model_copy(update={"database": other_keys}))
+    errors.append(raised.value)
+    assert [e.type for e in errors] == [
+        ErrorType.KUBERNETES_UNAVAILABLE,
+        ErrorType.KUBERNETES_SECRET_INVALID,
+    ]
+    for error in errors:
+        outputs += [error.message, str(error), repr(error.details)]
+        cause = error.__cause__ or error.__context__
+        if cause is not None and not error.__suppress_context__:
+            outputs.append(str(cause))
+    # botocore logs whole AWS response bodies at DEBUG (the GetSecretValue answer included);
+    # that is the worker's logging configuration to keep above DEBUG, not this activity's.
+    records = [r for r in caplog.records if not r.name.startswith("botocore")]
+    assert any(r.name == "temporalio.activity" for r in records)
+    outputs += [r.getMessage() for r in records]
+
+    for text in outputs:
+        for value in forbidden:
+            assert value not in text
