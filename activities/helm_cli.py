@@ -7,6 +7,7 @@ imported by workflow code.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -135,9 +136,45 @@ class HelmCli:
             flags += ["--kube-context", self.kube_context]
         return flags
 
+    def with_context(self, kube_context: str | None) -> HelmCli:
+        """The same binary and kubeconfig bound to another context (version probe shared)."""
+        other = HelmCli(self.binary, self.kubeconfig, kube_context)
+        other._major = self._major
+        return other
+
+    def command(self, args: list[str]) -> list[str]:
+        """argv for a helm command that talks to the cluster (kubeconfig/context appended)."""
+        return [self.binary, *args, *self.global_flags()]
+
+    def run_kube(self, args: list[str], timeout: float | None = 120) -> str:
+        """`run` with this CLI's kubeconfig and context."""
+        return self.run([*args, *self.global_flags()], timeout=timeout)
+
+    def run_json(self, args: list[str], timeout: float | None = 120) -> Any:
+        """`run_kube` of a command given `-o json`; helm prints `null` for nothing."""
+        return json.loads(self.run_kube([*args, "-o", "json"], timeout=timeout) or "null")
+
+    def wait_flags(self) -> list[str]:
+        """Wait for readiness and roll back on failure, in this helm major's spelling.
+
+        v3: `--atomic` (implies `--wait`); v4: `--rollback-on-failure` with the kstatus
+        `watcher` wait strategy (v4's plain default is `hookOnly`, which does not wait).
+        """
+        if self.major_version >= 4:
+            return ["--rollback-on-failure", "--wait=watcher"]
+        return ["--atomic", "--wait"]
+
+    def rollback_wait_flags(self) -> list[str]:
+        return ["--wait=watcher"] if self.major_version >= 4 else ["--wait"]
+
     def run(self, args: list[str], timeout: float | None = 120) -> str:
         proc = subprocess.run(
-            [self.binary, *args], capture_output=True, text=True, timeout=timeout, check=False
+            [self.binary, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
         )
         if proc.returncode != 0:
             raise HelmCommandFailed(args, proc.returncode, proc.stderr)

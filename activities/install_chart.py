@@ -1,0 +1,461 @@
+"""install_chart: `helm upgrade --install` of the Temporal chart with the generated values.
+
+Idempotent: a release that is `deployed` with the declared chart version and exactly the
+declared values is left alone (no new revision). A release left `pending-*` by a worker that
+died mid-helm is rolled back (or, never deployed, uninstalled) once it is older than
+`pending_grace`, then upgraded. helm itself waits for readiness and rolls back on failure
+(v3 `--atomic`, v4 `--rollback-on-failure`); helm's output is streamed into heartbeats, and a
+cancelled activity terminates helm (SIGTERM, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, CancelledError
+
+from activities.errors import ErrorType, activity_error
+from activities.helm_cli import (
+    HelmCli,
+    HelmCommandFailed,
+    HelmNotFound,
+    chart_reference,
+    check_local_chart_version,
+)
+from declared_state.chart_values import build_chart_values
+from declared_state.models import Environment
+
+HEARTBEAT_EVERY_S = 5.0
+TERMINATE_GRACE_S = 10.0
+PENDING_STATES = ("pending-install", "pending-upgrade", "pending-rollback")
+
+_PENDING = re.compile(r"another operation \(install/upgrade/rollback\) is in progress")
+_TIMEOUT = re.compile(
+    r"context deadline exceeded|timed out waiting for the condition|resource not ready|"
+    r"\bnot ready\. status:",
+    re.IGNORECASE,
+)
+_BAD_VALUES = re.compile(
+    r"execution error at|template: |error calling include|values don't meet the specifications|"
+    r"YAML parse error|error converting YAML|unable to build kubernetes objects|"
+    r"error validating data|parse error",
+    re.IGNORECASE,
+)
+# v3 `--debug` prints a Go stack after the error; v4 ends with a hint line.
+_END_OF_ERROR = re.compile(r"^\S+\.go:\d+: |^Use --debug flag")
+
+
+class InstallChartInput(BaseModel):
+    """Install or upgrade the environment's Temporal release."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    environment: Environment
+    timeout: timedelta = timedelta(minutes=5)
+    """helm's `--timeout`: how long to wait for readiness (the rollback gets as long again)."""
+    pending_grace: timedelta = timedelta(minutes=2)
+    """A `pending-*` release younger than this may still be worked on and is not touched."""
+
+
+class InstallChartResult(BaseModel):
+    """The release as deployed after the step."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    release: str
+    namespace: str
+    revision: int
+    chart: str
+    app_version: str
+    status: str
+    changed: bool
+    action: Literal["installed", "upgraded", "unchanged"]
+    recovered_from: str | None = None
+    """`pending-upgrade` etc. when an abandoned release was rolled back / uninstalled first."""
+
+
+def _normalized(values: Any) -> Any:
+    """JSON round trip, so the values we send and the ones helm stored compare equal."""
+    return json.loads(json.dumps(values or {}, sort_keys=True))
+
+
+def _parse_time(text: str) -> datetime | None:
+    """helm's RFC 3339 timestamps carry nanoseconds; Python takes microseconds."""
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?", text)
+    if not match:
+        return None
+    base, frac, zone = match.groups()
+    stamp = base + (f".{frac[:6]}" if frac else "") + ("+00:00" if zone in (None, "Z") else zone)
+    return datetime.fromisoformat(stamp)
+
+
+def _error_block(lines: list[str]) -> str:
+    """helm's own `Error: ...` message (all of its lines), without debug noise."""
+    start = next((i for i, line in enumerate(lines) if line.startswith("Error: ")), None)
+    if start is None:
+        tail = [line for line in lines if line.strip()][-5:]
+        return "\n".join(tail).strip() or "helm failed without a message"
+    block: list[str] = []
+    for line in lines[start:]:
+        if block and _END_OF_ERROR.search(line):
+            break
+        block.append(line)
+    return "\n".join(block).strip()[:3000]
+
+
+class _HelmProcess:
+    """A running helm command whose output lines are collected by reader threads."""
+
+    def __init__(self, argv: list[str]):
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,  # our signals only, never the worker's terminal's
+        )
+        self.stderr: deque[str] = deque(maxlen=400)
+        self.last_line = ""
+        self._readers = [
+            threading.Thread(target=self._read, args=(stream, keep), daemon=True)
+            for stream, keep in ((self.proc.stdout, False), (self.proc.stderr, True))
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream: Any, keep: bool) -> None:
+        for raw in stream:
+            line = raw.rstrip("\n")
+            if keep:
+                self.stderr.append(line)
+            if line.strip():
+                self.last_line = line.strip()[:300]
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def finish(self) -> None:
+        for reader in self._readers:
+            reader.join(timeout=5)
+
+    def terminate(self) -> None:
+        """SIGTERM (helm marks the release failed and may roll back), then SIGKILL."""
+        if self.proc.poll() is not None:
+            return
+        try:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=TERMINATE_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+
+
+class ChartInstaller:
+    """Runs helm with one kubeconfig; the context comes from each environment."""
+
+    def __init__(self, helm_binary: str | None = None, kubeconfig: str | None = None):
+        self._helm_binary = helm_binary
+        self._kubeconfig = kubeconfig
+        self._base: HelmCli | None = None
+
+    def helm_for(self, env: Environment) -> HelmCli:
+        if self._base is None:
+            try:
+                self._base = HelmCli(self._helm_binary, self._kubeconfig)
+            except HelmNotFound as exc:
+                raise activity_error(str(exc), ErrorType.CONFIGURATION_MISMATCH) from None
+        return self._base.with_context(env.kubernetes.context)
+
+    @activity.defn(name="install_chart")
+    def install_chart(self, input: InstallChartInput) -> InstallChartResult:
+        return _Install(self.helm_for(input.environment), input).run()
+
+
+class _Install:
+    """One run of the step; holds what the helm calls share."""
+
+    def __init__(self, helm: HelmCli, input: InstallChartInput):
+        self.helm, self.input, self.env = helm, input, input.environment
+        self.release = self.env.kubernetes.release
+        self.namespace = self.env.kubernetes.namespace
+        self.started = time.monotonic()
+        self.where = f"release {self.release!r} in namespace {self.namespace!r}"
+
+    # -- the step ------------------------------------------------------------------------
+    def run(self) -> InstallChartResult:
+        self._heartbeat("checking")
+        try:
+            chart = chart_reference(self.env.chart)
+            check_local_chart_version(self.env.chart, chart)
+        except (OSError, ValueError) as exc:
+            raise activity_error(
+                f"chart of environment {self.env.name!r}: {exc}", ErrorType.CONFIGURATION_MISMATCH
+            ) from None
+        try:
+            self.helm.major_version  # noqa: B018 - probe once, before anything changes
+        except (HelmCommandFailed, OSError, ValueError) as exc:
+            raise activity_error(
+                f"helm {self.helm.binary} does not run: {exc}", ErrorType.HELM_FAILED
+            ) from None
+        values = build_chart_values(self.env)
+        history = self._history()
+        recovered_from = None
+        if history and history[-1]["status"] in PENDING_STATES:
+            recovered_from = self._recover(history)
+            history = self._history()
+        latest = history[-1] if history else None
+        if (
+            latest is not None
+            and latest["status"] == "deployed"
+            and latest.get("chart") == self._expected_chart()
+            and _normalized(self._deployed_values()) == _normalized(values)
+        ):
+            activity.logger.info("%s is up to date at revision %s", self.where, latest["revision"])
+            return self._result(latest, "unchanged", recovered_from)
+        action: Literal["installed", "upgraded"] = (
+            "upgraded" if any(h["status"] != "uninstalled" for h in history) else "installed"
+        )
+        self._upgrade(chart.chart, list(chart.flags), values)
+        final = self._history()
+        if not final:
+            raise activity_error(
+                f"helm reported success but {self.where} has no history", ErrorType.HELM_FAILED
+            )
+        activity.logger.info("%s %s: revision %s", self.where, action, final[-1]["revision"])
+        return self._result(final[-1], action, recovered_from)
+
+    def _expected_chart(self) -> str:
+        return f"{self.env.chart.name}-{self.env.chart.version}"
+
+    def _result(
+        self,
+        rev: dict[str, Any],
+        action: Literal["installed", "upgraded", "unchanged"],
+        recovered_from: str | None,
+    ) -> InstallChartResult:
+        return InstallChartResult(
+            release=self.release,
+            namespace=self.namespace,
+            revision=int(rev["revision"]),
+            chart=str(rev.get("chart", "")),
+            app_version=str(rev.get("app_version", "")),
+            status=str(rev["status"]),
+            changed=action != "unchanged" or recovered_from is not None,
+            action=action,
+            recovered_from=recovered_from,
+        )
+
+    # -- reading the release -------------------------------------------------------------
+    def _quick(self, args: list[str]) -> Any:
+        """A short read-only helm call (JSON), its failures classified."""
+        try:
+            return self.helm.run_json([*args, "--namespace", self.namespace])
+        except subprocess.TimeoutExpired:
+            raise activity_error(
+                f"helm {args[0]} of {self.where} did not answer in time", ErrorType.HELM_FAILED
+            ) from None
+        except HelmCommandFailed as exc:
+            raise self._classify(exc.stderr, f"helm {args[0]} of {self.where}") from None
+
+    def _history(self) -> list[dict[str, Any]]:
+        """Revisions oldest first; [] when the release does not exist."""
+        try:
+            found = self.helm.run_json(
+                ["history", self.release, "--namespace", self.namespace, "--max", "256"]
+            )
+        except HelmCommandFailed as exc:
+            if "not found" in exc.stderr:
+                return []
+            raise self._classify(exc.stderr, f"helm history of {self.where}") from None
+        except subprocess.TimeoutExpired:
+            raise activity_error(
+                f"helm history of {self.where} did not answer in time", ErrorType.HELM_FAILED
+            ) from None
+        return sorted(found or [], key=lambda h: int(h["revision"]))
+
+    def _deployed_values(self) -> Any:
+        return self._quick(["get", "values", self.release])
+
+    # -- pending releases ----------------------------------------------------------------
+    def _rollback_hint(self, history: list[dict[str, Any]]) -> str:
+        deployed = [h for h in history if h["status"] in ("deployed", "superseded")]
+        if deployed:
+            rev = deployed[-1]["revision"]
+            return (
+                f"helm rollback {self.release} {rev} --namespace {self.namespace} "
+                f"(once no other helm works on it)"
+            )
+        return f"helm uninstall {self.release} --namespace {self.namespace}"
+
+    def _recover(self, history: list[dict[str, Any]]) -> str:
+        """Roll back (or uninstall) a release left pending by a dead helm; returns its state."""
+        latest = history[-1]
+        state = str(latest["status"])
+        updated = _parse_time(str(latest.get("updated", "")))
+        age = (datetime.now(UTC) - updated) if updated else None
+        if age is None or age < self.input.pending_grace:
+            seen = f"{age.total_seconds():.0f}s ago" if age is not None else "at an unknown time"
+            raise activity_error(
+                f"{self.where} is {state} (revision {latest['revision']}, updated {seen}): another "
+                f"helm operation may still be running. If none is, run: "
+                f"{self._rollback_hint(history)}",
+                ErrorType.HELM_RELEASE_PENDING,
+            )
+        deployed = [h for h in history[:-1] if h["status"] == "deployed"]
+        if deployed:
+            target = int(deployed[-1]["revision"])
+            args = ["rollback", self.release, str(target), *self.helm.rollback_wait_flags()]
+            what = f"roll back abandoned {state} revision {latest['revision']} to {target}"
+        elif state == "pending-install":
+            args = ["uninstall", self.release, "--wait"]
+            what = f"uninstall abandoned {state} revision {latest['revision']}"
+        else:
+            raise activity_error(
+                f"{self.where} is {state} (revision {latest['revision']}) with no deployed "
+                f"revision to roll back to; an operator must decide: "
+                f"{self._rollback_hint(history)}",
+                ErrorType.HELM_RELEASE_PENDING,
+            )
+        activity.logger.warning("%s: %s", self.where, what)
+        code, lines = self._stream("recovering", [*args, *self._timeout_flags()])
+        if code != 0:
+            message = _error_block(lines)
+            raise activity_error(
+                f"{self.where} is {state} and could not be recovered ({what}): {message}. "
+                f"Fix the cause, then run: {self._rollback_hint(history)}",
+                ErrorType.HELM_RELEASE_PENDING,
+            )
+        return state
+
+    # -- upgrading -----------------------------------------------------------------------
+    def _timeout_flags(self) -> list[str]:
+        seconds = max(1, int(self.input.timeout.total_seconds()))
+        return ["--namespace", self.namespace, "--timeout", f"{seconds}s"]
+
+    def _upgrade(self, chart: str, chart_flags: list[str], values: dict[str, Any]) -> None:
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="values-") as values_file:
+            yaml.safe_dump(values, values_file)
+            values_file.flush()
+            args = [
+                "upgrade",
+                "--install",
+                self.release,
+                chart,
+                *chart_flags,
+                "--values",
+                values_file.name,
+                "--reset-values",
+                "--create-namespace",
+                *self.helm.wait_flags(),
+                *self._timeout_flags(),
+                "--debug",  # progress lines for the heartbeats
+            ]
+            code, lines = self._stream("upgrading", args)
+        if code != 0:
+            raise self._classify("\n".join(lines), f"helm upgrade --install of {self.where}")
+
+    def _stream(self, phase: str, args: list[str]) -> tuple[int, list[str]]:
+        """Run helm, heartbeat with its latest line, terminate it if we are cancelled."""
+        self._heartbeat(phase)
+        proc = _HelmProcess(self.helm.command(args))
+        try:
+            while True:
+                code = proc.wait(timeout=HEARTBEAT_EVERY_S)
+                if code is not None:
+                    break
+                line = proc.last_line
+                detail = phase
+                if "roll" in line.lower():
+                    detail = "rolling back"
+                elif "wait" in line.lower() or "not ready" in line.lower():
+                    detail = f"{phase}: waiting for readiness"
+                self._heartbeat(detail, line)
+                if activity.is_cancelled():
+                    raise CancelledError()
+        except BaseException:
+            # Cancellation (raised into this thread or above), worker shutdown, anything:
+            # never leave helm running behind us.
+            with activity.shield_thread_cancel_exception():
+                proc.terminate()
+                activity.logger.warning(
+                    "%s: helm %s stopped (pid %s)", self.where, phase, proc.proc.pid
+                )
+            raise
+        proc.finish()
+        return code, list(proc.stderr)
+
+    def _heartbeat(self, phase: str, last_line: str = "") -> None:
+        activity.heartbeat(
+            {
+                "phase": phase,
+                "elapsed_s": round(time.monotonic() - self.started, 1),
+                "last_line": last_line,
+            }
+        )
+
+    # -- errors --------------------------------------------------------------------------
+    def _classify(self, output: str, what: str) -> ApplicationError:
+        lines = output.splitlines()
+        message = _error_block(lines)
+        if _PENDING.search(message):
+            return activity_error(
+                f"{what}: {message}. Another helm operation holds the release; if none is "
+                f"running, roll it back: helm history {self.release} --namespace "
+                f"{self.namespace}, then helm rollback {self.release} <last deployed revision> "
+                f"--namespace {self.namespace}",
+                ErrorType.HELM_RELEASE_PENDING,
+            )
+        if _TIMEOUT.search(message):
+            return activity_error(
+                f"{what} timed out after {self.input.timeout} waiting for readiness: {message}. "
+                f"{self._after_failure(message)}",
+                ErrorType.HELM_TIMEOUT,
+            )
+        if _BAD_VALUES.search(message):
+            return activity_error(
+                f"{what}: the chart rejected the values built from environment "
+                f"{self.env.name!r}: {message}",
+                ErrorType.HELM_BAD_VALUES,
+            )
+        return activity_error(f"{what} failed: {message}", ErrorType.HELM_FAILED)
+
+    def _after_failure(self, message: str) -> str:
+        """Where the release stands now, read back (best effort)."""
+        try:
+            history = self._history()
+        except ApplicationError:
+            history = []
+        now = (
+            f" It is now at revision {history[-1]['revision']} ({history[-1]['status']})."
+            if history
+            else ""
+        )
+        if "error occurred while rolling back" in message or "error while uninstalling" in message:
+            return f"The automatic rollback failed too.{now} Fix the cause, then retry."
+        if "has been uninstalled" in message:
+            return "The first install was uninstalled again (nothing was deployed before)."
+        if "rolled back" in message:
+            return f"helm rolled {self.release} back to its previous revision.{now}"
+        return now.strip()
+
+
+__all__ = ["ChartInstaller", "InstallChartInput", "InstallChartResult"]

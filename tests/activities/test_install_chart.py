@@ -1,0 +1,328 @@
+"""install_chart with the real helm v3 and v4, the real chart 0.52.0 and the Kubernetes API
+stand-in (no mocks). Each test works in a Kubernetes namespace of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.testing import ActivityEnvironment
+
+from activities import install_chart as install_chart_module
+from activities.errors import ErrorType
+from activities.helm_cli import chart_reference
+from activities.install_chart import ChartInstaller, InstallChartInput, InstallChartResult
+from declared_state.chart_values import build_chart_values
+from declared_state.models import Environment
+
+SHORT = timedelta(seconds=5)  # helm --timeout where a wait is meant to fail
+
+
+@pytest.fixture(params=["v3", "v4"])
+def helm_version(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def helm_bin(helm_binaries: dict[str, str], helm_version: str) -> str:
+    return helm_binaries[helm_version]
+
+
+@pytest.fixture
+def installer(helm_bin: str, kube_standin) -> ChartInstaller:
+    return ChartInstaller(helm_bin, str(kube_standin.kubeconfig_path))
+
+
+@pytest.fixture
+def env(local_env: Environment, helm_version: str) -> Environment:
+    """local_env in a fresh namespace (the stand-in is shared by the session)."""
+    ns = f"chart-{helm_version}-{uuid.uuid4().hex[:8]}"
+    return local_env.model_copy(
+        update={"kubernetes": local_env.kubernetes.model_copy(update={"namespace": ns})}
+    )
+
+
+def with_history_replicas(env: Environment, replicas: int) -> Environment:
+    history = env.services.history.model_copy(update={"replicas": replicas})
+    return env.model_copy(update={"services": env.services.model_copy(update={"history": history})})
+
+
+def run(installer: ChartInstaller, env: Environment, **kw: Any) -> InstallChartResult:
+    return ActivityEnvironment().run(
+        installer.install_chart, InstallChartInput(environment=env, **kw)
+    )
+
+
+def run_failing(installer: ChartInstaller, env: Environment, **kw: Any) -> ApplicationError:
+    with pytest.raises(ApplicationError) as info:
+        run(installer, env, **kw)
+    return info.value
+
+
+def helm(helm_bin: str, kube_standin, env: Environment, *args: str) -> Any:
+    out = subprocess.run(
+        [
+            helm_bin,
+            *args,
+            "--namespace",
+            env.kubernetes.namespace,
+            "--kubeconfig",
+            str(kube_standin.kubeconfig_path),
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out or "null")
+
+
+def history(helm_bin: str, kube_standin, env: Environment) -> list[dict[str, Any]]:
+    return helm(helm_bin, kube_standin, env, "history", env.kubernetes.release)
+
+
+def deployed_values(helm_bin: str, kube_standin, env: Environment) -> Any:
+    return helm(helm_bin, kube_standin, env, "get", "values", env.kubernetes.release)
+
+
+def declared(env: Environment) -> Any:
+    return json.loads(json.dumps(build_chart_values(env)))
+
+
+def test_install_then_unchanged_then_upgrade(installer, env, helm_bin, kube_standin):
+    first = run(installer, env)
+    assert (first.action, first.changed, first.revision) == ("installed", True, 1)
+    assert (first.status, first.chart, first.app_version) == (
+        "deployed",
+        "temporal-0.52.0",
+        "1.25.2",
+    )
+    assert (first.release, first.namespace) == ("temporal", env.kubernetes.namespace)
+    assert first.recovered_from is None
+    assert deployed_values(helm_bin, kube_standin, env) == declared(env)
+
+    again = run(installer, env)
+    assert (again.action, again.changed, again.revision, again.status) == (
+        "unchanged",
+        False,
+        1,
+        "deployed",
+    )
+    assert len(history(helm_bin, kube_standin, env)) == 1
+
+    bigger = with_history_replicas(env, 3)
+    upgraded = run(installer, bigger)
+    assert (upgraded.action, upgraded.changed, upgraded.revision, upgraded.status) == (
+        "upgraded",
+        True,
+        2,
+        "deployed",
+    )
+    stored = deployed_values(helm_bin, kube_standin, env)
+    assert stored == declared(bigger)
+    assert stored["server"]["history"]["replicaCount"] == 3
+
+
+def test_timeout_rolls_back_to_previous_revision(installer, env, helm_bin, kube_standin):
+    # Revision 1 without admintools; the upgrade adds its Deployment, which never gets ready.
+    # (A Deployment present in both revisions would also block helm's rollback wait.)
+    before = env.model_copy(update={"extra_values": {"admintools": {"enabled": False}}})
+    assert run(installer, before).revision == 1
+    kube_standin.never_ready("temporal-admintools", env.kubernetes.namespace)
+
+    err = run_failing(installer, env, timeout=SHORT)
+
+    assert err.type == ErrorType.HELM_TIMEOUT
+    assert not err.non_retryable
+    assert "rolled temporal back" in err.message
+    assert "deadline exceeded" in err.message or "not ready" in err.message  # helm's own words
+    revisions = history(helm_bin, kube_standin, env)
+    assert revisions[-1]["status"] == "deployed"
+    assert [r["status"] for r in revisions[:-1]] == ["superseded", "failed"]
+    assert deployed_values(helm_bin, kube_standin, env) == declared(before)
+
+
+def _kill_helm_mid_wait(
+    helm_bin: str, kube_standin, env: Environment, state: str = "pending-upgrade"
+) -> None:
+    """What a crashed worker leaves behind: helm SIGKILLed while it waits, release pending."""
+    chart = chart_reference(env.chart).chart
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as values:
+        yaml.safe_dump(build_chart_values(env), values)
+        values.flush()
+        proc = subprocess.Popen(
+            [
+                helm_bin,
+                "upgrade",
+                "--install",
+                env.kubernetes.release,
+                chart,
+                "--values",
+                values.name,
+                "--namespace",
+                env.kubernetes.namespace,
+                "--create-namespace",
+                "--kubeconfig",
+                str(kube_standin.kubeconfig_path),
+                "--wait" + ("=watcher" if "/v4/" in helm_bin else ""),
+                "--timeout",
+                "120s",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    revs = history(helm_bin, kube_standin, env)
+                except subprocess.CalledProcessError:  # not created yet
+                    revs = []
+                if revs and revs[-1]["status"] == state:
+                    break
+                time.sleep(0.2)
+            else:
+                pytest.fail(f"helm upgrade never reached {state}")
+            time.sleep(0.5)  # into the wait
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    assert history(helm_bin, kube_standin, env)[-1]["status"] == state
+
+
+def test_abandoned_pending_release_is_recovered(installer, env, helm_bin, kube_standin):
+    assert run(installer, env).revision == 1
+    wanted = with_history_replicas(env, 2)
+    ns = env.kubernetes.namespace
+    kube_standin.never_ready("temporal-history", ns)
+    _kill_helm_mid_wait(helm_bin, kube_standin, wanted)
+    kube_standin.allow_ready("temporal-history", ns)
+
+    # Young enough that another helm might still be at work: hands off, with the command.
+    err = run_failing(installer, wanted, pending_grace=timedelta(minutes=10))
+    assert err.type == ErrorType.HELM_RELEASE_PENDING
+    assert err.non_retryable
+    assert f"helm rollback temporal 1 --namespace {ns}" in err.message
+    assert history(helm_bin, kube_standin, env)[-1]["status"] == "pending-upgrade"
+
+    result = run(installer, wanted, pending_grace=timedelta(0), timeout=timedelta(seconds=30))
+    assert result.recovered_from == "pending-upgrade"
+    assert (result.action, result.status, result.changed) == ("upgraded", "deployed", True)
+    assert deployed_values(helm_bin, kube_standin, env) == declared(wanted)
+    # 1 installed, 2 the killed upgrade (helm leaves it in history), 3 rollback to 1, 4 upgrade
+    statuses = [r["status"] for r in history(helm_bin, kube_standin, env)]
+    assert statuses == ["superseded", "pending-upgrade", "superseded", "deployed"]
+    assert result.revision == 4
+
+
+def test_abandoned_first_install_is_uninstalled_then_installed(
+    installer, env, helm_bin, kube_standin
+):
+    ns = env.kubernetes.namespace
+    kube_standin.never_ready("temporal-frontend", ns)
+    _kill_helm_mid_wait(helm_bin, kube_standin, env, state="pending-install")
+    kube_standin.allow_ready("temporal-frontend", ns)
+
+    err = run_failing(installer, env, pending_grace=timedelta(minutes=10))
+    assert err.type == ErrorType.HELM_RELEASE_PENDING
+    assert f"helm uninstall temporal --namespace {ns}" in err.message
+
+    result = run(installer, env, pending_grace=timedelta(0), timeout=timedelta(seconds=30))
+    assert (result.recovered_from, result.action, result.status) == (
+        "pending-install",
+        "installed",
+        "deployed",
+    )
+    assert [r["status"] for r in history(helm_bin, kube_standin, env)] == ["deployed"]
+    assert deployed_values(helm_bin, kube_standin, env) == declared(env)
+
+
+def test_bad_values_are_reported_with_helms_message(installer, env, helm_bin, kube_standin):
+    broken = env.model_copy(
+        update={
+            "extra_values": {
+                "server": {"config": {"persistence": {"default": {"sql": {"host": ""}}}}}
+            }
+        }
+    )
+    err = run_failing(installer, broken)
+    assert err.type == ErrorType.HELM_BAD_VALUES
+    assert err.non_retryable
+    assert "Please specify sql host for default store" in err.message
+    assert ".go:" not in err.message  # helm's message, not its debug stack trace
+    with pytest.raises(subprocess.CalledProcessError):
+        history(helm_bin, kube_standin, env)  # nothing was installed
+
+
+def _helm_pids(namespace: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"/helm") and namespace.encode() in argv:
+            pids.append(int(entry.name))
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_cancellation_stops_helm(installer, env, kube_standin, monkeypatch):
+    monkeypatch.setattr(install_chart_module, "HEARTBEAT_EVERY_S", 0.5)
+    ns = env.kubernetes.namespace
+    kube_standin.never_ready("temporal-frontend", ns)
+    beats: list[dict[str, Any]] = []
+    activity_env = ActivityEnvironment()
+    activity_env.on_heartbeat = lambda *details: beats.append(details[0])
+    outcome: dict[str, BaseException | InstallChartResult] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = activity_env.run(
+                installer.install_chart,
+                InstallChartInput(environment=env, timeout=timedelta(seconds=120)),
+            )
+        except BaseException as exc:  # noqa: BLE001 - inspected below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    deadline = time.monotonic() + 30
+    pids: list[int] = []
+    while time.monotonic() < deadline:
+        pids = _helm_pids(ns)
+        if pids and any("readiness" in b["phase"] for b in beats):
+            break
+        time.sleep(0.2)
+    assert pids, "helm upgrade never started"
+    assert any("readiness" in b["phase"] for b in beats), beats
+    assert all({"phase", "elapsed_s", "last_line"} <= b.keys() for b in beats)
+
+    activity_env.cancel()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert isinstance(outcome.get("error"), CancelledError), outcome
+    assert not [pid for pid in pids if _alive(pid)]
+    assert os.getpid() not in pids
