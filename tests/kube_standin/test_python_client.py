@@ -222,14 +222,9 @@ def test_status_subresource_is_separate_from_spec(apps: client.AppsV1Api, wait_f
     apps.create_namespaced_deployment("default", {**_deployment("s"), "status": standin_status})
     dep = wait_for(_when(apps, "s", replicas=2))
     # A PUT of the main resource keeps the status as it is ...
-    body = dep.to_dict()
-    body["status"] = {"replicas": 99}
-    assert (
-        apps.replace_namespaced_deployment(
-            "s", "default", apps.api_client.sanitize_for_serialization(dep)
-        ).status.replicas
-        == 2
-    )
+    body = apps.api_client.sanitize_for_serialization(dep)
+    body["status"]["replicas"] = 99
+    assert apps.replace_namespaced_deployment("s", "default", body).status.replicas == 2
     # ... while /status changes only the status, and generation stays.
     updated = apps.patch_namespaced_deployment_status(
         "s", "default", {"status": {"replicas": 5}, "spec": {"replicas": 9}}
