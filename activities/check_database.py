@@ -1,0 +1,672 @@
+"""check_database: the read-only preflight of the RDS instance and both Temporal databases.
+
+In order, stopping at the first problem an operator (or time) has to fix:
+1. RDS: the instance exists, is `available`, runs MySQL 8, and its endpoint host and port
+   are the ones the environment file declares.
+2. TLS: a connection to the endpoint verifies the server certificate against exactly the CA
+   bundle the cluster will mount, with host-name verification on (name: `db_tls_server_name`).
+3. The databases: the DB user logs into each with that store's password and reads Temporal's
+   `schema_version`; a schema older than the target server needs (or missing) is reported
+   with the `temporal-sql-tool` commands that bring it up to date.
+
+Nothing is written anywhere. Passwords live only in local variables: every message is built
+here, never copied from a PyMySQL exception, and library exceptions are not chained.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pymysql
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict
+from temporalio import activity
+
+from activities.clients import AwsClients, KubeClients
+from activities.errors import ErrorType, activity_error
+from activities.sources import (
+    PROJECT_ROOT,
+    _aws_failure,
+    describe_source,
+    fetch_ca_bundle,
+    parse_certificates,
+    read_db_passwords,
+)
+from declared_state.models import (
+    AwsSecretsManagerPasswords,
+    CaBundleFromFile,
+    CaBundleFromS3,
+    Environment,
+)
+from declared_state.versions import parse_version
+
+
+class CheckDatabaseInput(BaseModel):
+    """The environment whose RDS instance and databases to check."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    environment: Environment
+
+
+class StoreSchema(BaseModel):
+    """Temporal's schema version in one database, and the version the target server needs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    database: str
+    found: str
+    required: str
+
+
+class CheckDatabaseResult(BaseModel):
+    """What the preflight saw; every check passed when this is returned."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    instance_id: str
+    instance_status: str
+    engine_version: str
+    endpoint: str
+    port: int
+    ca_certificate_identifier: str | None
+    ca_certificate_valid_till: datetime | None
+    ca_bundle_certificates: int
+    tls_server_name: str
+    default_store: StoreSchema
+    visibility_store: StoreSchema
+    summary: str
+
+
+# --- RDS instance states ------------------------------------------------------------------
+# Transitional: RDS gets there by itself; the activity's retry policy waits it out.
+_WAITING: dict[str, str] = {
+    "creating": "the instance is being created",
+    "modifying": "a modification is being applied",
+    "backing-up": "a backup is running",
+    "rebooting": "the instance is rebooting",
+    "upgrading": "the engine version is being upgraded",
+    "maintenance": "maintenance is being applied",
+    "renaming": "the instance is being renamed",
+    "resetting-master-credentials": "the master credentials are being reset",
+    "starting": "the instance is starting",
+    "storage-optimization": "storage is being optimised",
+    "storage-initialization": "storage is being initialised",
+    "storage-config-upgrade": "the storage configuration is being upgraded",
+    "converting-to-vpc": "the instance is being moved into a VPC",
+    "moving-to-vpc": "the instance is being moved into a VPC",
+}
+_WAITING_PREFIXES = ("configuring-",)  # configuring-enhanced-monitoring, -log-exports, ...
+
+
+def _unusable_action(status: str, instance_id: str, region: str) -> str | None:
+    """What an operator must do about a state RDS does not leave by itself (None: not one)."""
+    ref = f"--db-instance-identifier {instance_id} --region {region}"
+    events = f"aws rds describe-events --source-type db-instance --source-identifier {instance_id} --region {region}"
+    if status == "stopped":
+        return f"start it with `aws rds start-db-instance {ref}`"
+    if status == "stopping":
+        return f"it is being stopped; once stopped, start it with `aws rds start-db-instance {ref}`"
+    if status in ("deleting", "delete-precheck"):
+        return (
+            "it is being deleted; restore it from a snapshot or point rds.instance_id at "
+            "another instance"
+        )
+    if status == "failed":
+        return f"RDS cannot recover it; see `{events}` and restore it from a backup"
+    if status == "restore-error":
+        return f"its restore failed; see `{events}` and restore it again"
+    if status.startswith("inaccessible-encryption-credentials"):
+        return (
+            "RDS cannot use the instance's KMS key; re-enable the key or grant RDS access to it "
+            f"(see `{events}`), then start the instance"
+        )
+    if status.startswith("incompatible-"):
+        what = status.removeprefix("incompatible-").replace("-", " ")
+        return f"RDS reports an incompatible {what}; fix it as `{events}` describes"
+    if status == "storage-full":
+        return (
+            "it ran out of storage; increase it with "
+            f"`aws rds modify-db-instance {ref} --allocated-storage <GiB> --apply-immediately`"
+        )
+    if status == "insufficient-capacity":
+        return (
+            "RDS has no capacity for its instance class; start it again later or change the class "
+            f"with `aws rds modify-db-instance {ref} --db-instance-class <class> --apply-immediately`"
+        )
+    return None
+
+
+# --- TLS ------------------------------------------------------------------------------------
+# OpenSSL verify codes
+_X509_HOSTNAME_MISMATCH = 62
+_X509_IP_ADDRESS_MISMATCH = 64
+_X509_CERT_NOT_YET_VALID = 9
+_X509_CERT_HAS_EXPIRED = 10
+_X509_UNTRUSTED = frozenset({2, 18, 19, 20, 21})  # no issuer / self-signed / not trusted
+
+
+class _ServerNameContext(ssl.SSLContext):
+    """Verifies the server certificate against one fixed name, whichever host was dialled.
+
+    PyMySQL passes the host it connected to as `server_hostname`; the cluster verifies
+    `database.tls_server_name` (default: the endpoint), so this preflight must as well.
+    """
+
+    server_name: str
+
+    def wrap_socket(  # type: ignore[override]
+        self,
+        sock: socket.socket,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLSocket:
+        return super().wrap_socket(
+            sock,
+            server_side=server_side,
+            do_handshake_on_connect=do_handshake_on_connect,
+            suppress_ragged_eofs=suppress_ragged_eofs,
+            server_hostname=self.server_name,
+            session=session,
+        )
+
+
+def _tls_context(bundle: bytes, server_name: str, origin: str) -> ssl.SSLContext:
+    """Trust only `bundle`; require a valid chain and `server_name` on the certificate."""
+    ctx = _ServerNameContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname on
+    ctx.server_name = server_name
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_verify_locations(cadata=bundle.decode("ascii", errors="replace"))
+    except ssl.SSLError as exc:
+        raise activity_error(
+            f"CA bundle {origin} cannot be loaded as trust anchors ({exc.reason or exc})",
+            ErrorType.CA_BUNDLE_INVALID,
+        ) from None
+    return ctx
+
+
+# --- MySQL ----------------------------------------------------------------------------------
+_ER_DBACCESS_DENIED = 1044
+_ER_ACCESS_DENIED = 1045
+_ER_BAD_DB = 1049
+_ER_TABLEACCESS_DENIED = 1142
+_ER_NO_SUCH_TABLE = 1146
+_CR_SERVER_GONE = 2006
+_CR_SERVER_LOST = 2013
+_CR_SSL_CONNECTION_ERROR = 2026
+
+
+@dataclass(frozen=True)
+class _Store:
+    """One of the two Temporal stores as the preflight sees it."""
+
+    label: str  # "default store" / "visibility store"
+    database: str
+    required: str
+    schema_dir: str
+    password_ref: str  # where the password lives, for messages (never the value)
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """curr_version, or why there is none: database/table/row missing."""
+
+    version: str | None = None
+    missing: str | None = None  # "database" | "table" | "row"
+
+
+def _version_tuple(text: str, width: int = 3) -> tuple[int, ...]:
+    parts = parse_version(text)
+    return parts + (0,) * (width - len(parts))
+
+
+class DatabasePreflight:
+    """Read-only checks of the RDS instance and the Temporal databases."""
+
+    def __init__(
+        self,
+        aws: AwsClients,
+        kube: KubeClients,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 10.0,
+    ):
+        self._aws = aws
+        self._kube = kube
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+
+    @activity.defn(name="check_database")
+    def check_database(self, input: CheckDatabaseInput) -> CheckDatabaseResult:
+        env = input.environment
+        log = activity.logger
+        instance = self._describe_instance(env)
+        status = str(instance.get("DBInstanceStatus") or "unknown")
+        engine_version = str(instance.get("EngineVersion") or "")
+        self._check_status(env, status)
+        self._check_engine(env, instance)
+        self._check_endpoint(env, instance)
+        cert_id = instance.get("CACertificateIdentifier")
+        valid_till = (instance.get("CertificateDetails") or {}).get("ValidTill")
+        log.info(
+            "RDS instance %s is %s, MySQL %s at %s:%s (CA %s)",
+            env.rds.instance_id,
+            status,
+            engine_version,
+            env.rds.endpoint,
+            env.rds.port,
+            cert_id,
+        )
+
+        origin = describe_source(env.ca_bundle.source)
+        bundle = fetch_ca_bundle(env.ca_bundle.source, self._aws)
+        certificates = parse_certificates(bundle, origin)
+        ctx = _tls_context(bundle, env.db_tls_server_name, origin)
+
+        passwords = read_db_passwords(env, self._aws, self._kube)
+        required = env.schema_versions
+        stores = (
+            _Store(
+                "default store",
+                env.database.default_store,
+                required.default_store,
+                "./schema/mysql/v8/temporal/versioned",
+                self._password_ref(env, visibility=False),
+                passwords.default_store,
+            ),
+            _Store(
+                "visibility store",
+                env.database.visibility_store,
+                required.visibility_store,
+                "./schema/mysql/v8/visibility/versioned",
+                self._password_ref(env, visibility=True),
+                passwords.visibility_store,
+            ),
+        )
+        readings = [self._read_schema_version(env, store, ctx) for store in stores]
+        for store, reading in zip(stores, readings, strict=True):
+            log.info(
+                "%s %s: schema %s (needs %s)",
+                store.label,
+                store.database,
+                reading.version or f"{reading.missing} missing",
+                store.required,
+            )
+        self._check_schemas(env, stores, readings)
+
+        found = [
+            StoreSchema(database=s.database, found=r.version or "", required=s.required)
+            for s, r in zip(stores, readings, strict=True)
+        ]
+        expiry = f", CA {cert_id} valid till {valid_till:%Y-%m-%d}" if valid_till else ""
+        summary = (
+            f"RDS {env.rds.instance_id} {status} (MySQL {engine_version}){expiry}; "
+            f"TLS verified as {env.db_tls_server_name}; schema {found[0].database} "
+            f"{found[0].found} (needs {found[0].required}), {found[1].database} "
+            f"{found[1].found} (needs {found[1].required})"
+        )
+        return CheckDatabaseResult(
+            instance_id=env.rds.instance_id,
+            instance_status=status,
+            engine_version=engine_version,
+            endpoint=env.rds.endpoint,
+            port=env.rds.port,
+            ca_certificate_identifier=cert_id,
+            ca_certificate_valid_till=valid_till,
+            ca_bundle_certificates=len(certificates),
+            tls_server_name=env.db_tls_server_name,
+            default_store=found[0],
+            visibility_store=found[1],
+            summary=summary,
+        )
+
+    # --- RDS ------------------------------------------------------------------------------
+    def _describe_instance(self, env: Environment) -> dict[str, Any]:
+        rds = env.rds
+        what = f"RDS instance {rds.instance_id!r} in {rds.region}"
+        try:
+            response = self._aws.client("rds", rds.region).describe_db_instances(
+                DBInstanceIdentifier=rds.instance_id
+            )
+        except (ClientError, BotoCoreError) as exc:
+            code = (
+                exc.response.get("Error", {}).get("Code", "")
+                if isinstance(exc, ClientError)
+                else ""
+            )
+            if code in ("DBInstanceNotFound", "DBInstanceNotFoundFault"):
+                raise activity_error(
+                    f"{what} does not exist: create it, or fix rds.instance_id / rds.region "
+                    f"in the {env.name} environment",
+                    ErrorType.RDS_INSTANCE_UNUSABLE,
+                ) from None
+            # Throttling, 5xx, network: AWS_UNAVAILABLE (retryable); AccessDenied and the
+            # like need an operator.
+            raise _aws_failure(
+                f"describing {what}", exc, ErrorType.CONFIGURATION_MISMATCH
+            ) from None
+        instances = response.get("DBInstances") or []
+        if not instances:
+            raise activity_error(
+                f"{what} does not exist: create it, or fix rds.instance_id / rds.region "
+                f"in the {env.name} environment",
+                ErrorType.RDS_INSTANCE_UNUSABLE,
+            )
+        return dict(instances[0])
+
+    def _check_status(self, env: Environment, status: str) -> None:
+        rds = env.rds
+        if status == "available":
+            return
+        action = _unusable_action(status, rds.instance_id, rds.region)
+        if action is not None:
+            raise activity_error(
+                f"RDS instance {rds.instance_id!r} is {status}: {action}",
+                ErrorType.RDS_INSTANCE_UNUSABLE,
+            )
+        reason = _WAITING.get(status)
+        if reason is None and status.startswith(_WAITING_PREFIXES):
+            reason = f"RDS is {status.replace('-', ' ')}"
+        if reason is None:
+            reason = f"RDS reports the unfamiliar status {status!r}"
+        raise activity_error(
+            f"RDS instance {rds.instance_id!r} is {status} ({reason}); waiting for it to be "
+            "available",
+            ErrorType.RDS_INSTANCE_NOT_READY,
+        )
+
+    def _check_engine(self, env: Environment, instance: dict[str, Any]) -> None:
+        engine = str(instance.get("Engine") or "")
+        version = str(instance.get("EngineVersion") or "")
+        if engine != "mysql" or not version.startswith("8."):
+            raise activity_error(
+                f"RDS instance {env.rds.instance_id!r} runs {engine or '?'} {version or '?'}; "
+                "Temporal's mysql8 plugin needs engine mysql, version 8.x: point rds.instance_id "
+                f"at a MySQL 8 instance in the {env.name} environment",
+                ErrorType.CONFIGURATION_MISMATCH,
+            )
+
+    def _check_endpoint(self, env: Environment, instance: dict[str, Any]) -> None:
+        endpoint = instance.get("Endpoint") or {}
+        host = str(endpoint.get("Address") or "")
+        port = endpoint.get("Port")
+        rds = env.rds
+        if not host or port is None:
+            raise activity_error(
+                f"RDS instance {rds.instance_id!r} reports no endpoint yet; waiting for it",
+                ErrorType.RDS_INSTANCE_NOT_READY,
+            )
+        problems = []
+        if host.rstrip(".").lower() != rds.endpoint.rstrip(".").lower():
+            problems.append(f"its endpoint host is {host!r} but rds.endpoint is {rds.endpoint!r}")
+        if int(port) != rds.port:
+            problems.append(f"its port is {port} but rds.port is {rds.port}")
+        if problems:
+            raise activity_error(
+                f"RDS instance {rds.instance_id!r}: {'; '.join(problems)} in the {env.name} "
+                "environment; set them to what RDS reports",
+                ErrorType.CONFIGURATION_MISMATCH,
+            )
+
+    # --- MySQL ----------------------------------------------------------------------------
+    def _password_ref(self, env: Environment, *, visibility: bool) -> str:
+        source = env.database.password_source
+        if isinstance(source, AwsSecretsManagerPasswords):
+            key = source.visibility_store_key if visibility else source.default_store_key
+            return f"Secrets Manager secret {source.secret_id!r}, key {key!r}"
+        secret = env.database.kubernetes_secret
+        key = secret.visibility_store_key if visibility else secret.default_store_key
+        return f"Kubernetes Secret {env.kubernetes.namespace}/{secret.name}, key {key!r}"
+
+    def _read_schema_version(
+        self, env: Environment, store: _Store, ctx: ssl.SSLContext
+    ) -> _Reading:
+        try:
+            conn = pymysql.connect(
+                host=env.rds.endpoint,
+                port=env.rds.port,
+                user=env.database.user,
+                password=store.password,
+                database=store.database,
+                ssl=ctx,
+                connect_timeout=self._connect_timeout,
+                read_timeout=self._read_timeout,
+                write_timeout=self._read_timeout,
+                autocommit=True,
+            )
+        except pymysql.err.MySQLError as exc:
+            if _mysql_code(exc) == _ER_BAD_DB:
+                return _Reading(missing="database")
+            raise self._failure(env, store, exc, connecting=True) from None
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT curr_version FROM schema_version "
+                    "WHERE version_partition=0 AND db_name=%s",
+                    (store.database,),
+                )
+                row = cur.fetchone()
+        except pymysql.err.MySQLError as exc:
+            if _mysql_code(exc) == _ER_NO_SUCH_TABLE:
+                return _Reading(missing="table")
+            raise self._failure(env, store, exc, connecting=False) from None
+        finally:
+            conn.close()
+        if row is None or not row[0]:
+            return _Reading(missing="row")
+        return _Reading(version=str(row[0]))
+
+    def _failure(
+        self, env: Environment, store: _Store, exc: pymysql.err.MySQLError, *, connecting: bool
+    ) -> Exception:
+        """An actionable error for a connection or query failure, never quoting the password."""
+        where = f"{env.rds.endpoint}:{env.rds.port}"
+        user = env.database.user
+        code = _mysql_code(exc)
+        # PyMySQL wraps socket/TLS errors: at connect time in `original_exception`, while
+        # reading (e.g. a read timeout) only as the implicit context.
+        original = getattr(exc, "original_exception", None) or exc.__context__
+        if isinstance(original, ssl.SSLCertVerificationError):
+            return activity_error(
+                f"TLS to {where} failed: {_verify_reason(original, env)}",
+                ErrorType.DATABASE_TLS_FAILED,
+            )
+        if isinstance(original, ssl.SSLError) and not isinstance(
+            original, ssl.SSLEOFError | ssl.SSLZeroReturnError
+        ):
+            return activity_error(
+                f"TLS to {where} failed during the handshake ({original.reason or 'SSL error'}); "
+                "the server must offer TLS 1.2 or newer",
+                ErrorType.DATABASE_TLS_FAILED,
+            )
+        if isinstance(original, socket.gaierror):
+            return activity_error(
+                f"cannot resolve {env.rds.endpoint!r} (DNS); check the network path from the "
+                "worker to RDS",
+                ErrorType.DATABASE_UNREACHABLE,
+            )
+        if isinstance(original, TimeoutError):
+            return activity_error(
+                f"{where} did not answer within {self._connect_timeout:g}s/"
+                f"{self._read_timeout:g}s; check the security group and the network path "
+                "from the worker to RDS",
+                ErrorType.DATABASE_UNREACHABLE,
+            )
+        if isinstance(original, ConnectionRefusedError):
+            return activity_error(
+                f"{where} refused the connection; is the instance listening on port "
+                f"{env.rds.port}?",
+                ErrorType.DATABASE_UNREACHABLE,
+            )
+        if isinstance(original, OSError):
+            return activity_error(
+                f"cannot reach {where} ({type(original).__name__}"
+                f"{': ' + original.strerror if original.strerror else ''})",
+                ErrorType.DATABASE_UNREACHABLE,
+            )
+        if code == _ER_ACCESS_DENIED:
+            return activity_error(
+                f"MySQL at {where} refused user {user!r} for the {store.label} "
+                f"(database {store.database!r}, error 1045 access denied): the password in "
+                f"{store.password_ref} is not this user's password; fix the secret or reset "
+                "the user's password",
+                ErrorType.DATABASE_AUTH_FAILED,
+            )
+        if code == _ER_DBACCESS_DENIED:
+            return activity_error(
+                f"MySQL at {where}: user {user!r} may not use database {store.database!r} "
+                f"(error 1044); grant it with GRANT ALL PRIVILEGES ON `{store.database}`.* TO "
+                f"'{user}'@'%' (create the database first if it does not exist)",
+                ErrorType.DATABASE_AUTH_FAILED,
+            )
+        if code == _ER_TABLEACCESS_DENIED:
+            return activity_error(
+                f"MySQL at {where}: user {user!r} may not read {store.database}.schema_version "
+                f"(error 1142); grant it privileges on `{store.database}`.*",
+                ErrorType.DATABASE_AUTH_FAILED,
+            )
+        if code == _CR_SSL_CONNECTION_ERROR:
+            return activity_error(
+                f"MySQL at {where} does not offer TLS; the cluster connects with TLS only",
+                ErrorType.DATABASE_TLS_FAILED,
+            )
+        if code in (_CR_SERVER_GONE, _CR_SERVER_LOST):
+            return activity_error(
+                f"{where} closed the connection while {'connecting' if connecting else 'reading'}"
+                f" (MySQL client error {code}); the server may be restarting",
+                ErrorType.DATABASE_UNREACHABLE,
+            )
+        # Too many connections, server shutting down and the like: worth retrying.
+        step = "connecting to" if connecting else "reading schema_version from"
+        return activity_error(
+            f"MySQL error {code} {step} {store.database!r} at {where} "
+            f"({_redact(_mysql_text(exc), store.password)})",
+            ErrorType.DATABASE_UNREACHABLE,
+        )
+
+    # --- schema ---------------------------------------------------------------------------
+    def _check_schemas(
+        self, env: Environment, stores: tuple[_Store, ...], readings: list[_Reading]
+    ) -> None:
+        problems: list[str] = []
+        commands: list[str] = []
+        for store, reading in zip(stores, readings, strict=True):
+            steps: list[str]
+            if reading.missing == "database":
+                problems.append(f"database {store.database!r} does not exist")
+                steps = [
+                    "create-database",
+                    "setup-schema -v 0.0",
+                    f"update-schema -d {store.schema_dir}",
+                ]
+            elif reading.missing is not None:
+                problems.append(
+                    f"database {store.database!r} has no Temporal schema (schema_version "
+                    f"{'table' if reading.missing == 'table' else 'row'} missing)"
+                )
+                steps = ["setup-schema -v 0.0", f"update-schema -d {store.schema_dir}"]
+            else:
+                assert reading.version is not None
+                try:
+                    outdated = _version_tuple(reading.version) < _version_tuple(store.required)
+                except ValueError:
+                    problems.append(
+                        f"database {store.database!r} has an unreadable schema version "
+                        f"{reading.version!r}; inspect its schema_version and "
+                        "schema_update_history tables"
+                    )
+                    continue
+                if not outdated:
+                    continue
+                problems.append(
+                    f"database {store.database!r} is at schema {reading.version}, "
+                    f"older than the {store.required} server "
+                    f"{env.chart.target_server_version} needs"
+                )
+                steps = [f"update-schema -d {store.schema_dir}"]
+            base = _sql_tool_base(env, store.database)
+            commands.append(f"export SQL_PASSWORD=<{store.label} password: {store.password_ref}>")
+            commands.extend(f"{base} {step}" for step in steps)
+        if not problems:
+            return
+        prepare = _ca_bundle_preparation(env)
+        server = env.chart.target_server_version
+        message = (
+            f"Schema not ready for Temporal server {server}: {'; '.join(problems)}.\n"
+            f"Run from a checkout of temporalio/temporal at v{server} (it ships ./schema):\n"
+            + "\n".join(f"  {line}" for line in [*prepare, *commands])
+        )
+        raise activity_error(message, ErrorType.SCHEMA_OUTDATED)
+
+
+def _sql_tool_base(env: Environment, database: str) -> str:
+    parts = [
+        "temporal-sql-tool --plugin mysql8",
+        f"--ep {env.rds.endpoint} -p {env.rds.port} -u {env.database.user}",
+        f"--db {database} --tls --tls-ca-file {_ca_bundle_path(env)}",
+    ]
+    if env.db_tls_server_name != env.rds.endpoint:
+        parts.append(f"--tls-server-name {env.db_tls_server_name}")
+    return " ".join(parts)
+
+
+def _ca_bundle_path(env: Environment) -> str:
+    source = env.ca_bundle.source
+    if isinstance(source, CaBundleFromFile):
+        return str((PROJECT_ROOT / source.path).resolve())
+    return f"./{env.ca_bundle.key}"
+
+
+def _ca_bundle_preparation(env: Environment) -> list[str]:
+    source = env.ca_bundle.source
+    if isinstance(source, CaBundleFromS3):
+        region = f" --region {source.region}" if source.region else ""
+        return [f"aws s3 cp s3://{source.bucket}/{source.key} ./{env.ca_bundle.key}{region}"]
+    return []
+
+
+def _verify_reason(error: ssl.SSLCertVerificationError, env: Environment) -> str:
+    name = env.db_tls_server_name
+    code = error.verify_code
+    origin = describe_source(env.ca_bundle.source)
+    if code in (_X509_HOSTNAME_MISMATCH, _X509_IP_ADDRESS_MISMATCH):
+        key = "database.tls_server_name" if env.database.tls_server_name else "rds.endpoint"
+        return (
+            f"host name mismatch: the server certificate is not valid for {name!r} "
+            f"(from {key}); set database.tls_server_name to a name the certificate carries "
+            "(for RDS: the instance endpoint)"
+        )
+    if code in _X509_UNTRUSTED:
+        return (
+            f"certificate verify failed: the server certificate is not signed by a CA in the "
+            f"bundle {origin} ({error.verify_message}); use the RDS CA bundle for "
+            f"{env.rds.region} (global-bundle.pem)"
+        )
+    if code in (_X509_CERT_HAS_EXPIRED, _X509_CERT_NOT_YET_VALID):
+        return (
+            f"certificate verify failed: {error.verify_message}; rotate the instance's CA "
+            "certificate (aws rds modify-db-instance --ca-certificate-identifier ...)"
+        )
+    return f"certificate verify failed: {error.verify_message} (OpenSSL code {code})"
+
+
+def _mysql_code(exc: pymysql.err.MySQLError) -> int | None:
+    first = exc.args[0] if exc.args else None
+    return first if isinstance(first, int) else None
+
+
+def _mysql_text(exc: pymysql.err.MySQLError) -> str:
+    return str(exc.args[1]) if len(exc.args) > 1 else type(exc).__name__
+
+
+def _redact(text: str, secret: str) -> str:
+    return text.replace(secret, "***") if secret else text
