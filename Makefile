@@ -13,4 +13,4 @@ test: lint
 	.venv/bin/python -m pytest
 
 demo: setup
-	.venv/bin/python starter.py demo
+	scripts/demo.sh

@@ -213,6 +213,8 @@ def _print_step(step: StepProgress) -> None:
         line += f": {step.summary}"
     if step.status in (StepStatus.WAITING_FOR_OPERATOR, StepStatus.FAILED) and step.last_error:
         line += f"\n     {step.last_error_type}: {step.last_error}"
+        if step.retry_state and step.retry_state != "NON_RETRYABLE_FAILURE":
+            line += f" (retries ended: {step.retry_state})"
     out.print(line, markup=False, highlight=False)
 
 

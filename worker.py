@@ -72,6 +72,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # botocore logs whole responses (GetSecretValue included) at DEBUG: never below INFO.
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     if args.local_stack and not bootstrap_server.apply_local_stack_env():
         log.error("no running local stack: start it with `python -m local_stack up`")
         return 1

@@ -159,9 +159,10 @@ def summarize(result: dict[str, Any]) -> tuple[bool | None, str]:
     """(changed, one-line summary) of an activity result, whatever its step."""
     if "namespaces" in result:
         actions = [f"{n['name']} {n['action']}" for n in result["namespaces"]]
-        changed = any(n["action"] in ("created", "updated") for n in result["namespaces"])
-        return changed, ", ".join(actions) or "no namespaces declared"
+        any_changed = any(n["action"] in ("created", "updated") for n in result["namespaces"])
+        return any_changed, ", ".join(actions) or "no namespaces declared"
     action = result.get("action")
+    changed: bool | None
     if "changed" in result:
         changed = bool(result["changed"])
     elif action is not None:
@@ -346,6 +347,7 @@ class BootstrapWorkflow:
 
     def _record_failure(self, progress: StepProgress, err: ActivityError) -> None:
         cause = err.cause
+        progress.retry_state = err.retry_state.name if err.retry_state else None
         if isinstance(cause, ApplicationError):
             progress.last_error_type = cause.type
             progress.last_error = cause.message

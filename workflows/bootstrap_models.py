@@ -84,6 +84,10 @@ class StepProgress(BaseModel):
     attempts: int = Field(default=0, description="times the workflow ran this step's activity")
     last_error: str | None = None
     last_error_type: str | None = None
+    retry_state: str | None = Field(
+        default=None,
+        description="why retries ended: NON_RETRYABLE_FAILURE, TIMEOUT (deadline), MAXIMUM_ATTEMPTS_REACHED",
+    )
     started_at: datetime | None = None
     ended_at: datetime | None = None
     changed: bool | None = Field(default=None, description="did the step change anything")
