@@ -184,7 +184,9 @@ async def _handle(
 ) -> tuple[Any, bootstrap_server.ClientSettings]:
     settings = _settings(env_name, start_embedded)
     client = await settings.connect()
-    return client.get_workflow_handle(bootstrap_workflow_id(env_name)), settings
+    return client.get_workflow_handle(
+        bootstrap_workflow_id(env_name), result_type=BootstrapResult
+    ), settings
 
 
 def _signal_commands(env_name: str, waiting_for: str | None) -> list[str]:
@@ -269,7 +271,7 @@ async def _follow(handle: Any, env_name: str, settings: bootstrap_server.ClientS
 async def _final(handle: Any, settings: bootstrap_server.ClientSettings) -> int:
     url = settings.workflow_url(handle.id)
     try:
-        result: BootstrapResult = await handle.result(result_type=BootstrapResult)
+        result: BootstrapResult = await handle.result()
     except WorkflowFailureError as exc:
         cause = exc.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause)

@@ -30,7 +30,7 @@ from activities.clients import AwsClients, KubeClients
 from activities.errors import ErrorType, activity_error
 from activities.sources import (
     PROJECT_ROOT,
-    _aws_failure,
+    aws_failure,
     describe_source,
     fetch_ca_bundle,
     parse_certificates,
@@ -351,7 +351,7 @@ class DatabasePreflight:
                 ) from None
             # Throttling, 5xx, network: AWS_UNAVAILABLE (retryable); AccessDenied and the
             # like need an operator.
-            raise _aws_failure(
+            raise aws_failure(
                 f"describing {what}", exc, ErrorType.CONFIGURATION_MISMATCH
             ) from None
         instances = response.get("DBInstances") or []

@@ -43,7 +43,7 @@ def describe_source(source: CaBundleSource) -> str:
     return f"s3://{source.bucket}/{source.key}"
 
 
-def _aws_failure(what: str, exc: Exception, error_type: ErrorType) -> Exception:
+def aws_failure(what: str, exc: Exception, error_type: ErrorType) -> Exception:
     code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
     if isinstance(exc, BotoCoreError) or code in _TRANSIENT_AWS_CODES:
         # Network trouble or throttling: let the retry policy try again.
@@ -71,7 +71,7 @@ def fetch_ca_bundle(source: CaBundleSource, aws: AwsClients) -> bytes:
         ]
         return bytes(body.read())
     except (ClientError, BotoCoreError) as exc:
-        raise _aws_failure(
+        raise aws_failure(
             f"CA bundle {describe_source(source)}", exc, ErrorType.CA_BUNDLE_INVALID
         ) from None
 
@@ -113,7 +113,7 @@ def _passwords_from_secrets_manager(
             SecretId=source.secret_id
         )
     except (ClientError, BotoCoreError) as exc:
-        raise _aws_failure(what, exc, ErrorType.PASSWORD_SOURCE_INVALID) from None
+        raise aws_failure(what, exc, ErrorType.PASSWORD_SOURCE_INVALID) from None
     try:
         document = json.loads(response.get("SecretString") or "")
     except json.JSONDecodeError:

@@ -66,7 +66,7 @@ class DatabaseTarget:
 
     host: str
     port: int
-    password: str
+    password: str = field(repr=False)
     ca_bundle: Path
     user: str = "temporal_app"
 

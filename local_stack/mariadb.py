@@ -78,7 +78,7 @@ class MariaDB:
     datadir: Path
     ca_path: Path
     user: str
-    password: str
+    password: str = field(repr=False)
     process: ManagedProcess | None = field(default=None, repr=False)
     databases: tuple[str, ...] = (MAIN_DB, VISIBILITY_DB)
 
