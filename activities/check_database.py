@@ -351,9 +351,7 @@ class DatabasePreflight:
                 ) from None
             # Throttling, 5xx, network: AWS_UNAVAILABLE (retryable); AccessDenied and the
             # like need an operator.
-            raise aws_failure(
-                f"describing {what}", exc, ErrorType.CONFIGURATION_MISMATCH
-            ) from None
+            raise aws_failure(f"describing {what}", exc, ErrorType.CONFIGURATION_MISMATCH) from None
         instances = response.get("DBInstances") or []
         if not instances:
             raise activity_error(
