@@ -348,8 +348,10 @@ class _Install:
 
     # -- upgrading -----------------------------------------------------------------------
     def _timeout_flags(self) -> list[str]:
-        seconds = max(1, int(self.input.timeout.total_seconds()))
-        return ["--namespace", self.namespace, "--timeout", f"{seconds}s"]
+        return ["--namespace", self.namespace, "--timeout", f"{self._timeout_s()}s"]
+
+    def _timeout_s(self) -> int:
+        return max(1, int(self.input.timeout.total_seconds()))
 
     def _upgrade(self, chart: str, chart_flags: list[str], values: dict[str, Any]) -> None:
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="values-") as values_file:
@@ -426,7 +428,7 @@ class _Install:
             )
         if _TIMEOUT.search(message):
             return activity_error(
-                f"{what} timed out after {self.input.timeout} waiting for readiness: {message}. "
+                f"{what} timed out after {self._timeout_s()}s waiting for readiness: {message}. "
                 f"{self._after_failure(message)}",
                 ErrorType.HELM_TIMEOUT,
             )
@@ -450,7 +452,8 @@ class _Install:
             else ""
         )
         if "error occurred while rolling back" in message or "error while uninstalling" in message:
-            return f"The automatic rollback failed too.{now} Fix the cause, then retry."
+            hint = f" or roll back by hand: {self._rollback_hint(history)}" if history else ""
+            return f"The automatic rollback failed too.{now} Fix the cause, then retry{hint}."
         if "has been uninstalled" in message:
             return "The first install was uninstalled again (nothing was deployed before)."
         if "rolled back" in message:
