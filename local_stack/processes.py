@@ -136,6 +136,10 @@ def stop_pid(
     if popen is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             popen.wait(timeout=5)
+    # SIGKILL is delivered asynchronously: "stopped" means no member of the group still runs.
+    settle = time.monotonic() + 5
+    while _group_alive(pid) and time.monotonic() < settle:
+        time.sleep(0.05)
     return True
 
 

@@ -79,6 +79,9 @@ NAMESPACE_RETRY = RetryPolicy(
 )
 
 
+INSTALL_HEARTBEAT = timedelta(seconds=30)
+
+
 @dataclass(frozen=True)
 class _Step:
     name: str
@@ -122,14 +125,18 @@ _STEPS: dict[str, _Step] = {
         _Step(
             "install_chart",
             lambda i: InstallChartInput(
-                environment=i.environment, timeout=i.deadlines.helm_timeout
+                environment=i.environment,
+                timeout=i.deadlines.helm_timeout,
+                # A retry comes only after the previous attempt missed its heartbeats for this
+                # long, so a release still pending then was left by a dead helm: recover it.
+                pending_grace=INSTALL_HEARTBEAT,
             ),
             InstallChartResult,
             lambda i: i.deadlines.install_chart,
-            # helm's own timeout plus room for a rollback or a pending-release recovery
-            lambda i: i.deadlines.helm_timeout * 2 + timedelta(minutes=1),
+            # a pending-release recovery (rollback wait), the upgrade wait and its own rollback
+            lambda i: i.deadlines.helm_timeout * 3 + timedelta(minutes=1),
             HELM_RETRY,
-            heartbeat=timedelta(seconds=30),
+            heartbeat=INSTALL_HEARTBEAT,
         ),
         _Step(
             "wait_frontend_healthy",

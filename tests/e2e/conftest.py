@@ -1,0 +1,198 @@
+"""Fixtures for the end-to-end tests: a bootstrap Temporal server, the environment the real
+worker and starter processes run with, and helpers that drive them like an operator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from local_stack.temporal_servers import TemporalDevServer, bootstrap_server
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+TEMPORAL = str(Path(sys.executable).parent / "temporal")
+WORKFLOW_ID = "provision-local"
+
+
+@pytest.fixture(scope="session")
+def bootstrap_temporal(tmp_path_factory) -> Iterator[TemporalDevServer]:
+    """The bootstrap server the worker and starter use (SQLite, so it survives restarts)."""
+    server = bootstrap_server(tmp_path_factory.mktemp("bootstrap-temporal")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def process_env(
+    stack_variables, local_aws, kube_standin, bootstrap_temporal, helm_binaries, tmp_path_factory
+):
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TEMPORAL_", "LOCAL_STACK_", "KUBECONFIG"))
+    }
+    env.update(stack_variables)
+    env.update(local_aws.env)
+    env.update(
+        KUBECONFIG=str(kube_standin.kubeconfig_path),
+        TEMPORAL_ADDRESS=bootstrap_temporal.address,
+        TEMPORAL_TASK_QUEUE="temporal-bootstrap-e2e",
+        HELM_BIN=helm_binaries["v4"],
+        TEMPORAL_BOOTSTRAP_STATE_DIR=str(tmp_path_factory.mktemp("state")),
+        NO_COLOR="1",
+    )
+    return env
+
+
+class WorkerProcess:
+    def __init__(self, env: dict[str, str], log: Path):
+        self.env, self.log = env, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        handle = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "worker.py"],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while "worker ready" not in self.log.read_text():
+            assert self.proc.poll() is None, f"worker died:\n{self.log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "worker never became ready"
+            time.sleep(0.2)
+        return self
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+
+@pytest.fixture(scope="module")  # a crash test must be the only worker on the queue
+def worker(process_env, tmp_path_factory) -> Iterator[WorkerProcess]:
+    w = WorkerProcess(process_env, tmp_path_factory.mktemp("worker") / "worker.log").start()
+    try:
+        yield w
+    finally:
+        w.stop()
+
+
+def run(
+    argv: list[str], env: dict[str, str], timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def starter(
+    env: dict[str, str], *args: str, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "starter.py", *args], env, timeout)
+
+
+def temporal_cli(
+    env: dict[str, str], *args: str, address: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run([TEMPORAL, *args, "--address", address or env["TEMPORAL_ADDRESS"]], env, 60)
+
+
+def helm_history(env: dict[str, str], namespace: str = "my-app-local") -> list[dict]:
+    proc = run(
+        [
+            env["HELM_BIN"],
+            "history",
+            "temporal",
+            "-n",
+            namespace,
+            "-o",
+            "json",
+            "--kubeconfig",
+            env["KUBECONFIG"],
+        ],
+        env,
+        60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def query_progress(env: dict[str, str], workflow_id: str = WORKFLOW_ID) -> dict:
+    proc = temporal_cli(
+        env, "workflow", "query", "--workflow-id", workflow_id, "--type", "progress", "-o", "json"
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["queryResult"][0]
+
+
+def wait_state(env: dict[str, str], state: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        progress = query_progress(env)
+        if progress["state"] == state:
+            return progress
+        assert time.monotonic() < deadline, f"never reached {state}: {progress}"
+        time.sleep(0.5)
+
+
+class Operator:
+    """What an operator does from a shell, bound to the processes' environment."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+
+    def run(self, argv, timeout=240):
+        return run(argv, self.env, timeout)
+
+    def starter(self, *args, timeout=240):
+        return starter(self.env, *args, timeout=timeout)
+
+    def temporal(self, *args, address=None):
+        return temporal_cli(self.env, *args, address=address)
+
+    def helm_history(self, namespace="my-app-local"):
+        return helm_history(self.env, namespace)
+
+    def progress(self, workflow_id=WORKFLOW_ID):
+        return query_progress(self.env, workflow_id)
+
+    def wait_state(self, state, timeout=120):
+        return wait_state(self.env, state, timeout)
+
+
+@pytest.fixture(scope="session")
+def operator(process_env) -> Operator:
+    return Operator(process_env)
+
+
+@pytest.fixture(scope="session")
+def start_worker(process_env, tmp_path_factory):
+    """Start another worker process (crash tests kill and restart them)."""
+
+    def start(log: Path | None = None) -> WorkerProcess:
+        log = log or tmp_path_factory.mktemp("worker") / "worker.log"
+        return WorkerProcess(process_env, log).start()
+
+    return start
