@@ -81,6 +81,9 @@ EnvDirOpt = Annotated[
 
 def load_or_exit(name: str, directory: Path) -> Environment:
     """Load an environment; on any problem print every one of them and exit 3."""
+    if name == "local":
+        # The local environment lives in the local stack: use its addresses unless set.
+        bootstrap_server.apply_local_stack_env()
     try:
         return load_environment(name, directory)
     except InvalidEnvironment as exc:
@@ -411,7 +414,20 @@ async def _is_running(handle: Any) -> bool:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+        code = EXIT_OK
+    except SystemExit as exc:
+        code = (
+            exc.code
+            if isinstance(exc.code, int)
+            else (EXIT_OK if exc.code is None else EXIT_FAILED)
+        )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The Temporal SDK's runtime can abort at interpreter finalization (PyGILState_Release,
+    # a known open SDK issue, exit 134): end with the command's real status instead.
+    os._exit(code)
 
 
 if __name__ == "__main__":

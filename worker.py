@@ -115,4 +115,9 @@ async def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    exit_code = asyncio.run(main())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter finalization, where the Temporal SDK's runtime can abort
+    # (PyGILState_Release, a known open SDK issue): exit with the worker's real status.
+    os._exit(exit_code)
