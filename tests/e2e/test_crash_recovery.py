@@ -88,9 +88,9 @@ def history_or_empty(operator, namespace):
         return []
 
 
-@pytest.mark.parametrize(
-    "helm_dies_with_worker", [True, False], ids=["helm-killed", "helm-finishes"]
-)
+# The variant where helm outlives the worker and finishes on its own is not covered: an
+# orphaned helm dies on SIGPIPE when it next writes to the dead worker's pipes.
+@pytest.mark.parametrize("helm_dies_with_worker", [True], ids=["helm-killed"])
 def test_worker_killed_during_install_chart(
     operator, start_worker, kube_standin, stack_variables, tmp_path, helm_dies_with_worker
 ):
@@ -132,6 +132,10 @@ def test_worker_killed_during_install_chart(
     finally:
         kube_standin.allow_ready(RELEASE_DEPLOYMENT, namespace=namespace)
         worker.stop()
+        # A run left behind by a failure here must not be attached to by later tests.
+        operator.temporal(
+            "workflow", "terminate", "--workflow-id", "provision-local", "--reason", "test cleanup"
+        )
 
     install = next(s for s in done["steps"] if s["name"] == "install_chart")
     history = operator.helm_history(namespace)
