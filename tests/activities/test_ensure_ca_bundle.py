@@ -26,8 +26,6 @@ from declared_state.models import CaBundleFromFile, CaBundleFromS3, Environment
 from local_stack.aws import CA_BUCKET, CA_KEY, LocalAws
 from local_stack.tls import CertificateAuthority
 
-WRITES = {"POST", "PUT", "PATCH", "DELETE"}
-
 
 @pytest.fixture
 def namespace() -> str:
@@ -43,11 +41,6 @@ def env(local_env: Environment, namespace: str) -> Environment:
 @pytest.fixture
 def publisher(aws_clients: AwsClients, kube_clients: KubeClients) -> CaBundlePublisher:
     return CaBundlePublisher(aws_clients, kube_clients)
-
-
-@pytest.fixture
-def core(kube_clients: KubeClients, local_env: Environment) -> k8s.CoreV1Api:
-    return kube_clients.core_v1(local_env.kubernetes.context)
 
 
 @pytest.fixture
@@ -76,21 +69,6 @@ def _run(publisher: CaBundlePublisher, env: Environment) -> EnsureCaBundleResult
     )
 
 
-def _mark(core: k8s.CoreV1Api) -> str:
-    """A request the stand-in logs, so the requests after it can be told apart."""
-    marker = f"marker-{uuid.uuid4().hex}"
-    with pytest.raises(ApiException):
-        core.read_namespace(marker)
-    return marker
-
-
-def _writes_since(kube_standin, marker: str) -> list[dict]:
-    """Write requests (any path) the stand-in answered after `_mark` returned `marker`."""
-    requests = kube_standin.requests
-    start = max(i for i, r in enumerate(requests) if r["path"].endswith(f"/{marker}"))
-    return [r for r in requests[start + 1 :] if r["method"] in WRITES]
-
-
 def _expected(bundle: bytes) -> tuple[str, int, object]:
     certs = x509.load_pem_x509_certificates(bundle)
     return (
@@ -105,7 +83,7 @@ def _read(core: k8s.CoreV1Api, env: Environment) -> k8s.V1ConfigMap:
 
 
 def test_created_in_a_new_namespace_then_unchanged_without_a_write(
-    publisher, env, core, kube_standin, s3_original
+    kube_writes, publisher, env, core, kube_standin, s3_original
 ) -> None:
     namespace = env.kubernetes.namespace
     with pytest.raises(ApiException) as missing:
@@ -128,14 +106,14 @@ def test_created_in_a_new_namespace_then_unchanged_without_a_write(
     cm = _read(core, env)
     assert cm.data == {env.ca_bundle.key: s3_original.decode()}
     assert cm.metadata.labels[MANAGED_BY_LABEL] == MANAGED_BY
-    marker = _mark(core)
+    marker = kube_writes.mark()
 
     second = _run(publisher, env)
 
     assert second == first.model_copy(update={"action": "unchanged"})
     assert _read(core, env).metadata.resource_version == cm.metadata.resource_version
     # The stand-in keeps the resourceVersion of a no-op write too: check that none was sent.
-    assert _writes_since(kube_standin, marker) == []
+    assert kube_writes.since(marker) == []
 
 
 def test_updated_when_the_s3_object_changes(publisher, env, core, local_aws, s3_original) -> None:
@@ -191,7 +169,7 @@ def test_existing_config_map_gets_the_bundle_and_label_and_keeps_other_keys(
 
 
 def test_create_race_reads_and_compares_again(
-    publisher, env, core, kube_standin, s3_original
+    kube_writes, publisher, env, core, kube_standin, s3_original
 ) -> None:
     """Another writer creates the same ConfigMap between our read (404) and our create (409)."""
     namespace = env.kubernetes.namespace
@@ -207,15 +185,17 @@ def test_create_race_reads_and_compares_again(
     )
     path = f"/namespaces/{namespace}/configmaps/{env.ca_bundle.config_map}$"
     kube_standin.inject_faults(path, status=404, count=1, method="GET")
-    marker = _mark(core)
+    marker = kube_writes.mark()
 
     assert _run(publisher, env).action == "unchanged"
 
-    writes = [(r["method"], r["status"]) for r in _writes_since(kube_standin, marker)]
+    writes = [(r["method"], r["status"]) for r in kube_writes.since(marker)]
     assert writes == [("POST", 409)]
 
 
-def test_update_conflict_reads_and_compares_again(publisher, env, core, kube_standin) -> None:
+def test_update_conflict_reads_and_compares_again(
+    kube_writes, publisher, env, core, kube_standin
+) -> None:
     """A stale resourceVersion on replace (409) leads to a fresh read and a second replace."""
     _run(publisher, env)
     cm = _read(core, env)
@@ -223,11 +203,11 @@ def test_update_conflict_reads_and_compares_again(publisher, env, core, kube_sta
     core.replace_namespaced_config_map(cm.metadata.name, env.kubernetes.namespace, cm)
     path = f"/namespaces/{env.kubernetes.namespace}/configmaps/{env.ca_bundle.config_map}$"
     kube_standin.inject_faults(path, status=409, count=1, method="PUT")
-    marker = _mark(core)
+    marker = kube_writes.mark()
 
     assert _run(publisher, env).action == "updated"
 
-    writes = [(r["method"], r["status"]) for r in _writes_since(kube_standin, marker)]
+    writes = [(r["method"], r["status"]) for r in kube_writes.since(marker)]
     assert writes == [("PUT", 409), ("PUT", 200)]
     assert _read(core, env).data[env.ca_bundle.key] != "drifted"
 

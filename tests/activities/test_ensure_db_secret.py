@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -25,8 +24,6 @@ from activities.kube_objects import MANAGED_BY, MANAGED_BY_LABEL
 from declared_state.models import Environment, ExistingKubernetesSecret
 from local_stack.aws import SECRET_ID, LocalAws
 from local_stack.mariadb import MariaDB
-
-WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 @pytest.fixture
@@ -52,11 +49,6 @@ def existing_env(env: Environment) -> Environment:
 @pytest.fixture
 def publisher(aws_clients: AwsClients, kube_clients: KubeClients) -> DbSecretPublisher:
     return DbSecretPublisher(aws_clients, kube_clients)
-
-
-@pytest.fixture
-def core(kube_clients: KubeClients, local_env: Environment) -> k8s.CoreV1Api:
-    return kube_clients.core_v1(local_env.kubernetes.context)
 
 
 @pytest.fixture
@@ -124,22 +116,8 @@ def _make_secret(
     )
 
 
-def _mark(core: k8s.CoreV1Api) -> str:
-    """A request the stand-in logs, so the requests after it can be told apart."""
-    marker = f"marker-{uuid.uuid4().hex}"
-    with pytest.raises(ApiException):
-        core.read_namespace(marker)
-    return marker
-
-
-def _writes_since(kube_standin, marker: str) -> list[dict]:
-    requests = kube_standin.requests
-    start = max(i for i, r in enumerate(requests) if r["path"].endswith(f"/{marker}"))
-    return [r for r in requests[start + 1 :] if r["method"] in WRITES]
-
-
 def test_created_with_both_passwords_then_unchanged_without_a_write(
-    publisher, env, core, kube_standin, local_aws, mariadb: MariaDB
+    kube_writes, publisher, env, core, kube_standin, local_aws, mariadb: MariaDB
 ) -> None:
     spec = env.database.kubernetes_secret
     document = _secret_document(local_aws)
@@ -160,14 +138,14 @@ def test_created_with_both_passwords_then_unchanged_without_a_write(
         spec.visibility_store_key: document["visibility_password"],
     }
     assert document["password"] == mariadb.password
-    marker = _mark(core)
+    marker = kube_writes.mark()
 
     second = _run(publisher, env)
 
     assert second == first.model_copy(update={"action": "unchanged"})
     assert _read(core, env).metadata.resource_version == secret.metadata.resource_version
     # The stand-in keeps the resourceVersion of a no-op write too: check that none was sent.
-    assert _writes_since(kube_standin, marker) == []
+    assert kube_writes.since(marker) == []
 
 
 def test_updated_when_the_secrets_manager_value_changes(publisher, env, core, reseed) -> None:
@@ -219,11 +197,11 @@ def test_existing_secret_of_another_type_is_a_configuration_mismatch(publisher, 
 
 
 def test_existing_mode_verifies_without_writing(
-    publisher, existing_env, core, kube_standin
+    kube_writes, publisher, existing_env, core, kube_standin
 ) -> None:
     spec = existing_env.database.kubernetes_secret
     _make_secret(core, existing_env, {spec.default_store_key: "a", spec.visibility_store_key: "b"})
-    marker = _mark(core)
+    marker = kube_writes.mark()
 
     result = _run(publisher, existing_env)
 
@@ -233,7 +211,7 @@ def test_existing_mode_verifies_without_writing(
         keys=(spec.default_store_key, spec.visibility_store_key),
         action="verified",
     )
-    assert _writes_since(kube_standin, marker) == []
+    assert kube_writes.since(marker) == []
 
 
 def test_existing_mode_names_a_missing_key(publisher, existing_env, core) -> None:

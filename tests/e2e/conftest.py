@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from local_stack.temporal_servers import TemporalDevServer, bootstrap_server
 
@@ -119,11 +121,12 @@ def temporal_cli(
     return run([TEMPORAL, *args, "--address", address or env["TEMPORAL_ADDRESS"]], env, 60)
 
 
-def helm_history(env: dict[str, str], namespace: str = "my-app-local") -> list[dict]:
+def helm_json(env: dict[str, str], *args: str, namespace: str = "my-app-local"):
+    """`helm <args> temporal -n <namespace> -o json` with the worker's helm and kubeconfig."""
     proc = run(
         [
             env["HELM_BIN"],
-            "history",
+            *args,
             "temporal",
             "-n",
             namespace,
@@ -173,7 +176,24 @@ class Operator:
         return temporal_cli(self.env, *args, address=address)
 
     def helm_history(self, namespace="my-app-local"):
-        return helm_history(self.env, namespace)
+        return helm_json(self.env, "history", namespace=namespace)
+
+    def helm_values(self, namespace="my-app-local"):
+        return helm_json(self.env, "get", "values", namespace=namespace)
+
+    def signal(self, name: str, by: str, workflow_id=WORKFLOW_ID):
+        """`temporal workflow signal` with an OperatorSignal payload, as the README shows."""
+        proc = self.temporal(
+            "workflow",
+            "signal",
+            "--workflow-id",
+            workflow_id,
+            "--name",
+            name,
+            "--input",
+            json.dumps({"by": by}),
+        )
+        assert proc.returncode == 0, proc.stderr
 
     def progress(self, workflow_id=WORKFLOW_ID):
         return query_progress(self.env, workflow_id)
@@ -196,3 +216,19 @@ def start_worker(process_env, tmp_path_factory):
         return WorkerProcess(process_env, log).start()
 
     return start
+
+
+@pytest.fixture
+def environments_copy(tmp_path):
+    """A copy of environments/ whose local.yaml is changed by `edit(data)`; returns its folder."""
+
+    def copy(edit) -> Path:
+        for f in (PROJECT_ROOT / "environments").glob("*.yaml"):
+            shutil.copy(f, tmp_path / f.name)
+        local = tmp_path / "local.yaml"
+        data = yaml.safe_load(local.read_text())
+        edit(data)
+        local.write_text(yaml.safe_dump(data))
+        return tmp_path
+
+    return copy

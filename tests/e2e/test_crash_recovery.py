@@ -10,30 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from declared_state.chart_values import build_chart_values
 from declared_state.loader import load_environment
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
 RELEASE_DEPLOYMENT = "temporal-history"
-
-
-def env_dir_with_namespace(tmp_path: Path, namespace: str) -> Path:
-    for f in (PROJECT_ROOT / "environments").glob("*.yaml"):
-        shutil.copy(f, tmp_path / f.name)
-    local = tmp_path / "local.yaml"
-    data = yaml.safe_load(local.read_text())
-    data["kubernetes"]["namespace"] = namespace
-    local.write_text(yaml.safe_dump(data))
-    return tmp_path
 
 
 def helm_pids(helm_bin: str, namespace: str) -> list[int]:
@@ -60,27 +46,6 @@ def wait_for(predicate, timeout: float, what: str):
         time.sleep(0.3)
 
 
-def deployed_values(operator, namespace: str) -> dict:
-    env = operator.env
-    proc = operator.run(
-        [
-            env["HELM_BIN"],
-            "get",
-            "values",
-            "temporal",
-            "-n",
-            namespace,
-            "-o",
-            "json",
-            "--kubeconfig",
-            env["KUBECONFIG"],
-        ],
-        60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
-
-
 def history_or_empty(operator, namespace):
     try:
         return operator.helm_history(namespace)
@@ -92,11 +57,11 @@ def history_or_empty(operator, namespace):
 # orphaned helm dies on SIGPIPE when it next writes to the dead worker's pipes.
 @pytest.mark.parametrize("helm_dies_with_worker", [True], ids=["helm-killed"])
 def test_worker_killed_during_install_chart(
-    operator, start_worker, kube_standin, stack_variables, tmp_path, helm_dies_with_worker
+    operator, start_worker, kube_standin, stack_variables, environments_copy, helm_dies_with_worker
 ):
     process_env = operator.env
     namespace = f"my-app-crash-{'a' if helm_dies_with_worker else 'b'}"
-    env_dir = env_dir_with_namespace(tmp_path, namespace)
+    env_dir = environments_copy(lambda local: local["kubernetes"].update(namespace=namespace))
     kube_standin.never_ready(RELEASE_DEPLOYMENT, namespace=namespace)
     worker = start_worker()
     try:
@@ -141,9 +106,7 @@ def test_worker_killed_during_install_chart(
     history = operator.helm_history(namespace)
     assert history[-1]["status"] == "deployed"
     declared = load_environment("local", env_dir, variables=stack_variables)
-    assert deployed_values(operator, namespace) == json.loads(
-        json.dumps(build_chart_values(declared))
-    )
+    assert operator.helm_values(namespace) == json.loads(json.dumps(build_chart_values(declared)))
     if helm_dies_with_worker:
         assert install["details"]["recovered_from"], install
         assert install["details"]["action"] == "installed"

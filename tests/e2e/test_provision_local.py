@@ -6,13 +6,10 @@ the target Temporal server, operator actions sent with the real `temporal` CLI.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_ID = "provision-local"
 
 
@@ -71,17 +68,7 @@ def test_stale_schema_waits_then_retry_signal_from_temporal_cli_completes(
         assert check["status"] == "waiting for operator"
     finally:
         mariadb.set_schema_version("temporal", "1.14")
-    signalled = operator.temporal(
-        "workflow",
-        "signal",
-        "--workflow-id",
-        WORKFLOW_ID,
-        "--name",
-        "retry",
-        "--input",
-        '{"by": "dba"}',
-    )
-    assert signalled.returncode == 0, signalled.stderr
+    operator.signal("retry", by="dba")
     done = operator.wait_state("done")
     check = next(s for s in done["steps"] if s["name"] == "check_database")
     assert check["attempts"] == 2
@@ -91,14 +78,8 @@ def test_stale_schema_waits_then_retry_signal_from_temporal_cli_completes(
 
 
 @pytest.fixture
-def approval_env_dir(tmp_path) -> Path:
-    for f in (PROJECT_ROOT / "environments").glob("*.yaml"):
-        shutil.copy(f, tmp_path / f.name)
-    local = tmp_path / "local.yaml"
-    data = yaml.safe_load(local.read_text())
-    data["approval_required"] = True
-    local.write_text(yaml.safe_dump(data))
-    return tmp_path
+def approval_env_dir(environments_copy) -> Path:
+    return environments_copy(lambda local: local.update(approval_required=True))
 
 
 def test_approval_gate_then_abort_lists_what_was_done(operator, worker, approval_env_dir):
@@ -117,27 +98,15 @@ def test_approval_gate_then_abort_lists_what_was_done(operator, worker, approval
 def test_approve_with_temporal_cli_opens_the_gate(operator, worker, approval_env_dir):
     proc = operator.starter("provision", "local", "--environments-dir", str(approval_env_dir))
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    signalled = operator.temporal(
-        "workflow",
-        "signal",
-        "--workflow-id",
-        WORKFLOW_ID,
-        "--name",
-        "approve",
-        "--input",
-        '{"by": "cab"}',
-    )
-    assert signalled.returncode == 0, signalled.stderr
+    operator.signal("approve", by="cab")
     done = operator.wait_state("done")
     assert done["approved_by"] == "cab"
     assert len(operator.helm_history()) == 1, "nothing changed since the first install"
 
 
-def test_bad_environment_file_exits_3_before_anything_starts(operator, worker, tmp_path):
-    for f in (PROJECT_ROOT / "environments").glob("*.yaml"):
-        shutil.copy(f, tmp_path / f.name)
-    (tmp_path / "local.yaml").write_text((tmp_path / "local.yaml").read_text() + "\nsurprise: 1\n")
-    proc = operator.starter("provision", "local", "--environments-dir", str(tmp_path))
+def test_bad_environment_file_exits_3_before_anything_starts(operator, worker, environments_copy):
+    env_dir = environments_copy(lambda local: local.update(surprise=1))
+    proc = operator.starter("provision", "local", "--environments-dir", str(env_dir))
     assert proc.returncode == 3
     assert "local.yaml: surprise: unknown key" in proc.stderr
 
