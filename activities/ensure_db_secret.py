@@ -59,23 +59,10 @@ class DbSecretPublisher:
         keys = (spec.default_store_key, spec.visibility_store_key)
         where = f"Kubernetes Secret {namespace}/{spec.name}"
         # Secrets Manager, or the existing Secret itself (which raises KUBERNETES_SECRET_INVALID
-        # when it or a key is missing).
+        # when it is missing or a key is missing or empty).
         passwords = read_db_passwords(env, self._aws, self._kube)
 
         if not isinstance(env.database.password_source, AwsSecretsManagerPasswords):
-            empty = [
-                key
-                for key, value in zip(
-                    keys, (passwords.default_store, passwords.visibility_store), strict=True
-                )
-                if not value
-            ]
-            if empty:
-                raise activity_error(
-                    f"{where} has an empty value under key(s) {', '.join(map(repr, empty))}; "
-                    "the environment says it is managed elsewhere, so fill it there",
-                    ErrorType.KUBERNETES_SECRET_INVALID,
-                )
             activity.logger.info("%s verified: keys %s present", where, ", ".join(keys))
             return EnsureDbSecretResult(
                 secret=spec.name, namespace=namespace, keys=keys, action="verified"

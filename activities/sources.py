@@ -154,6 +154,14 @@ def _passwords_from_kubernetes_secret(env: Environment, kube: KubeClients) -> Db
             raise activity_error(
                 f"{where} has no usable key {key!r}", ErrorType.KUBERNETES_SECRET_INVALID
             ) from None
+    keys = (secret_spec.default_store_key, secret_spec.visibility_store_key)
+    empty = [key for key, value in zip(keys, values, strict=True) if not value]
+    if empty:
+        raise activity_error(
+            f"{where} has an empty value under key(s) {', '.join(map(repr, empty))}; "
+            "the environment says it is managed elsewhere, so fill it there",
+            ErrorType.KUBERNETES_SECRET_INVALID,
+        )
     return DbPasswords(values[0], values[1])
 
 
