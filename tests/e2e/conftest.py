@@ -209,11 +209,12 @@ def operator(process_env) -> Operator:
 
 @pytest.fixture(scope="session")
 def start_worker(process_env, tmp_path_factory):
-    """Start another worker process (crash tests kill and restart them)."""
+    """Start another worker process (crash tests kill and restart them); keyword arguments
+    override its environment variables, e.g. `HELM_BIN=...`."""
 
-    def start(log: Path | None = None) -> WorkerProcess:
+    def start(log: Path | None = None, **env_overrides: str) -> WorkerProcess:
         log = log or tmp_path_factory.mktemp("worker") / "worker.log"
-        return WorkerProcess(process_env, log).start()
+        return WorkerProcess({**process_env, **env_overrides}, log).start()
 
     return start
 

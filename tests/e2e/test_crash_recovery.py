@@ -3,47 +3,25 @@ install_chart and restarted; the run completes without an operator.
 
 - helm killed with the worker (a pod's container dying): the release is left
   `pending-install`, and the next attempt recovers it, then installs the declared values;
-- (not yet covered) helm outliving the worker and finishing on its own.
+- the worker killed after helm finished but before the activity reported: the next attempt
+  finds the release deployed with the declared values and adds no revision.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
+from e2e_helpers import pids_running, wait_for
 
 from declared_state.chart_values import build_chart_values
 from declared_state.loader import load_environment
 
 RELEASE_DEPLOYMENT = "temporal-history"
-
-
-def helm_pids(helm_bin: str, namespace: str) -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].decode(errors="replace") == helm_bin and namespace.encode() in argv:
-            pids.append(int(proc.name))
-    return pids
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
 
 
 def history_or_empty(operator, namespace):
@@ -53,22 +31,45 @@ def history_or_empty(operator, namespace):
         return []
 
 
-# The variant where helm outlives the worker and finishes on its own is not covered: an
-# orphaned helm dies on SIGPIPE when it next writes to the dead worker's pipes.
-@pytest.mark.parametrize("helm_dies_with_worker", [True], ids=["helm-killed"])
-def test_worker_killed_during_install_chart(
-    operator, start_worker, kube_standin, stack_variables, environments_copy, helm_dies_with_worker
+@pytest.fixture
+def crash_run(operator, environments_copy):
+    """Start `provision local` into a fresh Kubernetes namespace; afterwards terminate any
+    run a failure left behind, so later tests do not attach to it."""
+
+    def start(namespace: str) -> Path:
+        env_dir = environments_copy(lambda local: local["kubernetes"].update(namespace=namespace))
+        proc = operator.starter(
+            "provision", "local", "--environments-dir", str(env_dir), "--no-wait"
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return env_dir
+
+    yield start
+    operator.temporal(
+        "workflow", "terminate", "--workflow-id", "provision-local", "--reason", "test cleanup"
+    )
+
+
+def assert_completed_as_declared(operator, done, env_dir, namespace, stack_variables) -> dict:
+    """The release is deployed with exactly the declared values, namespaces registered;
+    returns the install_chart step."""
+    history = operator.helm_history(namespace)
+    assert history[-1]["status"] == "deployed", history
+    declared = load_environment("local", env_dir, variables=stack_variables)
+    assert operator.helm_values(namespace) == json.loads(json.dumps(build_chart_values(declared)))
+    steps = {s["name"]: s for s in done["steps"]}
+    assert steps["register_namespaces"]["status"] == "done"
+    return steps["install_chart"]
+
+
+def test_worker_and_helm_killed_mid_install_leaves_pending_release_that_is_recovered(
+    operator, start_worker, kube_standin, stack_variables, crash_run
 ):
-    process_env = operator.env
-    namespace = f"my-app-crash-{'a' if helm_dies_with_worker else 'b'}"
-    env_dir = environments_copy(lambda local: local["kubernetes"].update(namespace=namespace))
+    namespace = "my-app-crash-a"
     kube_standin.never_ready(RELEASE_DEPLOYMENT, namespace=namespace)
     worker = start_worker()
     try:
-        started = operator.starter(
-            "provision", "local", "--environments-dir", str(env_dir), "--no-wait"
-        )
-        assert started.returncode == 0, started.stdout + started.stderr
+        env_dir = crash_run(namespace)
         # helm is running and waiting for the never-ready Deployment
         wait_for(
             lambda: any(
@@ -78,40 +79,70 @@ def test_worker_killed_during_install_chart(
             "helm to start installing",
         )
         helm = wait_for(
-            lambda: helm_pids(process_env["HELM_BIN"], namespace), 30, "the helm process"
+            lambda: pids_running(operator.env["HELM_BIN"], "upgrade", namespace),
+            30,
+            "the helm process",
         )
         worker.kill9()
-        if helm_dies_with_worker:
-            for pid in helm:
-                os.kill(pid, signal.SIGKILL)
-            assert history_or_empty(operator, namespace)[-1]["status"] == "pending-install"
+        for pid in helm:
+            os.kill(pid, signal.SIGKILL)
+        assert history_or_empty(operator, namespace)[-1]["status"] == "pending-install"
         kube_standin.allow_ready(RELEASE_DEPLOYMENT, namespace=namespace)
-        if not helm_dies_with_worker:
-            wait_for(
-                lambda: history_or_empty(operator, namespace)[-1]["status"] == "deployed",
-                120,
-                "the orphaned helm to finish",
-            )
         worker = start_worker(worker.log)
         done = operator.wait_state("done", timeout=240)
     finally:
         kube_standin.allow_ready(RELEASE_DEPLOYMENT, namespace=namespace)
         worker.stop()
-        # A run left behind by a failure here must not be attached to by later tests.
-        operator.temporal(
-            "workflow", "terminate", "--workflow-id", "provision-local", "--reason", "test cleanup"
-        )
 
-    install = next(s for s in done["steps"] if s["name"] == "install_chart")
-    history = operator.helm_history(namespace)
-    assert history[-1]["status"] == "deployed"
-    declared = load_environment("local", env_dir, variables=stack_variables)
-    assert operator.helm_values(namespace) == json.loads(json.dumps(build_chart_values(declared)))
-    if helm_dies_with_worker:
-        assert install["details"]["recovered_from"], install
-        assert install["details"]["action"] == "installed"
-    else:
-        assert len(history) == 1, "helm had already installed: no revision may be added"
-        assert install["details"]["action"] == "unchanged"
-    namespaces = next(s for s in done["steps"] if s["name"] == "register_namespaces")
-    assert namespaces["status"] == "done"
+    install = assert_completed_as_declared(operator, done, env_dir, namespace, stack_variables)
+    assert install["details"]["recovered_from"] == "pending-install", install
+    assert install["details"]["action"] == "installed"
+
+
+# Test stand-in around the real helm: an `upgrade` that succeeded is reported to the worker
+# only after a long pause, which holds the window "helm finished, activity not yet completed"
+# open long enough to kill the worker in it.
+SLOW_REPORTING_HELM = """#!/bin/bash
+"{real}" "$@"
+code=$?
+if [ "$code" -eq 0 ] && [ "$1" = upgrade ]; then
+  echo $$ > "{marker}.tmp" && mv "{marker}.tmp" "{marker}"
+  sleep 600
+fi
+exit $code
+"""
+
+
+def test_worker_killed_after_helm_finished_adds_no_revision(
+    operator, start_worker, stack_variables, crash_run, tmp_path
+):
+    namespace = "my-app-crash-b"
+    marker = tmp_path / "helm-finished.pid"
+    wrapper = tmp_path / "helm"
+    wrapper.write_text(SLOW_REPORTING_HELM.format(real=operator.env["HELM_BIN"], marker=marker))
+    wrapper.chmod(0o755)
+    worker = start_worker(HELM_BIN=str(wrapper))
+    wrapper_pid = None
+    try:
+        env_dir = crash_run(namespace)
+        wait_for(marker.exists, 180, "helm upgrade to finish")
+        wrapper_pid = int(marker.read_text())
+        assert [(r["revision"], r["status"]) for r in operator.helm_history(namespace)] == [
+            (1, "deployed")
+        ]
+        running = operator.progress()
+        install = next(s for s in running["steps"] if s["name"] == "install_chart")
+        assert install["status"] == "running", "the activity must not have reported yet"
+        worker.kill9()
+        os.killpg(wrapper_pid, signal.SIGKILL)  # the wrapper runs in its own session
+        worker = start_worker(worker.log)  # the real helm from now on
+        done = operator.wait_state("done", timeout=240)
+    finally:
+        worker.stop()
+        if wrapper_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(wrapper_pid, signal.SIGKILL)
+
+    install = assert_completed_as_declared(operator, done, env_dir, namespace, stack_variables)
+    assert len(operator.helm_history(namespace)) == 1, "helm had finished: no revision may be added"
+    assert install["details"]["action"] == "unchanged", install
