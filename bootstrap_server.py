@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -97,13 +98,35 @@ def apply_local_stack_env(environ: MutableMapping[str, str] = os.environ) -> boo
     return True
 
 
+def _ports_free(ports: list[int]) -> bool:
+    import socket
+
+    from local_stack.processes import LOOPBACK
+
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As the server's own listener does, so connections in TIME_WAIT do not count.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((LOOPBACK, port))
+            except OSError:
+                return False
+    return True
+
+
 def embedded_server(start: bool) -> ClientSettings | None:
-    """The embedded dev server: reused when its recorded PID is alive, else started."""
+    """The embedded dev server: reused when its recorded PID is alive, else started.
+
+    A server that died (reboot, kill) comes back on its recorded ports when they are free, so
+    running workers reconnect on their own and Web UI links stay valid; its SQLite file keeps
+    every workflow's history either way.
+    """
     from local_stack.processes import pid_alive
     from local_stack.temporal_servers import TemporalDevServer, dev_server
 
     folder = state_dir() / "embedded-server"
     record = folder / "server.json"
+    info: dict[str, Any] = {}
     try:
         info = json.loads(record.read_text())
         if pid_alive(info["pid"], info.get("start_time")):
@@ -119,6 +142,10 @@ def embedded_server(start: bool) -> ClientSettings | None:
         log_path=folder / "temporal.log",
         detached=True,  # outlives the worker, so the starter and a restarted worker reuse it
     )
+    recorded = [info.get(k) for k in ("port", "http_port", "metrics_port", "ui_port")]
+    ports = [p for p in recorded if isinstance(p, int)]
+    if len(ports) == len(recorded) and _ports_free(ports):
+        server.port, server.http_port, server.metrics_port, server.ui_port = ports
     server.start()
     assert server.process is not None
     info = {**server.state(), **server.process.info()}

@@ -145,6 +145,7 @@ class TemporalDevServer:
             "http_port": self.http_port,
             "metrics_port": self.metrics_port,
             "ui_url": self.ui_url,
+            "ui_port": self.ui_port,
             "db_filename": str(self.db_filename) if self.db_filename else None,
             "namespaces": list(self.namespaces),
         }
