@@ -3,7 +3,8 @@
 The bundle comes from the environment's source (a local file or an S3 object), must parse as
 one or more PEM certificates, and lands under `ca_bundle.key` of ConfigMap
 `ca_bundle.config_map` in the release's namespace (created here when missing: this step runs
-before helm). Equal content means no write.
+before helm). Equal content means no write. `dry_run` reports what would change (`drift`,
+`action`) and writes nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from temporalio import activity
 
 from activities.clients import AwsClients, KubeClients
 from activities.errors import ErrorType, activity_error
-from activities.kube_objects import WriteAction, ensure_namespaced_object
+from activities.kube_objects import WriteAction, ensure_namespaced_object, key_differences
 from activities.sources import describe_source, fetch_ca_bundle, parse_certificates
 from declared_state.models import Environment
 
@@ -32,6 +33,8 @@ class EnsureCaBundleInput(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     environment: Environment
+    dry_run: bool = False
+    """Report what would change; write nothing."""
 
 
 class EnsureCaBundleResult(BaseModel):
@@ -46,6 +49,10 @@ class EnsureCaBundleResult(BaseModel):
     sha256: str
     certificates: int
     earliest_expiry: datetime
+    dry_run: bool = False
+    """`action` is what the step would have done; nothing was written."""
+    drift: tuple[str, ...] = ()
+    """How the live ConfigMap differed from the declared one before any write; () in sync."""
 
 
 class CaBundlePublisher:
@@ -92,18 +99,20 @@ class CaBundlePublisher:
             binary.pop(spec.key, None)
             return k8s.V1ConfigMap(metadata=meta, data=data, binary_data=binary or None)
 
-        def is_current(live: Any) -> bool:
-            return (live.data or {}).get(spec.key) == text and spec.key not in (
-                live.binary_data or {}
-            )
+        def differences(live: Any) -> list[str]:
+            found = key_differences(live.data or {}, {spec.key: text}, f"CA bundle {origin}")
+            if spec.key in (live.binary_data or {}):
+                found.append(f"key {spec.key} also in binaryData")
+            return found
 
-        action = ensure_namespaced_object(
+        action, drift = ensure_namespaced_object(
             self._kube.core_v1(env.kubernetes.context),
             "ConfigMap",
             env.kubernetes.namespace,
             spec.config_map,
             build=build,
-            is_current=is_current,
+            differences=differences,
+            dry_run=input.dry_run,
         )
         return EnsureCaBundleResult(
             config_map=spec.config_map,
@@ -113,4 +122,6 @@ class CaBundlePublisher:
             sha256=hashlib.sha256(bundle).hexdigest(),
             certificates=len(certificates),
             earliest_expiry=earliest,
+            dry_run=input.dry_run,
+            drift=drift,
         )

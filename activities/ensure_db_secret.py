@@ -4,7 +4,8 @@ With passwords in AWS Secrets Manager, the Secret `database.kubernetes_secret.na
 or updated (type Opaque, both keys, managed-by label; equal content means no write). When the
 environment says the Secret is managed elsewhere, it is only verified: it must exist and hold
 both keys with non-empty values. Password values never leave this activity: results, logs and
-errors name the Secret and its keys only.
+errors name the Secret and its keys only. `dry_run` reports what would change (`drift`,
+`action`) and writes nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from temporalio import activity
 
 from activities.clients import AwsClients, KubeClients
 from activities.errors import ErrorType, activity_error
-from activities.kube_objects import ensure_namespaced_object
+from activities.kube_objects import ensure_namespaced_object, key_differences
 from activities.sources import read_db_passwords
 from declared_state.models import AwsSecretsManagerPasswords, Environment
 
@@ -31,6 +32,8 @@ class EnsureDbSecretInput(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     environment: Environment
+    dry_run: bool = False
+    """Report what would change; write nothing."""
 
 
 class EnsureDbSecretResult(BaseModel):
@@ -42,6 +45,11 @@ class EnsureDbSecretResult(BaseModel):
     namespace: str
     keys: tuple[str, ...]
     action: Literal["created", "updated", "unchanged", "verified"]
+    dry_run: bool = False
+    """`action` is what the step would have done; nothing was written."""
+    drift: tuple[str, ...] = ()
+    """How the live Secret differed from Secrets Manager before any write (key names, never
+    values); () in sync."""
 
 
 class DbSecretPublisher:
@@ -65,7 +73,11 @@ class DbSecretPublisher:
         if not isinstance(env.database.password_source, AwsSecretsManagerPasswords):
             activity.logger.info("%s verified: keys %s present", where, ", ".join(keys))
             return EnsureDbSecretResult(
-                secret=spec.name, namespace=namespace, keys=keys, action="verified"
+                secret=spec.name,
+                namespace=namespace,
+                keys=keys,
+                action="verified",
+                dry_run=input.dry_run,
             )
 
         desired = {
@@ -86,19 +98,26 @@ class DbSecretPublisher:
             data.update(desired)
             return k8s.V1Secret(metadata=meta, type=SECRET_TYPE, data=data)
 
-        def is_current(live: Any) -> bool:
-            data = live.data or {}
-            return all(data.get(key) == value for key, value in desired.items())
+        def differences(live: Any) -> list[str]:
+            return key_differences(live.data or {}, desired, "Secrets Manager")
 
-        action = ensure_namespaced_object(
+        action, drift = ensure_namespaced_object(
             self._kube.core_v1(env.kubernetes.context),
             "Secret",
             namespace,
             spec.name,
             build=build,
-            is_current=is_current,
+            differences=differences,
+            dry_run=input.dry_run,
         )
-        return EnsureDbSecretResult(secret=spec.name, namespace=namespace, keys=keys, action=action)
+        return EnsureDbSecretResult(
+            secret=spec.name,
+            namespace=namespace,
+            keys=keys,
+            action=action,
+            dry_run=input.dry_run,
+            drift=drift,
+        )
 
 
 def _b64(value: str) -> str:

@@ -6,6 +6,10 @@ died mid-helm is rolled back (or, never deployed, uninstalled) once it is older 
 `pending_grace`, then upgraded. helm itself waits for readiness and rolls back on failure
 (v3 `--atomic`, v4 `--rollback-on-failure`); helm's output is streamed into heartbeats, and a
 cancelled activity terminates helm (SIGTERM, then SIGKILL).
+
+Every run reports how the release differed from the declaration before it acted (`drift`:
+missing, pending or failed, another chart version, the dotted paths of differing values, never
+the values). `dry_run` only reads: no upgrade, rollback or uninstall.
 """
 
 from __future__ import annotations
@@ -67,10 +71,13 @@ class InstallChartInput(BaseModel):
     """helm's `--timeout`: how long to wait for readiness (the rollback gets as long again)."""
     pending_grace: timedelta = timedelta(minutes=2)
     """A `pending-*` release younger than this may still be worked on and is not touched."""
+    dry_run: bool = False
+    """Report what would change; write nothing."""
 
 
 class InstallChartResult(BaseModel):
-    """The release as deployed after the step."""
+    """The release as deployed after the step (in dry-run: as it is, `revision` 0 and
+    `status` "missing" when there is none)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -81,9 +88,41 @@ class InstallChartResult(BaseModel):
     app_version: str
     status: str
     changed: bool
+    """The release changed (in dry-run: would change)."""
     action: Literal["installed", "upgraded", "unchanged"]
     recovered_from: str | None = None
     """`pending-upgrade` etc. when an abandoned release was rolled back / uninstalled first."""
+    dry_run: bool = False
+    """`action` is what the step would have done; nothing was written."""
+    drift: tuple[str, ...] = ()
+    """How the release differed from the declaration before any write; () in sync."""
+
+
+MAX_DRIFT_PATHS = 10
+
+
+def _differing_paths(live: Any, declared: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of the leaves (or whole subtrees) where two JSON documents differ."""
+    if isinstance(live, dict) and isinstance(declared, dict):
+        paths: list[str] = []
+        for key in sorted(live.keys() | declared.keys()):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key not in live or key not in declared:
+                paths.append(path)
+            else:
+                paths += _differing_paths(live[key], declared[key], path)
+        return paths
+    return [] if live == declared else [prefix or "(all values)"]
+
+
+def _values_drift(live: Any, declared: Any) -> list[str]:
+    """`values differ at: a.b, c.d and N more`, or [] when equal; paths only, never values."""
+    paths = _differing_paths(_normalized(live), _normalized(declared))
+    if not paths:
+        return []
+    shown = ", ".join(paths[:MAX_DRIFT_PATHS])
+    more = len(paths) - MAX_DRIFT_PATHS
+    return [f"values differ at: {shown}" + (f" and {more} more" if more > 0 else "")]
 
 
 def _normalized(values: Any) -> Any:
@@ -218,22 +257,22 @@ class _Install:
             ) from None
         values = build_chart_values(self.env)
         history = self._history()
+        drift = self._drift(history, values)
+        if self.input.dry_run:
+            return self._dry_run_result(history, drift)
         recovered_from = None
         if history and history[-1]["status"] in PENDING_STATES:
             recovered_from = self._recover(history)
             history = self._history()
-        latest = history[-1] if history else None
-        if (
-            latest is not None
-            and latest["status"] == "deployed"
-            and latest.get("chart") == self._expected_chart()
-            and _normalized(self._deployed_values()) == _normalized(values)
-        ):
+            in_sync = not self._drift(history, values)
+        else:
+            in_sync = not drift
+        if in_sync:
+            latest = history[-1]
             activity.logger.info("%s is up to date at revision %s", self.where, latest["revision"])
-            return self._result(latest, "unchanged", recovered_from)
-        action: Literal["installed", "upgraded"] = (
-            "upgraded" if any(h["status"] != "uninstalled" for h in history) else "installed"
-        )
+            return self._result(latest, "unchanged", recovered_from, drift)
+        action = self._would_act(history)
+        activity.logger.info("%s differs: %s", self.where, "; ".join(drift))
         self._upgrade(chart.chart, list(chart.flags), values)
         final = self._history()
         if not final:
@@ -241,7 +280,39 @@ class _Install:
                 f"helm reported success but {self.where} has no history", ErrorType.HELM_FAILED
             )
         activity.logger.info("%s %s: revision %s", self.where, action, final[-1]["revision"])
-        return self._result(final[-1], action, recovered_from)
+        return self._result(final[-1], action, recovered_from, drift)
+
+    def _drift(self, history: list[dict[str, Any]], values: dict[str, Any]) -> tuple[str, ...]:
+        """How the latest revision differs from the declaration; () when it is up to date."""
+        if not history:
+            return (f"release {self.release} missing",)
+        latest = history[-1]
+        status, revision = str(latest["status"]), latest["revision"]
+        if status in PENDING_STATES or status == "uninstalled":
+            # Pending: what is left after the recovery cannot be known before it; uninstalled:
+            # nothing is live to compare. The state says it all.
+            return (f"release is {status} (revision {revision})",)
+        drift = [] if status == "deployed" else [f"release is {status} (revision {revision})"]
+        chart, expected = str(latest.get("chart", "")), self._expected_chart()
+        if chart != expected:
+            drift.append(f"chart {chart}, declared {expected}")
+        return (*drift, *_values_drift(self._deployed_values(), values))
+
+    @staticmethod
+    def _would_act(history: list[dict[str, Any]]) -> Literal["installed", "upgraded"]:
+        """Upgraded when some revision is (or was) live, installed when none is."""
+        if history and history[-1]["status"] == "pending-install":
+            # Recovered by uninstalling when nothing was ever deployed before it.
+            history = history if any(h["status"] == "deployed" for h in history) else []
+        return "upgraded" if any(h["status"] != "uninstalled" for h in history) else "installed"
+
+    def _dry_run_result(
+        self, history: list[dict[str, Any]], drift: tuple[str, ...]
+    ) -> InstallChartResult:
+        action = self._would_act(history) if drift else "unchanged"
+        activity.logger.info("%s: dry run, would be %s: %s", self.where, action, drift)
+        latest = history[-1] if history else {"revision": 0, "status": "missing"}
+        return self._result(latest, action, None, drift)
 
     def _expected_chart(self) -> str:
         return f"{self.env.chart.name}-{self.env.chart.version}"
@@ -251,6 +322,7 @@ class _Install:
         rev: dict[str, Any],
         action: Literal["installed", "upgraded", "unchanged"],
         recovered_from: str | None,
+        drift: tuple[str, ...],
     ) -> InstallChartResult:
         return InstallChartResult(
             release=self.release,
@@ -262,6 +334,8 @@ class _Install:
             changed=action != "unchanged" or recovered_from is not None,
             action=action,
             recovered_from=recovered_from,
+            dry_run=self.input.dry_run,
+            drift=drift,
         )
 
     # -- reading the release -------------------------------------------------------------

@@ -5,13 +5,16 @@ its namespace when that is missing too: these steps run before helm creates it),
 only when the keys the bootstrap manages differ, and report created / updated / unchanged.
 A 409 on create (another writer won the race) or on replace (stale resourceVersion) means
 "read and compare again". Keys other writers added to the object are kept.
+
+Every run also says how the live object differed from the declared one (`drift`); in dry-run
+mode that is all it does: the action is the one it would take, and nothing is written.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import urllib3
 from kubernetes import client as k8s
@@ -27,6 +30,15 @@ MANAGED_LABELS: dict[str, str] = {MANAGED_BY_LABEL: MANAGED_BY}
 
 WriteAction = Literal["created", "updated", "unchanged"]
 ObjectKind = Literal["ConfigMap", "Secret"]
+
+
+class Ensured(NamedTuple):
+    """What `ensure_namespaced_object` did (or, in dry-run, would do) and why."""
+
+    action: WriteAction
+    drift: tuple[str, ...]
+    """How the live object differed from the declared one before any write; () in sync."""
+
 
 # Each conflict means another writer changed the object between our read and our write;
 # a few immediate re-reads settle an ordinary race, anything beyond is for the retry policy.
@@ -49,16 +61,20 @@ def ensure_namespaced_object(
     name: str,
     *,
     build: Callable[[Any | None, k8s.V1ObjectMeta], Any],
-    is_current: Callable[[Any], bool],
-) -> WriteAction:
+    differences: Callable[[Any], list[str]],
+    dry_run: bool = False,
+) -> Ensured:
     """Make `kind` `namespace`/`name` hold what `build` describes; write only when it differs.
 
     `build(current, metadata)` returns the full object to send (`current` is the live object
     or None on create; `metadata` already carries the managed-by label and, on update, the
-    live resourceVersion). `is_current(live)` says whether the live object's managed content
-    is already the desired one. Secret contents never appear in messages or logs.
+    live resourceVersion). `differences(live)` lists how the live object's managed content
+    differs from the desired one ([] when current), without ever quoting a value. With
+    `dry_run`, the object is still built (so a refusal surfaces as it would) but not sent.
+    Secret contents never appear in messages or logs.
     """
     where = f"{kind} {namespace}/{name}"
+    verb = "would be" if dry_run else "was"
     read_name, create_name, replace_name = _METHODS[kind]
     read, create, replace = (getattr(core, m) for m in (read_name, create_name, replace_name))
     for _ in range(_MAX_ATTEMPTS):
@@ -67,20 +83,26 @@ def ensure_namespaced_object(
         except _NotFound:
             current = None
         if current is None:
+            drift: tuple[str, ...] = (f"{where} missing",)
             meta = k8s.V1ObjectMeta(name=name, namespace=namespace, labels=dict(MANAGED_LABELS))
-            if _create(core, create, where, kind, namespace, build(None, meta)):
-                activity.logger.info("%s created", where)
-                return "created"
+            body = build(None, meta)
+            if dry_run or _create(core, create, where, kind, namespace, body):
+                activity.logger.info("%s %s created", where, verb)
+                return Ensured("created", drift)
             activity.logger.info("%s was created concurrently; comparing again", where)
             continue
         labels = current.metadata.labels or {}
-        if is_current(current) and labels.get(MANAGED_BY_LABEL) == MANAGED_BY:
+        drift = tuple(differences(current)) + _label_drift(labels)
+        if not drift:
             activity.logger.info("%s unchanged", where)
-            return "unchanged"
+            return Ensured("unchanged", drift)
         meta = current.metadata
         meta.labels = {**labels, **MANAGED_LABELS}
         meta.managed_fields = None
         body = build(current, meta)
+        if dry_run:
+            activity.logger.info("%s would be updated: %s", where, "; ".join(drift))
+            return Ensured("updated", drift)
         try:
             _call(where, "updating", kind, replace, name, namespace, body)
         except _Conflict:
@@ -89,13 +111,31 @@ def ensure_namespaced_object(
         except _NotFound:
             activity.logger.info("%s was deleted while being updated; creating it", where)
             continue
-        activity.logger.info("%s updated", where)
-        return "updated"
+        activity.logger.info("%s updated: %s", where, "; ".join(drift))
+        return Ensured("updated", drift)
     raise activity_error(
         f"{where} kept changing under concurrent writers ({_MAX_ATTEMPTS} attempts); "
         "find the other writer, the step will retry",
         ErrorType.KUBERNETES_UNAVAILABLE,
     )
+
+
+def key_differences(live: dict[str, str], desired: dict[str, str], source: str) -> list[str]:
+    """`key K missing` / `key K differs from <source>` for each desired key; never a value."""
+    return [
+        f"key {key} missing" if key not in live else f"key {key} differs from {source}"
+        for key, value in desired.items()
+        if live.get(key) != value
+    ]
+
+
+def _label_drift(labels: dict[str, str]) -> tuple[str, ...]:
+    value = labels.get(MANAGED_BY_LABEL)
+    if value == MANAGED_BY:
+        return ()
+    if value is None:
+        return (f"label {MANAGED_BY_LABEL} missing",)
+    return (f"label {MANAGED_BY_LABEL} is {value!r}, declared {MANAGED_BY!r}",)
 
 
 def ensure_namespace(core: k8s.CoreV1Api, namespace: str) -> None:

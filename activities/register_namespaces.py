@@ -5,6 +5,9 @@ description when they differ from the declaration; otherwise leave it alone. Nam
 nobody declared are reported, never changed or deleted. Afterwards the step polls until each
 namespace is usable through the frontend (its namespace cache refreshes every ~10 s), instead
 of sleeping a fixed time.
+
+The result's `drift` lists how each namespace differed from its declaration before any write.
+`dry_run` only describes: nothing is registered or updated, and there is no usability wait.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ class RegisterNamespacesInput(BaseModel):
         description="How long to wait for every namespace to be usable through the frontend.",
     )
     poll_interval: timedelta = Field(default=timedelta(seconds=1), gt=timedelta(0))
+    dry_run: bool = False
+    """Report what would change; write nothing."""
 
 
 class NamespaceOutcome(BaseModel):
@@ -81,6 +86,10 @@ class RegisterNamespacesResult(BaseModel):
     undeclared: tuple[str, ...] = Field(
         default=(), description="Namespaces on the server nobody declared; left alone."
     )
+    dry_run: bool = False
+    """The actions are what the step would have done; nothing was written."""
+    drift: tuple[str, ...] = ()
+    """How the declared namespaces differed from the server before any write; () in sync."""
 
     @property
     def changed(self) -> bool:
@@ -124,10 +133,23 @@ class RegisterNamespaces:
                 return None
             raise _failure(name, "describe", exc) from None
 
-    async def _reconcile(self, client: Client, ns: TemporalNamespace) -> NamespaceOutcome:
+    async def _reconcile(
+        self, client: Client, ns: TemporalNamespace, dry_run: bool
+    ) -> tuple[NamespaceOutcome, list[str]]:
+        """The outcome for `ns` and how it differed from its declaration (before any write)."""
         service = client.workflow_service
         found = await self._describe(client, ns.name)
         if found is None:
+            drift = [f"namespace {ns.name} missing"]
+            created = NamespaceOutcome(
+                name=ns.name,
+                action="created",
+                retention_before=None,
+                retention_after=ns.retention,
+                description_changed=False,
+            )
+            if dry_run:
+                return created, drift
             try:
                 await service.register_namespace(
                     RegisterNamespaceRequest(
@@ -152,40 +174,54 @@ class RegisterNamespaces:
                     format_duration(ns.retention),
                 )
                 after = await self._describe(client, ns.name)
-                retention_after = (
-                    after.config.workflow_execution_retention_ttl.ToTimedelta()
-                    if after is not None
-                    else ns.retention
-                )
-                return NamespaceOutcome(
-                    name=ns.name,
-                    action="created",
-                    retention_before=None,
-                    retention_after=retention_after,
-                    description_changed=False,
-                )
+                if after is not None:
+                    retention_after = after.config.workflow_execution_retention_ttl.ToTimedelta()
+                    created = created.model_copy(update={"retention_after": retention_after})
+                return created, drift
 
         retention = found.config.workflow_execution_retention_ttl.ToTimedelta()
         description = found.namespace_info.description
+        drift = []
         if found.is_global_namespace != ns.is_global:
+            live, declared = (
+                "global" if g else "local" for g in (found.is_global_namespace, ns.is_global)
+            )
             activity.logger.warning(
                 "namespace %s is %s on the server but declared %s; left as it is",
                 ns.name,
-                "global" if found.is_global_namespace else "local",
-                "global" if ns.is_global else "local",
+                live,
+                declared,
             )
+            drift.append(f"namespace {ns.name} is {live}, declared {declared} (left as it is)")
         retention_differs = retention != ns.retention
         # UpdateNamespace ignores an empty description, so an empty declaration cannot clear
         # one: "" means "description not managed".
         description_differs = bool(ns.description) and description != ns.description
+        if retention_differs:
+            drift.append(
+                f"namespace {ns.name} retention {format_duration(retention)}, "
+                f"declared {format_duration(ns.retention)}"
+            )
+        if description_differs:
+            drift.append(f"namespace {ns.name} description differs")
         if not (retention_differs or description_differs):
-            return NamespaceOutcome(
+            unchanged = NamespaceOutcome(
                 name=ns.name,
                 action="unchanged",
                 retention_before=retention,
                 retention_after=retention,
                 description_changed=False,
             )
+            return unchanged, drift
+        updated = NamespaceOutcome(
+            name=ns.name,
+            action="updated",
+            retention_before=retention,
+            retention_after=ns.retention,
+            description_changed=description_differs,
+        )
+        if dry_run:
+            return updated, drift
         request = UpdateNamespaceRequest(namespace=ns.name)
         if retention_differs:
             # The server changes retention only when config.workflow_execution_retention_ttl
@@ -207,13 +243,7 @@ class RegisterNamespaces:
             format_duration(retention_after),
             ", description changed" if description_differs else "",
         )
-        return NamespaceOutcome(
-            name=ns.name,
-            action="updated",
-            retention_before=retention,
-            retention_after=retention_after,
-            description_changed=description_differs,
-        )
+        return updated.model_copy(update={"retention_after": retention_after}), drift
 
     async def _usable(self, client: Client, name: str) -> str | None:
         """None when `name` is usable through the frontend, else why not (yet)."""
@@ -296,12 +326,12 @@ class RegisterNamespaces:
         limit = asyncio.Semaphore(input.concurrency)
         done: list[str] = []
 
-        async def one(ns: TemporalNamespace) -> NamespaceOutcome:
+        async def one(ns: TemporalNamespace) -> tuple[NamespaceOutcome, list[str]]:
             async with limit:
-                outcome = await self._reconcile(client, ns)
+                outcome, drift = await self._reconcile(client, ns, input.dry_run)
             done.append(f"{ns.name}: {outcome.action}")
             activity.heartbeat({"phase": "reconcile", "done": list(done)})
-            return outcome
+            return outcome, drift
 
         tasks = [asyncio.create_task(one(ns)) for ns in env.temporal_namespaces]
         try:
@@ -313,11 +343,17 @@ class RegisterNamespaces:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
 
-        await self._wait_usable(
-            client,
-            [o.name for o in outcomes],
-            attempt_deadline(input.usable_timeout),
-            input.poll_interval.total_seconds(),
-        )
+        if not input.dry_run:
+            await self._wait_usable(
+                client,
+                [o.name for o, _ in outcomes],
+                attempt_deadline(input.usable_timeout),
+                input.poll_interval.total_seconds(),
+            )
         undeclared = await self._undeclared(client, {ns.name for ns in env.temporal_namespaces})
-        return RegisterNamespacesResult(namespaces=tuple(outcomes), undeclared=undeclared)
+        return RegisterNamespacesResult(
+            namespaces=tuple(o for o, _ in outcomes),
+            undeclared=undeclared,
+            dry_run=input.dry_run,
+            drift=tuple(d for _, drift in outcomes for d in drift),
+        )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from kubernetes import client as k8s
@@ -41,6 +43,29 @@ class KubeWriteLog:
         requests = self.standin.requests
         start = max(i for i, r in enumerate(requests) if r["path"].endswith(f"/{marker}"))
         return [r for r in requests[start + 1 :] if r["method"] in WRITES]
+
+    def dry_run(self, run: Callable[[bool], Any]) -> Any:
+        """`run(True)`'s result (a dry run of an ensure step), checked to have written nothing."""
+        marker = self.mark()
+        result = run(True)
+        assert result.dry_run
+        assert self.since(marker) == []
+        return result
+
+    def repair_then_in_sync(self, run: Callable[[bool], Any], drifted: Any) -> None:
+        """`run(False)` reports the drift the dry run found and updates; a dry run after that
+        finds the object in sync."""
+        written = run(False)
+        assert (written.dry_run, written.action, written.drift) == (False, "updated", drifted.drift)
+        in_sync = self.dry_run(run)
+        assert in_sync == written.model_copy(
+            update={"action": "unchanged", "drift": (), "dry_run": True}
+        )
+
+    def namespace_missing(self, namespace: str) -> bool:
+        with pytest.raises(ApiException) as missing:
+            self.core.read_namespace(namespace)
+        return missing.value.status == 404
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -63,9 +64,11 @@ def _with(env: Environment, namespace: str | None = None, source=None) -> Enviro
     return env.model_copy(update=update)
 
 
-def _run(publisher: CaBundlePublisher, env: Environment) -> EnsureCaBundleResult:
+def _run(
+    publisher: CaBundlePublisher, env: Environment, dry_run: bool = False
+) -> EnsureCaBundleResult:
     return ActivityEnvironment().run(
-        publisher.ensure_ca_bundle, EnsureCaBundleInput(environment=env)
+        publisher.ensure_ca_bundle, EnsureCaBundleInput(environment=env, dry_run=dry_run)
     )
 
 
@@ -101,6 +104,7 @@ def test_created_in_a_new_namespace_then_unchanged_without_a_write(
         sha256=sha,
         certificates=count,
         earliest_expiry=earliest,
+        drift=(f"ConfigMap {namespace}/{env.ca_bundle.config_map} missing",),
     )
     assert core.read_namespace(namespace).metadata.labels[MANAGED_BY_LABEL] == MANAGED_BY
     cm = _read(core, env)
@@ -110,7 +114,7 @@ def test_created_in_a_new_namespace_then_unchanged_without_a_write(
 
     second = _run(publisher, env)
 
-    assert second == first.model_copy(update={"action": "unchanged"})
+    assert second == first.model_copy(update={"action": "unchanged", "drift": ()})
     assert _read(core, env).metadata.resource_version == cm.metadata.resource_version
     # The stand-in keeps the resourceVersion of a no-op write too: check that none was sent.
     assert kube_writes.since(marker) == []
@@ -127,6 +131,9 @@ def test_updated_when_the_s3_object_changes(publisher, env, core, local_aws, s3_
     sha, count, earliest = _expected(bundle)
     assert (result.action, result.sha256, result.certificates) == ("updated", sha, 2)
     assert result.earliest_expiry == earliest
+    assert result.drift == (
+        f"key {env.ca_bundle.key} differs from CA bundle s3://{CA_BUCKET}/{CA_KEY}",
+    )
     cm = _read(core, env)
     assert cm.data == {env.ca_bundle.key: bundle.decode()}
     assert cm.metadata.resource_version != before
@@ -166,6 +173,47 @@ def test_existing_config_map_gets_the_bundle_and_label_and_keeps_other_keys(
     cm = _read(core, env)
     assert cm.data == {env.ca_bundle.key: s3_original.decode(), "other.pem": "kept"}
     assert cm.metadata.labels == {"team": "db", MANAGED_BY_LABEL: MANAGED_BY}
+
+
+def test_dry_run_on_a_missing_namespace_creates_nothing(
+    kube_writes, publisher, env, s3_original
+) -> None:
+    namespace = env.kubernetes.namespace
+
+    result = kube_writes.dry_run(partial(_run, publisher, env))
+
+    assert result.action == "created"
+    assert result.drift == (f"ConfigMap {namespace}/{env.ca_bundle.config_map} missing",)
+    assert result.sha256 == hashlib.sha256(s3_original).hexdigest()
+    assert kube_writes.namespace_missing(namespace)
+
+
+def test_dry_run_reports_drift_without_writing_then_unchanged_when_in_sync(
+    kube_writes, publisher, env, core, s3_original
+) -> None:
+    namespace, key = env.kubernetes.namespace, env.ca_bundle.key
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
+    core.create_namespaced_config_map(
+        namespace,
+        k8s.V1ConfigMap(
+            metadata=k8s.V1ObjectMeta(name=env.ca_bundle.config_map, labels={"team": "db"}),
+            data={key: "old", "other.pem": "kept"},
+        ),
+    )
+    run = partial(_run, publisher, env)
+
+    drifted = kube_writes.dry_run(run)
+
+    assert drifted.action == "updated"
+    assert drifted.drift == (
+        f"key {key} differs from CA bundle s3://{CA_BUCKET}/{CA_KEY}",
+        f"label {MANAGED_BY_LABEL} missing",
+    )
+    cm = _read(core, env)
+    assert cm.data == {key: "old", "other.pem": "kept"}
+    assert cm.metadata.labels == {"team": "db"}
+
+    kube_writes.repair_then_in_sync(run, drifted)
 
 
 def test_create_race_reads_and_compares_again(

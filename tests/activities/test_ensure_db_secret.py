@@ -7,6 +7,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 from kubernetes import client as k8s
@@ -65,9 +66,11 @@ def _with(env: Environment, namespace: str) -> Environment:
     return env.model_copy(update={"kubernetes": kubernetes})
 
 
-def _run(publisher: DbSecretPublisher, env: Environment) -> EnsureDbSecretResult:
+def _run(
+    publisher: DbSecretPublisher, env: Environment, dry_run: bool = False
+) -> EnsureDbSecretResult:
     return ActivityEnvironment().run(
-        publisher.ensure_db_secret, EnsureDbSecretInput(environment=env)
+        publisher.ensure_db_secret, EnsureDbSecretInput(environment=env, dry_run=dry_run)
     )
 
 
@@ -129,6 +132,7 @@ def test_created_with_both_passwords_then_unchanged_without_a_write(
         namespace=env.kubernetes.namespace,
         keys=(spec.default_store_key, spec.visibility_store_key),
         action="created",
+        drift=(f"Secret {env.kubernetes.namespace}/{spec.name} missing",),
     )
     secret = _read(core, env)
     assert secret.type == "Opaque"
@@ -142,7 +146,7 @@ def test_created_with_both_passwords_then_unchanged_without_a_write(
 
     second = _run(publisher, env)
 
-    assert second == first.model_copy(update={"action": "unchanged"})
+    assert second == first.model_copy(update={"action": "unchanged", "drift": ()})
     assert _read(core, env).metadata.resource_version == secret.metadata.resource_version
     # The stand-in keeps the resourceVersion of a no-op write too: check that none was sent.
     assert kube_writes.since(marker) == []
@@ -154,7 +158,13 @@ def test_updated_when_the_secrets_manager_value_changes(publisher, env, core, re
     before = _read(core, env).metadata.resource_version
     _put_passwords(reseed, "rotated-default", "rotated-visibility")
 
-    assert _run(publisher, env).action == "updated"
+    result = _run(publisher, env)
+
+    assert result.action == "updated"
+    assert result.drift == (
+        f"key {spec.default_store_key} differs from Secrets Manager",
+        f"key {spec.visibility_store_key} differs from Secrets Manager",
+    )
 
     secret = _read(core, env)
     assert _decoded(secret) == {
@@ -180,6 +190,47 @@ def test_existing_secret_gets_the_passwords_and_label_and_keeps_other_keys(
         "username": "temporal_app",
     }
     assert secret.metadata.labels == {MANAGED_BY_LABEL: MANAGED_BY}
+
+
+def test_dry_run_on_a_missing_namespace_creates_nothing(kube_writes, publisher, env) -> None:
+    namespace = env.kubernetes.namespace
+
+    result = kube_writes.dry_run(partial(_run, publisher, env))
+
+    assert result.action == "created"
+    assert result.drift == (f"Secret {namespace}/{env.database.kubernetes_secret.name} missing",)
+    assert kube_writes.namespace_missing(namespace)
+
+
+def test_dry_run_reports_drift_without_writing_then_unchanged_when_in_sync(
+    kube_writes, publisher, env, core
+) -> None:
+    spec = env.database.kubernetes_secret
+    _make_secret(core, env, {spec.default_store_key: "stale", "username": "temporal_app"})
+    run = partial(_run, publisher, env)
+
+    drifted = kube_writes.dry_run(run)
+
+    assert drifted.action == "updated"
+    assert drifted.drift == (
+        f"key {spec.default_store_key} differs from Secrets Manager",
+        f"key {spec.visibility_store_key} missing",
+        f"label {MANAGED_BY_LABEL} missing",
+    )
+    secret = _read(core, env)
+    assert _decoded(secret) == {spec.default_store_key: "stale", "username": "temporal_app"}
+    assert not secret.metadata.labels
+
+    kube_writes.repair_then_in_sync(run, drifted)
+
+
+def test_dry_run_in_existing_mode_verifies(kube_writes, publisher, existing_env, core) -> None:
+    spec = existing_env.database.kubernetes_secret
+    _make_secret(core, existing_env, {spec.default_store_key: "a", spec.visibility_store_key: "b"})
+
+    result = kube_writes.dry_run(partial(_run, publisher, existing_env))
+
+    assert (result.action, result.drift) == ("verified", ())
 
 
 def test_existing_secret_of_another_type_is_a_configuration_mismatch(publisher, env, core) -> None:
@@ -280,19 +331,22 @@ def test_password_appears_in_no_result_log_or_error(
     caplog.set_level(logging.DEBUG)
     outputs: list[str] = []
 
-    # created, unchanged, updated, verified
+    # created, unchanged, updated (dry run, then for real), verified
     outputs.append(_run(publisher, env).model_dump_json())
     outputs.append(_run(publisher, env).model_dump_json())
     _put_passwords(reseed, default + "-2", visibility + "-2")
     forbidden += [default + "-2", visibility + "-2"]
+    outputs.append(_run(publisher, env, dry_run=True).model_dump_json())
     outputs.append(_run(publisher, env).model_dump_json())
     outputs.append(_run(publisher, existing_env).model_dump_json())
     assert [json.loads(o)["action"] for o in outputs] == [
         "created",
         "unchanged",
         "updated",
+        "updated",
         "verified",
     ]
+    assert json.loads(outputs[2])["drift"] == json.loads(outputs[3])["drift"] != []
     # errors: a failing write, and the existing Secret refused for another key set
     kube_standin.inject_faults(
         f"/namespaces/{env.kubernetes.namespace}/secrets/", status=500, count=1, method="PUT"

@@ -112,6 +112,7 @@ def test_install_then_unchanged_then_upgrade(installer, env, helm_bin, kube_stan
     )
     assert (first.release, first.namespace) == ("temporal", env.kubernetes.namespace)
     assert first.recovered_from is None
+    assert (first.dry_run, first.drift) == (False, ("release temporal missing",))
     assert deployed_values(helm_bin, kube_standin, env) == declared(env)
 
     again = run(installer, env)
@@ -121,6 +122,7 @@ def test_install_then_unchanged_then_upgrade(installer, env, helm_bin, kube_stan
         1,
         "deployed",
     )
+    assert again.drift == ()
     assert len(history(helm_bin, kube_standin, env)) == 1
 
     bigger = with_history_replicas(env, 3)
@@ -131,9 +133,61 @@ def test_install_then_unchanged_then_upgrade(installer, env, helm_bin, kube_stan
         2,
         "deployed",
     )
+    assert upgraded.drift == ("values differ at: server.history.replicaCount",)
     stored = deployed_values(helm_bin, kube_standin, env)
     assert stored == declared(bigger)
     assert stored["server"]["history"]["replicaCount"] == 3
+
+
+def test_dry_run_reports_drift_and_changes_nothing(
+    installer, env, helm_bin, kube_standin, kube_writes
+):
+    marker = kube_writes.mark()
+    missing = run(installer, env, dry_run=True)
+    assert (missing.dry_run, missing.action, missing.changed) == (True, "installed", True)
+    assert (missing.revision, missing.status, missing.chart, missing.app_version) == (
+        0,
+        "missing",
+        "",
+        "",
+    )
+    assert missing.drift == ("release temporal missing",)
+    assert kube_writes.since(marker) == []  # not even the namespace
+    with pytest.raises(subprocess.CalledProcessError):
+        history(helm_bin, kube_standin, env)
+
+    assert run(installer, env).revision == 1
+    marker = kube_writes.mark()
+    in_sync = run(installer, env, dry_run=True)
+    assert (in_sync.dry_run, in_sync.action, in_sync.changed, in_sync.drift) == (
+        True,
+        "unchanged",
+        False,
+        (),
+    )
+    assert (in_sync.revision, in_sync.status, in_sync.chart) == (1, "deployed", "temporal-0.52.0")
+
+    # One value changed and a dozen added: the paths are named (at most 10), never a value.
+    host = f"db-{uuid.uuid4().hex}.drift.example"
+    extra = {f"zzDrift{i:02}": f"value-{uuid.uuid4().hex}" for i in range(12)}
+    drifted = env.model_copy(
+        update={
+            "extra_values": {
+                "server": {"config": {"persistence": {"default": {"sql": {"host": host}}}}},
+                **extra,
+            }
+        }
+    )
+    result = run(installer, drifted, dry_run=True)
+    assert (result.dry_run, result.action, result.changed) == (True, "upgraded", True)
+    assert (result.revision, result.status) == (1, "deployed")
+    paths = ["server.config.persistence.default.sql.host"] + [f"zzDrift{i:02}" for i in range(9)]
+    assert result.drift == (f"values differ at: {', '.join(paths)} and 3 more",)
+    for secret_ish in (host, *extra.values()):
+        assert secret_ish not in result.model_dump_json()
+    assert kube_writes.since(marker) == []
+    assert len(history(helm_bin, kube_standin, env)) == 1
+    assert deployed_values(helm_bin, kube_standin, env) == declared(env)
 
 
 def test_timeout_rolls_back_to_previous_revision(installer, env, helm_bin, kube_standin):
@@ -218,8 +272,24 @@ def test_abandoned_pending_release_is_recovered(installer, env, helm_bin, kube_s
     assert f"helm rollback temporal 1 --namespace {ns}" in err.message
     assert history(helm_bin, kube_standin, env)[-1]["status"] == "pending-upgrade"
 
+    # A dry run reports the pending release whatever its age, and recovers nothing.
+    dry = run(installer, wanted, pending_grace=timedelta(0), dry_run=True)
+    assert (dry.dry_run, dry.action, dry.revision, dry.status, dry.recovered_from) == (
+        True,
+        "upgraded",
+        2,
+        "pending-upgrade",
+        None,
+    )
+    assert dry.drift == ("release is pending-upgrade (revision 2)",)
+    assert [r["status"] for r in history(helm_bin, kube_standin, env)] == [
+        "deployed",
+        "pending-upgrade",
+    ]
+
     result = run(installer, wanted, pending_grace=timedelta(0), timeout=timedelta(seconds=30))
     assert result.recovered_from == "pending-upgrade"
+    assert result.drift == dry.drift
     assert (result.action, result.status, result.changed) == ("upgraded", "deployed", True)
     assert deployed_values(helm_bin, kube_standin, env) == declared(wanted)
     # 1 installed, 2 the killed upgrade (helm leaves it in history), 3 rollback to 1, 4 upgrade
@@ -239,6 +309,14 @@ def test_abandoned_first_install_is_uninstalled_then_installed(
     err = run_failing(installer, env, pending_grace=timedelta(minutes=10))
     assert err.type == ErrorType.HELM_RELEASE_PENDING
     assert f"helm uninstall temporal --namespace {ns}" in err.message
+
+    dry = run(installer, env, pending_grace=timedelta(0), dry_run=True)
+    assert (dry.action, dry.status, dry.drift) == (
+        "installed",
+        "pending-install",
+        ("release is pending-install (revision 1)",),
+    )
+    assert [r["status"] for r in history(helm_bin, kube_standin, env)] == ["pending-install"]
 
     result = run(installer, env, pending_grace=timedelta(0), timeout=timedelta(seconds=30))
     assert (result.recovered_from, result.action, result.status) == (

@@ -133,6 +133,7 @@ async def test_creates_then_leaves_unchanged(local_env, target_temporal, clients
         assert outcome.retention_before is None
         assert outcome.retention_after == timedelta(hours=hours)
     assert calls.counts == {"register_namespace": 2, "update_namespace": 0}
+    assert first.drift == (f"namespace {long_ns} missing", f"namespace {short_ns} missing")
     assert retention(addr, long_ns) == timedelta(hours=168)
     assert retention(addr, short_ns) == timedelta(hours=24)
     assert described(addr, long_ns)["namespaceInfo"]["description"] == "Application workflows"
@@ -149,6 +150,7 @@ async def test_creates_then_leaves_unchanged(local_env, target_temporal, clients
     second, _ = await run(clients, env)
 
     assert not second.changed
+    assert second.drift == ()
     assert [(o.name, o.action) for o in second.namespaces] == [
         (long_ns, "unchanged"),
         (short_ns, "unchanged"),
@@ -172,6 +174,7 @@ async def test_retention_drift_is_restored(local_env, target_temporal, clients):
     assert outcome.retention_before == timedelta(hours=48)
     assert outcome.retention_after == timedelta(hours=168)
     assert not outcome.description_changed
+    assert result.drift == (f"namespace {name} retention 48h0m0s, declared 168h0m0s",)
     assert retention(addr, name) == timedelta(hours=168)
     assert described(addr, name)["namespaceInfo"]["description"] == "d"
 
@@ -196,6 +199,61 @@ async def test_description_drift_is_restored(local_env, target_temporal, clients
 
     again, _ = await run(clients, env)
     assert by_name(again)[name].action == "unchanged"
+
+
+async def test_dry_run_reports_drift_and_changes_nothing(local_env, target_temporal, clients):
+    addr = target_temporal.address
+    kept, drifted, absent = unique("dry-kept"), unique("dry-drift"), unique("dry-absent")
+    declared = (
+        TemporalNamespace(name=kept, retention="72h", description="in sync"),
+        TemporalNamespace(name=drifted, retention="168h", description="declared"),
+        TemporalNamespace(name=absent, retention="24h", description="not there"),
+    )
+    await run(clients, declaring(local_env, *declared[:2]))
+    cli(addr, "update", "--namespace", drifted, "--retention", "48h", "--description", "by hand")
+    env = declaring(local_env, *declared)
+    calls = await spy(clients, env)
+
+    result, beats = await run(clients, env, dry_run=True)
+
+    assert result.dry_run
+    assert [(o.name, o.action) for o in result.namespaces] == [
+        (kept, "unchanged"),
+        (drifted, "updated"),
+        (absent, "created"),
+    ]
+    outcomes = by_name(result)
+    assert (outcomes[drifted].retention_before, outcomes[drifted].retention_after) == (
+        timedelta(hours=48),
+        timedelta(hours=168),
+    )
+    assert outcomes[drifted].description_changed
+    assert (outcomes[absent].retention_before, outcomes[absent].retention_after) == (
+        None,
+        timedelta(hours=24),
+    )
+    assert result.drift == (
+        f"namespace {drifted} retention 48h0m0s, declared 168h0m0s",
+        f"namespace {drifted} description differs",
+        f"namespace {absent} missing",
+    )
+    # Nothing written, no usability wait; the undeclared ones are still listed.
+    assert calls.counts == {"register_namespace": 0, "update_namespace": 0}
+    assert retention(addr, drifted) == timedelta(hours=48)
+    assert described(addr, drifted)["namespaceInfo"]["description"] == "by hand"
+    missing = subprocess.run(
+        [temporal_cli(), "operator", "namespace", "describe", "--address", addr, "-n", absent],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert missing.returncode != 0
+    assert all(b["phase"] == "reconcile" for b in beats)
+    assert "default" in result.undeclared
+
+    in_sync, _ = await run(clients, declaring(local_env, declared[0]), dry_run=True)
+    assert [(o.name, o.action) for o in in_sync.namespaces] == [(kept, "unchanged")]
+    assert (in_sync.dry_run, in_sync.drift, in_sync.changed) == (True, (), False)
 
 
 async def test_undeclared_namespace_is_left_alone(local_env, target_temporal, clients):
