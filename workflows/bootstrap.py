@@ -9,7 +9,7 @@ run: it waits for `retry`, `skip` or `abort`. The `progress` query shows every s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -83,7 +83,9 @@ INSTALL_HEARTBEAT = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
-class _Step:
+class StepActivity:
+    """How the workflows run one step's activity: its input, timeouts and retry policy."""
+
     name: str
     make_input: Callable[[BootstrapInput], BaseModel]
     result_type: type[BaseModel]
@@ -93,11 +95,34 @@ class _Step:
     heartbeat: timedelta | None = None
     read_only: bool = False
 
+    def execute(
+        self, input: BootstrapInput, *, dry_run: bool = False, within: timedelta | None = None
+    ) -> Awaitable[Any]:
+        """Schedule this step's activity with its own timeouts and retry policy; `dry_run`
+        asks it to report instead of change, `within` shortens its deadline."""
+        activity_input = self.make_input(input)
+        if dry_run:
+            activity_input = activity_input.model_copy(update={"dry_run": True})
+        deadline = self.deadline(input)
+        start_to_close = self.start_to_close(input)
+        if within is not None:
+            deadline = min(deadline, within)
+            start_to_close = min(start_to_close, deadline)
+        return workflow.execute_activity(
+            self.name,
+            activity_input,
+            result_type=self.result_type,
+            schedule_to_close_timeout=deadline,
+            start_to_close_timeout=start_to_close,
+            heartbeat_timeout=self.heartbeat,
+            retry_policy=self.retry,
+        )
 
-_STEPS: dict[str, _Step] = {
+
+STEP_ACTIVITIES: dict[str, StepActivity] = {
     s.name: s
     for s in (
-        _Step(
+        StepActivity(
             "check_database",
             lambda i: CheckDatabaseInput(environment=i.environment),
             CheckDatabaseResult,
@@ -106,7 +131,7 @@ _STEPS: dict[str, _Step] = {
             PREFLIGHT_RETRY,
             read_only=True,
         ),
-        _Step(
+        StepActivity(
             "ensure_ca_bundle",
             lambda i: EnsureCaBundleInput(environment=i.environment),
             EnsureCaBundleResult,
@@ -114,7 +139,7 @@ _STEPS: dict[str, _Step] = {
             lambda i: timedelta(minutes=1),
             KUBERNETES_WRITE_RETRY,
         ),
-        _Step(
+        StepActivity(
             "ensure_db_secret",
             lambda i: EnsureDbSecretInput(environment=i.environment),
             EnsureDbSecretResult,
@@ -122,7 +147,7 @@ _STEPS: dict[str, _Step] = {
             lambda i: timedelta(minutes=1),
             KUBERNETES_WRITE_RETRY,
         ),
-        _Step(
+        StepActivity(
             "install_chart",
             lambda i: InstallChartInput(
                 environment=i.environment,
@@ -138,7 +163,7 @@ _STEPS: dict[str, _Step] = {
             HELM_RETRY,
             heartbeat=INSTALL_HEARTBEAT,
         ),
-        _Step(
+        StepActivity(
             "wait_frontend_healthy",
             lambda i: WaitFrontendHealthyInput(
                 environment=i.environment, max_wait=i.deadlines.frontend_max_wait
@@ -149,7 +174,7 @@ _STEPS: dict[str, _Step] = {
             FRONTEND_RETRY,
             heartbeat=timedelta(seconds=30),
         ),
-        _Step(
+        StepActivity(
             "register_namespaces",
             lambda i: RegisterNamespacesInput(environment=i.environment),
             RegisterNamespacesResult,
@@ -264,13 +289,15 @@ class BootstrapWorkflow:
         try:
             for name in BOOTSTRAP_STEPS:
                 await self._between_steps()
-                if input.dry_run and not (name in _STEPS and _STEPS[name].read_only):
+                if input.dry_run and not (
+                    name in STEP_ACTIVITIES and STEP_ACTIVITIES[name].read_only
+                ):
                     self._finish(name, StepStatus.SKIPPED, summary="dry run")
                     continue
                 if name == "approval":
                     await self._approval_gate(input)
                 else:
-                    await self._run_step(_STEPS[name], input)
+                    await self._run_step(STEP_ACTIVITIES[name], input)
         except _Aborted:
             self._state = RunState.ABORTED
             raise ApplicationError(
@@ -317,22 +344,14 @@ class BootstrapWorkflow:
             "approval", StepStatus.DONE, changed=False, summary=f"approved by {self._approved_by}"
         )
 
-    async def _run_step(self, step: _Step, input: BootstrapInput) -> None:
+    async def _run_step(self, step: StepActivity, input: BootstrapInput) -> None:
         progress = self._steps[step.name]
         progress.started_at = workflow.now()
         while True:
             progress.status = StepStatus.RUNNING
             progress.attempts += 1
             try:
-                result = await workflow.execute_activity(
-                    step.name,
-                    step.make_input(input),
-                    result_type=step.result_type,
-                    schedule_to_close_timeout=step.deadline(input),
-                    start_to_close_timeout=step.start_to_close(input),
-                    heartbeat_timeout=step.heartbeat,
-                    retry_policy=step.retry,
-                )
+                result = await step.execute(input)
             except ActivityError as err:
                 self._record_failure(progress, err)
                 action, signal = await self._wait_for_operator(step.name, progress)
