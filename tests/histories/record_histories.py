@@ -1,6 +1,6 @@
 """Re-record the workflow histories the replay test checks (run by hand, then commit the JSON).
 
-    .venv/bin/python tests/histories/record_histories.py
+    .venv/bin/python tests/histories/record_histories.py [bootstrap] [drift]   # default: both
 
 Record again only on purpose: a history recorded before a change is what proves the change
 does not break workflows that are already running.
@@ -29,20 +29,33 @@ from test_bootstrap_workflow_logic import (  # noqa: E402
     until,
     waiting,
 )
+from test_drift_check_logic import TASK_QUEUE as DRIFT_TASK_QUEUE  # noqa: E402
+from test_drift_check_logic import DriftFakes  # noqa: E402
 
 from activities.errors import ErrorType, activity_error  # noqa: E402
+from declared_state.loader import load_environment  # noqa: E402
+from declared_state.models import DriftPolicy  # noqa: E402
 from workflows.bootstrap import BootstrapWorkflow  # noqa: E402
 from workflows.bootstrap_models import OperatorSignal  # noqa: E402
+from workflows.drift_check import DriftCheckWorkflow  # noqa: E402
+from workflows.drift_check_models import DriftCheckInput, DriftState  # noqa: E402
 
 
-async def main() -> None:
+async def main(which: set[str]) -> None:
     path = shutil.which("temporal-test-server", path=str(Path(sys.executable).parent))
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=path, data_converter=pydantic_data_converter
     )
+    if "bootstrap" in which:
+        await record_bootstrap(env)
+    if "drift" in which:
+        await record_drift_checks(env)
+    await env.shutdown()
+
+
+async def record_bootstrap(env: WorkflowEnvironment) -> None:
     fakes = FakeActivities()
     async with (
-        env,
         Worker(
             env.client, task_queue=TASK_QUEUE, workflows=[BootstrapWorkflow], activities=fakes.all()
         ),
@@ -79,6 +92,42 @@ async def main() -> None:
         await save(handle)
 
 
+async def record_drift_checks(env: WorkflowEnvironment) -> None:
+    fakes = DriftFakes()
+    async with Worker(
+        env.client,
+        task_queue=DRIFT_TASK_QUEUE,
+        workflows=[DriftCheckWorkflow],
+        activities=fakes.all(),
+    ):
+        staging = load_environment("staging")
+        # 4. drift in two steps, remediated
+        fakes.drifted = {"ensure_ca_bundle", "install_chart"}
+        handle = await env.client.start_workflow(
+            DriftCheckWorkflow.run,
+            DriftCheckInput(environment=staging, policy=DriftPolicy.REMEDIATE),
+            id="replay-drift-remediate",
+            task_queue=DRIFT_TASK_QUEUE,
+        )
+        await handle.result()
+        await save(handle)
+        # 5. policy ask: approved while waiting
+        fakes.drifted = {"register_namespaces"}
+        handle = await env.client.start_workflow(
+            DriftCheckWorkflow.run,
+            DriftCheckInput(environment=staging, policy=DriftPolicy.ASK),
+            id="replay-drift-ask",
+            task_queue=DRIFT_TASK_QUEUE,
+        )
+        while (await handle.query(DriftCheckWorkflow.progress)).state != (
+            DriftState.WAITING_FOR_APPROVAL
+        ):
+            await asyncio.sleep(0.1)
+        await handle.signal(DriftCheckWorkflow.approve, OperatorSignal(by="oncall"))
+        await handle.result()
+        await save(handle)
+
+
 async def save(handle) -> None:
     history = await handle.fetch_history()
     (HERE / f"{handle.id}.json").write_text(history.to_json())
@@ -86,4 +135,4 @@ async def save(handle) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(set(sys.argv[1:]) or {"bootstrap", "drift"}))

@@ -1,4 +1,4 @@
-"""Determinism: recorded histories of BootstrapWorkflow must replay against today's code.
+"""Determinism: recorded histories of BootstrapWorkflow and DriftCheckWorkflow must replay against today's code.
 
 A change that would break workflows already running (reordered commands, a new activity
 call without versioning) fails here. The JSON files are recorded by
@@ -16,17 +16,26 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.bootstrap import BootstrapWorkflow
+from workflows.drift_check import DriftCheckWorkflow
 
 HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
 
 
 def test_histories_are_recorded():
-    assert {p.stem for p in HISTORIES} >= {"replay-all-steps", "replay-retry", "replay-abort"}
+    assert {p.stem for p in HISTORIES} >= {
+        "replay-all-steps",
+        "replay-retry",
+        "replay-abort",
+        "replay-drift-remediate",
+        "replay-drift-ask",
+    }
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path):
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    replayer = Replayer(workflows=[BootstrapWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[BootstrapWorkflow, DriftCheckWorkflow], data_converter=pydantic_data_converter
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
