@@ -8,6 +8,9 @@
     python starter.py approve staging      open the approval gate before install_chart
     python starter.py retry|skip|abort staging   answer a step that waits for an operator
     python starter.py pause|resume staging       hold the run between steps
+    python starter.py drift staging        compare declared and live state now (report/repair)
+    python starter.py schedule staging     run that check every drift_check.interval
+    python starter.py unschedule staging   stop the scheduled check
 
 Every operator action is also a temporal CLI signal, e.g.
     temporal workflow signal --workflow-id provision-staging --name approve --input '{"by": "alice"}'
@@ -16,8 +19,9 @@ Every operator action is also a temporal CLI signal, e.g.
 The bootstrap server comes from TEMPORAL_ADDRESS (and TEMPORAL_NAMESPACE, TEMPORAL_TLS_*,
 TEMPORAL_API_KEY); without it, the embedded local dev server is used (started if needed).
 
-Exit codes (stable, for scripts): 0 done, 1 failed or aborted, 2 waiting for an operator,
-3 invalid input (bad environment file, unknown environment).
+Exit codes (stable, for scripts): 0 done (drift: in sync or repaired), 1 failed or aborted
+(drift: a check failed), 2 waiting for an operator, 3 invalid input (bad environment file,
+unknown environment), 4 drift found and not repaired.
 """
 
 from __future__ import annotations
@@ -33,14 +37,26 @@ import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import (
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+    ScheduleUpdate,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 import bootstrap_server
 from declared_state.loader import DEFAULT_DIR, InvalidEnvironment, load_environment
-from declared_state.models import Environment, format_duration
+from declared_state.models import DriftPolicy, Environment, format_duration
 from workflows.bootstrap import BootstrapWorkflow
 from workflows.bootstrap_models import (
     BootstrapInput,
@@ -52,8 +68,17 @@ from workflows.bootstrap_models import (
     StepStatus,
     bootstrap_workflow_id,
 )
+from workflows.drift_check import DriftCheckWorkflow
+from workflows.drift_check_models import (
+    DriftCheckInput,
+    DriftCheckResult,
+    DriftState,
+    FindingStatus,
+    drift_check_workflow_id,
+    drift_schedule_id,
+)
 
-EXIT_OK, EXIT_FAILED, EXIT_WAITING, EXIT_INVALID = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_WAITING, EXIT_INVALID, EXIT_DRIFTED = 0, 1, 2, 3, 4
 
 app = typer.Typer(
     help=__doc__,
@@ -404,6 +429,176 @@ _signal_command("skip", True, "Skip the step that waits for an operator (recorde
 _signal_command("abort", True, "Abort provision-ENV; it fails with a list of what was done.")
 _signal_command("pause", False, "Hold provision-ENV before its next step.")
 _signal_command("resume", True, "Let a paused provision-ENV go on.")
+
+
+# --- drift: the drift-check workflow and its schedule -----------------------------------
+
+PolicyOpt = Annotated[
+    DriftPolicy | None,
+    typer.Option(
+        "--policy",
+        help="report: list the drift; remediate: repair it; ask: wait for `approve`, then "
+        "repair. Default: the environment's drift_check.policy.",
+    ),
+]
+FINDING_ICONS = {
+    FindingStatus.IN_SYNC: "✓",
+    FindingStatus.DRIFTED: "≠",
+    FindingStatus.CHECK_FAILED: "?",
+    FindingStatus.REPAIRED: "✓",
+    FindingStatus.REPAIR_FAILED: "✗",
+}
+DRIFT_EXIT = {
+    DriftState.IN_SYNC: EXIT_OK,
+    DriftState.REPAIRED: EXIT_OK,
+    DriftState.DRIFTED: EXIT_DRIFTED,
+    DriftState.CHECK_FAILED: EXIT_FAILED,
+    DriftState.WAITING_FOR_APPROVAL: EXIT_WAITING,
+}
+
+
+def _print_drift(result: DriftCheckResult) -> None:
+    for finding in result.findings:
+        line = f" {FINDING_ICONS[finding.status]} {finding.step:<22} {finding.status.value}"
+        if finding.action and finding.status != FindingStatus.IN_SYNC:
+            line += f" ({'did' if finding.status == FindingStatus.REPAIRED else 'would'}: "
+            line += f"{finding.action})"
+        out.print(line, markup=False, highlight=False)
+        for difference in finding.drift:
+            out.print(f"     {difference}", markup=False, highlight=False)
+        if finding.error:
+            out.print(f"     {finding.error}", markup=False, highlight=False)
+
+
+async def _drift(env: Environment, policy: DriftPolicy | None, no_wait: bool, by: str) -> int:
+    settings = _settings(env.name, start_embedded=True)
+    client = await settings.connect()
+    workflow_id = drift_check_workflow_id(env.name)
+    handle = await client.start_workflow(
+        DriftCheckWorkflow.run,
+        DriftCheckInput(environment=env, requested_by=by, policy=policy),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
+    out.print(f"drift check {workflow_id} on {settings.address}", markup=False)
+    if url := settings.workflow_url(workflow_id):
+        out.print(f"Web UI: {url}", markup=False)
+    if no_wait:
+        return EXIT_OK
+    while True:
+        progress = await handle.query(DriftCheckWorkflow.progress)
+        if progress.state == DriftState.WAITING_FOR_APPROVAL:
+            _print_drift(progress)
+            out.print(f"\n{workflow_id} found drift and waits for approval to repair it:")
+            out.print(
+                f"  temporal workflow signal --workflow-id {workflow_id} --name approve "
+                f'--input \'{{"by": "{_operator()}"}}\'',
+                markup=False,
+                highlight=False,
+            )
+            return EXIT_WAITING
+        if progress.state not in (DriftState.CHECKING, DriftState.REPAIRING):
+            break
+        await asyncio.sleep(1)
+    result = await handle.result()
+    _print_drift(result)
+    out.print(f"\n{env.name}: {result.state.value} (policy {result.policy.value}).", markup=False)
+    return DRIFT_EXIT[result.state]
+
+
+@app.command()
+def drift(
+    name: EnvArg,
+    environments_dir: EnvDirOpt = DEFAULT_DIR,
+    policy: PolicyOpt = None,
+    no_wait: NoWaitOpt = False,
+    by: ByOpt = "",
+) -> None:
+    """Compare ENV's declared state with what is live, now, and report or repair the drift.
+
+    Exits 0 when in sync (or repaired), 4 when drift was found and not repaired, 1 when a
+    check could not run, 2 when it waits for `approve` (policy ask), 3 for invalid input.
+    """
+    env = load_or_exit(name, environments_dir)
+    render_or_exit(env)
+    raise typer.Exit(asyncio.run(_drift(env, policy, no_wait, by or _operator())))
+
+
+@app.command()
+def schedule(
+    name: EnvArg,
+    environments_dir: EnvDirOpt = DEFAULT_DIR,
+    policy: PolicyOpt = None,
+    by: ByOpt = "",
+) -> None:
+    """Run the drift check of ENV every drift_check.interval (a Temporal Schedule).
+
+    The schedule carries a snapshot of the environment files: run this again after editing
+    them. Creates the schedule, or updates it in place.
+    """
+    env = load_or_exit(name, environments_dir)
+    render_or_exit(env)
+
+    async def run() -> int:
+        settings = _settings(env.name, start_embedded=True)
+        client = await settings.connect()
+        schedule_id = drift_schedule_id(env.name)
+        snapshot = DriftCheckInput(environment=env, requested_by=by or _operator(), policy=policy)
+        definition = Schedule(
+            action=ScheduleActionStartWorkflow(
+                DriftCheckWorkflow.run,
+                snapshot,
+                id=f"{schedule_id}-scheduled",
+                task_queue=settings.task_queue,
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=env.drift_check.interval)]),
+            # A check still waiting for approval is not stacked with another one.
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            state=ScheduleState(note=f"declared by {snapshot.requested_by}"),
+        )
+        try:
+            handle = await client.create_schedule(schedule_id, definition)
+            verb = "created"
+        except ScheduleAlreadyRunningError:
+            handle = client.get_schedule_handle(schedule_id)
+            await handle.update(lambda _: ScheduleUpdate(schedule=definition))
+            verb = "updated"
+        description = await handle.describe()
+        upcoming = description.info.next_action_times[:1]
+        out.print(
+            f"schedule {schedule_id} {verb}: drift check every "
+            f"{format_duration(env.drift_check.interval)}, policy "
+            f"{snapshot.effective_policy.value}"
+            + (f", next run {upcoming[0]:%Y-%m-%d %H:%M:%S %Z}" if upcoming else ""),
+            markup=False,
+        )
+        out.print(f"  temporal schedule describe --schedule-id {schedule_id}", markup=False)
+        return EXIT_OK
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+@app.command()
+def unschedule(name: EnvArg) -> None:
+    """Delete ENV's drift-check schedule (nothing to delete is fine)."""
+
+    async def run() -> int:
+        client = await _settings(name, start_embedded=False).connect()
+        schedule_id = drift_schedule_id(name)
+        try:
+            await client.get_schedule_handle(schedule_id).delete()
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                err.print(f"cannot delete schedule {schedule_id}: {exc.message}", markup=False)
+                return EXIT_FAILED
+            out.print(f"schedule {schedule_id} does not exist", markup=False)
+            return EXIT_OK
+        out.print(f"schedule {schedule_id} deleted", markup=False)
+        return EXIT_OK
+
+    raise typer.Exit(asyncio.run(run()))
 
 
 async def _is_running(handle: Any) -> bool:

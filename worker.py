@@ -33,6 +33,7 @@ from activities.register_namespaces import RegisterNamespaces
 from activities.temporal_target import TargetTemporalClients
 from activities.wait_frontend_healthy import WaitFrontendHealthy
 from workflows.bootstrap import BootstrapWorkflow
+from workflows.drift_check import DriftCheckWorkflow
 
 log = logging.getLogger("temporal-bootstrap.worker")
 
@@ -89,7 +90,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         worker = Worker(
             client,
             task_queue=settings.task_queue,
-            workflows=[BootstrapWorkflow],
+            workflows=[BootstrapWorkflow, DriftCheckWorkflow],
             activities=activities,
             activity_executor=pool,
             max_concurrent_activities=args.max_concurrent_activities,

@@ -1,0 +1,156 @@
+"""The drift check end to end, through the real `worker.py` and `starter.py` processes: a
+provisioned environment is changed by hand (ConfigMap edited, `helm upgrade --set`, namespace
+retention updated with the temporal CLI); `starter.py drift` reports exactly that without
+writing, `--policy remediate` puts it back, and `schedule` / `unschedule` manage the
+Temporal Schedule that runs the check.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from e2e_helpers import wait_for
+
+from activities.helm_cli import chart_reference
+from declared_state.chart_values import build_chart_values
+from declared_state.loader import load_environment
+
+NAMESPACE = "my-app-drift"
+TEMPORAL_NAMESPACE = "drift-ns"
+SCHEDULE_ID = "drift-check-local"
+
+
+@pytest.fixture
+def drift_env(operator, worker, environments_copy):
+    """An environment of its own, provisioned; the schedule is removed afterwards."""
+    env_dir = environments_copy(
+        lambda local: local.update(
+            kubernetes={**local["kubernetes"], "namespace": NAMESPACE},
+            temporal_namespaces=[
+                {"name": TEMPORAL_NAMESPACE, "retention": "168h", "description": "drift test"}
+            ],
+        )
+    )
+    proc = operator.starter("provision", "local", "--environments-dir", str(env_dir))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    yield env_dir
+    operator.starter("unschedule", "local")
+
+
+def drift(operator, env_dir, *args):
+    return operator.starter("drift", "local", "--environments-dir", str(env_dir), *args)
+
+
+def test_drift_is_reported_without_writes_then_remediated(
+    operator, drift_env, kube_clients, target_temporal, stack_variables
+):
+    env_dir = drift_env
+    clean = drift(operator, env_dir)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert clean.stdout.count("in sync") == 5, clean.stdout  # four steps and the verdict
+
+    # Hand edits an operator might make.
+    core = kube_clients.core_v1("standin")
+    core.patch_namespaced_config_map(
+        "rds-ca-certs", NAMESPACE, {"data": {"global-bundle.pem": "tampered"}}
+    )
+    declared = load_environment("local", env_dir, variables=stack_variables)
+    chart = chart_reference(declared.chart).chart  # the chart copy the worker installs
+    upgrade = operator.run(
+        [
+            operator.env["HELM_BIN"],
+            "upgrade",
+            "temporal",
+            str(chart),
+            "-n",
+            NAMESPACE,
+            "--reuse-values",
+            "--set",
+            "server.replicaCount=3",
+            "--kubeconfig",
+            operator.env["KUBECONFIG"],
+        ]
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
+    updated = operator.temporal(
+        "operator",
+        "namespace",
+        "update",
+        "--namespace",
+        TEMPORAL_NAMESPACE,
+        "--retention",
+        "48h",
+        address=target_temporal.address,
+    )
+    assert updated.returncode == 0, updated.stderr
+    revisions = len(operator.helm_history(NAMESPACE))
+
+    found = drift(operator, env_dir, "--policy", "report")
+    assert found.returncode == 4, found.stdout + found.stderr
+    for expected in (
+        "ensure_ca_bundle",
+        "server.replicaCount",
+        f"namespace {TEMPORAL_NAMESPACE}",
+        "local: drifted (policy report)",
+    ):
+        assert expected in found.stdout, found.stdout
+    assert "ensure_db_secret" in found.stdout and found.stdout.count("drifted") == 4
+    # report wrote nothing
+    live = core.read_namespaced_config_map("rds-ca-certs", NAMESPACE)
+    assert live.data["global-bundle.pem"] == "tampered"
+    assert len(operator.helm_history(NAMESPACE)) == revisions
+    assert operator.retention_seconds(TEMPORAL_NAMESPACE, target_temporal.address) == 48 * 3600
+
+    repaired = drift(operator, env_dir, "--policy", "remediate")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "local: repaired (policy remediate)" in repaired.stdout
+    live = core.read_namespaced_config_map("rds-ca-certs", NAMESPACE)
+    assert live.data["global-bundle.pem"].startswith("-----BEGIN CERTIFICATE-----")
+    assert len(operator.helm_history(NAMESPACE)) == revisions + 1
+    assert operator.helm_values(NAMESPACE) == json.loads(json.dumps(build_chart_values(declared)))
+    assert operator.retention_seconds(TEMPORAL_NAMESPACE, target_temporal.address) == 168 * 3600
+
+    again = drift(operator, env_dir)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "local: in sync" in again.stdout
+
+
+def test_schedule_runs_the_check_and_unschedule_removes_it(operator, drift_env):
+    created = operator.starter(
+        "schedule", "local", "--environments-dir", str(drift_env), "--policy", "report"
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert "schedule drift-check-local created: drift check every 1h0m0s, policy report" in (
+        created.stdout
+    )
+    updated = operator.starter("schedule", "local", "--environments-dir", str(drift_env))
+    assert updated.returncode == 0 and "drift-check-local updated" in updated.stdout
+
+    triggered = operator.temporal("schedule", "trigger", "--schedule-id", SCHEDULE_ID)
+    assert triggered.returncode == 0, triggered.stderr
+
+    def first_run():
+        described = operator.temporal(
+            "schedule", "describe", "--schedule-id", SCHEDULE_ID, "-o", "json"
+        )
+        assert described.returncode == 0, described.stderr
+        actions = json.loads(described.stdout)["info"].get("recentActions") or []
+        return actions[0]["startWorkflowResult"]["workflowId"] if actions else None
+
+    workflow_id = wait_for(first_run, 60, "the schedule to start a check")
+    assert workflow_id.startswith("drift-check-local-scheduled")
+
+    def finished():
+        proc = operator.temporal("workflow", "result", "--workflow-id", workflow_id, "-o", "json")
+        return proc if proc.returncode == 0 else None
+
+    result = wait_for(finished, 120, "the scheduled check to finish")
+    assert '"in sync"' in result.stdout, result.stdout
+
+    removed = operator.starter("unschedule", "local")
+    assert removed.returncode == 0 and "deleted" in removed.stdout, removed.stdout
+    gone = operator.temporal("schedule", "describe", "--schedule-id", SCHEDULE_ID)
+    assert gone.returncode != 0
+    again = operator.starter("unschedule", "local")
+    assert again.returncode == 0 and "does not exist" in again.stdout, again.stdout
