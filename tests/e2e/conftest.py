@@ -175,6 +175,23 @@ class Operator:
     def temporal(self, *args, address=None):
         return temporal_cli(self.env, *args, address=address)
 
+    def describe_namespace(self, name: str, address: str) -> dict:
+        """`temporal operator namespace describe` of a Temporal namespace on `address`."""
+        proc = self.temporal(
+            "operator", "namespace", "describe", "--namespace", name, "-o", "json", address=address
+        )
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    def retention_seconds(self, name: str, address: str) -> int:
+        """The namespace's retention; the CLI prints it as `604800s` (or Go's `168h0m0s`)."""
+        text = self.describe_namespace(name, address)["config"]["workflowExecutionRetentionTtl"]
+        if text.endswith("s") and text[:-1].isdigit():
+            return int(text[:-1])
+        hours, _, rest = text.partition("h")
+        minutes, _, seconds = rest.partition("m")
+        return int(hours or 0) * 3600 + int(minutes or 0) * 60 + int(seconds.rstrip("s") or 0)
+
     def helm_history(self, namespace="my-app-local"):
         return helm_json(self.env, "history", namespace=namespace)
 

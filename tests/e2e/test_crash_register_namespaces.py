@@ -10,7 +10,6 @@ so the kill happens at that exact point, not when a poll happens to catch a 100 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
@@ -26,14 +25,6 @@ RETENTION_ISO = {"crash-ns-a": "P7D", "crash-ns-b": "P1D"}  # the step details' 
 def frontend_proxy(target_temporal) -> Iterator[FrontendHoldProxy]:
     with FrontendHoldProxy(target_temporal.address) as proxy:
         yield proxy
-
-
-def describe_namespace(operator, address: str, name: str) -> dict:
-    proc = operator.temporal(
-        "operator", "namespace", "describe", "--namespace", name, "-o", "json", address=address
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 def test_worker_killed_during_register_namespaces(
@@ -59,7 +50,7 @@ def test_worker_killed_during_register_namespaces(
         held = frontend_proxy.wait_held(timeout=180)
         assert held.call.namespace == "crash-ns-b"
         frontend_proxy.wait_forwarded(REGISTER_NAMESPACE, "crash-ns-a", timeout=30)
-        ns_a_id = describe_namespace(operator, target_temporal.address, "crash-ns-a")[
+        ns_a_id = operator.describe_namespace("crash-ns-a", target_temporal.address)[
             "namespaceInfo"
         ]["id"]
 
@@ -91,8 +82,8 @@ def test_worker_killed_during_register_namespaces(
 
     registered = [c.namespace for c in frontend_proxy.forwarded(REGISTER_NAMESPACE)]
     assert sorted(registered) == ["crash-ns-a", "crash-ns-b"], "one RegisterNamespace per name"
-    a = describe_namespace(operator, target_temporal.address, "crash-ns-a")
+    a = operator.describe_namespace("crash-ns-a", target_temporal.address)
     assert a["namespaceInfo"]["id"] == ns_a_id, "crash-ns-a must be the namespace registered first"
     for name, seconds in RETENTION_SECONDS.items():
-        config = describe_namespace(operator, target_temporal.address, name)["config"]
+        config = operator.describe_namespace(name, target_temporal.address)["config"]
         assert config["workflowExecutionRetentionTtl"] == f"{seconds}s", (name, config)
