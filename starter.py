@@ -11,6 +11,7 @@
     python starter.py drift staging        compare declared and live state now (report/repair)
     python starter.py schedule staging     run that check every drift_check.interval
     python starter.py unschedule staging   stop the scheduled check
+    python starter.py approve-drift staging   let a drift check (policy ask) repair
 
 Every operator action is also a temporal CLI signal, e.g.
     temporal workflow signal --workflow-id provision-staging --name approve --input '{"by": "alice"}'
@@ -492,6 +493,7 @@ async def _drift(env: Environment, policy: DriftPolicy | None, no_wait: bool, by
         if progress.state == DriftState.WAITING_FOR_APPROVAL:
             _print_drift(progress)
             out.print(f"\n{workflow_id} found drift and waits for approval to repair it:")
+            out.print(f"  python starter.py approve-drift {env.name}", markup=False)
             out.print(
                 f"  temporal workflow signal --workflow-id {workflow_id} --name approve "
                 f'--input \'{{"by": "{_operator()}"}}\'',
@@ -575,6 +577,40 @@ def schedule(
             markup=False,
         )
         out.print(f"  temporal schedule describe --schedule-id {schedule_id}", markup=False)
+        return EXIT_OK
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+@app.command(name="approve-drift")
+def approve_drift(name: EnvArg, by: ByOpt = "", reason: ReasonOpt = "") -> None:
+    """Approve the repair that ENV's drift checks wait for (policy ask), started by hand or
+    by the schedule. Exits 1 when none waits."""
+
+    async def run() -> int:
+        client = await _settings(name, start_embedded=False).connect()
+        own = drift_check_workflow_id(name)
+        waiting = []
+        running = client.list_workflows(
+            "WorkflowType = 'DriftCheckWorkflow' AND ExecutionStatus = 'Running'"
+        )
+        async for execution in running:
+            if execution.id != own and not execution.id.startswith(f"{own}-scheduled"):
+                continue
+            handle = client.get_workflow_handle_for(
+                DriftCheckWorkflow.run, execution.id, run_id=execution.run_id
+            )
+            progress = await handle.query(DriftCheckWorkflow.progress)
+            if progress.state == DriftState.WAITING_FOR_APPROVAL:
+                waiting.append(handle)
+        if not waiting:
+            err.print(f"no drift check of {name} waits for approval", markup=False)
+            return EXIT_FAILED
+        for handle in waiting:
+            await handle.signal(
+                DriftCheckWorkflow.approve, OperatorSignal(by=by or _operator(), reason=reason)
+            )
+            out.print(f"sent approve to {handle.id}", markup=False)
         return EXIT_OK
 
     raise typer.Exit(asyncio.run(run()))

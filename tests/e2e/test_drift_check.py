@@ -116,16 +116,34 @@ def test_drift_is_reported_without_writes_then_remediated(
     assert "local: in sync" in again.stdout
 
 
-def test_schedule_runs_the_check_and_unschedule_removes_it(operator, drift_env):
-    created = operator.starter(
-        "schedule", "local", "--environments-dir", str(drift_env), "--policy", "report"
-    )
+def test_scheduled_check_asks_then_repairs_after_approve_drift(
+    operator, drift_env, target_temporal
+):
+    nothing = operator.starter("approve-drift", "local")
+    assert nothing.returncode == 1 and "no drift check of local waits" in nothing.stderr
+    created = operator.starter("schedule", "local", "--environments-dir", str(drift_env))
     assert created.returncode == 0, created.stdout + created.stderr
     assert "schedule drift-check-local created: drift check every 1h0m0s, policy report" in (
         created.stdout
     )
-    updated = operator.starter("schedule", "local", "--environments-dir", str(drift_env))
-    assert updated.returncode == 0 and "drift-check-local updated" in updated.stdout
+    updated = operator.starter(
+        "schedule", "local", "--environments-dir", str(drift_env), "--policy", "ask"
+    )
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert "schedule drift-check-local updated: drift check every 1h0m0s, policy ask" in (
+        updated.stdout
+    )
+    tampered = operator.temporal(
+        "operator",
+        "namespace",
+        "update",
+        "--namespace",
+        TEMPORAL_NAMESPACE,
+        "--retention",
+        "24h",
+        address=target_temporal.address,
+    )
+    assert tampered.returncode == 0, tampered.stderr
 
     triggered = operator.temporal("schedule", "trigger", "--schedule-id", SCHEDULE_ID)
     assert triggered.returncode == 0, triggered.stderr
@@ -140,13 +158,27 @@ def test_schedule_runs_the_check_and_unschedule_removes_it(operator, drift_env):
 
     workflow_id = wait_for(first_run, 60, "the schedule to start a check")
     assert workflow_id.startswith("drift-check-local-scheduled")
+    waiting = wait_for(
+        lambda: (p := operator.progress(workflow_id))["state"] == "waiting for approval" and p,
+        120,
+        "the scheduled check to wait for approval",
+    )
+    findings = {f["step"]: f for f in waiting["findings"]}
+    assert findings["register_namespaces"]["status"] == "drifted"
+    assert operator.retention_seconds(TEMPORAL_NAMESPACE, target_temporal.address) == 24 * 3600
+
+    approved = operator.starter("approve-drift", "local", "--by", "oncall")
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert f"sent approve to {workflow_id}" in approved.stdout
 
     def finished():
         proc = operator.temporal("workflow", "result", "--workflow-id", workflow_id, "-o", "json")
         return proc if proc.returncode == 0 else None
 
-    result = wait_for(finished, 120, "the scheduled check to finish")
-    assert '"in sync"' in result.stdout, result.stdout
+    wait_for(finished, 120, "the scheduled check to finish")
+    done = operator.progress(workflow_id)
+    assert done["state"] == "repaired" and done["approved_by"] == "oncall", done
+    assert operator.retention_seconds(TEMPORAL_NAMESPACE, target_temporal.address) == 168 * 3600
 
     removed = operator.starter("unschedule", "local")
     assert removed.returncode == 0 and "deleted" in removed.stdout, removed.stdout
