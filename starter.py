@@ -31,6 +31,7 @@ import asyncio
 import os
 import sys
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -249,18 +250,29 @@ def _print_step(step: StepProgress) -> None:
     out.print(line, markup=False, highlight=False)
 
 
+# Queries need a worker; one that does not answer in this long is treated as absent.
+QUERY_TIMEOUT = timedelta(seconds=10)
+
+
 async def _pending_activity_note(handle: Any) -> str | None:
-    """Attempt number and last error of a retrying activity, from the server's description."""
+    """What the running activity last reported (its heartbeat phase or last answer) and,
+    when it is retrying, its attempt and last error; from the server, no worker needed."""
     try:
         desc = await handle.describe()
     except RPCError:
         return None
     for pending in desc.raw_description.pending_activities:
+        parts = []
+        if pending.HasField("heartbeat_details"):
+            details = await handle._client.data_converter.decode(pending.heartbeat_details.payloads)
+            latest = details[-1] if details and isinstance(details[-1], dict) else {}
+            if reported := latest.get("phase") or latest.get("last_answer"):
+                parts.append(str(reported))
         if pending.attempt > 1:
             last = pending.last_failure.message if pending.HasField("last_failure") else ""
-            return f"{pending.activity_type.name}: attempt {pending.attempt}" + (
-                f", last error: {last}" if last else ""
-            )
+            parts.append(f"attempt {pending.attempt}" + (f", last error: {last}" if last else ""))
+        if parts:
+            return f"{pending.activity_type.name}: {'; '.join(parts)}"
     return None
 
 
@@ -268,14 +280,33 @@ async def _follow(handle: Any, env_name: str, settings: bootstrap_server.ClientS
     """Print step changes until the run ends or waits for an operator; return the exit code."""
     shown: dict[str, tuple[str, int]] = {}
     last_note = None
+    worker_missing = False
     while True:
         try:
             progress: BootstrapProgress = await handle.query(
-                BootstrapWorkflow.progress, result_type=BootstrapProgress
+                BootstrapWorkflow.progress,
+                result_type=BootstrapProgress,
+                rpc_timeout=QUERY_TIMEOUT,
             )
         except RPCError as exc:
-            err.print(f"cannot query {handle.id}: {exc.message}", markup=False)
-            return EXIT_FAILED
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                err.print(f"cannot query {handle.id}: {exc.message}", markup=False)
+                return EXIT_FAILED
+            if not await _is_running(handle):
+                break
+            if not worker_missing:
+                out.print(
+                    f"   no worker answers on task queue {settings.task_queue}: is "
+                    "`python worker.py` running? (still following; the run waits for it)",
+                    markup=False,
+                    highlight=False,
+                )
+                worker_missing = True
+            await asyncio.sleep(2)
+            continue
+        if worker_missing:
+            out.print("   a worker answers again", markup=False, highlight=False)
+            worker_missing = False
         for step in progress.steps:
             key = (step.status.value, step.attempts)
             if shown.get(step.name) != key and step.status != StepStatus.PENDING:
@@ -291,7 +322,7 @@ async def _follow(handle: Any, env_name: str, settings: bootstrap_server.ClientS
             break
         note = await _pending_activity_note(handle)
         if note and note != last_note:
-            out.print(f"   retrying {note}", markup=False, highlight=False)
+            out.print(f"   {note}", markup=False, highlight=False)
             last_note = note
         await asyncio.sleep(1)
     return await _final(handle, settings)

@@ -160,6 +160,33 @@ def wait_state(env: dict[str, str], state: str, timeout: float = 120) -> dict:
         time.sleep(0.5)
 
 
+class BackgroundStarter:
+    """A `starter.py` command left running (e.g. `provision` following a run), its output
+    collected in a file."""
+
+    def __init__(self, env: dict[str, str], args: tuple[str, ...], log: Path):
+        self.log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "starter.py", *args],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
 class Operator:
     """What an operator does from a shell, bound to the processes' environment."""
 
@@ -171,6 +198,9 @@ class Operator:
 
     def starter(self, *args, timeout=240):
         return starter(self.env, *args, timeout=timeout)
+
+    def starter_in_background(self, *args: str, log: Path) -> BackgroundStarter:
+        return BackgroundStarter(self.env, args, log)
 
     def temporal(self, *args, address=None):
         return temporal_cli(self.env, *args, address=address)

@@ -63,13 +63,18 @@ def assert_completed_as_declared(operator, done, env_dir, namespace, stack_varia
 
 
 def test_worker_and_helm_killed_mid_install_leaves_pending_release_that_is_recovered(
-    operator, start_worker, kube_standin, stack_variables, crash_run
+    operator, start_worker, kube_standin, stack_variables, crash_run, tmp_path
 ):
     namespace = "my-app-crash-a"
     kube_standin.never_ready(RELEASE_DEPLOYMENT, namespace=namespace)
     worker = start_worker()
+    follower = None
     try:
         env_dir = crash_run(namespace)
+        # An operator following the run: `provision` again attaches to it.
+        follower = operator.starter_in_background(
+            "provision", "local", "--environments-dir", str(env_dir), log=tmp_path / "follow.log"
+        )
         # helm is running and waiting for the never-ready Deployment
         wait_for(
             lambda: any(
@@ -83,16 +88,32 @@ def test_worker_and_helm_killed_mid_install_leaves_pending_release_that_is_recov
             30,
             "the helm process",
         )
+        wait_for(
+            lambda: "install_chart: upgrading" in follower.output(), 60, "helm's progress shown"
+        )
         worker.kill9()
         for pid in helm:
             os.kill(pid, signal.SIGKILL)
         assert history_or_empty(operator, namespace)[-1]["status"] == "pending-install"
+        wait_for(
+            lambda: "no worker answers on task queue" in follower.output(),
+            60,
+            "the follower to notice the worker is gone",
+        )
+        assert follower.proc.poll() is None, "the follower must keep following"
         kube_standin.allow_ready(RELEASE_DEPLOYMENT, namespace=namespace)
         worker = start_worker(worker.log)
         done = operator.wait_state("done", timeout=240)
+        assert follower.wait(timeout=60) == 0, follower.output()
     finally:
         kube_standin.allow_ready(RELEASE_DEPLOYMENT, namespace=namespace)
         worker.stop()
+        if follower is not None:
+            follower.stop()
+
+    followed = follower.output()
+    assert "attached to the running provision-local" in followed, followed
+    assert "a worker answers again" in followed and "provision-local done (changed)." in followed
 
     install = assert_completed_as_declared(operator, done, env_dir, namespace, stack_variables)
     assert install["details"]["recovered_from"] == "pending-install", install
