@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,34 @@ def test_worker_killed_after_helm_finished_adds_no_revision(
     install = assert_completed_as_declared(operator, done, env_dir, namespace, stack_variables)
     assert len(operator.helm_history(namespace)) == 1, "helm had finished: no revision may be added"
     assert install["details"]["action"] == "unchanged", install
+
+
+def test_sigterm_mid_install_stops_helm_exits_cleanly_and_a_new_worker_completes(
+    operator, start_worker, kube_standin, stack_variables, crash_run
+):
+    namespace = "my-app-sigterm"
+    kube_standin.never_ready(RELEASE_DEPLOYMENT, namespace=namespace)
+    worker = start_worker()
+    try:
+        env_dir = crash_run(namespace)
+        helm = wait_for(
+            lambda: pids_running(operator.env["HELM_BIN"], "upgrade", namespace),
+            120,
+            "helm to start installing",
+        )
+        # SIGTERM, as a pod eviction or Ctrl-C sends it; the worker's graceful shutdown (10 s)
+        # and helm's own (10 s) fit well within the 45 s before stop() resorts to SIGKILL.
+        stopping = time.monotonic()
+        worker.stop(timeout=45)
+        print(f"worker stopped after {time.monotonic() - stopping:.1f}s")
+        assert worker.proc is not None and worker.proc.returncode == 0, worker.log.read_text()
+        assert "shutting down: finishing running activities" in worker.log.read_text()
+        assert not any(Path(f"/proc/{pid}").exists() for pid in helm), "helm outlived the worker"
+        kube_standin.allow_ready(RELEASE_DEPLOYMENT, namespace=namespace)
+        worker = start_worker(worker.log)
+        done = operator.wait_state("done", timeout=240)
+    finally:
+        kube_standin.allow_ready(RELEASE_DEPLOYMENT, namespace=namespace)
+        worker.stop()
+
+    assert_completed_as_declared(operator, done, env_dir, namespace, stack_variables)
