@@ -397,13 +397,20 @@ def status(name: EnvArg) -> None:
     """Show every step of provision-ENV: status, runs, last error, what it changed."""
 
     async def run() -> int:
-        handle, _ = await _handle(name)
+        handle, settings = await _handle(name)
         try:
             progress: BootstrapProgress = await handle.query(
-                BootstrapWorkflow.progress, result_type=BootstrapProgress
+                BootstrapWorkflow.progress, result_type=BootstrapProgress, rpc_timeout=QUERY_TIMEOUT
             )
         except RPCError as exc:
-            err.print(f"no provisioning run {handle.id}: {exc.message}", markup=False)
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                err.print(f"no provisioning run {handle.id}: {exc.message}", markup=False)
+            else:
+                err.print(
+                    f"{handle.id} exists but no worker answers its progress query on task queue "
+                    f"{settings.task_queue}: start `python worker.py` ({exc.message})",
+                    markup=False,
+                )
             return EXIT_FAILED
         table = Table(title=f"{handle.id}: {progress.state.value}", title_justify="left")
         for column in ("step", "status", "runs", "changed", "summary / last error"):

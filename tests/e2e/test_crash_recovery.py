@@ -102,6 +102,8 @@ def test_worker_and_helm_killed_mid_install_leaves_pending_release_that_is_recov
             "the follower to notice the worker is gone",
         )
         assert follower.proc.poll() is None, "the follower must keep following"
+        status = operator.starter("status", "local")
+        assert status.returncode == 1 and "no worker answers" in status.stderr, status.stderr
         kube_standin.allow_ready(RELEASE_DEPLOYMENT, namespace=namespace)
         worker = start_worker(worker.log)
         done = operator.wait_state("done", timeout=240)
