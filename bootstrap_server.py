@@ -98,22 +98,6 @@ def apply_local_stack_env(environ: MutableMapping[str, str] = os.environ) -> boo
     return True
 
 
-def _ports_free(ports: list[int]) -> bool:
-    import socket
-
-    from local_stack.processes import LOOPBACK
-
-    for port in ports:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            # As the server's own listener does, so connections in TIME_WAIT do not count.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((LOOPBACK, port))
-            except OSError:
-                return False
-    return True
-
-
 def embedded_server(start: bool) -> ClientSettings | None:
     """The embedded dev server: reused when its recorded PID is alive, else started.
 
@@ -121,7 +105,7 @@ def embedded_server(start: bool) -> ClientSettings | None:
     running workers reconnect on their own and Web UI links stay valid; its SQLite file keeps
     every workflow's history either way.
     """
-    from local_stack.processes import pid_alive
+    from local_stack.processes import pid_alive, ports_free
     from local_stack.temporal_servers import TemporalDevServer, dev_server
 
     folder = state_dir() / "embedded-server"
@@ -144,7 +128,7 @@ def embedded_server(start: bool) -> ClientSettings | None:
     )
     recorded = [info.get(k) for k in ("port", "http_port", "metrics_port", "ui_port")]
     ports = [p for p in recorded if isinstance(p, int)]
-    if len(ports) == len(recorded) and _ports_free(ports):
+    if len(ports) == len(recorded) and ports_free(ports):
         server.port, server.http_port, server.metrics_port, server.ui_port = ports
     server.start()
     assert server.process is not None

@@ -37,6 +37,19 @@ def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
             s.close()
 
 
+def ports_free(ports: Sequence[int], host: str = LOOPBACK) -> bool:
+    """True when every one of `ports` could be listened on now."""
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As servers' own listeners do, so connections in TIME_WAIT do not count.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
 def free_port(host: str = LOOPBACK) -> int:
     return free_ports(1, host)[0]
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from local_stack.processes import (
     ProcessStartError,
     free_ports,
     pid_alive,
+    ports_free,
     process_start_time,
     stop_pid,
     tcp_open,
@@ -27,6 +29,16 @@ def _children_of(pgid: int) -> list[int]:
             if fields[2] == str(pgid) and fields[0] != "Z":
                 pids.append(int(entry.name))
     return pids
+
+
+def test_ports_free_is_false_while_one_port_is_listened_on() -> None:
+    ports = free_ports(2)
+    assert ports_free(ports)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", ports[1]))
+        listener.listen()
+        assert not ports_free(ports)
+    assert ports_free(ports)
 
 
 def test_free_ports_are_distinct_and_bindable() -> None:
