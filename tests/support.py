@@ -1,4 +1,5 @@
-"""Plain helpers shared by the end-to-end test modules (importable as `e2e_helpers`)."""
+"""Plain helpers shared by test modules in every folder (importable as `support`: pytest puts
+tests/ on sys.path for its conftest.py)."""
 
 from __future__ import annotations
 

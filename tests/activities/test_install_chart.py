@@ -12,11 +12,11 @@ import threading
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from support import pids_running
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 
@@ -26,6 +26,7 @@ from activities.helm_cli import chart_reference
 from activities.install_chart import ChartInstaller, InstallChartInput, InstallChartResult
 from declared_state.chart_values import build_chart_values
 from declared_state.models import Environment
+from local_stack.processes import pid_alive
 
 SHORT = timedelta(seconds=5)  # helm --timeout where a wait is meant to fail
 
@@ -345,29 +346,7 @@ def test_bad_values_are_reported_with_helms_message(installer, env, helm_bin, ku
         history(helm_bin, kube_standin, env)  # nothing was installed
 
 
-def _helm_pids(namespace: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"/helm") and namespace.encode() in argv:
-            pids.append(int(entry.name))
-    return pids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def test_cancellation_stops_helm(installer, env, kube_standin, monkeypatch):
+def test_cancellation_stops_helm(installer, helm_bin, env, kube_standin, monkeypatch):
     monkeypatch.setattr(install_chart_module, "HEARTBEAT_EVERY_S", 0.5)
     ns = env.kubernetes.namespace
     kube_standin.never_ready("temporal-frontend", ns)
@@ -390,7 +369,7 @@ def test_cancellation_stops_helm(installer, env, kube_standin, monkeypatch):
     deadline = time.monotonic() + 30
     pids: list[int] = []
     while time.monotonic() < deadline:
-        pids = _helm_pids(ns)
+        pids = pids_running(helm_bin, ns)
         if pids and any("readiness" in b["phase"] for b in beats):
             break
         time.sleep(0.2)
@@ -402,5 +381,5 @@ def test_cancellation_stops_helm(installer, env, kube_standin, monkeypatch):
     thread.join(timeout=60)
     assert not thread.is_alive()
     assert isinstance(outcome.get("error"), CancelledError), outcome
-    assert not [pid for pid in pids if _alive(pid)]
+    assert not [pid for pid in pids if pid_alive(pid)]
     assert os.getpid() not in pids

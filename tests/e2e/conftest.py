@@ -214,6 +214,20 @@ class Operator:
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
+    def set_retention(self, name: str, retention: str, address: str) -> None:
+        """Change a namespace by hand, as an operator with the temporal CLI would."""
+        proc = self.temporal(
+            "operator",
+            "namespace",
+            "update",
+            "--namespace",
+            name,
+            "--retention",
+            retention,
+            address=address,
+        )
+        assert proc.returncode == 0, proc.stderr
+
     def retention_seconds(self, name: str, address: str) -> int:
         """The namespace's retention; the CLI prints it as `604800s` (or Go's `168h0m0s`)."""
         text = self.describe_namespace(name, address)["config"]["workflowExecutionRetentionTtl"]

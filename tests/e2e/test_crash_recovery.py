@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_helpers import pids_running, wait_for
+from support import pids_running, wait_for
 
 from declared_state.chart_values import build_chart_values
 from declared_state.loader import load_environment
+from local_stack.processes import pid_alive
 
 RELEASE_DEPLOYMENT = "temporal-history"
 
@@ -192,7 +193,7 @@ def test_sigterm_mid_install_stops_helm_exits_cleanly_and_a_new_worker_completes
         print(f"worker stopped after {time.monotonic() - stopping:.1f}s")
         assert worker.proc is not None and worker.proc.returncode == 0, worker.log.read_text()
         assert "shutting down: finishing running activities" in worker.log.read_text()
-        assert not any(Path(f"/proc/{pid}").exists() for pid in helm), "helm outlived the worker"
+        assert not any(pid_alive(pid) for pid in helm), "helm outlived the worker"
         kube_standin.allow_ready(RELEASE_DEPLOYMENT, namespace=namespace)
         worker = start_worker(worker.log)
         done = operator.wait_state("done", timeout=240)

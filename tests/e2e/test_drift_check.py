@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from e2e_helpers import wait_for
+from support import wait_for
 
 from activities.helm_cli import chart_reference
 from declared_state.chart_values import build_chart_values
@@ -73,17 +73,7 @@ def test_drift_is_reported_without_writes_then_remediated(
         ]
     )
     assert upgrade.returncode == 0, upgrade.stderr
-    updated = operator.temporal(
-        "operator",
-        "namespace",
-        "update",
-        "--namespace",
-        TEMPORAL_NAMESPACE,
-        "--retention",
-        "48h",
-        address=target_temporal.address,
-    )
-    assert updated.returncode == 0, updated.stderr
+    operator.set_retention(TEMPORAL_NAMESPACE, "48h", target_temporal.address)
     revisions = len(operator.helm_history(NAMESPACE))
 
     found = drift(operator, env_dir, "--policy", "report")
@@ -133,17 +123,7 @@ def test_scheduled_check_asks_then_repairs_after_approve_drift(
     assert "schedule drift-check-local updated: drift check every 1h0m0s, policy ask" in (
         updated.stdout
     )
-    tampered = operator.temporal(
-        "operator",
-        "namespace",
-        "update",
-        "--namespace",
-        TEMPORAL_NAMESPACE,
-        "--retention",
-        "24h",
-        address=target_temporal.address,
-    )
-    assert tampered.returncode == 0, tampered.stderr
+    operator.set_retention(TEMPORAL_NAMESPACE, "24h", target_temporal.address)
 
     triggered = operator.temporal("schedule", "trigger", "--schedule-id", SCHEDULE_ID)
     assert triggered.returncode == 0, triggered.stderr

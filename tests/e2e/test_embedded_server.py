@@ -9,7 +9,7 @@ import json
 
 import pytest
 from conftest import Operator
-from e2e_helpers import wait_for
+from support import wait_for
 
 from local_stack.processes import pid_alive, stop_pid, tcp_open
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import support
 import yaml
 from kubernetes import client, config
 
@@ -107,11 +107,6 @@ def wait_for() -> Callable[..., Any]:
     """Poll until the predicate returns something truthy (the stand-in's controller is async)."""
 
     def _wait(predicate: Callable[[], Any], timeout: float = 10, what: str = "condition") -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if value := predicate():
-                return value
-            time.sleep(0.05)
-        pytest.fail(f"timed out waiting for {what}")
+        return support.wait_for(predicate, timeout, what, every=0.05)
 
     return _wait
