@@ -57,21 +57,16 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 import bootstrap_server
-from declared_state.loader import DEFAULT_DIR, InvalidEnvironment, load_environment
-from declared_state.models import DriftPolicy, Environment, format_duration
-from workflows.bootstrap import BootstrapWorkflow
-from workflows.bootstrap_models import (
+from contracts.bootstrap import (
     BootstrapInput,
     BootstrapProgress,
     BootstrapResult,
-    OperatorSignal,
     RunState,
     StepProgress,
     StepStatus,
     bootstrap_workflow_id,
 )
-from workflows.drift_check import DriftCheckWorkflow
-from workflows.drift_check_models import (
+from contracts.drift_check import (
     DriftCheckInput,
     DriftCheckResult,
     DriftState,
@@ -79,6 +74,11 @@ from workflows.drift_check_models import (
     drift_check_workflow_id,
     drift_schedule_id,
 )
+from contracts.operator import OperatorAction, OperatorRequest
+from declared_state.loader import DEFAULT_DIR, InvalidEnvironment, load_environment
+from declared_state.models import DriftPolicy, Environment, format_duration
+from workflows.bootstrap import BootstrapWorkflow
+from workflows.drift_check import DriftCheckWorkflow
 
 EXIT_OK, EXIT_FAILED, EXIT_WAITING, EXIT_INVALID, EXIT_DRIFTED = 0, 1, 2, 3, 4
 
@@ -219,13 +219,9 @@ async def _handle(
     ), settings
 
 
-def _signal_commands(env_name: str, waiting_for: str | None) -> list[str]:
+def _signal_commands(env_name: str, allowed: tuple[OperatorAction, ...]) -> list[str]:
     wid = bootstrap_workflow_id(env_name)
-    actions = (
-        ["approve"]
-        if waiting_for and waiting_for.startswith("approval")
-        else ["retry", "skip", "abort"]
-    )
+    actions = [a.value for a in allowed]
     lines = []
     for action in actions:
         lines.append(f"  python starter.py {action} {env_name}")
@@ -315,7 +311,7 @@ async def _follow(handle: Any, env_name: str, settings: bootstrap_server.ClientS
         if progress.state == RunState.WAITING_FOR_OPERATOR:
             out.print(f"\n{handle.id} waits for an operator: {progress.waiting_for}", markup=False)
             out.print("unblock it with one of:", markup=False)
-            for line in _signal_commands(env_name, progress.waiting_for):
+            for line in _signal_commands(env_name, progress.allowed_actions):
                 out.print(line, markup=False, highlight=False)
             return EXIT_WAITING
         if progress.state in (RunState.DONE, RunState.ABORTED):
@@ -424,7 +420,7 @@ def status(name: EnvArg) -> None:
         out.print(table)
         if progress.state == RunState.WAITING_FOR_OPERATOR:
             out.print(f"waiting for: {progress.waiting_for}", markup=False)
-            for line in _signal_commands(name, progress.waiting_for):
+            for line in _signal_commands(name, progress.allowed_actions):
                 out.print(line, markup=False, highlight=False)
             return EXIT_WAITING
         return EXIT_FAILED if progress.state == RunState.ABORTED else EXIT_OK
@@ -443,7 +439,7 @@ def _signal_command(signal_name: str, follow_by_default: bool, doc: str) -> None
             handle, settings = await _handle(name)
             try:
                 await handle.signal(
-                    signal_name, OperatorSignal(by=by or _operator(), reason=reason)
+                    signal_name, OperatorRequest(by=by or _operator(), reason=reason)
                 )
             except RPCError as exc:
                 err.print(f"cannot signal {handle.id}: {exc.message}", markup=False)
@@ -646,7 +642,7 @@ def approve_drift(name: EnvArg, by: ByOpt = "", reason: ReasonOpt = "") -> None:
             return EXIT_FAILED
         for handle in waiting:
             await handle.signal(
-                DriftCheckWorkflow.approve, OperatorSignal(by=by or _operator(), reason=reason)
+                DriftCheckWorkflow.approve, OperatorRequest(by=by or _operator(), reason=reason)
             )
             out.print(f"sent approve to {handle.id}", markup=False)
         return EXIT_OK

@@ -18,12 +18,10 @@ from __future__ import annotations
 import socket
 import ssl
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import pymysql
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 
 from activities.clients import AwsClients, KubeClients
@@ -36,6 +34,7 @@ from activities.sources import (
     parse_certificates,
     read_db_passwords,
 )
+from contracts.check_database import CheckDatabaseInput, CheckDatabaseResult, StoreSchema
 from declared_state.models import (
     AwsSecretsManagerPasswords,
     CaBundleFromFile,
@@ -43,44 +42,6 @@ from declared_state.models import (
     Environment,
 )
 from declared_state.versions import parse_version
-
-
-class CheckDatabaseInput(BaseModel):
-    """The environment whose RDS instance and databases to check."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    environment: Environment
-
-
-class StoreSchema(BaseModel):
-    """Temporal's schema version in one database, and the version the target server needs."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    database: str
-    found: str
-    required: str
-
-
-class CheckDatabaseResult(BaseModel):
-    """What the preflight saw; every check passed when this is returned."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    instance_id: str
-    instance_status: str
-    engine_version: str
-    endpoint: str
-    port: int
-    ca_certificate_identifier: str | None
-    ca_certificate_valid_till: datetime | None
-    ca_bundle_certificates: int
-    tls_server_name: str
-    default_store: StoreSchema
-    visibility_store: StoreSchema
-    summary: str
-
 
 # --- RDS instance states ------------------------------------------------------------------
 # Transitional: RDS gets there by itself; the activity's retry policy waits it out.
@@ -326,7 +287,9 @@ class DatabasePreflight:
             tls_server_name=env.db_tls_server_name,
             default_store=found[0],
             visibility_store=found[1],
+            changed=False,
             summary=summary,
+            dry_run=input.dry_run,
         )
 
     # --- RDS ------------------------------------------------------------------------------

@@ -14,45 +14,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client as k8s
-from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 
 from activities.clients import AwsClients, KubeClients
 from activities.errors import ErrorType, activity_error
-from activities.kube_objects import WriteAction, ensure_namespaced_object, key_differences
+from activities.kube_objects import describe_write, ensure_namespaced_object, key_differences
 from activities.sources import describe_source, fetch_ca_bundle, parse_certificates
-from declared_state.models import Environment
+from contracts.ensure_ca_bundle import EnsureCaBundleInput, EnsureCaBundleResult
 
 # The API server refuses ConfigMaps above 1 MiB; say so before it does.
 MAX_CONFIG_MAP_BYTES = 1024 * 1024
-
-
-class EnsureCaBundleInput(BaseModel):
-    """The environment whose CA bundle is published."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    environment: Environment
-    dry_run: bool = False
-    """Report what would change; write nothing."""
-
-
-class EnsureCaBundleResult(BaseModel):
-    """Where the bundle is, whether this run wrote it, and what it holds."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    config_map: str
-    namespace: str
-    key: str
-    action: WriteAction
-    sha256: str
-    certificates: int
-    earliest_expiry: datetime
-    dry_run: bool = False
-    """`action` is what the step would have done; nothing was written."""
-    drift: tuple[str, ...] = ()
-    """How the live ConfigMap differed from the declared one before any write; () in sync."""
 
 
 class CaBundlePublisher:
@@ -122,6 +93,11 @@ class CaBundlePublisher:
             sha256=hashlib.sha256(bundle).hexdigest(),
             certificates=len(certificates),
             earliest_expiry=earliest,
+            changed=action != "unchanged",
+            summary=describe_write(
+                f"ConfigMap {env.kubernetes.namespace}/{spec.config_map}", action, input.dry_run
+            )
+            + f" ({len(certificates)} certificates, earliest expiry {earliest:%Y-%m-%d})",
             dry_run=input.dry_run,
             drift=drift,
         )

@@ -11,45 +11,19 @@ errors name the Secret and its keys only. `dry_run` reports what would change (`
 from __future__ import annotations
 
 import base64
-from typing import Any, Literal
+from typing import Any
 
 from kubernetes import client as k8s
-from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 
 from activities.clients import AwsClients, KubeClients
 from activities.errors import ErrorType, activity_error
-from activities.kube_objects import ensure_namespaced_object, key_differences
+from activities.kube_objects import describe_write, ensure_namespaced_object, key_differences
 from activities.sources import read_db_passwords
-from declared_state.models import AwsSecretsManagerPasswords, Environment
+from contracts.ensure_db_secret import EnsureDbSecretInput, EnsureDbSecretResult
+from declared_state.models import AwsSecretsManagerPasswords
 
 SECRET_TYPE = "Opaque"
-
-
-class EnsureDbSecretInput(BaseModel):
-    """The environment whose DB password Secret is ensured."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    environment: Environment
-    dry_run: bool = False
-    """Report what would change; write nothing."""
-
-
-class EnsureDbSecretResult(BaseModel):
-    """Which Secret and keys, and what this run did (never the values)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    secret: str
-    namespace: str
-    keys: tuple[str, ...]
-    action: Literal["created", "updated", "unchanged", "verified"]
-    dry_run: bool = False
-    """`action` is what the step would have done; nothing was written."""
-    drift: tuple[str, ...] = ()
-    """How the live Secret differed from Secrets Manager before any write (key names, never
-    values); () in sync."""
 
 
 class DbSecretPublisher:
@@ -77,6 +51,8 @@ class DbSecretPublisher:
                 namespace=namespace,
                 keys=keys,
                 action="verified",
+                changed=False,
+                summary=f"Secret {namespace}/{spec.name} verified (keys {', '.join(keys)})",
                 dry_run=input.dry_run,
             )
 
@@ -115,6 +91,8 @@ class DbSecretPublisher:
             namespace=namespace,
             keys=keys,
             action=action,
+            changed=action != "unchanged",
+            summary=describe_write(f"Secret {namespace}/{spec.name}", action, input.dry_run),
             dry_run=input.dry_run,
             drift=drift,
         )

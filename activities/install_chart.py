@@ -22,11 +22,10 @@ import tempfile
 import threading
 import time
 from collections import deque
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
@@ -38,6 +37,8 @@ from activities.helm_cli import (
     chart_reference,
     check_local_chart_version,
 )
+from contracts.base import DriftItem
+from contracts.install_chart import InstallChartInput, InstallChartResult, ReleaseAction
 from declared_state.chart_values import build_chart_values
 from declared_state.models import Environment
 
@@ -59,43 +60,6 @@ _BAD_VALUES = re.compile(
 )
 # v3 `--debug` prints a Go stack after the error; v4 ends with a hint line.
 _END_OF_ERROR = re.compile(r"^\S+\.go:\d+: |^Use --debug flag")
-
-
-class InstallChartInput(BaseModel):
-    """Install or upgrade the environment's Temporal release."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    environment: Environment
-    timeout: timedelta = timedelta(minutes=5)
-    """helm's `--timeout`: how long to wait for readiness (the rollback gets as long again)."""
-    pending_grace: timedelta = timedelta(minutes=2)
-    """A `pending-*` release younger than this may still be worked on and is not touched."""
-    dry_run: bool = False
-    """Report what would change; write nothing."""
-
-
-class InstallChartResult(BaseModel):
-    """The release as deployed after the step (in dry-run: as it is, `revision` 0 and
-    `status` "missing" when there is none)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    release: str
-    namespace: str
-    revision: int
-    chart: str
-    app_version: str
-    status: str
-    changed: bool
-    """The release changed (in dry-run: would change)."""
-    action: Literal["installed", "upgraded", "unchanged"]
-    recovered_from: str | None = None
-    """`pending-upgrade` etc. when an abandoned release was rolled back / uninstalled first."""
-    dry_run: bool = False
-    """`action` is what the step would have done; nothing was written."""
-    drift: tuple[str, ...] = ()
-    """How the release differed from the declaration before any write; () in sync."""
 
 
 MAX_DRIFT_PATHS = 10
@@ -320,14 +284,23 @@ class _Install:
     def _result(
         self,
         rev: dict[str, Any],
-        action: Literal["installed", "upgraded", "unchanged"],
+        action: ReleaseAction,
         recovered_from: str | None,
         drift: tuple[str, ...],
     ) -> InstallChartResult:
+        revision = int(rev["revision"])
+        if self.input.dry_run:
+            now = f"now revision {revision}" if revision else "not installed"
+            summary = "unchanged" if action == "unchanged" else f"would be {action} ({now})"
+        else:
+            summary = f"{action}, revision {revision}"
+            if recovered_from:
+                summary += f" (recovered from {recovered_from})"
         return InstallChartResult(
+            summary=summary,
             release=self.release,
             namespace=self.namespace,
-            revision=int(rev["revision"]),
+            revision=revision,
             chart=str(rev.get("chart", "")),
             app_version=str(rev.get("app_version", "")),
             status=str(rev["status"]),
@@ -335,7 +308,12 @@ class _Install:
             action=action,
             recovered_from=recovered_from,
             dry_run=self.input.dry_run,
-            drift=drift,
+            drift=tuple(
+                DriftItem(
+                    message=m, kind="HelmRelease", namespace=self.namespace, name=self.release
+                )
+                for m in drift
+            ),
         )
 
     # -- reading the release -------------------------------------------------------------

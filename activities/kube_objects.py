@@ -13,7 +13,7 @@ mode that is all it does: the action is the one it would take, and nothing is wr
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, NamedTuple
 
 import urllib3
@@ -23,12 +23,13 @@ from temporalio import activity
 
 from activities.errors import ErrorType, activity_error
 from activities.sources import kubernetes_failure
+from contracts.base import DriftItem
+from contracts.ensure_ca_bundle import WriteAction
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "temporal-bootstrap"
 MANAGED_LABELS: dict[str, str] = {MANAGED_BY_LABEL: MANAGED_BY}
 
-WriteAction = Literal["created", "updated", "unchanged"]
 ObjectKind = Literal["ConfigMap", "Secret"]
 
 
@@ -36,8 +37,15 @@ class Ensured(NamedTuple):
     """What `ensure_namespaced_object` did (or, in dry-run, would do) and why."""
 
     action: WriteAction
-    drift: tuple[str, ...]
+    drift: tuple[DriftItem, ...]
     """How the live object differed from the declared one before any write; () in sync."""
+
+
+def describe_write(what: str, action: WriteAction, dry_run: bool) -> str:
+    """`ConfigMap ns/name created`, or in a dry run `... would be created`."""
+    if action == "unchanged":
+        return f"{what} unchanged"
+    return f"{what} {'would be ' if dry_run else ''}{action}"
 
 
 # Each conflict means another writer changed the object between our read and our write;
@@ -77,13 +85,19 @@ def ensure_namespaced_object(
     verb = "would be" if dry_run else "was"
     read_name, create_name, replace_name = _METHODS[kind]
     read, create, replace = (getattr(core, m) for m in (read_name, create_name, replace_name))
+
+    def items(messages: Iterable[str]) -> tuple[DriftItem, ...]:
+        return tuple(
+            DriftItem(message=m, kind=kind, namespace=namespace, name=name) for m in messages
+        )
+
     for _ in range(_MAX_ATTEMPTS):
         try:
             current = _call(where, "reading", kind, read, name, namespace)
         except _NotFound:
             current = None
         if current is None:
-            drift: tuple[str, ...] = (f"{where} missing",)
+            drift = items([f"{where} missing"])
             meta = k8s.V1ObjectMeta(name=name, namespace=namespace, labels=dict(MANAGED_LABELS))
             body = build(None, meta)
             if dry_run or _create(core, create, where, kind, namespace, body):
@@ -92,7 +106,7 @@ def ensure_namespaced_object(
             activity.logger.info("%s was created concurrently; comparing again", where)
             continue
         labels = current.metadata.labels or {}
-        drift = tuple(differences(current)) + _label_drift(labels)
+        drift = items([*differences(current), *_label_drift(labels)])
         if not drift:
             activity.logger.info("%s unchanged", where)
             return Ensured("unchanged", drift)
@@ -101,7 +115,7 @@ def ensure_namespaced_object(
         meta.managed_fields = None
         body = build(current, meta)
         if dry_run:
-            activity.logger.info("%s would be updated: %s", where, "; ".join(drift))
+            activity.logger.info("%s would be updated: %s", where, "; ".join(map(str, drift)))
             return Ensured("updated", drift)
         try:
             _call(where, "updating", kind, replace, name, namespace, body)
@@ -111,7 +125,7 @@ def ensure_namespaced_object(
         except _NotFound:
             activity.logger.info("%s was deleted while being updated; creating it", where)
             continue
-        activity.logger.info("%s updated: %s", where, "; ".join(drift))
+        activity.logger.info("%s updated: %s", where, "; ".join(map(str, drift)))
         return Ensured("updated", drift)
     raise activity_error(
         f"{where} kept changing under concurrent writers ({_MAX_ATTEMPTS} attempts); "

@@ -15,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
-from typing import Literal
 
 from google.protobuf.duration_pb2 import Duration
-from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.api.namespace.v1 import NamespaceConfig, UpdateNamespaceInfo
 from temporalio.api.workflowservice.v1 import (
@@ -34,7 +32,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import ErrorType, activity_error
 from activities.temporal_target import FrontendUnreachable, TargetTemporalClients, attempt_deadline
-from declared_state.models import Environment, TemporalNamespace, format_duration
+from contracts.base import DriftItem
+from contracts.register_namespaces import (
+    NamespaceOutcome,
+    RegisterNamespacesInput,
+    RegisterNamespacesResult,
+)
+from declared_state.models import TemporalNamespace, format_duration
 
 _RPC_TIMEOUT = timedelta(seconds=10)
 # The operator must change something (the declaration, the credentials): retrying cannot help.
@@ -49,51 +53,24 @@ _PERMANENT = {
 _SYSTEM_NAMESPACES = {"temporal-system"}
 
 
-class RegisterNamespacesInput(BaseModel):
-    """The environment whose `temporal_namespaces` are registered on its frontend."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    environment: Environment
-    concurrency: int = Field(default=4, ge=1, description="Namespaces handled at once.")
-    usable_timeout: timedelta = Field(
-        default=timedelta(seconds=60),
-        description="How long to wait for every namespace to be usable through the frontend.",
+def _drift(
+    ns: TemporalNamespace,
+    message: str,
+    *,
+    path: str = "",
+    live: str | None = None,
+    declared: str | None = None,
+    repairable: bool = True,
+) -> DriftItem:
+    return DriftItem(
+        message=message,
+        kind="TemporalNamespace",
+        name=ns.name,
+        path=path,
+        live=live,
+        declared=declared,
+        repairable=repairable,
     )
-    poll_interval: timedelta = Field(default=timedelta(seconds=1), gt=timedelta(0))
-    dry_run: bool = False
-    """Report what would change; write nothing."""
-
-
-class NamespaceOutcome(BaseModel):
-    """What happened to one declared namespace."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str
-    action: Literal["created", "updated", "unchanged"]
-    retention_before: timedelta | None = Field(description="None: the namespace did not exist.")
-    retention_after: timedelta
-    description_changed: bool
-
-
-class RegisterNamespacesResult(BaseModel):
-    """One outcome per declared namespace (declaration order) and the undeclared ones found."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    namespaces: tuple[NamespaceOutcome, ...]
-    undeclared: tuple[str, ...] = Field(
-        default=(), description="Namespaces on the server nobody declared; left alone."
-    )
-    dry_run: bool = False
-    """The actions are what the step would have done; nothing was written."""
-    drift: tuple[str, ...] = ()
-    """How the declared namespaces differed from the server before any write; () in sync."""
-
-    @property
-    def changed(self) -> bool:
-        return any(ns.action != "unchanged" for ns in self.namespaces)
 
 
 def _duration(value: timedelta) -> Duration:
@@ -135,12 +112,12 @@ class RegisterNamespaces:
 
     async def _reconcile(
         self, client: Client, ns: TemporalNamespace, dry_run: bool
-    ) -> tuple[NamespaceOutcome, list[str]]:
+    ) -> tuple[NamespaceOutcome, list[DriftItem]]:
         """The outcome for `ns` and how it differed from its declaration (before any write)."""
         service = client.workflow_service
         found = await self._describe(client, ns.name)
         if found is None:
-            drift = [f"namespace {ns.name} missing"]
+            drift: list[DriftItem] = [_drift(ns, f"namespace {ns.name} missing")]
             created = NamespaceOutcome(
                 name=ns.name,
                 action="created",
@@ -192,18 +169,33 @@ class RegisterNamespaces:
                 live,
                 declared,
             )
-            drift.append(f"namespace {ns.name} is {live}, declared {declared} (left as it is)")
+            drift.append(
+                _drift(
+                    ns,
+                    f"namespace {ns.name} is {live}, declared {declared} (left as it is)",
+                    path="global",
+                    live=live,
+                    declared=declared,
+                    repairable=False,
+                )
+            )
         retention_differs = retention != ns.retention
         # UpdateNamespace ignores an empty description, so an empty declaration cannot clear
         # one: "" means "description not managed".
         description_differs = bool(ns.description) and description != ns.description
         if retention_differs:
             drift.append(
-                f"namespace {ns.name} retention {format_duration(retention)}, "
-                f"declared {format_duration(ns.retention)}"
+                _drift(
+                    ns,
+                    f"namespace {ns.name} retention {format_duration(retention)}, "
+                    f"declared {format_duration(ns.retention)}",
+                    path="retention",
+                    live=format_duration(retention),
+                    declared=format_duration(ns.retention),
+                )
             )
         if description_differs:
-            drift.append(f"namespace {ns.name} description differs")
+            drift.append(_drift(ns, f"namespace {ns.name} description differs", path="description"))
         if not (retention_differs or description_differs):
             unchanged = NamespaceOutcome(
                 name=ns.name,
@@ -326,7 +318,7 @@ class RegisterNamespaces:
         limit = asyncio.Semaphore(input.concurrency)
         done: list[str] = []
 
-        async def one(ns: TemporalNamespace) -> tuple[NamespaceOutcome, list[str]]:
+        async def one(ns: TemporalNamespace) -> tuple[NamespaceOutcome, list[DriftItem]]:
             async with limit:
                 outcome, drift = await self._reconcile(client, ns, input.dry_run)
             done.append(f"{ns.name}: {outcome.action}")
@@ -351,7 +343,10 @@ class RegisterNamespaces:
                 input.poll_interval.total_seconds(),
             )
         undeclared = await self._undeclared(client, {ns.name for ns in env.temporal_namespaces})
+        actions = [f"{o.name} {o.action}" for o, _ in outcomes]
         return RegisterNamespacesResult(
+            changed=any(o.action != "unchanged" for o, _ in outcomes),
+            summary=", ".join(actions) or "no namespaces declared",
             namespaces=tuple(o for o, _ in outcomes),
             undeclared=undeclared,
             dry_run=input.dry_run,

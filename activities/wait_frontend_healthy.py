@@ -11,42 +11,19 @@ import asyncio
 import time
 from datetime import timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.bridge.proto.health.v1 import HealthCheckRequest, HealthCheckResponse
 from temporalio.service import RPCError
 
 from activities.errors import ErrorType, activity_error
 from activities.temporal_target import FrontendUnreachable, TargetTemporalClients, attempt_deadline
+from contracts.base import DriftItem
+from contracts.wait_frontend_healthy import WaitFrontendHealthyInput, WaitFrontendHealthyResult
 from declared_state.models import Environment
 
 HEALTH_SERVICE = "temporal.api.workflowservice.v1.WorkflowService"
 # One health RPC (or connect) never waits longer than this.
 _CHECK_TIMEOUT = 5.0
-
-
-class WaitFrontendHealthyInput(BaseModel):
-    """Which frontend to wait for (`environment.frontend_address`) and how long."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    environment: Environment
-    poll_interval: timedelta = Field(default=timedelta(seconds=2), gt=timedelta(0))
-    max_wait: timedelta = Field(
-        default=timedelta(minutes=5),
-        description="Give up after this long (or earlier, before the attempt's own timeout).",
-    )
-
-
-class WaitFrontendHealthyResult(BaseModel):
-    """The frontend answered SERVING after `checks` health checks."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    address: str
-    checks: int
-    waited_seconds: float
-    status: str = "SERVING"
 
 
 class WaitFrontendHealthy:
@@ -84,12 +61,32 @@ class WaitFrontendHealthy:
             answer = await self._check(env, deadline - time.monotonic())
             elapsed = round(time.monotonic() - started, 3)
             activity.heartbeat({"attempt": attempt, "last_answer": answer, "elapsed_s": elapsed})
-            if answer == "SERVING":
+            if answer == "SERVING" or input.dry_run:
+                # A dry run looks once and reports what it saw instead of waiting.
                 activity.logger.info(
-                    "frontend %s is SERVING after %d checks (%.1fs)", address, attempt, elapsed
+                    "frontend %s is %s after %d checks (%.1fs)", address, answer, attempt, elapsed
                 )
+                drift: tuple[DriftItem, ...] = ()
+                if answer != "SERVING":
+                    drift = (
+                        DriftItem(
+                            message=f"frontend {address} answers {answer}, not SERVING",
+                            kind="TemporalFrontend",
+                            name=address,
+                            live=answer,
+                            declared="SERVING",
+                            repairable=False,
+                        ),
+                    )
                 return WaitFrontendHealthyResult(
-                    address=address, checks=attempt, waited_seconds=elapsed
+                    address=address,
+                    checks=attempt,
+                    waited_seconds=elapsed,
+                    status=answer,
+                    changed=False,
+                    summary=f"{address} {answer} after {attempt} check(s), {elapsed:.1f}s",
+                    dry_run=input.dry_run,
+                    drift=drift,
                 )
             left = deadline - time.monotonic()
             if left <= 0:

@@ -21,10 +21,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from declared_state.models import DriftPolicy
-    from workflows.bootstrap import STEP_ACTIVITIES, StepActivity, summarize
-    from workflows.bootstrap_models import BootstrapInput, OperatorSignal
-    from workflows.drift_check_models import (
+    from contracts.bootstrap import BootstrapInput
+    from contracts.drift_check import (
         DRIFT_CHECKED_STEPS,
         DriftCheckInput,
         DriftCheckResult,
@@ -32,6 +30,9 @@ with workflow.unsafe.imports_passed_through():
         DriftState,
         FindingStatus,
     )
+    from contracts.operator import OperatorRequest
+    from declared_state.models import DriftPolicy
+    from workflows.steps import STEP_ACTIVITIES, StepActivity
 
 # A dry run only reads; when it cannot read for this long the check reports that instead.
 DRY_RUN_DEADLINE = timedelta(minutes=5)
@@ -56,9 +57,9 @@ class DriftCheckWorkflow:
         self._checked_at: datetime | None = None
 
     @workflow.signal
-    def approve(self, signal: OperatorSignal | None = None) -> None:
+    def approve(self, request: OperatorRequest | None = None) -> None:
         """policy ask: repair the drift this run found."""
-        self._approved_by = (signal or OperatorSignal()).by
+        self._approved_by = (request or OperatorRequest()).by
 
     @workflow.query
     def progress(self) -> DriftCheckResult:
@@ -93,7 +94,7 @@ class DriftCheckWorkflow:
                 await workflow.wait_condition(
                     lambda: self._approved_by is not None, timeout=timeout
                 )
-            except TimeoutError:  # asyncio.TimeoutError since 3.11
+            except TimeoutError:
                 workflow.logger.info("not approved in time; drift only reported")
         if drifted and (policy == DriftPolicy.REMEDIATE or self._approved_by is not None):
             self._state = DriftState.REPAIRING
@@ -111,12 +112,12 @@ class DriftCheckWorkflow:
             return DriftFinding(
                 step=step.name, status=FindingStatus.CHECK_FAILED, error=_error_text(err)
             )
-        details = result.model_dump(mode="json")
-        would_change, summary = summarize(details)
-        drift = tuple(details.get("drift") or ())
-        if would_change or drift:
+        if result.changed or result.drift:
             return DriftFinding(
-                step=step.name, status=FindingStatus.DRIFTED, action=summary, drift=drift
+                step=step.name,
+                status=FindingStatus.DRIFTED,
+                action=result.summary,
+                drift=result.drift,
             )
         return DriftFinding(step=step.name, status=FindingStatus.IN_SYNC)
 
@@ -129,9 +130,8 @@ class DriftCheckWorkflow:
             return found.model_copy(
                 update={"status": FindingStatus.REPAIR_FAILED, "error": _error_text(err)}
             )
-        _, summary = summarize(result.model_dump(mode="json"))
-        workflow.logger.info("%s repaired: %s", step.name, summary)
-        return found.model_copy(update={"status": FindingStatus.REPAIRED, "action": summary})
+        workflow.logger.info("%s repaired: %s", step.name, result.summary)
+        return found.model_copy(update={"status": FindingStatus.REPAIRED, "action": result.summary})
 
     def _overall(self) -> DriftState:
         statuses = {f.status for f in self._findings.values()}

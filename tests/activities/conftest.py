@@ -12,6 +12,7 @@ from kubernetes.client.exceptions import ApiException
 
 from activities.clients import KubeClients
 from declared_state.models import Environment
+from tests.helpers import drift_messages
 
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -56,10 +57,22 @@ class KubeWriteLog:
         """`run(False)` reports the drift the dry run found and updates; a dry run after that
         finds the object in sync."""
         written = run(False)
-        assert (written.dry_run, written.action, written.drift) == (False, "updated", drifted.drift)
+        assert (written.dry_run, written.action, drift_messages(written)) == (
+            False,
+            "updated",
+            drift_messages(drifted),
+        )
+        assert written.changed
         in_sync = self.dry_run(run)
+        assert " unchanged" in in_sync.summary and "would" not in in_sync.summary
         assert in_sync == written.model_copy(
-            update={"action": "unchanged", "drift": (), "dry_run": True}
+            update={
+                "action": "unchanged",
+                "changed": False,
+                "summary": in_sync.summary,
+                "drift": (),
+                "dry_run": True,
+            }
         )
 
     def namespace_missing(self, namespace: str) -> bool:

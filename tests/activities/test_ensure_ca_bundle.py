@@ -16,16 +16,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.clients import AwsClients, KubeClients
-from activities.ensure_ca_bundle import (
-    CaBundlePublisher,
-    EnsureCaBundleInput,
-    EnsureCaBundleResult,
-)
+from activities.ensure_ca_bundle import CaBundlePublisher
 from activities.errors import ErrorType
 from activities.kube_objects import MANAGED_BY, MANAGED_BY_LABEL
+from contracts.base import DriftItem
+from contracts.ensure_ca_bundle import EnsureCaBundleInput, EnsureCaBundleResult
 from declared_state.models import CaBundleFromFile, CaBundleFromS3, Environment
 from local_stack.aws import CA_BUCKET, CA_KEY, LocalAws
 from local_stack.tls import CertificateAuthority
+from tests.helpers import drift_messages
 
 
 @pytest.fixture
@@ -104,7 +103,17 @@ def test_created_in_a_new_namespace_then_unchanged_without_a_write(
         sha256=sha,
         certificates=count,
         earliest_expiry=earliest,
-        drift=(f"ConfigMap {namespace}/{env.ca_bundle.config_map} missing",),
+        changed=True,
+        summary=f"ConfigMap {namespace}/{env.ca_bundle.config_map} created "
+        f"({count} certificates, earliest expiry {earliest:%Y-%m-%d})",
+        drift=(
+            DriftItem(
+                message=f"ConfigMap {namespace}/{env.ca_bundle.config_map} missing",
+                kind="ConfigMap",
+                namespace=namespace,
+                name=env.ca_bundle.config_map,
+            ),
+        ),
     )
     assert core.read_namespace(namespace).metadata.labels[MANAGED_BY_LABEL] == MANAGED_BY
     cm = _read(core, env)
@@ -114,7 +123,15 @@ def test_created_in_a_new_namespace_then_unchanged_without_a_write(
 
     second = _run(publisher, env)
 
-    assert second == first.model_copy(update={"action": "unchanged", "drift": ()})
+    assert second == first.model_copy(
+        update={
+            "action": "unchanged",
+            "changed": False,
+            "summary": f"ConfigMap {namespace}/{env.ca_bundle.config_map} unchanged "
+            f"({count} certificates, earliest expiry {earliest:%Y-%m-%d})",
+            "drift": (),
+        }
+    )
     assert _read(core, env).metadata.resource_version == cm.metadata.resource_version
     # The stand-in keeps the resourceVersion of a no-op write too: check that none was sent.
     assert kube_writes.since(marker) == []
@@ -131,7 +148,7 @@ def test_updated_when_the_s3_object_changes(publisher, env, core, local_aws, s3_
     sha, count, earliest = _expected(bundle)
     assert (result.action, result.sha256, result.certificates) == ("updated", sha, 2)
     assert result.earliest_expiry == earliest
-    assert result.drift == (
+    assert drift_messages(result) == (
         f"key {env.ca_bundle.key} differs from CA bundle s3://{CA_BUCKET}/{CA_KEY}",
     )
     cm = _read(core, env)
@@ -183,7 +200,7 @@ def test_dry_run_on_a_missing_namespace_creates_nothing(
     result = kube_writes.dry_run(partial(_run, publisher, env))
 
     assert result.action == "created"
-    assert result.drift == (f"ConfigMap {namespace}/{env.ca_bundle.config_map} missing",)
+    assert drift_messages(result) == (f"ConfigMap {namespace}/{env.ca_bundle.config_map} missing",)
     assert result.sha256 == hashlib.sha256(s3_original).hexdigest()
     assert kube_writes.namespace_missing(namespace)
 
@@ -205,7 +222,7 @@ def test_dry_run_reports_drift_without_writing_then_unchanged_when_in_sync(
     drifted = kube_writes.dry_run(run)
 
     assert drifted.action == "updated"
-    assert drifted.drift == (
+    assert drift_messages(drifted) == (
         f"key {key} differs from CA bundle s3://{CA_BUCKET}/{CA_KEY}",
         f"label {MANAGED_BY_LABEL} missing",
     )

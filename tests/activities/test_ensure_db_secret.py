@@ -15,16 +15,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.clients import AwsClients, KubeClients
-from activities.ensure_db_secret import (
-    DbSecretPublisher,
-    EnsureDbSecretInput,
-    EnsureDbSecretResult,
-)
+from activities.ensure_db_secret import DbSecretPublisher
 from activities.errors import ErrorType
 from activities.kube_objects import MANAGED_BY, MANAGED_BY_LABEL
+from contracts.base import DriftItem
+from contracts.ensure_db_secret import EnsureDbSecretInput, EnsureDbSecretResult
 from declared_state.models import Environment, ExistingKubernetesSecret
 from local_stack.aws import SECRET_ID, LocalAws
 from local_stack.mariadb import MariaDB
+from tests.helpers import drift_messages
 
 
 @pytest.fixture
@@ -132,7 +131,16 @@ def test_created_with_both_passwords_then_unchanged_without_a_write(
         namespace=env.kubernetes.namespace,
         keys=(spec.default_store_key, spec.visibility_store_key),
         action="created",
-        drift=(f"Secret {env.kubernetes.namespace}/{spec.name} missing",),
+        changed=True,
+        summary=f"Secret {env.kubernetes.namespace}/{spec.name} created",
+        drift=(
+            DriftItem(
+                message=f"Secret {env.kubernetes.namespace}/{spec.name} missing",
+                kind="Secret",
+                namespace=env.kubernetes.namespace,
+                name=spec.name,
+            ),
+        ),
     )
     secret = _read(core, env)
     assert secret.type == "Opaque"
@@ -146,7 +154,14 @@ def test_created_with_both_passwords_then_unchanged_without_a_write(
 
     second = _run(publisher, env)
 
-    assert second == first.model_copy(update={"action": "unchanged", "drift": ()})
+    assert second == first.model_copy(
+        update={
+            "action": "unchanged",
+            "changed": False,
+            "summary": f"Secret {env.kubernetes.namespace}/{spec.name} unchanged",
+            "drift": (),
+        }
+    )
     assert _read(core, env).metadata.resource_version == secret.metadata.resource_version
     # The stand-in keeps the resourceVersion of a no-op write too: check that none was sent.
     assert kube_writes.since(marker) == []
@@ -161,7 +176,7 @@ def test_updated_when_the_secrets_manager_value_changes(publisher, env, core, re
     result = _run(publisher, env)
 
     assert result.action == "updated"
-    assert result.drift == (
+    assert drift_messages(result) == (
         f"key {spec.default_store_key} differs from Secrets Manager",
         f"key {spec.visibility_store_key} differs from Secrets Manager",
     )
@@ -198,7 +213,9 @@ def test_dry_run_on_a_missing_namespace_creates_nothing(kube_writes, publisher, 
     result = kube_writes.dry_run(partial(_run, publisher, env))
 
     assert result.action == "created"
-    assert result.drift == (f"Secret {namespace}/{env.database.kubernetes_secret.name} missing",)
+    assert drift_messages(result) == (
+        f"Secret {namespace}/{env.database.kubernetes_secret.name} missing",
+    )
     assert kube_writes.namespace_missing(namespace)
 
 
@@ -212,7 +229,7 @@ def test_dry_run_reports_drift_without_writing_then_unchanged_when_in_sync(
     drifted = kube_writes.dry_run(run)
 
     assert drifted.action == "updated"
-    assert drifted.drift == (
+    assert drift_messages(drifted) == (
         f"key {spec.default_store_key} differs from Secrets Manager",
         f"key {spec.visibility_store_key} missing",
         f"label {MANAGED_BY_LABEL} missing",
@@ -230,7 +247,7 @@ def test_dry_run_in_existing_mode_verifies(kube_writes, publisher, existing_env,
 
     result = kube_writes.dry_run(partial(_run, publisher, existing_env))
 
-    assert (result.action, result.drift) == ("verified", ())
+    assert (result.action, drift_messages(result)) == ("verified", ())
 
 
 def test_existing_secret_of_another_type_is_a_configuration_mismatch(publisher, env, core) -> None:
@@ -261,6 +278,9 @@ def test_existing_mode_verifies_without_writing(
         namespace=existing_env.kubernetes.namespace,
         keys=(spec.default_store_key, spec.visibility_store_key),
         action="verified",
+        changed=False,
+        summary=f"Secret {existing_env.kubernetes.namespace}/{spec.name} verified "
+        f"(keys {spec.default_store_key}, {spec.visibility_store_key})",
     )
     assert kube_writes.since(marker) == []
 

@@ -16,17 +16,18 @@ from typing import Any
 
 import pytest
 import yaml
-from support import pids_running
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 
 from activities import install_chart as install_chart_module
 from activities.errors import ErrorType
 from activities.helm_cli import chart_reference
-from activities.install_chart import ChartInstaller, InstallChartInput, InstallChartResult
+from activities.install_chart import ChartInstaller
+from contracts.install_chart import InstallChartInput, InstallChartResult
 from declared_state.chart_values import build_chart_values
 from declared_state.models import Environment
 from local_stack.processes import pid_alive
+from tests.helpers import drift_messages, pids_running
 
 SHORT = timedelta(seconds=5)  # helm --timeout where a wait is meant to fail
 
@@ -113,7 +114,7 @@ def test_install_then_unchanged_then_upgrade(installer, env, helm_bin, kube_stan
     )
     assert (first.release, first.namespace) == ("temporal", env.kubernetes.namespace)
     assert first.recovered_from is None
-    assert (first.dry_run, first.drift) == (False, ("release temporal missing",))
+    assert (first.dry_run, drift_messages(first)) == (False, ("release temporal missing",))
     assert deployed_values(helm_bin, kube_standin, env) == declared(env)
 
     again = run(installer, env)
@@ -123,7 +124,7 @@ def test_install_then_unchanged_then_upgrade(installer, env, helm_bin, kube_stan
         1,
         "deployed",
     )
-    assert again.drift == ()
+    assert drift_messages(again) == ()
     assert len(history(helm_bin, kube_standin, env)) == 1
 
     bigger = with_history_replicas(env, 3)
@@ -134,7 +135,7 @@ def test_install_then_unchanged_then_upgrade(installer, env, helm_bin, kube_stan
         2,
         "deployed",
     )
-    assert upgraded.drift == ("values differ at: server.history.replicaCount",)
+    assert drift_messages(upgraded) == ("values differ at: server.history.replicaCount",)
     stored = deployed_values(helm_bin, kube_standin, env)
     assert stored == declared(bigger)
     assert stored["server"]["history"]["replicaCount"] == 3
@@ -152,7 +153,7 @@ def test_dry_run_reports_drift_and_changes_nothing(
         "",
         "",
     )
-    assert missing.drift == ("release temporal missing",)
+    assert drift_messages(missing) == ("release temporal missing",)
     assert kube_writes.since(marker) == []  # not even the namespace
     with pytest.raises(subprocess.CalledProcessError):
         history(helm_bin, kube_standin, env)
@@ -160,7 +161,7 @@ def test_dry_run_reports_drift_and_changes_nothing(
     assert run(installer, env).revision == 1
     marker = kube_writes.mark()
     in_sync = run(installer, env, dry_run=True)
-    assert (in_sync.dry_run, in_sync.action, in_sync.changed, in_sync.drift) == (
+    assert (in_sync.dry_run, in_sync.action, in_sync.changed, drift_messages(in_sync)) == (
         True,
         "unchanged",
         False,
@@ -183,7 +184,7 @@ def test_dry_run_reports_drift_and_changes_nothing(
     assert (result.dry_run, result.action, result.changed) == (True, "upgraded", True)
     assert (result.revision, result.status) == (1, "deployed")
     paths = ["server.config.persistence.default.sql.host"] + [f"zzDrift{i:02}" for i in range(9)]
-    assert result.drift == (f"values differ at: {', '.join(paths)} and 3 more",)
+    assert drift_messages(result) == (f"values differ at: {', '.join(paths)} and 3 more",)
     for secret_ish in (host, *extra.values()):
         assert secret_ish not in result.model_dump_json()
     assert kube_writes.since(marker) == []
@@ -282,7 +283,7 @@ def test_abandoned_pending_release_is_recovered(installer, env, helm_bin, kube_s
         "pending-upgrade",
         None,
     )
-    assert dry.drift == ("release is pending-upgrade (revision 2)",)
+    assert drift_messages(dry) == ("release is pending-upgrade (revision 2)",)
     assert [r["status"] for r in history(helm_bin, kube_standin, env)] == [
         "deployed",
         "pending-upgrade",
@@ -290,7 +291,7 @@ def test_abandoned_pending_release_is_recovered(installer, env, helm_bin, kube_s
 
     result = run(installer, wanted, pending_grace=timedelta(0), timeout=timedelta(seconds=30))
     assert result.recovered_from == "pending-upgrade"
-    assert result.drift == dry.drift
+    assert drift_messages(result) == drift_messages(dry)
     assert (result.action, result.status, result.changed) == ("upgraded", "deployed", True)
     assert deployed_values(helm_bin, kube_standin, env) == declared(wanted)
     # 1 installed, 2 the killed upgrade (helm leaves it in history), 3 rollback to 1, 4 upgrade
@@ -312,7 +313,7 @@ def test_abandoned_first_install_is_uninstalled_then_installed(
     assert f"helm uninstall temporal --namespace {ns}" in err.message
 
     dry = run(installer, env, pending_grace=timedelta(0), dry_run=True)
-    assert (dry.action, dry.status, dry.drift) == (
+    assert (dry.action, dry.status, drift_messages(dry)) == (
         "installed",
         "pending-install",
         ("release is pending-install (revision 1)",),

@@ -16,15 +16,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.errors import ErrorType
-from activities.register_namespaces import (
-    RegisterNamespaces,
-    RegisterNamespacesInput,
-    RegisterNamespacesResult,
-)
+from activities.register_namespaces import RegisterNamespaces
 from activities.temporal_target import TargetTemporalClients
+from contracts.register_namespaces import RegisterNamespacesInput, RegisterNamespacesResult
 from declared_state.models import Environment, FrontendSpec, TemporalNamespace
 from local_stack.processes import LOOPBACK, free_port
 from local_stack.temporal_servers import temporal_cli
+from tests.helpers import drift_messages
 
 
 def unique(prefix: str) -> str:
@@ -133,7 +131,10 @@ async def test_creates_then_leaves_unchanged(local_env, target_temporal, clients
         assert outcome.retention_before is None
         assert outcome.retention_after == timedelta(hours=hours)
     assert calls.counts == {"register_namespace": 2, "update_namespace": 0}
-    assert first.drift == (f"namespace {long_ns} missing", f"namespace {short_ns} missing")
+    assert drift_messages(first) == (
+        f"namespace {long_ns} missing",
+        f"namespace {short_ns} missing",
+    )
     assert retention(addr, long_ns) == timedelta(hours=168)
     assert retention(addr, short_ns) == timedelta(hours=24)
     assert described(addr, long_ns)["namespaceInfo"]["description"] == "Application workflows"
@@ -150,7 +151,7 @@ async def test_creates_then_leaves_unchanged(local_env, target_temporal, clients
     second, _ = await run(clients, env)
 
     assert not second.changed
-    assert second.drift == ()
+    assert drift_messages(second) == ()
     assert [(o.name, o.action) for o in second.namespaces] == [
         (long_ns, "unchanged"),
         (short_ns, "unchanged"),
@@ -174,7 +175,7 @@ async def test_retention_drift_is_restored(local_env, target_temporal, clients):
     assert outcome.retention_before == timedelta(hours=48)
     assert outcome.retention_after == timedelta(hours=168)
     assert not outcome.description_changed
-    assert result.drift == (f"namespace {name} retention 48h0m0s, declared 168h0m0s",)
+    assert drift_messages(result) == (f"namespace {name} retention 48h0m0s, declared 168h0m0s",)
     assert retention(addr, name) == timedelta(hours=168)
     assert described(addr, name)["namespaceInfo"]["description"] == "d"
 
@@ -232,7 +233,7 @@ async def test_dry_run_reports_drift_and_changes_nothing(local_env, target_tempo
         None,
         timedelta(hours=24),
     )
-    assert result.drift == (
+    assert drift_messages(result) == (
         f"namespace {drifted} retention 48h0m0s, declared 168h0m0s",
         f"namespace {drifted} description differs",
         f"namespace {absent} missing",
@@ -253,7 +254,7 @@ async def test_dry_run_reports_drift_and_changes_nothing(local_env, target_tempo
 
     in_sync, _ = await run(clients, declaring(local_env, declared[0]), dry_run=True)
     assert [(o.name, o.action) for o in in_sync.namespaces] == [(kept, "unchanged")]
-    assert (in_sync.dry_run, in_sync.drift, in_sync.changed) == (True, (), False)
+    assert (in_sync.dry_run, drift_messages(in_sync), in_sync.changed) == (True, (), False)
 
 
 async def test_undeclared_namespace_is_left_alone(local_env, target_temporal, clients):

@@ -15,11 +15,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.errors import ErrorType
 from activities.temporal_target import TargetTemporalClients
-from activities.wait_frontend_healthy import (
-    WaitFrontendHealthy,
-    WaitFrontendHealthyInput,
-    WaitFrontendHealthyResult,
-)
+from activities.wait_frontend_healthy import WaitFrontendHealthy
+from contracts.wait_frontend_healthy import WaitFrontendHealthyInput, WaitFrontendHealthyResult
 from declared_state.models import Environment, FrontendSpec
 from local_stack.processes import LOOPBACK, free_port
 from local_stack.temporal_servers import dev_server

@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
-from support import pids_running, wait_for
 
 from declared_state.chart_values import build_chart_values
 from declared_state.loader import load_environment
 from local_stack.processes import pid_alive
+from tests.helpers import pids_running, wait_for
 
 RELEASE_DEPLOYMENT = "temporal-history"
 
@@ -120,8 +120,8 @@ def test_worker_and_helm_killed_mid_install_leaves_pending_release_that_is_recov
     assert "a worker answers again" in followed and "provision-local done (changed)." in followed
 
     install = assert_completed_as_declared(operator, done, env_dir, namespace, stack_variables)
-    assert install["details"]["recovered_from"] == "pending-install", install
-    assert install["details"]["action"] == "installed"
+    assert install["result"]["recovered_from"] == "pending-install", install
+    assert install["result"]["action"] == "installed"
 
 
 # Test stand-in around the real helm: an `upgrade` that succeeded is reported to the worker
@@ -170,7 +170,7 @@ def test_worker_killed_after_helm_finished_adds_no_revision(
 
     install = assert_completed_as_declared(operator, done, env_dir, namespace, stack_variables)
     assert len(operator.helm_history(namespace)) == 1, "helm had finished: no revision may be added"
-    assert install["details"]["action"] == "unchanged", install
+    assert install["result"]["action"] == "unchanged", install
 
 
 def test_sigterm_mid_install_stops_helm_exits_cleanly_and_a_new_worker_completes(

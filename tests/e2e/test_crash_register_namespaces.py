@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from frontend_hold_proxy import REGISTER_NAMESPACE, FrontendHoldProxy
+from tests.e2e.frontend_hold_proxy import REGISTER_NAMESPACE, FrontendHoldProxy
 
 # Fresh names: the session's target server already has the other tests' namespaces.
 NAMESPACES = {"crash-ns-a": "168h", "crash-ns-b": "24h"}
@@ -72,7 +72,7 @@ def test_worker_killed_during_register_namespaces(
 
     step = next(s for s in done["steps"] if s["name"] == "register_namespaces")
     assert step["status"] == "done", step
-    outcomes = {n["name"]: n for n in step["details"]["namespaces"]}
+    outcomes = {n["name"]: n for n in step["result"]["namespaces"]}
     assert {name: o["action"] for name, o in outcomes.items()} == {
         "crash-ns-a": "unchanged",  # registered by the killed attempt
         "crash-ns-b": "created",  # its first RegisterNamespace never reached the server

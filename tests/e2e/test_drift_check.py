@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import wait_for
 
 from activities.helm_cli import chart_reference
 from declared_state.chart_values import build_chart_values
 from declared_state.loader import load_environment
+from tests.helpers import wait_for
 
 NAMESPACE = "my-app-drift"
 TEMPORAL_NAMESPACE = "drift-ns"

@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Operator
-from support import wait_for
+from tests.e2e.conftest import Operator
 
 from local_stack.processes import pid_alive, stop_pid, tcp_open
+from tests.helpers import wait_for
 
 RELEASE_DEPLOYMENT = "temporal-history"
 

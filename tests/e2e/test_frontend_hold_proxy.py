@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from frontend_hold_proxy import FrontendHoldProxy
+from tests.e2e.frontend_hold_proxy import FrontendHoldProxy
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode

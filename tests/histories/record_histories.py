@@ -1,6 +1,6 @@
 """Re-record the workflow histories the replay test checks (run by hand, then commit the JSON).
 
-    .venv/bin/python tests/histories/record_histories.py [bootstrap] [drift]   # default: both
+    .venv/bin/python -m tests.histories.record_histories [bootstrap] [drift]   # default: both
 
 Record again only on purpose: a history recorded before a change is what proves the change
 does not break workflows that are already running.
@@ -10,35 +10,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import sys
 from pathlib import Path
 
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+
+from activities.errors import ErrorType, activity_error
+from contracts.bootstrap import BootstrapInput, BootstrapProgress, RunState
+from contracts.drift_check import DriftCheckInput, DriftState
+from contracts.operator import OperatorRequest
+from declared_state.loader import load_environment
+from declared_state.models import DriftPolicy
+from tests.helpers import assert_eventually, new_worker
+from tests.helpers.fakes import StepFakes
+from workflows.bootstrap import BootstrapWorkflow
+from workflows.drift_check import DriftCheckWorkflow
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "workflows"))
+FRESH = ("ensure_ca_bundle", "install_chart", "register_namespaces")
 
-from test_bootstrap_workflow_logic import (  # noqa: E402
-    TASK_QUEUE,
-    FakeActivities,
-    bootstrap_input,
-    until,
-    waiting,
-)
-from test_drift_check_logic import TASK_QUEUE as DRIFT_TASK_QUEUE  # noqa: E402
-from test_drift_check_logic import DriftFakes  # noqa: E402
 
-from activities.errors import ErrorType, activity_error  # noqa: E402
-from declared_state.loader import load_environment  # noqa: E402
-from declared_state.models import DriftPolicy  # noqa: E402
-from workflows.bootstrap import BootstrapWorkflow  # noqa: E402
-from workflows.bootstrap_models import OperatorSignal  # noqa: E402
-from workflows.drift_check import DriftCheckWorkflow  # noqa: E402
-from workflows.drift_check_models import DriftCheckInput, DriftState  # noqa: E402
+def bootstrap_input(approval: bool = False) -> BootstrapInput:
+    env = load_environment("staging").model_copy(update={"approval_required": approval})
+    return BootstrapInput(environment=env, requested_by="recorder")
+
+
+async def waiting(handle: WorkflowHandle) -> None:
+    async def check() -> None:
+        progress = await handle.query(BootstrapWorkflow.progress, result_type=BootstrapProgress)
+        assert progress.state == RunState.WAITING_FOR_OPERATOR
+
+    await assert_eventually(check)
 
 
 async def main(which: set[str]) -> None:
@@ -54,15 +60,14 @@ async def main(which: set[str]) -> None:
 
 
 async def record_bootstrap(env: WorkflowEnvironment) -> None:
-    fakes = FakeActivities()
-    async with (
-        Worker(
-            env.client, task_queue=TASK_QUEUE, workflows=[BootstrapWorkflow], activities=fakes.all()
-        ),
-    ):
+    fakes = StepFakes(missing=FRESH)
+    async with new_worker(env.client, BootstrapWorkflow, activities=fakes.all()) as worker:
         # 1. every step succeeds
         handle = await env.client.start_workflow(
-            BootstrapWorkflow.run, bootstrap_input(), id="replay-all-steps", task_queue=TASK_QUEUE
+            BootstrapWorkflow.run,
+            bootstrap_input(),
+            id="replay-all-steps",
+            task_queue=worker.task_queue,
         )
         await handle.result()
         await save(handle)
@@ -72,10 +77,13 @@ async def record_bootstrap(env: WorkflowEnvironment) -> None:
             activity_error("schema outdated", ErrorType.SCHEMA_OUTDATED),
         )
         handle = await env.client.start_workflow(
-            BootstrapWorkflow.run, bootstrap_input(), id="replay-retry", task_queue=TASK_QUEUE
+            BootstrapWorkflow.run,
+            bootstrap_input(),
+            id="replay-retry",
+            task_queue=worker.task_queue,
         )
-        await until(handle, waiting)
-        await handle.signal(BootstrapWorkflow.retry, OperatorSignal(by="dba"))
+        await waiting(handle)
+        await handle.signal(BootstrapWorkflow.retry, OperatorRequest(by="dba"))
         await handle.result()
         await save(handle)
         # 3. approval gate, then abort
@@ -83,23 +91,18 @@ async def record_bootstrap(env: WorkflowEnvironment) -> None:
             BootstrapWorkflow.run,
             bootstrap_input(approval=True),
             id="replay-abort",
-            task_queue=TASK_QUEUE,
+            task_queue=worker.task_queue,
         )
-        await until(handle, waiting)
-        await handle.signal(BootstrapWorkflow.abort, OperatorSignal(by="cab"))
+        await waiting(handle)
+        await handle.signal(BootstrapWorkflow.abort, OperatorRequest(by="cab"))
         with contextlib.suppress(WorkflowFailureError):  # the abort is the recorded outcome
             await handle.result()
         await save(handle)
 
 
 async def record_drift_checks(env: WorkflowEnvironment) -> None:
-    fakes = DriftFakes()
-    async with Worker(
-        env.client,
-        task_queue=DRIFT_TASK_QUEUE,
-        workflows=[DriftCheckWorkflow],
-        activities=fakes.all(),
-    ):
+    fakes = StepFakes()
+    async with new_worker(env.client, DriftCheckWorkflow, activities=fakes.all()) as worker:
         staging = load_environment("staging")
         # 4. drift in two steps, remediated
         fakes.drifted = {"ensure_ca_bundle", "install_chart"}
@@ -107,7 +110,7 @@ async def record_drift_checks(env: WorkflowEnvironment) -> None:
             DriftCheckWorkflow.run,
             DriftCheckInput(environment=staging, policy=DriftPolicy.REMEDIATE),
             id="replay-drift-remediate",
-            task_queue=DRIFT_TASK_QUEUE,
+            task_queue=worker.task_queue,
         )
         await handle.result()
         await save(handle)
@@ -117,13 +120,13 @@ async def record_drift_checks(env: WorkflowEnvironment) -> None:
             DriftCheckWorkflow.run,
             DriftCheckInput(environment=staging, policy=DriftPolicy.ASK),
             id="replay-drift-ask",
-            task_queue=DRIFT_TASK_QUEUE,
+            task_queue=worker.task_queue,
         )
         while (await handle.query(DriftCheckWorkflow.progress)).state != (
             DriftState.WAITING_FOR_APPROVAL
         ):
             await asyncio.sleep(0.1)
-        await handle.signal(DriftCheckWorkflow.approve, OperatorSignal(by="oncall"))
+        await handle.signal(DriftCheckWorkflow.approve, OperatorRequest(by="oncall"))
         await handle.result()
         await save(handle)
 
@@ -136,3 +139,6 @@ async def save(handle) -> None:
 
 if __name__ == "__main__":
     asyncio.run(main(set(sys.argv[1:]) or {"bootstrap", "drift"}))
+    sys.stdout.flush()
+    # Skip interpreter finalization, where the SDK's runtime can abort (PyGILState_Release).
+    os._exit(0)

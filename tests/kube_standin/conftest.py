@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import support
 import yaml
 from kubernetes import client, config
 
 from local_stack.kube_api_standin import KubeApiStandIn
+from tests import helpers
 
 CHART = Path(__file__).resolve().parents[2].parent / "shared" / "charts" / "temporal-0.52.0"
 KUBECTL = "/usr/bin/kubectl"
@@ -107,6 +107,6 @@ def wait_for() -> Callable[..., Any]:
     """Poll until the predicate returns something truthy (the stand-in's controller is async)."""
 
     def _wait(predicate: Callable[[], Any], timeout: float = 10, what: str = "condition") -> Any:
-        return support.wait_for(predicate, timeout, what, every=0.05)
+        return helpers.wait_for(predicate, timeout, what, every=0.05)
 
     return _wait

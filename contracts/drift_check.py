@@ -1,18 +1,15 @@
-"""Input, findings and result of the drift-check workflow.
-
-Shared by the workflow, the starter and the tests. Pure pydantic: no I/O, safe in the
-workflow sandbox.
-"""
+"""Input, findings and result of the drift-check workflow (`drift-check-<environment>`)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from contracts.base import DriftItem, FrozenModel
+from contracts.bootstrap import StepDeadlines
 from declared_state.models import DriftPolicy, Environment
-from workflows.bootstrap_models import StepDeadlines
 
 # What the drift check compares, in bootstrap order: the state each step owns.
 DRIFT_CHECKED_STEPS = (
@@ -33,11 +30,7 @@ def drift_schedule_id(environment: str) -> str:
     return f"drift-check-{environment}"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class DriftCheckInput(_Frozen):
+class DriftCheckInput(FrozenModel):
     """A frozen snapshot of the declared environment (no secret values), like BootstrapInput."""
 
     environment: Environment
@@ -64,7 +57,7 @@ class FindingStatus(StrEnum):
     REPAIR_FAILED = "repair failed"
 
 
-class DriftFinding(_Frozen):
+class DriftFinding(FrozenModel):
     """What one step's state looked like against the declaration."""
 
     step: str
@@ -72,7 +65,7 @@ class DriftFinding(_Frozen):
     action: str = Field(
         default="", description="what the step would do (drifted) or did (repaired)"
     )
-    drift: tuple[str, ...] = ()
+    drift: tuple[DriftItem, ...] = ()
     error: str = ""
 
 
@@ -86,7 +79,7 @@ class DriftState(StrEnum):
     CHECK_FAILED = "check failed"
 
 
-class DriftCheckResult(_Frozen):
+class DriftCheckResult(FrozenModel):
     """Every checked step; `state` sums it up (also the `progress` query's answer)."""
 
     environment: str

@@ -1,17 +1,21 @@
-"""Input, progress, signals and result of the bootstrap workflow.
-
-Shared by the workflow, the starter and the tests. Pure pydantic: no I/O, safe in the
-workflow sandbox.
-"""
+"""Input, progress and result of the bootstrap workflow (`provision-<environment>`)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from contracts.base import FrozenModel
+from contracts.check_database import CheckDatabaseResult
+from contracts.ensure_ca_bundle import EnsureCaBundleResult
+from contracts.ensure_db_secret import EnsureDbSecretResult
+from contracts.install_chart import InstallChartResult
+from contracts.operator import OperatorAction
+from contracts.register_namespaces import RegisterNamespacesResult
+from contracts.wait_frontend_healthy import WaitFrontendHealthyResult
 from declared_state.models import Environment
 
 BOOTSTRAP_STEPS = (
@@ -24,17 +28,24 @@ BOOTSTRAP_STEPS = (
     "register_namespaces",
 )
 
+AnyStepResult = Annotated[
+    CheckDatabaseResult
+    | EnsureCaBundleResult
+    | EnsureDbSecretResult
+    | InstallChartResult
+    | WaitFrontendHealthyResult
+    | RegisterNamespacesResult,
+    Field(union_mode="left_to_right"),
+]
+"""The typed result of any step, as the progress query and the run's result carry it."""
+
 
 def bootstrap_workflow_id(environment: str) -> str:
     """One provisioning run per environment at a time: `provision-<environment>`."""
     return f"provision-{environment}"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class StepDeadlines(_Frozen):
+class StepDeadlines(FrozenModel):
     """How long each step may take in total (all retries) before it waits for an operator."""
 
     check_database: timedelta = timedelta(minutes=10)
@@ -51,20 +62,13 @@ class StepDeadlines(_Frozen):
     )
 
 
-class BootstrapInput(_Frozen):
+class BootstrapInput(FrozenModel):
     """A frozen snapshot of the environment, taken by the starter; no secret values."""
 
     environment: Environment
     requested_by: str = "unknown"
     deadlines: StepDeadlines = StepDeadlines()
     dry_run: bool = Field(default=False, description="Run the read-only preflight only.")
-
-
-class OperatorSignal(_Frozen):
-    """Payload of retry / skip / abort / approve / pause / resume (every field optional)."""
-
-    by: str = "unknown"
-    reason: str = ""
 
 
 class StepStatus(StrEnum):
@@ -76,7 +80,7 @@ class StepStatus(StrEnum):
     FAILED = "failed"
 
 
-class StepProgress(BaseModel):
+class StepProgress(FrozenModel):
     """One step as the `progress` query and the result show it."""
 
     name: str
@@ -92,8 +96,10 @@ class StepProgress(BaseModel):
     ended_at: datetime | None = None
     changed: bool | None = Field(default=None, description="did the step change anything")
     summary: str = ""
-    details: dict[str, Any] = Field(default_factory=dict)
-    operator_actions: list[str] = Field(default_factory=list)
+    result: AnyStepResult | None = Field(
+        default=None, description="the step's typed result, once it is done"
+    )
+    operator_actions: tuple[str, ...] = ()
 
 
 class RunState(StrEnum):
@@ -104,14 +110,17 @@ class RunState(StrEnum):
     ABORTED = "aborted"
 
 
-class BootstrapProgress(BaseModel):
+class BootstrapProgress(FrozenModel):
     """Answer of the `progress` query: where the run is and what each step did."""
 
     environment: str
     state: RunState
-    steps: list[StepProgress]
+    steps: tuple[StepProgress, ...]
     waiting_for: str | None = Field(
         default=None, description="what the operator is asked for, when the run waits"
+    )
+    allowed_actions: tuple[OperatorAction, ...] = Field(
+        default=(), description="the operator actions the run takes now"
     )
     approved_by: str | None = None
     dry_run: bool = False
@@ -120,11 +129,11 @@ class BootstrapProgress(BaseModel):
         return next(s for s in self.steps if s.name == name)
 
 
-class BootstrapResult(BaseModel):
+class BootstrapResult(FrozenModel):
     """The final record of a finished run (an aborted run fails with the same list)."""
 
     environment: str
     state: RunState
-    steps: list[StepProgress]
+    steps: tuple[StepProgress, ...]
     approved_by: str | None = None
     changed: bool = False

@@ -1,0 +1,51 @@
+"""The one frozen base model, and the contract every step result keeps.
+
+`StepResult` is what the workflows read: `changed` (in a dry run: would change), a one-line
+`summary` for people, and `drift`, the ways the live state differed from the declaration
+before the step acted (a dry run only reports them). No caller guesses from dict keys or
+parses prose: each step's result type subclasses `StepResult` and adds its own typed fields.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class FrozenModel(BaseModel):
+    """Base of every model that crosses a boundary: immutable, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DriftItem(FrozenModel):
+    """One way the live state differs from the declaration. Never carries a secret value:
+    secret content is compared by digest and reported by key name only."""
+
+    message: str
+    """The human line, e.g. `key global-bundle.pem differs from CA bundle s3://b/k`."""
+    kind: str = ""
+    """What differs: a Kubernetes kind, `HelmRelease`, `TemporalNamespace`, ..."""
+    namespace: str = ""
+    name: str = ""
+    path: str = ""
+    """Where inside the object (a key, a dotted values path or a JSON pointer)."""
+    live: str | None = None
+    declared: str | None = None
+    repairable: bool = True
+    """Whether running the step for real (the drift check's `remediate`) can repair it."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class StepResult(FrozenModel):
+    """What every step returns, whatever else it reports."""
+
+    changed: bool
+    """The step changed something (in a dry run: would change something)."""
+    summary: str
+    """One line for people: what the step did or found."""
+    drift: tuple[DriftItem, ...] = ()
+    """How the live state differed from the declaration before any write; () when in sync."""
+    dry_run: bool = False
+    """Nothing was written: `changed` and the summary say what the step would have done."""

@@ -1,0 +1,53 @@
+"""register_namespaces: register the declared Temporal namespaces and keep their settings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field
+from temporalio import activity
+
+from contracts.base import FrozenModel, StepResult
+from declared_state.models import Environment
+
+NamespaceAction = Literal["created", "updated", "unchanged"]
+
+
+class RegisterNamespacesInput(FrozenModel):
+    """The environment whose `temporal_namespaces` are registered on its frontend."""
+
+    environment: Environment
+    concurrency: int = Field(default=4, ge=1, description="Namespaces handled at once.")
+    usable_timeout: timedelta = Field(
+        default=timedelta(seconds=60),
+        description="How long to wait for every namespace to be usable through the frontend.",
+    )
+    poll_interval: timedelta = Field(default=timedelta(seconds=1), gt=timedelta(0))
+    dry_run: bool = False
+    """Report what would change; write nothing."""
+
+
+class NamespaceOutcome(FrozenModel):
+    """What happened to one declared namespace."""
+
+    name: str
+    action: NamespaceAction
+    retention_before: timedelta | None = Field(description="None: the namespace did not exist.")
+    retention_after: timedelta
+    description_changed: bool
+
+
+class RegisterNamespacesResult(StepResult):
+    """One outcome per declared namespace (declaration order) and the undeclared ones found."""
+
+    namespaces: tuple[NamespaceOutcome, ...]
+    undeclared: tuple[str, ...] = Field(
+        default=(), description="Namespaces on the server nobody declared; left alone."
+    )
+
+
+@activity.defn(name="register_namespaces")
+def register_namespaces(input: RegisterNamespacesInput) -> RegisterNamespacesResult:
+    """Typed reference the workflows call; implemented by activities/register_namespaces.py."""
+    raise NotImplementedError

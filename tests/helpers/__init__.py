@@ -1,0 +1,83 @@
+"""Helpers shared by every test module, as sdk-python keeps them in `tests/helpers`:
+`new_worker` on a fresh task queue, `assert_eventually`, process lookups and polling.
+The shared fake activities are in `tests/helpers/fakes.py`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+T = TypeVar("T")
+
+
+def new_worker(
+    client: Client,
+    *workflows: type,
+    activities: Sequence[Callable[..., Any]] = (),
+    task_queue: str | None = None,
+    **options: Any,
+) -> Worker:
+    """A worker on a task queue of its own (fresh per call unless given), so tests never
+    pick up each other's tasks; use it as `async with new_worker(...) as worker:`."""
+    return Worker(
+        client,
+        task_queue=task_queue or f"tq-{uuid.uuid4()}",
+        workflows=list(workflows),
+        activities=list(activities),
+        **options,
+    )
+
+
+async def assert_eventually(
+    check: Callable[[], Awaitable[T]], *, timeout: float = 30, interval: float = 0.1
+) -> T:
+    """Run `check` until it stops raising AssertionError and return its value; after
+    `timeout` seconds the last AssertionError is raised."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await check()
+        except AssertionError:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise
+        await asyncio.sleep(interval)
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, every: float = 0.3) -> T:
+    """Poll until `predicate()` is truthy and return it; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(every)
+
+
+def pids_running(executable: str, *argv_contains: str) -> list[int]:
+    """PIDs whose argv[0] is `executable` and whose arguments include every `argv_contains`."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = [
+                a.decode(errors="replace") for a in (proc / "cmdline").read_bytes().split(b"\0")
+            ]
+        except OSError:
+            continue
+        if argv and argv[0] == executable and all(a in argv for a in argv_contains):
+            pids.append(int(proc.name))
+    return pids
+
+
+def drift_messages(result: Any) -> tuple[str, ...]:
+    """The human lines of a step result's (or drift finding's) drift items."""
+    return tuple(str(item) for item in result.drift)

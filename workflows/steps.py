@@ -1,0 +1,167 @@
+"""The step registry: how every workflow runs each step's activity.
+
+One `StepActivity` per step: the typed activity reference from `contracts/<step>.py`, how to
+build its input from the run's input, its deadline (all attempts), its per-attempt timeout,
+heartbeat and retry policy. The bootstrap runs them in order, the drift check dry-runs the
+ones that own state, and any later workflow schedules them the same way, so a step behaves
+alike wherever it runs.
+
+Retryability is not decided here: an activity error's type says whether it is permanent
+(`activities/errors.py` sets `non_retryable` from one table), so these policies only say how
+often and how long to try what is worth trying.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+from contracts.base import FrozenModel, StepResult
+from contracts.bootstrap import BootstrapInput
+from contracts.check_database import CheckDatabaseInput, check_database
+from contracts.ensure_ca_bundle import EnsureCaBundleInput, ensure_ca_bundle
+from contracts.ensure_db_secret import EnsureDbSecretInput, ensure_db_secret
+from contracts.install_chart import InstallChartInput, install_chart
+from contracts.register_namespaces import RegisterNamespacesInput, register_namespaces
+from contracts.wait_frontend_healthy import WaitFrontendHealthyInput, wait_frontend_healthy
+
+# Retry policies, one per concern.
+PREFLIGHT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+)
+KUBERNETES_WRITE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+)
+HELM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=10),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=2),
+    maximum_attempts=3,  # each attempt may wait the whole helm --timeout
+)
+FRONTEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=1.5,
+    maximum_interval=timedelta(seconds=30),
+)
+NAMESPACE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+)
+
+INSTALL_HEARTBEAT = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class StepActivity:
+    """How the workflows run one step's activity: its input, timeouts and retry policy."""
+
+    name: str
+    activity: Callable[..., Any]
+    """The typed reference from contracts/<step>.py (name and result type come from it)."""
+    make_input: Callable[[BootstrapInput], FrozenModel]
+    deadline: Callable[[BootstrapInput], timedelta]
+    start_to_close: Callable[[BootstrapInput], timedelta]
+    retry: RetryPolicy
+    heartbeat: timedelta | None = None
+    read_only: bool = False
+
+    async def execute(
+        self, input: BootstrapInput, *, dry_run: bool = False, within: timedelta | None = None
+    ) -> StepResult:
+        """Run this step's activity with its own timeouts and retry policy; `dry_run` asks it
+        to report instead of change, `within` shortens its deadline."""
+        activity_input = self.make_input(input)
+        if dry_run:
+            activity_input = activity_input.model_copy(update={"dry_run": True})
+        deadline = self.deadline(input)
+        start_to_close = self.start_to_close(input)
+        if within is not None:
+            deadline = min(deadline, within)
+            start_to_close = min(start_to_close, deadline)
+        result: StepResult = await workflow.execute_activity(
+            self.activity,
+            activity_input,
+            schedule_to_close_timeout=deadline,
+            start_to_close_timeout=start_to_close,
+            heartbeat_timeout=self.heartbeat,
+            retry_policy=self.retry,
+        )
+        return result
+
+
+STEP_ACTIVITIES: dict[str, StepActivity] = {
+    s.name: s
+    for s in (
+        StepActivity(
+            "check_database",
+            check_database,
+            lambda i: CheckDatabaseInput(environment=i.environment),
+            lambda i: i.deadlines.check_database,
+            lambda i: timedelta(minutes=1),
+            PREFLIGHT_RETRY,
+            read_only=True,
+        ),
+        StepActivity(
+            "ensure_ca_bundle",
+            ensure_ca_bundle,
+            lambda i: EnsureCaBundleInput(environment=i.environment),
+            lambda i: i.deadlines.ensure_ca_bundle,
+            lambda i: timedelta(minutes=1),
+            KUBERNETES_WRITE_RETRY,
+        ),
+        StepActivity(
+            "ensure_db_secret",
+            ensure_db_secret,
+            lambda i: EnsureDbSecretInput(environment=i.environment),
+            lambda i: i.deadlines.ensure_db_secret,
+            lambda i: timedelta(minutes=1),
+            KUBERNETES_WRITE_RETRY,
+        ),
+        StepActivity(
+            "install_chart",
+            install_chart,
+            lambda i: InstallChartInput(
+                environment=i.environment,
+                timeout=i.deadlines.helm_timeout,
+                # A retry comes only after the previous attempt missed its heartbeats for this
+                # long, so a release still pending then was left by a dead helm: recover it.
+                pending_grace=INSTALL_HEARTBEAT,
+            ),
+            lambda i: i.deadlines.install_chart,
+            # a pending-release recovery (rollback wait), the upgrade wait and its own rollback
+            lambda i: i.deadlines.helm_timeout * 3 + timedelta(minutes=1),
+            HELM_RETRY,
+            heartbeat=INSTALL_HEARTBEAT,
+        ),
+        StepActivity(
+            "wait_frontend_healthy",
+            wait_frontend_healthy,
+            lambda i: WaitFrontendHealthyInput(
+                environment=i.environment, max_wait=i.deadlines.frontend_max_wait
+            ),
+            lambda i: i.deadlines.wait_frontend_healthy,
+            lambda i: i.deadlines.frontend_max_wait + timedelta(minutes=1),
+            FRONTEND_RETRY,
+            heartbeat=timedelta(seconds=30),
+        ),
+        StepActivity(
+            "register_namespaces",
+            register_namespaces,
+            lambda i: RegisterNamespacesInput(environment=i.environment),
+            lambda i: i.deadlines.register_namespaces,
+            lambda i: timedelta(minutes=5),
+            NAMESPACE_RETRY,
+            heartbeat=timedelta(seconds=30),
+        ),
+    )
+}
