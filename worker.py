@@ -1,11 +1,13 @@
 """The temporal-bootstrap worker: runs the bootstrap and drift-check workflows and their activities.
 
-    python worker.py                 # embedded local dev server unless TEMPORAL_ADDRESS is set
+    python worker.py                 # embedded local dev server unless a Temporal address is set
     python worker.py --local-stack   # use the addresses of `python -m local_stack up`
 
-Settings: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, TEMPORAL_TLS_CERT,
-TEMPORAL_TLS_KEY, TEMPORAL_TLS_CA, TEMPORAL_API_KEY (bootstrap server); KUBECONFIG and
-HELM_BIN (the clusters); the usual AWS_* variables (RDS, Secrets Manager, S3).
+Settings: the standard Temporal client settings (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE / TEMPORAL_CONFIG_FILE) and
+TEMPORAL_TASK_QUEUE for the bootstrap server; KUBECONFIG and HELM_BIN for the clusters; the
+usual AWS_* variables (RDS, Secrets Manager, S3); TEMPORAL_BOOTSTRAP_STATE_DIR for where the
+embedded server and prepared charts live (default ./.state).
 """
 
 from __future__ import annotations
@@ -19,11 +21,10 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio.worker import Worker
 
-import bootstrap_server
 from activities.check_database import DatabasePreflight
 from activities.clients import AwsClients, KubeClients
 from activities.ensure_ca_bundle import CaBundlePublisher
@@ -32,6 +33,12 @@ from activities.install_chart import ChartInstaller
 from activities.register_namespaces import RegisterNamespaces
 from activities.temporal_target import TargetTemporalClients
 from activities.wait_frontend_healthy import WaitFrontendHealthy
+from operations.settings import (
+    ClientSettings,
+    SettingsError,
+    apply_local_stack_env,
+    resolve,
+)
 from workflows.bootstrap import BootstrapWorkflow
 from workflows.drift_check import DriftCheckWorkflow
 
@@ -75,12 +82,16 @@ async def main(argv: Sequence[str] | None = None) -> int:
     )
     # botocore logs whole responses (GetSecretValue included) at DEBUG: never below INFO.
     logging.getLogger("botocore").setLevel(logging.WARNING)
-    if args.local_stack and not bootstrap_server.apply_local_stack_env():
+    if args.local_stack and not apply_local_stack_env():
         log.error("no running local stack: start it with `python -m local_stack up`")
         return 1
-    settings = bootstrap_server.resolve()
-    assert settings is not None
-    client = await settings.connect()
+    try:
+        settings = resolve(ClientSettings.load(), start_embedded=True)
+        assert settings is not None  # started when missing
+        client = await settings.connect()
+    except (SettingsError, RuntimeError) as exc:
+        log.error("cannot reach the bootstrap Temporal server: %s", exc)
+        return 1
     activities = build_activities(os.environ.get("KUBECONFIG"), os.environ.get("HELM_BIN"))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -115,10 +126,15 @@ async def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> NoReturn:
+    """The console script (`temporal-bootstrap-worker`) and `python worker.py`."""
     exit_code = asyncio.run(main())
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip interpreter finalization, where the Temporal SDK's runtime can abort
     # (PyGILState_Release, a known open SDK issue): exit with the worker's real status.
     os._exit(exit_code)
+
+
+if __name__ == "__main__":
+    cli()

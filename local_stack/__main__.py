@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         "--state-dir",
         type=Path,
         default=default_state_dir(),
-        help="where state, logs and data live (default: .state/local-stack)",
+        help="where state, logs and data live (default: local-stack/ in "
+        "TEMPORAL_BOOTSTRAP_STATE_DIR, which defaults to ./.state)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start everything in the background (reuses a running one)")

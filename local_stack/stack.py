@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from declared_state.paths import state_dir
 from local_stack.aws import DatabaseTarget, LocalAws, aws_env
 from local_stack.mariadb import DEFAULT_SCHEMA_VERSIONS, MariaDB, find_binaries, start_mariadb
 from local_stack.processes import (
@@ -40,8 +41,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def default_state_dir() -> Path:
-    """Where the CLI keeps its stack (`.state/local-stack/` in the repository)."""
-    return REPO_ROOT / ".state" / "local-stack"
+    """Where the CLI keeps its stack: `local-stack/` in the one state folder
+    (TEMPORAL_BOOTSTRAP_STATE_DIR, default ./.state), where `--local-stack` looks for it."""
+    return state_dir() / "local-stack"
 
 
 def state_path(state_dir: Path | None = None) -> Path:

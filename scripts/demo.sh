@@ -33,4 +33,4 @@ if ! worker_alive; then
   done
   grep -q "worker ready" "$WORKER_LOG" || { echo "the worker did not become ready:"; tail -n 30 "$WORKER_LOG"; exit 1; }
 fi
-exec "$PY" starter.py provision local "$@"
+exec "$PY" starter.py --local-stack provision local "$@"

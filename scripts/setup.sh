@@ -18,7 +18,7 @@ fi
 want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python packages (pinned by constraints.txt)"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,local]'
   echo "$want" > "$STAMP"
 fi
 

@@ -1,0 +1,13 @@
+"""The operations layer: what operators do, as typed operations on the bootstrap Temporal
+server, for the starter (a thin command layer over it) and for tests.
+
+- `settings`: the bootstrap server's client settings (temporalio.envconfig), the embedded
+  server fallback and `--local-stack`;
+- `runs`: provisioning runs: start or attach, follow (typed events), send operator actions;
+- `drift`: drift checks and their schedule;
+- `environments`: offline load, render and summary of environment files;
+- `render`: how all of it is shown to people (the only module that formats text);
+- `embedded`, `processes`: the embedded dev server and the PID helpers it needs.
+
+Nothing here prints; failures are typed exceptions whose messages say what to do.
+"""

@@ -1,0 +1,127 @@
+"""How the worker and the starter reach the bootstrap Temporal server (the one that runs
+temporal-bootstrap's own workflows), built once per process in `main`.
+
+Client settings are the SDK's standard ones (`temporalio.envconfig`, as the temporal CLI
+reads them): `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`, `TEMPORAL_TLS`,
+`TEMPORAL_TLS_CLIENT_CERT_PATH`, `TEMPORAL_TLS_CLIENT_KEY_PATH`,
+`TEMPORAL_TLS_SERVER_CA_CERT_PATH`, `TEMPORAL_TLS_SERVER_NAME`, ..., and TOML profiles
+(`TEMPORAL_CONFIG_FILE`, `TEMPORAL_PROFILE`). Two settings are temporal-bootstrap's own:
+`TEMPORAL_TASK_QUEUE` (default `temporal-bootstrap`) and `TEMPORAL_UI_URL` (for Web UI links).
+
+With no address configured anywhere, the embedded dev server is used (operations/embedded.py).
+`--local-stack` (worker and starter alike) fills unset variables from a running
+`python -m local_stack up`, read from its state file; nothing else switches that on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfigProfile
+
+from declared_state.paths import state_dir
+from operations.embedded import find_embedded_server, start_embedded_server
+from operations.processes import pid_alive
+
+TASK_QUEUE = "temporal-bootstrap"
+
+
+class SettingsError(RuntimeError):
+    """The client configuration cannot be used; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """The bootstrap server's client settings. Never printed whole: it may hold an API key."""
+
+    connect_config: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    """What `Client.connect` takes (target_host, namespace, api_key, tls, rpc_metadata)."""
+    task_queue: str = TASK_QUEUE
+    ui_url: str | None = None
+
+    @property
+    def address(self) -> str | None:
+        return self.connect_config.get("target_host") or None
+
+    @property
+    def namespace(self) -> str:
+        return str(self.connect_config.get("namespace") or "default")
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] = os.environ) -> ClientSettings:
+        """The standard client configuration (environment over TOML profile)."""
+        try:
+            profile = ClientConfigProfile.load(override_env_vars=dict(environ))
+        except Exception as exc:  # the bridge reports TOML and file errors as RuntimeError
+            raise SettingsError(f"Temporal client configuration: {exc}") from None
+        try:
+            connect = dict(profile.to_client_connect_config())
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"Temporal client TLS settings: {exc}") from None
+        return cls(
+            connect_config=connect,
+            task_queue=environ.get("TEMPORAL_TASK_QUEUE") or TASK_QUEUE,
+            ui_url=environ.get("TEMPORAL_UI_URL") or None,
+        )
+
+    def with_server(self, address: str, ui_url: str | None) -> ClientSettings:
+        return replace(
+            self,
+            connect_config={**self.connect_config, "target_host": address},
+            ui_url=self.ui_url or ui_url,
+        )
+
+    async def connect(self) -> Client:
+        if not self.address:
+            raise SettingsError("no Temporal address: resolve the embedded server first")
+        config = {"namespace": "default", **self.connect_config}
+        return await Client.connect(**config, data_converter=pydantic_data_converter)
+
+    def workflow_url(self, workflow_id: str) -> str | None:
+        if not self.ui_url:
+            return None
+        return f"{self.ui_url}/namespaces/{self.namespace}/workflows/{workflow_id}"
+
+
+def resolve(settings: ClientSettings, *, start_embedded: bool) -> ClientSettings | None:
+    """`settings` when they name a server; else the embedded server's (started when asked
+    to, else only when it already runs), None when there is none."""
+    if settings.address:
+        return settings
+    state = state_dir()
+    embedded = start_embedded_server(state) if start_embedded else find_embedded_server(state)
+    return None if embedded is None else settings.with_server(embedded.address, embedded.ui_url)
+
+
+def local_stack_state_file() -> Path:
+    return state_dir() / "local-stack" / "stack.json"
+
+
+def apply_local_stack_env(environ: MutableMapping[str, str] = os.environ) -> bool:
+    """Fill unset variables from a running `python -m local_stack up` (its state file, its
+    recorded processes all alive); explicit settings win. False when no stack runs."""
+    try:
+        state = json.loads(local_stack_state_file().read_text())
+        processes = state["processes"].values()
+        if not processes or not all(
+            pid_alive(int(p["pid"]), p.get("start_time")) for p in processes
+        ):
+            return False
+        variables = dict(state["env"])
+        ui_url = state["temporal"]["bootstrap"].get("ui_url")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    explicit_address = bool(environ.get("TEMPORAL_ADDRESS"))
+    for key, value in variables.items():
+        environ.setdefault(key, value)
+    # The stack's Web UI belongs to the stack's server only, never to one set explicitly.
+    if ui_url and not explicit_address:
+        environ.setdefault("TEMPORAL_UI_URL", ui_url)
+    return True

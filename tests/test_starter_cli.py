@@ -1,0 +1,212 @@
+"""The starter's commands in-process: `starter.main(argv, client=..., settings=...)` against a
+real Temporal dev server, with the real workflows and the shared fake activities on a fresh
+task queue. What an operator sees (output, exit codes) is checked command by command.
+
+Each test provisions an environment of its own name (a copy of staging), so runs never meet.
+The starter runs in a thread with its own event loop, as it does from a shell, while the
+worker runs in the test's loop; both share the injected client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+import starter
+from activities.errors import ErrorType, activity_error
+from contracts.bootstrap import BootstrapProgress, RunState
+from operations.embedded import temporal_cli
+from operations.settings import ClientSettings
+from tests.helpers import assert_eventually, copy_environments, new_worker
+from tests.helpers.fakes import StepFakes
+from workflows.bootstrap import BootstrapWorkflow
+from workflows.drift_check import DriftCheckWorkflow
+
+FRESH = ("ensure_ca_bundle", "install_chart", "register_namespaces")
+
+
+@pytest.fixture(scope="module")
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(),
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=["--headless"],
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def fakes() -> StepFakes:
+    return StepFakes(missing=FRESH)
+
+
+@pytest.fixture
+async def worker(dev_server, fakes) -> AsyncIterator[Worker]:
+    async with new_worker(
+        dev_server.client, BootstrapWorkflow, DriftCheckWorkflow, activities=fakes.all()
+    ) as w:
+        yield w
+
+
+class Cli:
+    """Runs starter commands in-process and keeps what they printed."""
+
+    def __init__(self, client: Client, task_queue: str, env_dir: Path, name: str, capsys):
+        self.client, self.env_dir, self.name, self.capsys = client, env_dir, name, capsys
+        self.settings = ClientSettings(task_queue=task_queue)
+
+    async def __call__(self, *argv: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        args = [a.replace("ENV", self.name) for a in argv]
+        if args[0] in ("validate", "render", "provision", "drift", "schedule"):
+            args += ["--environments-dir", str(self.env_dir)]
+        code = await asyncio.to_thread(
+            starter.main, args, client=self.client, settings=self.settings
+        )
+        captured = self.capsys.readouterr()
+        return code, captured.out, captured.err
+
+    async def progress(self) -> BootstrapProgress:
+        handle = self.client.get_workflow_handle_for(
+            BootstrapWorkflow.run, f"provision-{self.name}"
+        )
+        return await handle.query(BootstrapWorkflow.progress)
+
+
+@pytest.fixture
+def cli(dev_server, worker, tmp_path, capsys) -> Cli:
+    name = f"cli{uuid.uuid4().hex[:8]}"
+    env_dir = copy_environments(tmp_path / "environments")
+    shutil.copy(env_dir / "staging.yaml", env_dir / f"{name}.yaml")
+    return Cli(dev_server.client, worker.task_queue, env_dir, name, capsys)
+
+
+async def test_provision_follows_every_step_to_done(cli, fakes):
+    code, out, _ = await cli("provision", "ENV", "--by", "alice")
+    assert code == starter.EXIT_OK, out
+    assert f"started provision-{cli.name}" in out
+    for step in ("check_database", "ensure_ca_bundle", "install_chart", "register_namespaces"):
+        assert f"✓ {step}" in out
+    assert f"provision-{cli.name} done (changed)." in out
+
+    again, out, _ = await cli("provision", "ENV")
+    assert again == starter.EXIT_OK
+    assert f"provision-{cli.name} done (nothing changed)." in out
+
+
+async def test_a_failed_step_prints_the_actions_that_unblock_it_then_retry_completes(cli, fakes):
+    fakes.failures["check_database"] = (
+        1,
+        activity_error("schema is 1.12, server needs 1.14", ErrorType.SCHEMA_OUTDATED),
+    )
+    code, out, _ = await cli("provision", "ENV")
+    assert code == starter.EXIT_WAITING, out
+    assert "SchemaOutdated: schema is 1.12, server needs 1.14" in out
+    for action in ("retry", "skip", "abort"):
+        assert f"python starter.py {action} {cli.name}" in out
+        assert f"--workflow-id provision-{cli.name} --name {action}" in out
+    assert "approve" not in out.split("unblock it with one of:")[1]
+
+    status, out, _ = await cli("status", "ENV")
+    assert status == starter.EXIT_WAITING
+    assert "waiting for operator" in out
+
+    code, out, _ = await cli("retry", "ENV", "--by", "dba", "--reason", "schema updated")
+    assert code == starter.EXIT_OK, out
+    assert f"sent retry to provision-{cli.name}" in out
+    check = (await cli.progress()).step("check_database")
+    assert check.operator_actions == ("retry by dba: schema updated",)
+
+
+async def test_approval_gate_prints_approve_and_approve_completes(cli, fakes):
+    local = cli.env_dir / f"{cli.name}.yaml"
+    local.write_text(local.read_text() + "\napproval_required: true\n")
+    code, out, _ = await cli("provision", "ENV")
+    assert code == starter.EXIT_WAITING, out
+    assert f"python starter.py approve {cli.name}" in out
+    assert fakes.counts()["install_chart"] == 0
+
+    code, out, _ = await cli("approve", "ENV", "--by", "carol")
+    assert code == starter.EXIT_OK, out
+    assert (await cli.progress()).approved_by == "carol"
+
+
+async def test_abort_fails_the_run_and_exits_1(cli, fakes):
+    fakes.failures["install_chart"] = (-1, activity_error("bad", ErrorType.HELM_BAD_VALUES))
+    assert (await cli("provision", "ENV"))[0] == starter.EXIT_WAITING
+    code, out, err = await cli("abort", "ENV", "--by", "dave")
+    assert code == starter.EXIT_FAILED
+    assert f"provision-{cli.name} failed: provisioning of {cli.name} aborted" in err
+    assert (await cli.progress()).state == RunState.ABORTED
+
+
+async def test_status_of_a_run_that_does_not_exist_exits_1_and_says_so(cli):
+    code, _, err = await cli("status", "ENV")
+    assert code == starter.EXIT_FAILED
+    assert f"no provisioning run provision-{cli.name}" in err
+
+
+async def test_drift_reports_then_remediates(cli, fakes):
+    assert (await cli("provision", "ENV"))[0] == starter.EXIT_OK
+    fakes.drifted = {"install_chart"}
+    code, out, _ = await cli("drift", "ENV", "--policy", "report")
+    assert code == starter.EXIT_DRIFTED, out
+    assert "≠ install_chart" in out and "values differ at: server.replicaCount" in out
+    assert fakes.repairs().count("install_chart") == 1  # the provision only
+
+    code, out, _ = await cli("drift", "ENV", "--policy", "remediate")
+    assert code == starter.EXIT_OK, out
+    assert f"{cli.name}: repaired (policy remediate)." in out
+    assert fakes.repairs().count("install_chart") == 2
+
+
+async def test_drift_ask_waits_then_approve_drift_repairs(cli, fakes):
+    fakes.missing.clear()
+    fakes.drifted = {"ensure_db_secret"}
+    code, out, _ = await cli("drift", "ENV", "--policy", "ask")
+    assert code == starter.EXIT_WAITING, out
+    assert f"python starter.py approve-drift {cli.name}" in out
+
+    async def approved() -> None:
+        code, out, _ = await cli("approve-drift", "ENV", "--by", "oncall")
+        assert code == starter.EXIT_OK, out
+
+    await assert_eventually(approved, timeout=15, interval=0.5)  # visibility can lag a moment
+    await assert_eventually(lambda: _repaired(fakes), timeout=15)
+
+
+async def _repaired(fakes: StepFakes) -> None:
+    assert fakes.repairs() == ["ensure_db_secret"]
+
+
+async def test_schedule_is_created_updated_and_deleted(cli):
+    code, out, _ = await cli("schedule", "ENV")
+    assert code == starter.EXIT_OK, out
+    assert f"schedule drift-check-{cli.name} created: drift check every 1h0m0s" in out
+    code, out, _ = await cli("schedule", "ENV", "--policy", "remediate")
+    assert f"schedule drift-check-{cli.name} updated" in out and "policy remediate" in out
+    assert (await cli("unschedule", "ENV"))[1].strip() == f"schedule drift-check-{cli.name} deleted"
+    code, out, _ = await cli("unschedule", "ENV")
+    assert code == starter.EXIT_OK
+    assert f"schedule drift-check-{cli.name} does not exist" in out
+
+
+async def test_invalid_environment_exits_3_before_anything_starts(cli, fakes):
+    local = cli.env_dir / f"{cli.name}.yaml"
+    local.write_text(local.read_text() + "\nsurprise: 1\n")
+    code, out, err = await cli("provision", "ENV")
+    assert code == starter.EXIT_INVALID
+    assert f"{local}: surprise: unknown key" in err
+    assert fakes.calls == []
