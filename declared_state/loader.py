@@ -2,6 +2,11 @@
 
 Every problem is reported with the file it came from, the key path and what is allowed,
 all at once, before anything is started.
+
+File paths in environment files (`chart.local_path`, a `file` CA bundle source,
+`frontend.tls.ca_file`) are relative to the environments folder, as helmfile takes paths
+relative to its file; the loader makes them absolute, so the activities never resolve a path
+against where the code happens to be installed.
 """
 
 from __future__ import annotations
@@ -18,9 +23,15 @@ import yaml
 from pydantic import ValidationError
 
 from declared_state.models import Environment
+from declared_state.paths import environments_dir
 
 BASE_FILE = "base.yaml"
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "environments"
+# Keys that hold file paths, relative to the environments folder in the files.
+PATH_KEYS: tuple[tuple[str, ...], ...] = (
+    ("chart", "local_path"),
+    ("ca_bundle", "source", "path"),
+    ("frontend", "tls", "ca_file"),
+)
 # Tags of the discriminated unions in the models (`kind:` values).
 _UNION_TAGS = frozenset({"aws_secrets_manager", "existing_kubernetes_secret", "file", "s3"})
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -53,7 +64,7 @@ class InvalidEnvironment(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-def available_environments(directory: Path = DEFAULT_DIR) -> list[str]:
+def available_environments(directory: Path) -> list[str]:
     """Environment names in `directory` (every *.yaml except base.yaml)."""
     return sorted(p.stem for p in directory.glob("*.yaml") if p.name != BASE_FILE)
 
@@ -156,12 +167,24 @@ def _problems_from(exc: ValidationError, layers: list[tuple[str, dict[str, Any]]
     return problems
 
 
+def _absolute_paths(merged: dict[str, Any], directory: Path) -> None:
+    """Make the file paths of `PATH_KEYS` absolute, relative to `directory`."""
+    for keys in PATH_KEYS:
+        node: Any = merged
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(keys[-1]), str) and node[keys[-1]]:
+            node[keys[-1]] = str((directory / node[keys[-1]]).resolve())
+
+
 def load_environment(
     name: str,
-    directory: Path = DEFAULT_DIR,
+    directory: Path | None = None,
     variables: Mapping[str, str] | None = None,
 ) -> Environment:
-    """Load, layer, interpolate and validate environment `name`; raise InvalidEnvironment."""
+    """Load, layer, interpolate and validate environment `name` from `directory` (default:
+    declared_state.paths.environments_dir()); raise InvalidEnvironment."""
+    directory = (directory or environments_dir()).absolute()
     env_file = directory / f"{name}.yaml"
     if name == Path(BASE_FILE).stem or not env_file.is_file():
         known = ", ".join(available_environments(directory)) or "none"
@@ -184,6 +207,7 @@ def load_environment(
         raise InvalidEnvironment(
             [Problem(layers[-1][0], "name", "reserved: the environment's name is its file name")]
         )
+    _absolute_paths(merged, directory)
     kube = merged.get("kubernetes")
     if isinstance(kube, dict) and isinstance(kube.get("namespace"), str):
         kube["namespace"] = kube["namespace"].replace("{environment}", name)

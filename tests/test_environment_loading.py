@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
-from declared_state.loader import DEFAULT_DIR, InvalidEnvironment, load_environment
+from declared_state.loader import InvalidEnvironment, load_environment
 from declared_state.models import AwsSecretsManagerPasswords, ExistingKubernetesSecret
+from tests.helpers import copy_environments
 
 
 @pytest.fixture
 def env_dir(tmp_path: Path) -> Path:
-    for f in DEFAULT_DIR.glob("*.yaml"):
-        shutil.copy(f, tmp_path / f.name)
-    return tmp_path
+    return copy_environments(tmp_path)
 
 
 def edit(env_dir: Path, name: str, change) -> None:

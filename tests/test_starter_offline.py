@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-from declared_state.loader import DEFAULT_DIR
+from tests.helpers import copy_environments
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,8 +43,7 @@ def test_render_prints_the_manifests():
 
 
 def test_broken_environment_file_exits_3_naming_file_and_key(tmp_path):
-    for f in DEFAULT_DIR.glob("*.yaml"):
-        shutil.copy(f, tmp_path / f.name)
+    copy_environments(tmp_path)
     staging = tmp_path / "staging.yaml"
     staging.write_text(
         staging.read_text().replace("region: eu-west-1", "region: eu-west-1\n  prot: 3306")

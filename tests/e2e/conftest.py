@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 import yaml
 
 from local_stack.temporal_servers import TemporalDevServer, bootstrap_server
+from tests.helpers import copy_environments
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
@@ -286,8 +286,7 @@ def environments_copy(tmp_path):
     """A copy of environments/ whose local.yaml is changed by `edit(data)`; returns its folder."""
 
     def copy(edit) -> Path:
-        for f in (PROJECT_ROOT / "environments").glob("*.yaml"):
-            shutil.copy(f, tmp_path / f.name)
+        copy_environments(tmp_path)
         local = tmp_path / "local.yaml"
         data = yaml.safe_load(local.read_text())
         edit(data)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from tests.e2e.frontend_hold_proxy import REGISTER_NAMESPACE, FrontendHoldProxy
 
 # Fresh names: the session's target server already has the other tests' namespaces.

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.e2e.conftest import Operator
 
 from local_stack.processes import pid_alive, stop_pid, tcp_open
+from tests.e2e.conftest import Operator
 from tests.helpers import wait_for
 
 RELEASE_DEPLOYMENT = "temporal-history"

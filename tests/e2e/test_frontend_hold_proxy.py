@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from tests.e2e.frontend_hold_proxy import FrontendHoldProxy
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
+
+from tests.e2e.frontend_hold_proxy import FrontendHoldProxy
 
 DESCRIBE = "/temporal.api.workflowservice.v1.WorkflowService/DescribeNamespace"
 

@@ -5,16 +5,44 @@ The shared fake activities are in `tests/helpers/fakes.py`."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 T = TypeVar("T")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ENVIRONMENTS = PROJECT_ROOT / "environments"
+
+
+def copy_environments(dest: Path) -> Path:
+    """A copy of environments/ in `dest`, with its file paths (relative to the folder) pinned
+    to the originals, so the copy can live anywhere; returns `dest`."""
+    from declared_state.loader import PATH_KEYS
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for source in ENVIRONMENTS.glob("*.yaml"):
+        data = yaml.safe_load(source.read_text()) or {}
+        pinned = False
+        for keys in PATH_KEYS:
+            node = data
+            for key in keys[:-1]:
+                node = node.get(key) if isinstance(node, dict) else None
+            if isinstance(node, dict) and isinstance(node.get(keys[-1]), str):
+                node[keys[-1]] = str((ENVIRONMENTS / node[keys[-1]]).resolve())
+                pinned = True
+        if pinned:
+            (dest / source.name).write_text(yaml.safe_dump(data, sort_keys=False))
+        else:  # byte for byte, so tests can edit it as text
+            shutil.copy(source, dest / source.name)
+    return dest
 
 
 def new_worker(
