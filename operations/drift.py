@@ -9,7 +9,6 @@ become the typed errors of operations.runs. Nothing here prints.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,15 +40,13 @@ from contracts.drift_check import (
 from contracts.operator import OperatorRequest
 from declared_state.models import DriftPolicy, Environment
 from operations.runs import (
-    POLL_INTERVAL,
     QUERY_TIMEOUT,
-    WORKER_MISSING_RETRY,
     NoRun,
     NoWorker,
     OperationError,
     WorkerBack,
     WorkerMissing,
-    is_running,
+    poll,
     rpc_failure,
 )
 from operations.settings import ClientSettings
@@ -109,27 +106,15 @@ DriftEvent: TypeAlias = CheckWaiting | CheckFinished | WorkerMissing | WorkerBac
 
 async def follow_check(handle: DriftHandle, task_queue: str) -> AsyncIterator[DriftEvent]:
     """Events until the check ends or waits for approval."""
-    worker_missing = False
-    while True:
-        try:
-            current = await check_progress(handle, task_queue)
-        except NoWorker:
-            if not await is_running(handle):
-                break
-            if not worker_missing:
-                worker_missing = True
-                yield WorkerMissing(task_queue)
-            await asyncio.sleep(WORKER_MISSING_RETRY)
+    async for current in poll(handle, task_queue, lambda: check_progress(handle, task_queue)):
+        if isinstance(current, WorkerMissing | WorkerBack):
+            yield current
             continue
-        if worker_missing:
-            worker_missing = False
-            yield WorkerBack()
         if current.state == DriftState.WAITING_FOR_APPROVAL:
             yield CheckWaiting(current)
             return
         if current.state not in (DriftState.CHECKING, DriftState.REPAIRING):
             break
-        await asyncio.sleep(POLL_INTERVAL)
     try:
         yield CheckFinished(await handle.result())
     except RPCError as exc:

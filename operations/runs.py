@@ -13,10 +13,10 @@ unreachable (`ServerUnavailable`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from temporalio.client import (
     Client,
@@ -181,17 +181,22 @@ FollowEvent: TypeAlias = (
 )
 
 
-async def follow(handle: BootstrapHandle, task_queue: str) -> AsyncIterator[FollowEvent]:
-    """Events until the run ends (Finished / Failed) or waits for an operator."""
-    shown: dict[str, tuple[StepStatus, int]] = {}
-    last_note: str | None = None
+P = TypeVar("P")
+
+
+async def poll(
+    handle: WorkflowHandle[Any, Any], task_queue: str, query: Callable[[], Awaitable[P]]
+) -> AsyncIterator[P | WorkerMissing | WorkerBack]:
+    """`query()`'s answers, one per POLL_INTERVAL (the caller stops when it has seen enough).
+    While no worker answers, a running workflow yields WorkerMissing once (and WorkerBack when
+    one answers again); a workflow that is no longer running ends the polling."""
     worker_missing = False
     while True:
         try:
-            current = await progress(handle, task_queue)
+            answer = await query()
         except NoWorker:
             if not await is_running(handle):
-                break
+                return
             if not worker_missing:
                 worker_missing = True
                 yield WorkerMissing(task_queue)
@@ -200,6 +205,18 @@ async def follow(handle: BootstrapHandle, task_queue: str) -> AsyncIterator[Foll
         if worker_missing:
             worker_missing = False
             yield WorkerBack()
+        yield answer
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+async def follow(handle: BootstrapHandle, task_queue: str) -> AsyncIterator[FollowEvent]:
+    """Events until the run ends (Finished / Failed) or waits for an operator."""
+    shown: dict[str, tuple[StepStatus, int]] = {}
+    last_note: str | None = None
+    async for current in poll(handle, task_queue, lambda: progress(handle, task_queue)):
+        if isinstance(current, WorkerMissing | WorkerBack):
+            yield current
+            continue
         for step in current.steps:
             key = (step.status, step.attempts)
             if step.status != StepStatus.PENDING and shown.get(step.name) != key:
@@ -214,7 +231,6 @@ async def follow(handle: BootstrapHandle, task_queue: str) -> AsyncIterator[Foll
         if note and note != last_note:
             last_note = note
             yield ActivityNote(note)
-        await asyncio.sleep(POLL_INTERVAL)
     yield await final(handle)
 
 
