@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from activities.clients import AwsClients, KubeClients
 from activities.errors import ErrorType, activity_error
+from activities.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
 from declared_state.models import (
     AwsSecretsManagerPasswords,
     CaBundleFromFile,
@@ -137,14 +138,14 @@ def _passwords_from_kubernetes_secret(env: Environment, kube: KubeClients) -> Db
         secret = kube.core_v1(env.kubernetes.context).read_namespaced_secret(
             secret_spec.name, env.kubernetes.namespace
         )
-    except ApiException as exc:
-        if exc.status == 404:
+    except KUBERNETES_ERRORS as exc:
+        if isinstance(exc, ApiException) and exc.status == 404:
             raise activity_error(
                 f"{where} does not exist; the environment says it is managed elsewhere, so create it "
                 f"with keys {secret_spec.default_store_key!r} and {secret_spec.visibility_store_key!r}",
                 ErrorType.KUBERNETES_SECRET_INVALID,
             ) from None
-        raise kubernetes_failure(f"reading {where}", exc) from None
+        raise kubernetes_error(f"reading {where}", exc) from None
     data = secret.data or {}
     values = []
     for key in (secret_spec.default_store_key, secret_spec.visibility_store_key):
@@ -163,17 +164,3 @@ def _passwords_from_kubernetes_secret(env: Environment, kube: KubeClients) -> Db
             ErrorType.KUBERNETES_SECRET_INVALID,
         )
     return DbPasswords(values[0], values[1])
-
-
-def kubernetes_failure(what: str, exc: ApiException) -> Exception:
-    """401/403 need an operator; 429/5xx/connection trouble are worth retrying."""
-    status = exc.status or 0
-    reason = exc.reason or "no answer"
-    if status in (401, 403):
-        return activity_error(
-            f"{what}: forbidden ({status} {reason}); check the kube context's RBAC",
-            ErrorType.KUBERNETES_FORBIDDEN,
-        )
-    return activity_error(
-        f"{what}: Kubernetes API answered {status} {reason}", ErrorType.KUBERNETES_UNAVAILABLE
-    )
