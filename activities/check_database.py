@@ -21,14 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pymysql
-from botocore.exceptions import BotoCoreError, ClientError
 from temporalio import activity
 
 from activities.clients import AwsClients, KubeClients
 from activities.errors import ErrorType, activity_error
+from activities.errors.aws import AWS_ERRORS, aws_error, aws_error_type
 from activities.sources import (
     PROJECT_ROOT,
-    aws_failure,
     describe_source,
     fetch_ca_bundle,
     parse_certificates,
@@ -296,32 +295,24 @@ class DatabasePreflight:
     def _describe_instance(self, env: Environment) -> dict[str, Any]:
         rds = env.rds
         what = f"RDS instance {rds.instance_id!r} in {rds.region}"
+        missing = activity_error(
+            f"{what} does not exist: create it, or fix rds.instance_id / rds.region "
+            f"in the {env.name} environment",
+            ErrorType.RDS_INSTANCE_UNUSABLE,
+        )
         try:
             response = self._aws.client("rds", rds.region).describe_db_instances(
                 DBInstanceIdentifier=rds.instance_id
             )
-        except (ClientError, BotoCoreError) as exc:
-            code = (
-                exc.response.get("Error", {}).get("Code", "")
-                if isinstance(exc, ClientError)
-                else ""
-            )
-            if code in ("DBInstanceNotFound", "DBInstanceNotFoundFault"):
-                raise activity_error(
-                    f"{what} does not exist: create it, or fix rds.instance_id / rds.region "
-                    f"in the {env.name} environment",
-                    ErrorType.RDS_INSTANCE_UNUSABLE,
-                ) from None
-            # Throttling, 5xx, network: AWS_UNAVAILABLE (retryable); AccessDenied and the
-            # like need an operator.
-            raise aws_failure(f"describing {what}", exc, ErrorType.CONFIGURATION_MISMATCH) from None
+        except AWS_ERRORS as exc:
+            # AccessDenied and the like: the environment and AWS disagree.
+            refused = ErrorType.CONFIGURATION_MISMATCH
+            if aws_error_type(exc, refused) is ErrorType.RDS_INSTANCE_UNUSABLE:
+                raise missing from None
+            raise aws_error(f"describing {what}", exc, refused) from None
         instances = response.get("DBInstances") or []
         if not instances:
-            raise activity_error(
-                f"{what} does not exist: create it, or fix rds.instance_id / rds.region "
-                f"in the {env.name} environment",
-                ErrorType.RDS_INSTANCE_UNUSABLE,
-            )
+            raise missing
         return dict(instances[0])
 
     def _check_status(self, env: Environment, status: str) -> None:

@@ -13,12 +13,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
 from cryptography import x509
 from kubernetes.client.exceptions import ApiException
 
 from activities.clients import AwsClients, KubeClients
 from activities.errors import ErrorType, activity_error
+from activities.errors.aws import AWS_ERRORS, aws_error
 from activities.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
 from declared_state.models import (
     AwsSecretsManagerPasswords,
@@ -29,29 +29,12 @@ from declared_state.models import (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-_TRANSIENT_AWS_CODES = {
-    "Throttling",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalError",
-    "ServiceUnavailable",
-}
 
 
 def describe_source(source: CaBundleSource) -> str:
     if isinstance(source, CaBundleFromFile):
         return f"file {source.path}"
     return f"s3://{source.bucket}/{source.key}"
-
-
-def aws_failure(what: str, exc: Exception, error_type: ErrorType) -> Exception:
-    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
-    if isinstance(exc, BotoCoreError) or code in _TRANSIENT_AWS_CODES:
-        # Network trouble or throttling: let the retry policy try again.
-        return activity_error(
-            f"{what}: AWS did not answer ({type(exc).__name__}: {exc})", ErrorType.AWS_UNAVAILABLE
-        )
-    return activity_error(f"{what}: {code or type(exc).__name__}: {exc}", error_type)
 
 
 def fetch_ca_bundle(source: CaBundleSource, aws: AwsClients) -> bytes:
@@ -71,8 +54,8 @@ def fetch_ca_bundle(source: CaBundleSource, aws: AwsClients) -> bytes:
             "Body"
         ]
         return bytes(body.read())
-    except (ClientError, BotoCoreError) as exc:
-        raise aws_failure(
+    except AWS_ERRORS as exc:
+        raise aws_error(
             f"CA bundle {describe_source(source)}", exc, ErrorType.CA_BUNDLE_INVALID
         ) from None
 
@@ -113,8 +96,8 @@ def _passwords_from_secrets_manager(
         response = aws.client("secretsmanager", source.region or env.rds.region).get_secret_value(
             SecretId=source.secret_id
         )
-    except (ClientError, BotoCoreError) as exc:
-        raise aws_failure(what, exc, ErrorType.PASSWORD_SOURCE_INVALID) from None
+    except AWS_ERRORS as exc:
+        raise aws_error(what, exc, ErrorType.PASSWORD_SOURCE_INVALID) from None
     try:
         document = json.loads(response.get("SecretString") or "")
     except json.JSONDecodeError:
