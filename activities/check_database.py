@@ -9,6 +9,10 @@ In order, stopping at the first problem an operator (or time) has to fix:
    `schema_version`; a schema older than the target server needs (or missing) is reported
    with the `temporal-sql-tool` commands that bring it up to date.
 
+An instance in a transitional state (creating, rebooting, ...) fails the attempt with the
+retryable RdsInstanceNotReady and a `next_retry_delay` suited to that state (`_WAITING`);
+states RDS does not leave by itself fail for good with what the operator must do.
+
 Nothing is written anywhere. Passwords live only in local variables and in the
 `MySqlTarget` a failure is described with: errors/mysql.py builds every message about a
 MySQL failure from its own templates, never from a PyMySQL exception's text unredacted,
@@ -20,7 +24,8 @@ from __future__ import annotations
 import socket
 import ssl
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import timedelta
+from typing import Any, NamedTuple
 
 import pymysql
 from pymysql.constants import ER
@@ -46,25 +51,50 @@ from declared_state.models import (
 )
 from declared_state.versions import parse_version
 
+
 # --- RDS instance states ------------------------------------------------------------------
-# Transitional: RDS gets there by itself; the activity's retry policy waits it out.
-_WAITING: dict[str, str] = {
-    "creating": "the instance is being created",
-    "modifying": "a modification is being applied",
-    "backing-up": "a backup is running",
-    "rebooting": "the instance is rebooting",
-    "upgrading": "the engine version is being upgraded",
-    "maintenance": "maintenance is being applied",
-    "renaming": "the instance is being renamed",
-    "resetting-master-credentials": "the master credentials are being reset",
-    "starting": "the instance is starting",
-    "storage-optimization": "storage is being optimised",
-    "storage-initialization": "storage is being initialised",
-    "storage-config-upgrade": "the storage configuration is being upgraded",
-    "converting-to-vpc": "the instance is being moved into a VPC",
-    "moving-to-vpc": "the instance is being moved into a VPC",
+class _Waiting(NamedTuple):
+    """A transitional state: RDS leaves it by itself, so the step is retried."""
+
+    reason: str
+    retry_in: timedelta | None
+    """How long the next attempt waits instead of the retry policy's backoff (5 s doubling
+    to 1 min), so a state that takes minutes is not asked about every minute and a reboot
+    is noticed soon after it ends; None: the policy's backoff."""
+
+
+_SHORT = timedelta(seconds=30)  # seconds to a couple of minutes
+_MINUTE = timedelta(minutes=1)
+_LONG = timedelta(minutes=2)  # typically 5 to 30 minutes, sometimes far longer
+
+_WAITING: dict[str, _Waiting] = {
+    "creating": _Waiting("the instance is being created", _LONG),
+    "modifying": _Waiting("a modification is being applied", _LONG),
+    "backing-up": _Waiting("a backup is running", _LONG),
+    "rebooting": _Waiting("the instance is rebooting", _SHORT),
+    "upgrading": _Waiting("the engine version is being upgraded", _LONG),
+    "maintenance": _Waiting("maintenance is being applied", _LONG),
+    "renaming": _Waiting("the instance is being renamed", _SHORT),
+    "resetting-master-credentials": _Waiting("the master credentials are being reset", _SHORT),
+    "starting": _Waiting("the instance is starting", _MINUTE),
+    "storage-optimization": _Waiting("storage is being optimised", _LONG),
+    "storage-initialization": _Waiting("storage is being initialised", _LONG),
+    "storage-config-upgrade": _Waiting("the storage configuration is being upgraded", _LONG),
+    "converting-to-vpc": _Waiting("the instance is being moved into a VPC", _LONG),
+    "moving-to-vpc": _Waiting("the instance is being moved into a VPC", _LONG),
 }
-_WAITING_PREFIXES = ("configuring-",)  # configuring-enhanced-monitoring, -log-exports, ...
+# configuring-enhanced-monitoring, -log-exports, ...: short reconfigurations
+_WAITING_PREFIXES: dict[str, timedelta] = {"configuring-": _MINUTE}
+
+
+def _waiting(status: str) -> _Waiting:
+    """Why `status` is worth waiting for and how long; unfamiliar ones get the backoff."""
+    if status in _WAITING:
+        return _WAITING[status]
+    for prefix, retry_in in _WAITING_PREFIXES.items():
+        if status.startswith(prefix):
+            return _Waiting(f"RDS is {status.replace('-', ' ')}", retry_in)
+    return _Waiting(f"RDS reports the unfamiliar status {status!r}", None)
 
 
 def _unusable_action(status: str, instance_id: str, region: str) -> str | None:
@@ -311,15 +341,15 @@ class DatabasePreflight:
                 f"RDS instance {rds.instance_id!r} is {status}: {action}",
                 ErrorType.RDS_INSTANCE_UNUSABLE,
             )
-        reason = _WAITING.get(status)
-        if reason is None and status.startswith(_WAITING_PREFIXES):
-            reason = f"RDS is {status.replace('-', ' ')}"
-        if reason is None:
-            reason = f"RDS reports the unfamiliar status {status!r}"
+        waiting = _waiting(status)
+        next_check = (
+            f" (next check in {waiting.retry_in.total_seconds():g} s)" if waiting.retry_in else ""
+        )
         raise activity_error(
-            f"RDS instance {rds.instance_id!r} is {status} ({reason}); waiting for it to be "
-            "available",
+            f"RDS instance {rds.instance_id!r} is {status} ({waiting.reason}); waiting for it to "
+            f"be available{next_check}",
             ErrorType.RDS_INSTANCE_NOT_READY,
+            next_retry_delay=waiting.retry_in,
         )
 
     def _check_engine(self, env: Environment, instance: dict[str, Any]) -> None:
