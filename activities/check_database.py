@@ -9,8 +9,14 @@ In order, stopping at the first problem an operator (or time) has to fix:
    `schema_version`; a schema older than the target server needs (or missing) is reported
    with the `temporal-sql-tool` commands that bring it up to date.
 
-Nothing is written anywhere. Passwords live only in local variables: every message is built
-here, never copied from a PyMySQL exception, and library exceptions are not chained.
+An instance in a transitional state (creating, rebooting, ...) fails the attempt with the
+retryable RdsInstanceNotReady and a `next_retry_delay` suited to that state (`_WAITING`);
+states RDS does not leave by itself fail for good with what the operator must do.
+
+Nothing is written anywhere. Passwords live only in local variables and in the
+`MySqlTarget` a failure is described with: errors/mysql.py builds every message about a
+MySQL failure from its own templates, never from a PyMySQL exception's text unredacted,
+and library exceptions are not chained.
 """
 
 from __future__ import annotations
@@ -18,17 +24,19 @@ from __future__ import annotations
 import socket
 import ssl
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import timedelta
+from typing import Any, NamedTuple
 
 import pymysql
-from botocore.exceptions import BotoCoreError, ClientError
+from pymysql.constants import ER
 from temporalio import activity
 
 from activities.clients import AwsClients, KubeClients
 from activities.errors import ErrorType, activity_error
+from activities.errors.aws import AWS_ERRORS, aws_error, aws_error_type
+from activities.errors.mysql import MySqlTarget, mysql_code, mysql_error
 from activities.sources import (
     PROJECT_ROOT,
-    aws_failure,
     describe_source,
     fetch_ca_bundle,
     parse_certificates,
@@ -43,25 +51,50 @@ from declared_state.models import (
 )
 from declared_state.versions import parse_version
 
+
 # --- RDS instance states ------------------------------------------------------------------
-# Transitional: RDS gets there by itself; the activity's retry policy waits it out.
-_WAITING: dict[str, str] = {
-    "creating": "the instance is being created",
-    "modifying": "a modification is being applied",
-    "backing-up": "a backup is running",
-    "rebooting": "the instance is rebooting",
-    "upgrading": "the engine version is being upgraded",
-    "maintenance": "maintenance is being applied",
-    "renaming": "the instance is being renamed",
-    "resetting-master-credentials": "the master credentials are being reset",
-    "starting": "the instance is starting",
-    "storage-optimization": "storage is being optimised",
-    "storage-initialization": "storage is being initialised",
-    "storage-config-upgrade": "the storage configuration is being upgraded",
-    "converting-to-vpc": "the instance is being moved into a VPC",
-    "moving-to-vpc": "the instance is being moved into a VPC",
+class _Waiting(NamedTuple):
+    """A transitional state: RDS leaves it by itself, so the step is retried."""
+
+    reason: str
+    retry_in: timedelta | None
+    """How long the next attempt waits instead of the retry policy's backoff (5 s doubling
+    to 1 min), so a state that takes minutes is not asked about every minute and a reboot
+    is noticed soon after it ends; None: the policy's backoff."""
+
+
+_SHORT = timedelta(seconds=30)  # seconds to a couple of minutes
+_MINUTE = timedelta(minutes=1)
+_LONG = timedelta(minutes=2)  # typically 5 to 30 minutes, sometimes far longer
+
+_WAITING: dict[str, _Waiting] = {
+    "creating": _Waiting("the instance is being created", _LONG),
+    "modifying": _Waiting("a modification is being applied", _LONG),
+    "backing-up": _Waiting("a backup is running", _LONG),
+    "rebooting": _Waiting("the instance is rebooting", _SHORT),
+    "upgrading": _Waiting("the engine version is being upgraded", _LONG),
+    "maintenance": _Waiting("maintenance is being applied", _LONG),
+    "renaming": _Waiting("the instance is being renamed", _SHORT),
+    "resetting-master-credentials": _Waiting("the master credentials are being reset", _SHORT),
+    "starting": _Waiting("the instance is starting", _MINUTE),
+    "storage-optimization": _Waiting("storage is being optimised", _LONG),
+    "storage-initialization": _Waiting("storage is being initialised", _LONG),
+    "storage-config-upgrade": _Waiting("the storage configuration is being upgraded", _LONG),
+    "converting-to-vpc": _Waiting("the instance is being moved into a VPC", _LONG),
+    "moving-to-vpc": _Waiting("the instance is being moved into a VPC", _LONG),
 }
-_WAITING_PREFIXES = ("configuring-",)  # configuring-enhanced-monitoring, -log-exports, ...
+# configuring-enhanced-monitoring, -log-exports, ...: short reconfigurations
+_WAITING_PREFIXES: dict[str, timedelta] = {"configuring-": _MINUTE}
+
+
+def _waiting(status: str) -> _Waiting:
+    """Why `status` is worth waiting for and how long; unfamiliar ones get the backoff."""
+    if status in _WAITING:
+        return _WAITING[status]
+    for prefix, retry_in in _WAITING_PREFIXES.items():
+        if status.startswith(prefix):
+            return _Waiting(f"RDS is {status.replace('-', ' ')}", retry_in)
+    return _Waiting(f"RDS reports the unfamiliar status {status!r}", None)
 
 
 def _unusable_action(status: str, instance_id: str, region: str) -> str | None:
@@ -103,14 +136,6 @@ def _unusable_action(status: str, instance_id: str, region: str) -> str | None:
 
 
 # --- TLS ------------------------------------------------------------------------------------
-# OpenSSL verify codes
-_X509_HOSTNAME_MISMATCH = 62
-_X509_IP_ADDRESS_MISMATCH = 64
-_X509_CERT_NOT_YET_VALID = 9
-_X509_CERT_HAS_EXPIRED = 10
-_X509_UNTRUSTED = frozenset({2, 18, 19, 20, 21})  # no issuer / self-signed / not trusted
-
-
 class _ServerNameContext(ssl.SSLContext):
     """Verifies the server certificate against one fixed name, whichever host was dialled.
 
@@ -155,16 +180,6 @@ def _tls_context(bundle: bytes, server_name: str, origin: str) -> ssl.SSLContext
 
 
 # --- MySQL ----------------------------------------------------------------------------------
-_ER_DBACCESS_DENIED = 1044
-_ER_ACCESS_DENIED = 1045
-_ER_BAD_DB = 1049
-_ER_TABLEACCESS_DENIED = 1142
-_ER_NO_SUCH_TABLE = 1146
-_CR_SERVER_GONE = 2006
-_CR_SERVER_LOST = 2013
-_CR_SSL_CONNECTION_ERROR = 2026
-
-
 @dataclass(frozen=True)
 class _Store:
     """One of the two Temporal stores as the preflight sees it."""
@@ -296,32 +311,24 @@ class DatabasePreflight:
     def _describe_instance(self, env: Environment) -> dict[str, Any]:
         rds = env.rds
         what = f"RDS instance {rds.instance_id!r} in {rds.region}"
+        missing = activity_error(
+            f"{what} does not exist: create it, or fix rds.instance_id / rds.region "
+            f"in the {env.name} environment",
+            ErrorType.RDS_INSTANCE_UNUSABLE,
+        )
         try:
             response = self._aws.client("rds", rds.region).describe_db_instances(
                 DBInstanceIdentifier=rds.instance_id
             )
-        except (ClientError, BotoCoreError) as exc:
-            code = (
-                exc.response.get("Error", {}).get("Code", "")
-                if isinstance(exc, ClientError)
-                else ""
-            )
-            if code in ("DBInstanceNotFound", "DBInstanceNotFoundFault"):
-                raise activity_error(
-                    f"{what} does not exist: create it, or fix rds.instance_id / rds.region "
-                    f"in the {env.name} environment",
-                    ErrorType.RDS_INSTANCE_UNUSABLE,
-                ) from None
-            # Throttling, 5xx, network: AWS_UNAVAILABLE (retryable); AccessDenied and the
-            # like need an operator.
-            raise aws_failure(f"describing {what}", exc, ErrorType.CONFIGURATION_MISMATCH) from None
+        except AWS_ERRORS as exc:
+            # AccessDenied and the like: the environment and AWS disagree.
+            refused = ErrorType.CONFIGURATION_MISMATCH
+            if aws_error_type(exc, refused) is ErrorType.RDS_INSTANCE_UNUSABLE:
+                raise missing from None
+            raise aws_error(f"describing {what}", exc, refused) from None
         instances = response.get("DBInstances") or []
         if not instances:
-            raise activity_error(
-                f"{what} does not exist: create it, or fix rds.instance_id / rds.region "
-                f"in the {env.name} environment",
-                ErrorType.RDS_INSTANCE_UNUSABLE,
-            )
+            raise missing
         return dict(instances[0])
 
     def _check_status(self, env: Environment, status: str) -> None:
@@ -334,15 +341,15 @@ class DatabasePreflight:
                 f"RDS instance {rds.instance_id!r} is {status}: {action}",
                 ErrorType.RDS_INSTANCE_UNUSABLE,
             )
-        reason = _WAITING.get(status)
-        if reason is None and status.startswith(_WAITING_PREFIXES):
-            reason = f"RDS is {status.replace('-', ' ')}"
-        if reason is None:
-            reason = f"RDS reports the unfamiliar status {status!r}"
+        waiting = _waiting(status)
+        next_check = (
+            f" (next check in {waiting.retry_in.total_seconds():g} s)" if waiting.retry_in else ""
+        )
         raise activity_error(
-            f"RDS instance {rds.instance_id!r} is {status} ({reason}); waiting for it to be "
-            "available",
+            f"RDS instance {rds.instance_id!r} is {status} ({waiting.reason}); waiting for it to "
+            f"be available{next_check}",
             ErrorType.RDS_INSTANCE_NOT_READY,
+            next_retry_delay=waiting.retry_in,
         )
 
     def _check_engine(self, env: Environment, instance: dict[str, Any]) -> None:
@@ -405,9 +412,9 @@ class DatabasePreflight:
                 autocommit=True,
             )
         except pymysql.err.MySQLError as exc:
-            if _mysql_code(exc) == _ER_BAD_DB:
+            if mysql_code(exc) == ER.BAD_DB_ERROR:
                 return _Reading(missing="database")
-            raise self._failure(env, store, exc, connecting=True) from None
+            raise mysql_error(exc, self._target(env, store), connecting=True) from None
         try:
             with conn.cursor() as cur:
                 cur.execute(
@@ -417,101 +424,32 @@ class DatabasePreflight:
                 )
                 row = cur.fetchone()
         except pymysql.err.MySQLError as exc:
-            if _mysql_code(exc) == _ER_NO_SUCH_TABLE:
+            if mysql_code(exc) == ER.NO_SUCH_TABLE:
                 return _Reading(missing="table")
-            raise self._failure(env, store, exc, connecting=False) from None
+            raise mysql_error(exc, self._target(env, store), connecting=False) from None
         finally:
             conn.close()
         if row is None or not row[0]:
             return _Reading(missing="row")
         return _Reading(version=str(row[0]))
 
-    def _failure(
-        self, env: Environment, store: _Store, exc: pymysql.err.MySQLError, *, connecting: bool
-    ) -> Exception:
-        """An actionable error for a connection or query failure, never quoting the password."""
-        where = f"{env.rds.endpoint}:{env.rds.port}"
-        user = env.database.user
-        code = _mysql_code(exc)
-        # PyMySQL wraps socket/TLS errors: at connect time in `original_exception`, while
-        # reading (e.g. a read timeout) only as the implicit context.
-        original = getattr(exc, "original_exception", None) or exc.__context__
-        if isinstance(original, ssl.SSLCertVerificationError):
-            return activity_error(
-                f"TLS to {where} failed: {_verify_reason(original, env)}",
-                ErrorType.DATABASE_TLS_FAILED,
-            )
-        if isinstance(original, ssl.SSLError) and not isinstance(
-            original, ssl.SSLEOFError | ssl.SSLZeroReturnError
-        ):
-            return activity_error(
-                f"TLS to {where} failed during the handshake ({original.reason or 'SSL error'}); "
-                "the server must offer TLS 1.2 or newer",
-                ErrorType.DATABASE_TLS_FAILED,
-            )
-        if isinstance(original, socket.gaierror):
-            return activity_error(
-                f"cannot resolve {env.rds.endpoint!r} (DNS); check the network path from the "
-                "worker to RDS",
-                ErrorType.DATABASE_UNREACHABLE,
-            )
-        if isinstance(original, TimeoutError):
-            return activity_error(
-                f"{where} did not answer within {self._connect_timeout:g}s/"
-                f"{self._read_timeout:g}s; check the security group and the network path "
-                "from the worker to RDS",
-                ErrorType.DATABASE_UNREACHABLE,
-            )
-        if isinstance(original, ConnectionRefusedError):
-            return activity_error(
-                f"{where} refused the connection; is the instance listening on port "
-                f"{env.rds.port}?",
-                ErrorType.DATABASE_UNREACHABLE,
-            )
-        if isinstance(original, OSError):
-            return activity_error(
-                f"cannot reach {where} ({type(original).__name__}"
-                f"{': ' + original.strerror if original.strerror else ''})",
-                ErrorType.DATABASE_UNREACHABLE,
-            )
-        if code == _ER_ACCESS_DENIED:
-            return activity_error(
-                f"MySQL at {where} refused user {user!r} for the {store.label} "
-                f"(database {store.database!r}, error 1045 access denied): the password in "
-                f"{store.password_ref} is not this user's password; fix the secret or reset "
-                "the user's password",
-                ErrorType.DATABASE_AUTH_FAILED,
-            )
-        if code == _ER_DBACCESS_DENIED:
-            return activity_error(
-                f"MySQL at {where}: user {user!r} may not use database {store.database!r} "
-                f"(error 1044); grant it with GRANT ALL PRIVILEGES ON `{store.database}`.* TO "
-                f"'{user}'@'%' (create the database first if it does not exist)",
-                ErrorType.DATABASE_AUTH_FAILED,
-            )
-        if code == _ER_TABLEACCESS_DENIED:
-            return activity_error(
-                f"MySQL at {where}: user {user!r} may not read {store.database}.schema_version "
-                f"(error 1142); grant it privileges on `{store.database}`.*",
-                ErrorType.DATABASE_AUTH_FAILED,
-            )
-        if code == _CR_SSL_CONNECTION_ERROR:
-            return activity_error(
-                f"MySQL at {where} does not offer TLS; the cluster connects with TLS only",
-                ErrorType.DATABASE_TLS_FAILED,
-            )
-        if code in (_CR_SERVER_GONE, _CR_SERVER_LOST):
-            return activity_error(
-                f"{where} closed the connection while {'connecting' if connecting else 'reading'}"
-                f" (MySQL client error {code}); the server may be restarting",
-                ErrorType.DATABASE_UNREACHABLE,
-            )
-        # Too many connections, server shutting down and the like: worth retrying.
-        step = "connecting to" if connecting else "reading schema_version from"
-        return activity_error(
-            f"MySQL error {code} {step} {store.database!r} at {where} "
-            f"({_redact(_mysql_text(exc), store.password)})",
-            ErrorType.DATABASE_UNREACHABLE,
+    def _target(self, env: Environment, store: _Store) -> MySqlTarget:
+        return MySqlTarget(
+            host=env.rds.endpoint,
+            port=env.rds.port,
+            user=env.database.user,
+            database=store.database,
+            store=store.label,
+            password_ref=store.password_ref,
+            password=store.password,
+            tls_server_name=env.db_tls_server_name,
+            tls_server_name_from=(
+                "database.tls_server_name" if env.database.tls_server_name else "rds.endpoint"
+            ),
+            ca_bundle=describe_source(env.ca_bundle.source),
+            region=env.rds.region,
+            connect_timeout=self._connect_timeout,
+            read_timeout=self._read_timeout,
         )
 
     # --- schema ---------------------------------------------------------------------------
@@ -593,41 +531,3 @@ def _ca_bundle_preparation(env: Environment) -> list[str]:
         region = f" --region {source.region}" if source.region else ""
         return [f"aws s3 cp s3://{source.bucket}/{source.key} ./{env.ca_bundle.key}{region}"]
     return []
-
-
-def _verify_reason(error: ssl.SSLCertVerificationError, env: Environment) -> str:
-    name = env.db_tls_server_name
-    code = error.verify_code
-    origin = describe_source(env.ca_bundle.source)
-    if code in (_X509_HOSTNAME_MISMATCH, _X509_IP_ADDRESS_MISMATCH):
-        key = "database.tls_server_name" if env.database.tls_server_name else "rds.endpoint"
-        return (
-            f"host name mismatch: the server certificate is not valid for {name!r} "
-            f"(from {key}); set database.tls_server_name to a name the certificate carries "
-            "(for RDS: the instance endpoint)"
-        )
-    if code in _X509_UNTRUSTED:
-        return (
-            f"certificate verify failed: the server certificate is not signed by a CA in the "
-            f"bundle {origin} ({error.verify_message}); use the RDS CA bundle for "
-            f"{env.rds.region} (global-bundle.pem)"
-        )
-    if code in (_X509_CERT_HAS_EXPIRED, _X509_CERT_NOT_YET_VALID):
-        return (
-            f"certificate verify failed: {error.verify_message}; rotate the instance's CA "
-            "certificate (aws rds modify-db-instance --ca-certificate-identifier ...)"
-        )
-    return f"certificate verify failed: {error.verify_message} (OpenSSL code {code})"
-
-
-def _mysql_code(exc: pymysql.err.MySQLError) -> int | None:
-    first = exc.args[0] if exc.args else None
-    return first if isinstance(first, int) else None
-
-
-def _mysql_text(exc: pymysql.err.MySQLError) -> str:
-    return str(exc.args[1]) if len(exc.args) > 1 else type(exc).__name__
-
-
-def _redact(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text

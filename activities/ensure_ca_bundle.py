@@ -18,7 +18,12 @@ from temporalio import activity
 
 from activities.clients import AwsClients, KubeClients
 from activities.errors import ErrorType, activity_error
-from activities.kube_objects import describe_write, ensure_namespaced_object, key_differences
+from activities.kube_objects import (
+    core_api,
+    describe_write,
+    ensure_namespaced_object,
+    key_differences,
+)
 from activities.sources import describe_source, fetch_ca_bundle, parse_certificates
 from contracts.ensure_ca_bundle import EnsureCaBundleInput, EnsureCaBundleResult
 
@@ -77,7 +82,7 @@ class CaBundlePublisher:
             return found
 
         action, drift = ensure_namespaced_object(
-            self._kube.core_v1(env.kubernetes.context),
+            core_api(self._kube, env.kubernetes.context),
             "ConfigMap",
             env.kubernetes.namespace,
             spec.config_map,

@@ -18,7 +18,12 @@ from temporalio import activity
 
 from activities.clients import AwsClients, KubeClients
 from activities.errors import ErrorType, activity_error
-from activities.kube_objects import describe_write, ensure_namespaced_object, key_differences
+from activities.kube_objects import (
+    core_api,
+    describe_write,
+    ensure_namespaced_object,
+    key_differences,
+)
 from activities.sources import read_db_passwords
 from contracts.ensure_db_secret import EnsureDbSecretInput, EnsureDbSecretResult
 from declared_state.models import AwsSecretsManagerPasswords
@@ -78,7 +83,7 @@ class DbSecretPublisher:
             return key_differences(live.data or {}, desired, "Secrets Manager")
 
         action, drift = ensure_namespaced_object(
-            self._kube.core_v1(env.kubernetes.context),
+            core_api(self._kube, env.kubernetes.context),
             "Secret",
             namespace,
             spec.name,

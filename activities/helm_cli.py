@@ -1,4 +1,18 @@
-"""The helm binary: finding it, telling v3 from v4, preparing a local chart, rendering.
+"""The helm binary: finding it, telling v3 from v4, preparing a local chart, rendering,
+supervising a long-running command, and reading helm's error message from its output.
+
+Short commands (`version`, `history`, `get values`, `template`) run to completion through
+`HelmCli.run`, which raises `HelmCommandFailed` with helm's stderr. A long one (upgrade,
+rollback, uninstall, which wait for readiness) is started with `HelmCli.start`: a
+`HelmProcess` whose reader threads collect stderr (bounded) and the latest output line, so
+the caller can heartbeat with helm's progress and stop it. Stopping is SIGTERM, which lets
+helm mark the release failed (and roll back) instead of leaving it pending-*, then SIGKILL
+after `TERMINATE_GRACE_S`. helm runs in a session of its own, so a Ctrl-C meant for the
+worker's terminal reaches helm only through that path.
+
+helm has no error codes: it prints `Error: ...` (several lines for some failures) and
+exits 1; v3 with `--debug` follows it with a Go stack trace, v4 with a hint line.
+`error_message` cuts that block out; errors/helm.py classifies it.
 
 Only activities (and the starter's offline `render`/`validate`) call helm; nothing here is
 imported by workflow code.
@@ -9,9 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +42,9 @@ from declared_state.models import ChartSpec, Environment
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_TOOLS = PROJECT_ROOT / ".tools" / "helm"
 PREPARED_CHARTS = PROJECT_ROOT / ".state" / "charts"
+TERMINATE_GRACE_S = 10.0
+# v3 `--debug` prints a Go stack after the error; v4 ends with a hint line.
+_END_OF_ERROR = re.compile(r"^\S+\.go:\d+: |^Use --debug flag")
 
 
 class HelmNotFound(RuntimeError):
@@ -146,6 +167,10 @@ class HelmCli:
         """argv for a helm command that talks to the cluster (kubeconfig/context appended)."""
         return [self.binary, *args, *self.global_flags()]
 
+    def start(self, args: list[str]) -> HelmProcess:
+        """A long helm command that talks to the cluster, running under supervision."""
+        return HelmProcess(self.command(args))
+
     def run_kube(self, args: list[str], timeout: float | None = 120) -> str:
         """`run` with this CLI's kubeconfig and context."""
         return self.run([*args, *self.global_flags()], timeout=timeout)
@@ -199,6 +224,74 @@ class HelmCli:
                     values_file.name,
                 ]
             )
+
+
+class HelmProcess:
+    """A running helm command whose output lines are collected by reader threads."""
+
+    def __init__(self, argv: list[str]):
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,  # our signals only, never the worker's terminal's
+        )
+        self.stderr: deque[str] = deque(maxlen=400)
+        self.last_line = ""
+        self._readers = [
+            threading.Thread(target=self._read, args=(stream, keep), daemon=True)
+            for stream, keep in ((self.proc.stdout, False), (self.proc.stderr, True))
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream: Any, keep: bool) -> None:
+        for raw in stream:
+            line = raw.rstrip("\n")
+            if keep:
+                self.stderr.append(line)
+            if line.strip():
+                self.last_line = line.strip()[:300]
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def finish(self) -> None:
+        for reader in self._readers:
+            reader.join(timeout=5)
+
+    def terminate(self) -> None:
+        """SIGTERM (helm marks the release failed and may roll back), then SIGKILL."""
+        if self.proc.poll() is not None:
+            return
+        try:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=TERMINATE_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+
+
+def error_message(lines: list[str]) -> str:
+    """helm's own `Error: ...` message (all of its lines), without debug noise."""
+    start = next((i for i, line in enumerate(lines) if line.startswith("Error: ")), None)
+    if start is None:
+        tail = [line for line in lines if line.strip()][-5:]
+        return "\n".join(tail).strip() or "helm failed without a message"
+    block: list[str] = []
+    for line in lines[start:]:
+        if block and _END_OF_ERROR.search(line):
+            break
+        block.append(line)
+    return "\n".join(block).strip()[:3000]
 
 
 def render_environment(env: Environment, helm: HelmCli | None = None) -> str:

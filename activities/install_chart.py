@@ -5,7 +5,9 @@ declared values is left alone (no new revision). A release left `pending-*` by a
 died mid-helm is rolled back (or, never deployed, uninstalled) once it is older than
 `pending_grace`, then upgraded. helm itself waits for readiness and rolls back on failure
 (v3 `--atomic`, v4 `--rollback-on-failure`); helm's output is streamed into heartbeats, and a
-cancelled activity terminates helm (SIGTERM, then SIGKILL).
+cancelled activity terminates helm (SIGTERM, then SIGKILL). The process supervision and
+helm's error message are helm_cli's (`HelmProcess`, `error_message`); what a failure means
+(pending, timeout, bad values, other) is errors/helm.py's table.
 
 Every run reports how the release differed from the declaration before it acted (`drift`:
 missing, pending or failed, another chart version, the dotted paths of differing values, never
@@ -16,12 +18,9 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import tempfile
-import threading
 import time
-from collections import deque
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -30,12 +29,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.errors import ErrorType, activity_error
+from activities.errors.helm import helm_error
 from activities.helm_cli import (
     HelmCli,
     HelmCommandFailed,
     HelmNotFound,
     chart_reference,
     check_local_chart_version,
+    error_message,
 )
 from contracts.base import DriftItem
 from contracts.install_chart import InstallChartInput, InstallChartResult, ReleaseAction
@@ -43,24 +44,7 @@ from declared_state.chart_values import build_chart_values
 from declared_state.models import Environment
 
 HEARTBEAT_EVERY_S = 5.0
-TERMINATE_GRACE_S = 10.0
 PENDING_STATES = ("pending-install", "pending-upgrade", "pending-rollback")
-
-_PENDING = re.compile(r"another operation \(install/upgrade/rollback\) is in progress")
-_TIMEOUT = re.compile(
-    r"context deadline exceeded|timed out waiting for the condition|resource not ready|"
-    r"\bnot ready\. status:",
-    re.IGNORECASE,
-)
-_BAD_VALUES = re.compile(
-    r"execution error at|template: |error calling include|values don't meet the specifications|"
-    r"YAML parse error|error converting YAML|unable to build kubernetes objects|"
-    r"error validating data|parse error",
-    re.IGNORECASE,
-)
-# v3 `--debug` prints a Go stack after the error; v4 ends with a hint line.
-_END_OF_ERROR = re.compile(r"^\S+\.go:\d+: |^Use --debug flag")
-
 
 MAX_DRIFT_PATHS = 10
 
@@ -102,74 +86,6 @@ def _parse_time(text: str) -> datetime | None:
     base, frac, zone = match.groups()
     stamp = base + (f".{frac[:6]}" if frac else "") + ("+00:00" if zone in (None, "Z") else zone)
     return datetime.fromisoformat(stamp)
-
-
-def _error_block(lines: list[str]) -> str:
-    """helm's own `Error: ...` message (all of its lines), without debug noise."""
-    start = next((i for i, line in enumerate(lines) if line.startswith("Error: ")), None)
-    if start is None:
-        tail = [line for line in lines if line.strip()][-5:]
-        return "\n".join(tail).strip() or "helm failed without a message"
-    block: list[str] = []
-    for line in lines[start:]:
-        if block and _END_OF_ERROR.search(line):
-            break
-        block.append(line)
-    return "\n".join(block).strip()[:3000]
-
-
-class _HelmProcess:
-    """A running helm command whose output lines are collected by reader threads."""
-
-    def __init__(self, argv: list[str]):
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-            start_new_session=True,  # our signals only, never the worker's terminal's
-        )
-        self.stderr: deque[str] = deque(maxlen=400)
-        self.last_line = ""
-        self._readers = [
-            threading.Thread(target=self._read, args=(stream, keep), daemon=True)
-            for stream, keep in ((self.proc.stdout, False), (self.proc.stderr, True))
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    def _read(self, stream: Any, keep: bool) -> None:
-        for raw in stream:
-            line = raw.rstrip("\n")
-            if keep:
-                self.stderr.append(line)
-            if line.strip():
-                self.last_line = line.strip()[:300]
-
-    def wait(self, timeout: float) -> int | None:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def finish(self) -> None:
-        for reader in self._readers:
-            reader.join(timeout=5)
-
-    def terminate(self) -> None:
-        """SIGTERM (helm marks the release failed and may roll back), then SIGKILL."""
-        if self.proc.poll() is not None:
-            return
-        try:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=TERMINATE_GRACE_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
 
 
 class ChartInstaller:
@@ -317,31 +233,25 @@ class _Install:
         )
 
     # -- reading the release -------------------------------------------------------------
-    def _quick(self, args: list[str]) -> Any:
-        """A short read-only helm call (JSON), its failures classified."""
+    def _quick(self, args: list[str], *, missing_ok: bool = False) -> Any:
+        """A short read-only helm call (JSON), its failures classified; with `missing_ok`,
+        None when the release does not exist."""
+        what = f"helm {args[0]} of {self.where}"
         try:
             return self.helm.run_json([*args, "--namespace", self.namespace])
         except subprocess.TimeoutExpired:
-            raise activity_error(
-                f"helm {args[0]} of {self.where} did not answer in time", ErrorType.HELM_FAILED
-            ) from None
+            raise activity_error(f"{what} did not answer in time", ErrorType.HELM_FAILED) from None
         except HelmCommandFailed as exc:
-            raise self._classify(exc.stderr, f"helm {args[0]} of {self.where}") from None
+            if missing_ok and "not found" in exc.stderr:
+                return None
+            raise self._classify(exc.stderr, what) from None
+        except (OSError, ValueError) as exc:
+            # helm vanished or cannot run any more, or printed something that is not JSON.
+            raise activity_error(f"{what} failed: {exc}", ErrorType.HELM_FAILED) from None
 
     def _history(self) -> list[dict[str, Any]]:
         """Revisions oldest first; [] when the release does not exist."""
-        try:
-            found = self.helm.run_json(
-                ["history", self.release, "--namespace", self.namespace, "--max", "256"]
-            )
-        except HelmCommandFailed as exc:
-            if "not found" in exc.stderr:
-                return []
-            raise self._classify(exc.stderr, f"helm history of {self.where}") from None
-        except subprocess.TimeoutExpired:
-            raise activity_error(
-                f"helm history of {self.where} did not answer in time", ErrorType.HELM_FAILED
-            ) from None
+        found = self._quick(["history", self.release, "--max", "256"], missing_ok=True)
         return sorted(found or [], key=lambda h: int(h["revision"]))
 
     def _deployed_values(self) -> Any:
@@ -390,7 +300,7 @@ class _Install:
         activity.logger.warning("%s: %s", self.where, what)
         code, lines = self._stream("recovering", [*args, *self._timeout_flags()])
         if code != 0:
-            message = _error_block(lines)
+            message = error_message(lines)
             raise activity_error(
                 f"{self.where} is {state} and could not be recovered ({what}): {message}. "
                 f"Fix the cause, then run: {self._rollback_hint(history)}",
@@ -430,7 +340,12 @@ class _Install:
     def _stream(self, phase: str, args: list[str]) -> tuple[int, list[str]]:
         """Run helm, heartbeat with its latest line, terminate it if we are cancelled."""
         self._heartbeat(phase)
-        proc = _HelmProcess(self.helm.command(args))
+        try:
+            proc = self.helm.start(args)
+        except OSError as exc:
+            raise activity_error(
+                f"helm {args[0]} of {self.where} did not start: {exc}", ErrorType.HELM_FAILED
+            ) from None
         try:
             while True:
                 code = proc.wait(timeout=HEARTBEAT_EVERY_S)
@@ -468,29 +383,15 @@ class _Install:
 
     # -- errors --------------------------------------------------------------------------
     def _classify(self, output: str, what: str) -> ApplicationError:
-        lines = output.splitlines()
-        message = _error_block(lines)
-        if _PENDING.search(message):
-            return activity_error(
-                f"{what}: {message}. Another helm operation holds the release; if none is "
-                f"running, roll it back: helm history {self.release} --namespace "
-                f"{self.namespace}, then helm rollback {self.release} <last deployed revision> "
-                f"--namespace {self.namespace}",
-                ErrorType.HELM_RELEASE_PENDING,
-            )
-        if _TIMEOUT.search(message):
-            return activity_error(
-                f"{what} timed out after {self._timeout_s()}s waiting for readiness: {message}. "
-                f"{self._after_failure(message)}",
-                ErrorType.HELM_TIMEOUT,
-            )
-        if _BAD_VALUES.search(message):
-            return activity_error(
-                f"{what}: the chart rejected the values built from environment "
-                f"{self.env.name!r}: {message}",
-                ErrorType.HELM_BAD_VALUES,
-            )
-        return activity_error(f"{what} failed: {message}", ErrorType.HELM_FAILED)
+        return helm_error(
+            what,
+            output,
+            release=self.release,
+            namespace=self.namespace,
+            environment=self.env.name,
+            timeout_s=self._timeout_s(),
+            aftermath=self._after_failure,
+        )
 
     def _after_failure(self, message: str) -> str:
         """Where the release stands now, read back (best effort)."""

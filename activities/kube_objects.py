@@ -12,17 +12,16 @@ mode that is all it does: the action is the one it would take, and nothing is wr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, NamedTuple
 
-import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from temporalio import activity
 
+from activities.clients import KubeClients
 from activities.errors import ErrorType, activity_error
-from activities.sources import kubernetes_failure
+from activities.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
 from contracts.base import DriftItem
 from contracts.ensure_ca_bundle import WriteAction
 
@@ -60,6 +59,14 @@ _METHODS: dict[ObjectKind, tuple[str, str, str]] = {
     ),
     "Secret": ("read_namespaced_secret", "create_namespaced_secret", "replace_namespaced_secret"),
 }
+
+
+def core_api(kube: KubeClients, context: str | None) -> k8s.CoreV1Api:
+    """The CoreV1Api of `context`; building it reads the kubeconfig, which may not load."""
+    try:
+        return kube.core_v1(context)
+    except KUBERNETES_ERRORS as exc:
+        raise kubernetes_error(f"kube context {context or '(current)'}", exc) from None
 
 
 def ensure_namespaced_object(
@@ -198,34 +205,16 @@ class _Conflict(Exception):
     pass
 
 
+# Ordinary answers the callers act on (create it / read again), not failures.
+_OUTCOMES: dict[int, type[Exception]] = {404: _NotFound, 409: _Conflict}
+
+
 def _call(where: str, doing: str, kind: str, fn: Callable[..., Any], *args: Any) -> Any:
     """Run one API call; 404/409 become _NotFound/_Conflict, the rest activity errors."""
     try:
         return fn(*args)
-    except ApiException as exc:
-        if exc.status == 404:
-            raise _NotFound() from None
-        if exc.status == 409:
-            raise _Conflict() from None
-        if exc.status == 422:
-            # The API refuses the object itself (e.g. `immutable: true`, a Secret of another
-            # type): retrying cannot help. Secret refusals are not quoted, they may echo data.
-            detail = "" if kind == "Secret" else f": {_server_message(exc)}"
-            raise activity_error(
-                f"{doing} {where}: Kubernetes refused the object (422 {exc.reason}){detail}; "
-                "fix or delete the existing object",
-                ErrorType.CONFIGURATION_MISMATCH,
-            ) from None
-        raise kubernetes_failure(f"{doing} {where}", exc) from None
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise activity_error(
-            f"{doing} {where}: Kubernetes API unreachable ({type(exc).__name__}: {exc})",
-            ErrorType.KUBERNETES_UNAVAILABLE,
-        ) from None
-
-
-def _server_message(exc: ApiException) -> str:
-    try:
-        return str(json.loads(exc.body or "").get("message", "")) or str(exc.reason)
-    except (ValueError, AttributeError):
-        return str(exc.reason)
+    except KUBERNETES_ERRORS as exc:
+        if isinstance(exc, ApiException) and exc.status in _OUTCOMES:
+            raise _OUTCOMES[exc.status]() from None
+        # A Secret's refusal is never quoted: the API server may echo the data.
+        raise kubernetes_error(f"{doing} {where}", exc, quote_server=kind != "Secret") from None

@@ -31,6 +31,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import ErrorType, activity_error
+from activities.errors.temporal_rpc import rpc_answer, temporal_rpc_error
 from activities.temporal_target import FrontendUnreachable, TargetTemporalClients, attempt_deadline
 from contracts.base import DriftItem
 from contracts.register_namespaces import (
@@ -41,15 +42,6 @@ from contracts.register_namespaces import (
 from declared_state.models import TemporalNamespace, format_duration
 
 _RPC_TIMEOUT = timedelta(seconds=10)
-# The operator must change something (the declaration, the credentials): retrying cannot help.
-_PERMANENT = {
-    RPCStatusCode.INVALID_ARGUMENT,
-    RPCStatusCode.PERMISSION_DENIED,
-    RPCStatusCode.UNAUTHENTICATED,
-    RPCStatusCode.FAILED_PRECONDITION,
-    RPCStatusCode.OUT_OF_RANGE,
-    RPCStatusCode.UNIMPLEMENTED,
-}
 _SYSTEM_NAMESPACES = {"temporal-system"}
 
 
@@ -81,18 +73,12 @@ def _duration(value: timedelta) -> Duration:
 
 def _failure(namespace: str, what: str, exc: RPCError) -> Exception:
     """An RPC error -> an ApplicationError naming the namespace and what to do."""
-    if exc.status in _PERMANENT:
-        return activity_error(
-            f"namespace {namespace!r}: {what} was refused by the frontend "
-            f"({exc.status.name}: {exc.message}); fix the declaration in the environment file "
-            "or the bootstrap's permissions on the cluster",
-            ErrorType.NAMESPACE_REGISTRATION_FAILED,
-        )
-    # UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL...: transient.
-    return activity_error(
-        f"namespace {namespace!r}: {what} failed, the frontend did not answer properly "
-        f"({exc.status.name}: {exc.message}); will retry",
-        ErrorType.FRONTEND_UNHEALTHY,
+    return temporal_rpc_error(
+        f"namespace {namespace!r}: {what}",
+        exc,
+        refused=ErrorType.NAMESPACE_REGISTRATION_FAILED,
+        remedy="fix the declaration in the environment file or the bootstrap's permissions "
+        "on the cluster",
     )
 
 
@@ -250,7 +236,7 @@ class RegisterNamespaces:
             )
         except RPCError as exc:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.UNAVAILABLE):
-                return f"{exc.status.name}: {exc.message}"
+                return rpc_answer(exc)
             raise _failure(name, "using the namespace", exc) from None
         return None
 

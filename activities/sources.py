@@ -13,12 +13,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
 from cryptography import x509
 from kubernetes.client.exceptions import ApiException
 
 from activities.clients import AwsClients, KubeClients
 from activities.errors import ErrorType, activity_error
+from activities.errors.aws import AWS_ERRORS, aws_error
+from activities.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
 from declared_state.models import (
     AwsSecretsManagerPasswords,
     CaBundleFromFile,
@@ -28,29 +29,12 @@ from declared_state.models import (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-_TRANSIENT_AWS_CODES = {
-    "Throttling",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalError",
-    "ServiceUnavailable",
-}
 
 
 def describe_source(source: CaBundleSource) -> str:
     if isinstance(source, CaBundleFromFile):
         return f"file {source.path}"
     return f"s3://{source.bucket}/{source.key}"
-
-
-def aws_failure(what: str, exc: Exception, error_type: ErrorType) -> Exception:
-    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
-    if isinstance(exc, BotoCoreError) or code in _TRANSIENT_AWS_CODES:
-        # Network trouble or throttling: let the retry policy try again.
-        return activity_error(
-            f"{what}: AWS did not answer ({type(exc).__name__}: {exc})", ErrorType.AWS_UNAVAILABLE
-        )
-    return activity_error(f"{what}: {code or type(exc).__name__}: {exc}", error_type)
 
 
 def fetch_ca_bundle(source: CaBundleSource, aws: AwsClients) -> bytes:
@@ -70,8 +54,8 @@ def fetch_ca_bundle(source: CaBundleSource, aws: AwsClients) -> bytes:
             "Body"
         ]
         return bytes(body.read())
-    except (ClientError, BotoCoreError) as exc:
-        raise aws_failure(
+    except AWS_ERRORS as exc:
+        raise aws_error(
             f"CA bundle {describe_source(source)}", exc, ErrorType.CA_BUNDLE_INVALID
         ) from None
 
@@ -112,8 +96,8 @@ def _passwords_from_secrets_manager(
         response = aws.client("secretsmanager", source.region or env.rds.region).get_secret_value(
             SecretId=source.secret_id
         )
-    except (ClientError, BotoCoreError) as exc:
-        raise aws_failure(what, exc, ErrorType.PASSWORD_SOURCE_INVALID) from None
+    except AWS_ERRORS as exc:
+        raise aws_error(what, exc, ErrorType.PASSWORD_SOURCE_INVALID) from None
     try:
         document = json.loads(response.get("SecretString") or "")
     except json.JSONDecodeError:
@@ -137,14 +121,14 @@ def _passwords_from_kubernetes_secret(env: Environment, kube: KubeClients) -> Db
         secret = kube.core_v1(env.kubernetes.context).read_namespaced_secret(
             secret_spec.name, env.kubernetes.namespace
         )
-    except ApiException as exc:
-        if exc.status == 404:
+    except KUBERNETES_ERRORS as exc:
+        if isinstance(exc, ApiException) and exc.status == 404:
             raise activity_error(
                 f"{where} does not exist; the environment says it is managed elsewhere, so create it "
                 f"with keys {secret_spec.default_store_key!r} and {secret_spec.visibility_store_key!r}",
                 ErrorType.KUBERNETES_SECRET_INVALID,
             ) from None
-        raise kubernetes_failure(f"reading {where}", exc) from None
+        raise kubernetes_error(f"reading {where}", exc) from None
     data = secret.data or {}
     values = []
     for key in (secret_spec.default_store_key, secret_spec.visibility_store_key):
@@ -163,17 +147,3 @@ def _passwords_from_kubernetes_secret(env: Environment, kube: KubeClients) -> Db
             ErrorType.KUBERNETES_SECRET_INVALID,
         )
     return DbPasswords(values[0], values[1])
-
-
-def kubernetes_failure(what: str, exc: ApiException) -> Exception:
-    """401/403 need an operator; 429/5xx/connection trouble are worth retrying."""
-    status = exc.status or 0
-    reason = exc.reason or "no answer"
-    if status in (401, 403):
-        return activity_error(
-            f"{what}: forbidden ({status} {reason}); check the kube context's RBAC",
-            ErrorType.KUBERNETES_FORBIDDEN,
-        )
-    return activity_error(
-        f"{what}: Kubernetes API answered {status} {reason}", ErrorType.KUBERNETES_UNAVAILABLE
-    )

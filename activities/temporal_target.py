@@ -66,6 +66,7 @@ class TargetTemporalClients:
 
         Raises `FrontendUnreachable` when the frontend cannot be dialled (within `timeout`
         seconds if given); callers decide whether that means "keep waiting" or an error.
+        An address or TLS setting no attempt can use is a non-retryable ApplicationError.
         """
         tls = env.frontend.tls
         address = env.frontend_address
@@ -86,6 +87,13 @@ class TargetTemporalClients:
             except RuntimeError as exc:
                 # The SDK reports refused connections, DNS and TLS failures as RuntimeError.
                 raise FrontendUnreachable(address, str(exc)) from None
+            except ValueError as exc:
+                # The SDK refuses a malformed target before dialling: no attempt can succeed.
+                raise activity_error(
+                    f"Temporal frontend address {address!r} is not a host:port the client "
+                    f"accepts ({exc}); fix frontend.address in the environment file",
+                    ErrorType.CONFIGURATION_MISMATCH,
+                ) from None
             self._clients[key] = client
             return client
 

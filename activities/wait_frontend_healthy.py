@@ -16,6 +16,7 @@ from temporalio.bridge.proto.health.v1 import HealthCheckRequest, HealthCheckRes
 from temporalio.service import RPCError
 
 from activities.errors import ErrorType, activity_error
+from activities.errors.temporal_rpc import rpc_answer
 from activities.temporal_target import FrontendUnreachable, TargetTemporalClients, attempt_deadline
 from contracts.base import DriftItem
 from contracts.wait_frontend_healthy import WaitFrontendHealthyInput, WaitFrontendHealthyResult
@@ -42,8 +43,11 @@ class WaitFrontendHealthy:
             return f"unreachable: {exc.reason}"
         except RPCError as exc:
             # UNAVAILABLE / DEADLINE_EXCEEDED: the cached connection's server is gone or slow;
-            # NOT_FOUND: the health service does not know the service name (yet).
-            return f"unreachable: {exc.status.name}: {exc.message}"
+            # NOT_FOUND: the health service does not know the service name (yet). Every
+            # status means "not yet" here, even those errors/temporal_rpc.py calls permanent:
+            # an ingress in front of a starting frontend answers UNIMPLEMENTED until its
+            # route exists.
+            return f"unreachable: {rpc_answer(exc)}"
         return HealthCheckResponse.ServingStatus.Name(resp.status)
 
     @activity.defn(name="wait_frontend_healthy")

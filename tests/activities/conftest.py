@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from activities.clients import KubeClients
 from declared_state.models import Environment
+from local_stack.processes import LOOPBACK, free_port
 from tests.helpers import drift_messages
 
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
@@ -20,6 +23,19 @@ WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 @pytest.fixture
 def core(kube_clients: KubeClients, local_env: Environment) -> k8s.CoreV1Api:
     return kube_clients.core_v1(local_env.kubernetes.context)
+
+
+@pytest.fixture
+def unreachable_kube(kube_standin, tmp_path: Path) -> KubeClients:
+    """Clients whose kubeconfig sends the stand-in's context to a port nobody listens on:
+    every request fails in the real client with urllib3's MaxRetryError (connection refused)."""
+    config = yaml.safe_load(Path(kube_standin.kubeconfig_path).read_text())
+    for cluster in config["clusters"]:
+        cluster["cluster"]["server"] = f"http://{LOOPBACK}:{free_port()}"
+    path = tmp_path / "unreachable-kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return KubeClients(kubeconfig=str(path))
 
 
 class KubeWriteLog:

@@ -11,6 +11,7 @@ import json
 import logging
 import socket
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -185,6 +186,39 @@ def test_transitional_rds_state_is_retryable_not_ready(
     assert not err.non_retryable
     assert status in err.message and reason in err.message
     assert "waiting for it to be available" in err.message
+
+
+@pytest.mark.parametrize(
+    ("status", "delay"),
+    [
+        ("rebooting", timedelta(seconds=30)),
+        ("starting", timedelta(minutes=1)),
+        ("configuring-enhanced-monitoring", timedelta(minutes=1)),
+        ("creating", timedelta(minutes=2)),
+        ("modifying", timedelta(minutes=2)),
+        ("upgrading", timedelta(minutes=2)),
+        ("some-state-rds-added-later", None),
+    ],
+)
+def test_transitional_rds_state_sets_a_retry_delay_suited_to_it(
+    preflight: DatabasePreflight,
+    local_env: Environment,
+    restore_aws: LocalAws,
+    mariadb: MariaDB,
+    status: str,
+    delay: timedelta | None,
+) -> None:
+    restore_aws.set_rds_status(status)
+
+    err = fail(preflight, local_env, mariadb.password)
+
+    assert err.type == ErrorType.RDS_INSTANCE_NOT_READY
+    assert not err.non_retryable
+    assert err.next_retry_delay == delay
+    if delay is None:  # an unfamiliar state: the retry policy's backoff
+        assert "unfamiliar status" in err.message and "next check" not in err.message
+    else:
+        assert f"(next check in {delay.total_seconds():g} s)" in err.message
 
 
 @pytest.mark.parametrize(

@@ -405,3 +405,35 @@ def test_password_appears_in_no_result_log_or_error(
     for text in outputs:
         for value in forbidden:
             assert value not in text
+
+
+def test_existing_mode_unreachable_kubernetes_api_is_retryable(
+    aws_clients, unreachable_kube, existing_env
+) -> None:
+    # The real client gives up with urllib3's MaxRetryError (connection refused): it used to
+    # escape the read of the existing Secret unclassified.
+    publisher = DbSecretPublisher(aws_clients, unreachable_kube)
+
+    with pytest.raises(ApplicationError) as raised:
+        _run(publisher, existing_env)
+
+    spec = existing_env.database.kubernetes_secret
+    assert raised.value.type == ErrorType.KUBERNETES_UNAVAILABLE
+    assert not raised.value.non_retryable
+    assert raised.value.message.startswith(
+        f"reading Kubernetes Secret {existing_env.kubernetes.namespace}/{spec.name}: "
+        "Kubernetes API unreachable (MaxRetryError: "
+    )
+
+
+def test_unknown_kube_context_is_a_configuration_mismatch(publisher, env) -> None:
+    other = env.model_copy(
+        update={"kubernetes": env.kubernetes.model_copy(update={"context": "no-such-context"})}
+    )
+
+    with pytest.raises(ApplicationError) as raised:
+        _run(publisher, other)
+
+    assert raised.value.type == ErrorType.CONFIGURATION_MISMATCH
+    assert raised.value.non_retryable
+    assert "kube context no-such-context" in raised.value.message

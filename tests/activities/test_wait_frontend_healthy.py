@@ -81,6 +81,17 @@ async def test_frontend_down_gives_up_after_max_wait(local_env):
     assert 2.5 <= elapsed < 10
 
 
+async def test_malformed_address_is_a_configuration_mismatch(local_env):
+    # The SDK's ValueError used to escape unclassified, to be retried until the deadline.
+    with pytest.raises(ApplicationError) as caught:
+        await run(activity_env(), pointed_at(local_env, f"{LOOPBACK}:notaport"))
+
+    err = caught.value
+    assert err.type == ErrorType.CONFIGURATION_MISMATCH
+    assert err.non_retryable
+    assert "fix frontend.address" in err.message and "notaport" in err.message
+
+
 async def test_attempt_timeout_caps_the_wait(local_env):
     """With max_wait at 5 minutes, the attempt's own 4 s start-to-close still bounds it."""
     address = f"{LOOPBACK}:{free_port()}"
