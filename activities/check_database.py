@@ -36,7 +36,6 @@ from activities.errors import ErrorType, activity_error
 from activities.errors.aws import AWS_ERRORS, aws_error, aws_error_type
 from activities.errors.mysql import MySqlTarget, mysql_code, mysql_error
 from activities.sources import (
-    PROJECT_ROOT,
     describe_source,
     fetch_ca_bundle,
     parse_certificates,
@@ -521,7 +520,7 @@ def _sql_tool_base(env: Environment, database: str) -> str:
 def _ca_bundle_path(env: Environment) -> str:
     source = env.ca_bundle.source
     if isinstance(source, CaBundleFromFile):
-        return str((PROJECT_ROOT / source.path).resolve())
+        return source.path  # absolute: the loader resolves it against the environments folder
     return f"./{env.ca_bundle.key}"
 
 

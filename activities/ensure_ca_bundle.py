@@ -102,7 +102,8 @@ class CaBundlePublisher:
             summary=describe_write(
                 f"ConfigMap {env.kubernetes.namespace}/{spec.config_map}", action, input.dry_run
             )
-            + f" ({len(certificates)} certificates, earliest expiry {earliest:%Y-%m-%d})",
+            + f" ({len(certificates)} certificate{'s' if len(certificates) != 1 else ''}, "
+            f"earliest expiry {earliest:%Y-%m-%d})",
             dry_run=input.dry_run,
             drift=drift,
         )

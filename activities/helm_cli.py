@@ -38,10 +38,18 @@ import yaml
 
 from declared_state.chart_values import build_chart_values
 from declared_state.models import ChartSpec, Environment
+from declared_state.paths import state_dir
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PROJECT_TOOLS = PROJECT_ROOT / ".tools" / "helm"
-PREPARED_CHARTS = PROJECT_ROOT / ".state" / "charts"
+# A checkout's own helm (scripts/setup.sh puts v3 and v4 there); installed elsewhere, HELM_BIN
+# or PATH find it.
+PROJECT_TOOLS = Path(__file__).resolve().parent.parent / ".tools" / "helm"
+
+
+def prepared_charts_dir() -> Path:
+    """Where prepared copies of local charts live: `charts/` in the one state folder."""
+    return state_dir() / "charts"
+
+
 TERMINATE_GRACE_S = 10.0
 # v3 `--debug` prints a Go stack after the error; v4 ends with a hint line.
 _END_OF_ERROR = re.compile(r"^\S+\.go:\d+: |^Use --debug flag")
@@ -97,11 +105,12 @@ def _strip_missing_dependencies(source: Path) -> Path:
     if not missing:
         return source
     digest = hashlib.sha256((source / "Chart.yaml").read_bytes()).hexdigest()[:12]
-    target = PREPARED_CHARTS / f"{meta['name']}-{meta['version']}-{digest}"
+    prepared = prepared_charts_dir()
+    target = prepared / f"{meta['name']}-{meta['version']}-{digest}"
     if (target / "Chart.yaml").is_file():
         return target
-    PREPARED_CHARTS.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=PREPARED_CHARTS) as tmp:
+    prepared.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=prepared) as tmp:
         staging = Path(tmp) / "chart"
         shutil.copytree(source, staging)
         (staging / "Chart.lock").unlink(missing_ok=True)
@@ -117,10 +126,11 @@ def _strip_missing_dependencies(source: Path) -> Path:
     return target
 
 
-def chart_reference(spec: ChartSpec, base_dir: Path = PROJECT_ROOT) -> ChartRef:
-    """Resolve the chart to install: a local directory/archive, or name + --repo + --version."""
+def chart_reference(spec: ChartSpec) -> ChartRef:
+    """Resolve the chart to install: a local directory/archive (its path made absolute by the
+    loader), or name + --repo + --version."""
     if spec.local_path:
-        path = (base_dir / spec.local_path).resolve()
+        path = Path(spec.local_path)
         if path.is_dir():
             return ChartRef(str(_strip_missing_dependencies(path)), ())
         return ChartRef(str(path), ())

@@ -28,8 +28,6 @@ from declared_state.models import (
     Environment,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
 
 def describe_source(source: CaBundleSource) -> str:
     if isinstance(source, CaBundleFromFile):
@@ -40,7 +38,7 @@ def describe_source(source: CaBundleSource) -> str:
 def fetch_ca_bundle(source: CaBundleSource, aws: AwsClients) -> bytes:
     """The bundle's bytes from a local file (relative to the project root) or an S3 object."""
     if isinstance(source, CaBundleFromFile):
-        path = (PROJECT_ROOT / source.path).resolve()
+        path = Path(source.path)  # absolute: resolved by the loader
         try:
             return path.read_bytes()
         except OSError as exc:
@@ -105,10 +103,15 @@ def _passwords_from_secrets_manager(
             f"{what} is not a JSON document", ErrorType.PASSWORD_SOURCE_INVALID
         ) from None
     keys = (source.default_store_key, source.visibility_store_key)
-    missing = [k for k in keys if not isinstance(document, dict) or not document.get(k)]
+    # A number or a nested object is no password: refused like a missing key (never quoted).
+    missing = [
+        k
+        for k in keys
+        if not isinstance(document, dict) or not isinstance(document.get(k), str) or not document[k]
+    ]
     if missing:
         raise activity_error(
-            f"{what} has no non-empty key(s) {', '.join(missing)}",
+            f"{what} has no non-empty string key(s) {', '.join(missing)}",
             ErrorType.PASSWORD_SOURCE_INVALID,
         )
     return DbPasswords(document[keys[0]], document[keys[1]])

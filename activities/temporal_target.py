@@ -19,8 +19,6 @@ from temporalio.service import TLSConfig
 from activities.errors import ErrorType, activity_error
 from declared_state.models import Environment, FrontendTls
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
 _CacheKey = tuple[str, bool, str | None, str | None]
 
 
@@ -39,9 +37,7 @@ def tls_config(tls: FrontendTls) -> TLSConfig | bool:
         return False
     ca: bytes | None = None
     if tls.ca_file:
-        path = Path(tls.ca_file)
-        if not path.is_absolute():
-            path = PROJECT_ROOT / path
+        path = Path(tls.ca_file)  # absolute: resolved by the loader
         try:
             ca = path.read_bytes()
         except OSError as exc:

@@ -9,6 +9,7 @@ chart path only resolves because a `shared` folder sits at that distance from th
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import venv
 from pathlib import Path
@@ -22,7 +23,16 @@ SHARED = PROJECT_ROOT.parent / "shared"
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """A fresh venv with the project installed from its source tree (not editable)."""
+    """A fresh venv with the project installed (not editable) from a copy of its source tree,
+    so the build's own `build/` folder never lands in the checkout."""
+    source = tmp_path_factory.mktemp("source") / "temporal-bootstrap"
+    shutil.copytree(
+        PROJECT_ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".tools", ".state", "build", "*.egg-info", "__pycache__", ".*_cache"
+        ),
+    )
     root = tmp_path_factory.mktemp("venv")
     venv.EnvBuilder(with_pip=True).create(root)
     python = root / "bin" / "python"
@@ -36,7 +46,7 @@ def installed(tmp_path_factory) -> Path:
             "--disable-pip-version-check",
             "-c",
             str(PROJECT_ROOT / "constraints.txt"),
-            f"{PROJECT_ROOT}[local]",
+            f"{source}[local]",
         ],
         capture_output=True,
         text=True,

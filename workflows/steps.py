@@ -7,7 +7,7 @@ ones that own state, and any later workflow schedules them the same way, so a st
 alike wherever it runs.
 
 Retryability is not decided here: an activity error's type says whether it is permanent
-(`activities/errors.py` sets `non_retryable` from one table), so these policies only say how
+(`activities/errors` sets `non_retryable` from one table), so these policies only say how
 often and how long to try what is worth trying.
 """
 

@@ -105,7 +105,7 @@ def test_created_in_a_new_namespace_then_unchanged_without_a_write(
         earliest_expiry=earliest,
         changed=True,
         summary=f"ConfigMap {namespace}/{env.ca_bundle.config_map} created "
-        f"({count} certificates, earliest expiry {earliest:%Y-%m-%d})",
+        f"({count} certificate{'s' if count != 1 else ''}, earliest expiry {earliest:%Y-%m-%d})",
         drift=(
             DriftItem(
                 message=f"ConfigMap {namespace}/{env.ca_bundle.config_map} missing",
@@ -128,7 +128,7 @@ def test_created_in_a_new_namespace_then_unchanged_without_a_write(
             "action": "unchanged",
             "changed": False,
             "summary": f"ConfigMap {namespace}/{env.ca_bundle.config_map} unchanged "
-            f"({count} certificates, earliest expiry {earliest:%Y-%m-%d})",
+            f"({count} certificate{'s' if count != 1 else ''}, earliest expiry {earliest:%Y-%m-%d})",
             "drift": (),
         }
     )

@@ -437,3 +437,18 @@ def test_unknown_kube_context_is_a_configuration_mismatch(publisher, env) -> Non
     assert raised.value.type == ErrorType.CONFIGURATION_MISMATCH
     assert raised.value.non_retryable
     assert "kube context no-such-context" in raised.value.message
+
+
+def test_a_secrets_manager_value_that_is_no_string_is_refused_without_quoting_it(
+    publisher, env, reseed
+) -> None:
+    document = {**_secret_document(reseed), "visibility_password": 424242}
+    reseed.client("secretsmanager").put_secret_value(
+        SecretId=SECRET_ID, SecretString=json.dumps(document)
+    )
+    with pytest.raises(ApplicationError) as raised:
+        _run(publisher, env)
+    assert raised.value.type == ErrorType.PASSWORD_SOURCE_INVALID
+    assert raised.value.non_retryable
+    assert "no non-empty string key(s) visibility_password" in raised.value.message
+    assert "424242" not in raised.value.message
