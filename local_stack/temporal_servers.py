@@ -25,6 +25,10 @@ from operations.embedded import dev_server_argv, temporal_cli, wait_serving
 __all__ = ["TemporalDevServer", "dev_server", "temporal_cli", "wait_serving"]
 
 
+_PORT_ATTEMPTS = 3
+_PORT_TAKEN = "address already in use"
+
+
 @dataclass
 class TemporalDevServer:
     name: str
@@ -56,9 +60,25 @@ class TemporalDevServer:
             self.namespaces,
         )
 
-    def start(self, timeout: float = 30.0) -> TemporalDevServer:
+    def start(self, timeout: float = 30.0, *, keep_ports: bool = False) -> TemporalDevServer:
+        """Start and wait until it serves. Ports are picked free a moment before the server
+        binds them, so another process can take one in between (an outgoing connection's
+        ephemeral port, say): then it starts again on fresh ports, unless `keep_ports`."""
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            try:
+                return self._start(timeout)
+            except ProcessStartError as exc:
+                if keep_ports or attempt == _PORT_ATTEMPTS or _PORT_TAKEN not in str(exc):
+                    raise
+                self.port, self.http_port, self.metrics_port, ui_port = free_ports(4)
+                self.ui_port = None if self.ui_port is None else ui_port
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> TemporalDevServer:
         if self.db_filename is not None:
             self.db_filename.parent.mkdir(parents=True, exist_ok=True)
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)  # so a failure's log tail is this attempt's
         self.process = ManagedProcess(
             f"temporal-{self.name}",
             self.argv(),
@@ -68,7 +88,7 @@ class TemporalDevServer:
             detached=self.detached,
         ).start()
         try:
-            wait_serving(self.address, timeout)
+            wait_serving(self.address, timeout, alive=self.process.alive)
         except BaseException as exc:
             self.process.stop(timeout=3)
             raise ProcessStartError(f"{exc}\n{log_tail(self.log_path)}") from exc
@@ -81,7 +101,7 @@ class TemporalDevServer:
     def restart(self, timeout: float = 30.0) -> TemporalDevServer:
         """Stop and start again on the same ports and SQLite file (crash/restart tests)."""
         self.stop()
-        return self.start(timeout)
+        return self.start(timeout, keep_ports=True)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.alive()

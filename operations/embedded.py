@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,16 +89,22 @@ def dev_server_argv(
     return argv
 
 
-async def _wait_serving(address: str, timeout: float) -> None:
+async def _wait_serving(
+    address: str, timeout: float, alive: Callable[[], bool] | None = None
+) -> None:
     from temporalio.client import Client
 
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
     while time.monotonic() < deadline:
+        if alive is not None and not alive():
+            raise TimeoutError(f"the server for {address} exited before it served")
         try:
-            client = await Client.connect(address)
+            # Bounded: a port held by something that accepts but never speaks gRPC would
+            # otherwise hold this loop (and the liveness check) for the connect's own timeout.
+            client = await asyncio.wait_for(Client.connect(address), 2.0)
             # The frontend says NOT_SERVING until cluster membership is ready.
-            if await client.service_client.check_health():
+            if await asyncio.wait_for(client.service_client.check_health(), 2.0):
                 return
         except Exception as exc:  # connection refused while starting
             last = exc
@@ -106,13 +112,16 @@ async def _wait_serving(address: str, timeout: float) -> None:
     raise TimeoutError(f"Temporal at {address} not healthy after {timeout:.0f}s: {last}")
 
 
-def wait_serving(address: str, timeout: float = 30.0) -> None:
-    """Block until the frontend's gRPC health check answers SERVING.
+def wait_serving(
+    address: str, timeout: float = 30.0, alive: Callable[[], bool] | None = None
+) -> None:
+    """Block until the frontend's gRPC health check answers SERVING; stop early when
+    `alive()` says the server process is gone (another process may hold its port).
 
     Runs in its own thread so it also works when the caller already has an event loop.
     """
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, _wait_serving(address, timeout)).result()
+        pool.submit(asyncio.run, _wait_serving(address, timeout, alive)).result()
 
 
 @dataclass(frozen=True)
@@ -175,7 +184,9 @@ def start_embedded_server(state: Path, timeout: float = 30.0) -> EmbeddedServer:
                     f"the embedded Temporal server did not start (log {log_path})"
                 )
             time.sleep(0.05)
-        wait_serving(address, max(1.0, deadline - time.monotonic()))
+        wait_serving(
+            address, max(1.0, deadline - time.monotonic()), alive=lambda: proc.poll() is None
+        )
     except (EmbeddedServerError, TimeoutError) as exc:
         stop_pid(proc.pid, started, timeout=3, popen=proc)
         raise EmbeddedServerError(f"{exc} (log {log_path})") from None

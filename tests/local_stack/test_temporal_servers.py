@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import socket
 import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
@@ -13,7 +14,7 @@ from temporalio.api.workflowservice.v1 import (
 )
 from temporalio.client import Client
 
-from local_stack.processes import pid_alive
+from local_stack.processes import ProcessStartError, pid_alive
 from local_stack.temporal_servers import TemporalDevServer, bootstrap_server, target_server
 
 
@@ -71,3 +72,23 @@ async def test_bootstrap_restart_keeps_sqlite_state(
         DescribeNamespaceRequest(namespace="survives-restart")
     )
     assert described.namespace_info.name == "survives-restart"
+
+
+def test_a_port_taken_before_the_server_binds_it_means_fresh_ports(tmp_path: Path) -> None:
+    server = target_server(tmp_path)
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", server.port))  # someone else got there first
+    taken.listen()
+    try:
+        server.start()
+        try:
+            assert server.port != taken.getsockname()[1]
+            assert pid_alive(server.process.pid)  # type: ignore[union-attr]
+        finally:
+            server.stop()
+        with pytest.raises(ProcessStartError, match="address already in use"):
+            blocked = target_server(tmp_path)
+            blocked.port = taken.getsockname()[1]
+            blocked.start(keep_ports=True)
+    finally:
+        taken.close()
