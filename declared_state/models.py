@@ -14,7 +14,6 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -23,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from contracts.base import FrozenModel
 from declared_state import versions
 
 # RFC 1123 label, as Kubernetes requires for namespace names.
@@ -71,13 +71,7 @@ Duration = Annotated[
 ]
 
 
-class Frozen(BaseModel):
-    """Base for every declared-state model: immutable, no unknown keys."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ChartSpec(Frozen):
+class ChartSpec(FrozenModel):
     """Which Temporal Helm chart to install."""
 
     repository: str = "https://go.temporal.io/helm-charts"
@@ -117,7 +111,7 @@ class ChartSpec(Frozen):
         return found
 
 
-class KubernetesTarget(Frozen):
+class KubernetesTarget(FrozenModel):
     """Where the release goes: kubeconfig context (None = current) and namespace."""
 
     context: str | None = None
@@ -135,7 +129,7 @@ class KubernetesTarget(Frozen):
         return value
 
 
-class RdsInstance(Frozen):
+class RdsInstance(FrozenModel):
     """The RDS MySQL instance both Temporal stores live on."""
 
     instance_id: str
@@ -145,7 +139,7 @@ class RdsInstance(Frozen):
     engine: Literal["mysql"] = "mysql"
 
 
-class AwsSecretsManagerPasswords(Frozen):
+class AwsSecretsManagerPasswords(FrozenModel):
     """The DB passwords are JSON keys of an AWS Secrets Manager secret."""
 
     kind: Literal["aws_secrets_manager"]
@@ -155,7 +149,7 @@ class AwsSecretsManagerPasswords(Frozen):
     visibility_store_key: str = "visibility_password"
 
 
-class ExistingKubernetesSecret(Frozen):
+class ExistingKubernetesSecret(FrozenModel):
     """The Kubernetes Secret is managed elsewhere; the bootstrap only checks it."""
 
     kind: Literal["existing_kubernetes_secret"]
@@ -166,7 +160,7 @@ PasswordSource = Annotated[
 ]
 
 
-class KubernetesDbSecret(Frozen):
+class KubernetesDbSecret(FrozenModel):
     """The Secret the chart reads both store passwords from."""
 
     name: str = "temporal-db-secret"
@@ -183,7 +177,7 @@ class KubernetesDbSecret(Frozen):
         return self
 
 
-class DatabaseSpec(Frozen):
+class DatabaseSpec(FrozenModel):
     """The two Temporal databases, the DB user and where the passwords come from."""
 
     default_store: str = "temporal"
@@ -198,12 +192,12 @@ class DatabaseSpec(Frozen):
     )
 
 
-class CaBundleFromFile(Frozen):
+class CaBundleFromFile(FrozenModel):
     kind: Literal["file"]
     path: str
 
 
-class CaBundleFromS3(Frozen):
+class CaBundleFromS3(FrozenModel):
     kind: Literal["s3"]
     bucket: str
     key: str
@@ -213,7 +207,7 @@ class CaBundleFromS3(Frozen):
 CaBundleSource = Annotated[CaBundleFromFile | CaBundleFromS3, Field(discriminator="kind")]
 
 
-class CaBundleSpec(Frozen):
+class CaBundleSpec(FrozenModel):
     """The RDS CA bundle: where it comes from and how it reaches the server pods."""
 
     source: CaBundleSource
@@ -229,7 +223,7 @@ class CaBundleSpec(Frozen):
         return value
 
 
-class ResourceAmounts(Frozen):
+class ResourceAmounts(FrozenModel):
     cpu: str | None = None
     memory: str | None = None
 
@@ -241,25 +235,25 @@ class ResourceAmounts(Frozen):
         return value
 
 
-class Resources(Frozen):
+class Resources(FrozenModel):
     limits: ResourceAmounts = ResourceAmounts()
     requests: ResourceAmounts = ResourceAmounts()
 
 
-class ServiceSpec(Frozen):
+class ServiceSpec(FrozenModel):
     """Replicas and resources of one Temporal service."""
 
     replicas: int = Field(default=1, ge=1)
     resources: Resources = Resources()
 
 
-class AdmintoolsSpec(Frozen):
+class AdmintoolsSpec(FrozenModel):
     """The chart runs exactly one admintools pod; only its resources are configurable."""
 
     resources: Resources = Resources()
 
 
-class ServicesSpec(Frozen):
+class ServicesSpec(FrozenModel):
     frontend: ServiceSpec = ServiceSpec()
     history: ServiceSpec = ServiceSpec()
     matching: ServiceSpec = ServiceSpec()
@@ -268,7 +262,7 @@ class ServicesSpec(Frozen):
     admintools: AdmintoolsSpec = AdmintoolsSpec()
 
 
-class IngressAccess(Frozen):
+class IngressAccess(FrozenModel):
     """Who may reach the Web UI: source CIDRs and/or an external auth endpoint (oauth2-proxy)."""
 
     allowed_cidrs: tuple[str, ...] = ()
@@ -290,7 +284,7 @@ class IngressAccess(Frozen):
         return bool(self.allowed_cidrs or self.auth_url)
 
 
-class WebIngressSpec(Frozen):
+class WebIngressSpec(FrozenModel):
     """nginx Ingress in front of the Web UI. It is never public unless `public: true` says so."""
 
     enabled: bool = True
@@ -315,7 +309,7 @@ class WebIngressSpec(Frozen):
         return self
 
 
-class TemporalNamespace(Frozen):
+class TemporalNamespace(FrozenModel):
     """A Temporal namespace the bootstrap registers and keeps."""
 
     name: str
@@ -323,7 +317,8 @@ class TemporalNamespace(Frozen):
     description: str = ""
     is_global: bool = Field(default=False, alias="global")
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # merged with FrozenModel's frozen/forbid config
+    model_config = ConfigDict(populate_by_name=True)
 
     @field_validator("name")
     @classmethod
@@ -347,13 +342,13 @@ class TemporalNamespace(Frozen):
         return self
 
 
-class FrontendTls(Frozen):
+class FrontendTls(FrozenModel):
     enabled: bool = False
     server_name: str | None = None
     ca_file: str | None = None
 
 
-class FrontendSpec(Frozen):
+class FrontendSpec(FrozenModel):
     """How the bootstrap reaches the new cluster's frontend (default: in-cluster service DNS)."""
 
     address: str | None = None
@@ -366,7 +361,7 @@ class DriftPolicy(StrEnum):
     ASK = "ask"
 
 
-class DriftCheckSpec(Frozen):
+class DriftCheckSpec(FrozenModel):
     interval: Duration = timedelta(hours=1)
     policy: DriftPolicy = DriftPolicy.REPORT
 
@@ -378,7 +373,7 @@ class DriftCheckSpec(Frozen):
         return value
 
 
-class Environment(Frozen):
+class Environment(FrozenModel):
     """One environment's declared state, after layering base.yaml and <env>.yaml."""
 
     name: str
