@@ -1,5 +1,6 @@
-"""The product as a user installs it: `pip install '.[local]'` into a fresh virtual
-environment outside the checkout, then the console scripts run from an unrelated folder.
+"""The product as a user (and the Dockerfile) installs it: `scripts/install-product.sh` into a
+fresh virtual environment outside the checkout, then the console scripts run from an
+unrelated folder.
 
 Paths in the environment files are resolved against the environments folder (not the
 checkout, not site-packages): the copy below lives elsewhere, and its `../../shared/...`
@@ -9,50 +10,29 @@ chart path only resolves because a `shared` folder sits at that distance from th
 from __future__ import annotations
 
 import os
-import shutil
+import signal
 import subprocess
-import venv
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ENVIRONMENTS, PROJECT_ROOT
+from tests.helpers import ENVIRONMENTS, PROJECT_ROOT, wait_for
 
 SHARED = PROJECT_ROOT.parent / "shared"
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """A fresh venv with the project installed (not editable) from a copy of its source tree,
-    so the build's own `build/` folder never lands in the checkout."""
-    source = tmp_path_factory.mktemp("source") / "temporal-bootstrap"
-    shutil.copytree(
-        PROJECT_ROOT,
-        source,
-        ignore=shutil.ignore_patterns(
-            ".git", ".venv", ".tools", ".state", "build", "*.egg-info", "__pycache__", ".*_cache"
-        ),
-    )
-    root = tmp_path_factory.mktemp("venv")
-    venv.EnvBuilder(with_pip=True).create(root)
-    python = root / "bin" / "python"
+    """A fresh venv made by the image's own install script (with the [local] extra)."""
+    root = tmp_path_factory.mktemp("venv") / "temporal-bootstrap"
     proc = subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            "-c",
-            str(PROJECT_ROOT / "constraints.txt"),
-            f"{source}[local]",
-        ],
+        [str(PROJECT_ROOT / "scripts" / "install-product.sh"), str(root), "local"],
         capture_output=True,
         text=True,
         timeout=900,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert not (PROJECT_ROOT / "build").exists(), "the install must not build inside the checkout"
     return root / "bin"
 
 
@@ -117,3 +97,30 @@ def test_the_product_core_needs_nothing_from_the_local_extra(installed):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[] []"
+
+
+def test_the_installed_worker_starts_and_stops_cleanly(installed, target_temporal, tmp_path):
+    """The Dockerfile's entry point, from the script's venv, against a Temporal server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "VIRTUAL_ENV"))}
+    env.update(
+        TEMPORAL_ADDRESS=target_temporal.address,
+        TEMPORAL_TASK_QUEUE=f"packaging-{os.getpid()}",
+        TEMPORAL_BOOTSTRAP_STATE_DIR=str(tmp_path / "state"),
+        HELM_BIN=str(installed / "helm"),
+    )
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [str(installed / "temporal-bootstrap-worker")],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: "worker ready" in log.read_text(), 60, "the worker to be ready")
+        assert worker.poll() is None
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=30)
+    assert code == 0, log.read_text()[-2000:]
