@@ -291,15 +291,21 @@ class RegisterNamespaces:
 
     @activity.defn(name="register_namespaces")
     async def register_namespaces(self, input: RegisterNamespacesInput) -> RegisterNamespacesResult:
+        async with self._clients.connect(input.environment) as frontend:
+            try:
+                client = await frontend.client(timeout=10)
+            except FrontendUnreachable as exc:
+                raise activity_error(
+                    f"cannot register namespaces: Temporal frontend {frontend.target} is "
+                    f"unreachable ({exc.reason}); will retry",
+                    ErrorType.FRONTEND_UNHEALTHY,
+                ) from None
+            return await self._register(input, client)
+
+    async def _register(
+        self, input: RegisterNamespacesInput, client: Client
+    ) -> RegisterNamespacesResult:
         env = input.environment
-        try:
-            client = await self._clients.client(env, timeout=10)
-        except FrontendUnreachable as exc:
-            raise activity_error(
-                f"cannot register namespaces: Temporal frontend {exc.address} is unreachable "
-                f"({exc.reason}); will retry",
-                ErrorType.FRONTEND_UNHEALTHY,
-            ) from None
 
         limit = asyncio.Semaphore(input.concurrency)
         done: list[str] = []
