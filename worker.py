@@ -59,7 +59,7 @@ def build_activities(kubeconfig: str | None, helm_binary: str | None) -> list[Ca
         DatabasePreflight(aws, kube).check_database,
         CaBundlePublisher(aws, kube).ensure_ca_bundle,
         DbSecretPublisher(aws, kube).ensure_db_secret,
-        ChartInstaller(helm_binary, kubeconfig).install_chart,
+        ChartInstaller(helm_binary, kubeconfig, kube).install_chart,
         WaitFrontendHealthy(target).wait_frontend_healthy,
         RegisterNamespaces(target).register_namespaces,
     ]
