@@ -1,13 +1,15 @@
-"""The Temporal frontend pods of the local stack: a Temporal dev server runs as each one.
+"""The Temporal frontend pods of the local stack: a Temporal dev server runs as their process.
 
-A container runtime for the Kubernetes API stand-in (kube_api_standin/pods.py): when a pod of
-the chart's frontend (labels `app.kubernetes.io/name: temporal`,
-`app.kubernetes.io/component: frontend`) becomes Ready, a headless, in-memory Temporal dev
-server starts for it, and its gRPC port is what the pod's `rpc` container port (7233) serves,
-so a port-forward to the pod (or to the `<release>-frontend` Service) reaches that server.
-When the pod goes away (the release is uninstalled, the Deployment deleted or scaled to 0,
-the pod deleted) the server is stopped; a pod that is never Ready (`never_ready`, a missing
-Secret or ConfigMap) or never serving (`never_serving`) runs none. Each release thus has a
+A container runtime for the Kubernetes API stand-in (kube_api_standin/pods.py): when the first
+pod of a release's frontend (labels `app.kubernetes.io/name: temporal`,
+`app.kubernetes.io/component: frontend`, `app.kubernetes.io/instance: <release>`) becomes
+Ready, a headless, in-memory Temporal dev server starts for that release, and it is what every
+Ready frontend pod's `rpc` container port (7233) serves, so a port-forward to the pod (or to
+the `<release>-frontend` Service) reaches it. The pods of one release share the server as real
+frontend pods share their database: scaling up or rolling out keeps the namespaces. When the
+release's last frontend pod goes away (uninstalled, Deployment deleted or scaled to 0) the
+server stops; pods that are never Ready (`never_ready`, a missing Secret or ConfigMap) or never
+serving (`never_serving`) run none. Each release thus has a
 frontend of its own that exists only because helm installed it: the bootstrap's health wait
 and namespace registration depend on the install, as on a cluster.
 
@@ -16,8 +18,9 @@ chart's pods have no readiness probe: until it listens, a port-forward reports "
 refused" on the error channel, as a real frontend that is still starting would.
 
 Simplifications: the dev server is one process standing in for all of Temporal's services
-(history, matching and worker pods run nothing), keeps its data in memory (a pod replaced is a
-fresh frontend), and does not use the release's database settings. The servers are children
+(history, matching and worker pods run nothing) and keeps its data in memory, not in the
+release's database: a release uninstalled and installed again starts with no namespaces,
+where a real one would find them in its database. The servers are children
 of the process that runs the stand-in; `stop_all()` (and the stand-in's shutdown) stops them.
 """
 
@@ -51,76 +54,82 @@ def rpc_port(pod: dict[str, Any]) -> int:
 
 
 class TemporalFrontendPods:
-    """Container runtime: a Temporal dev server per Ready frontend pod."""
+    """Container runtime: a Temporal dev server per release with a Ready frontend pod."""
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = Path(log_dir)
         self._lock = threading.Lock()
-        self._servers: dict[str, TemporalDevServer] = {}  # pod uid -> its server (started)
-        self._wanted: set[str] = set()
+        self._pods: dict[tuple[str, str], set[str]] = {}  # release -> uids of its Ready pods
+        self._servers: dict[tuple[str, str], TemporalDevServer] = {}  # release -> server
+
+    @staticmethod
+    def release(pod: dict[str, Any]) -> tuple[str, str]:
+        meta = pod["metadata"]
+        instance = (meta.get("labels") or {}).get("app.kubernetes.io/instance", "")
+        return (str(meta.get("namespace")), str(instance))
 
     # -- the ContainerRuntime protocol (called on the stand-in's loop: never blocks) --------
     def start(self, pod: dict[str, Any]) -> None:
         if not is_frontend(pod):
             return
-        uid = pod["metadata"]["uid"]
+        key = self.release(pod)
         with self._lock:
-            self._wanted.add(uid)
-        threading.Thread(
-            target=self._run, args=(uid, pod), name=f"frontend-pod-{pod['metadata']['name']}"
-        ).start()
+            pods = self._pods.setdefault(key, set())
+            first = not pods
+            pods.add(pod["metadata"]["uid"])
+        if first:
+            threading.Thread(target=self._run, args=(key,), name=f"frontend-{key}").start()
 
     def stop(self, pod: dict[str, Any]) -> None:
-        uid = pod["metadata"]["uid"]
+        key = self.release(pod)
         with self._lock:
-            self._wanted.discard(uid)
-            server = self._servers.pop(uid, None)
+            pods = self._pods.get(key)
+            if pods is None:
+                return
+            pods.discard(pod["metadata"]["uid"])
+            if pods:
+                return  # another frontend pod of the release still runs
+            del self._pods[key]
+            server = self._servers.pop(key, None)
         if server is not None:
-            threading.Thread(target=server.stop, name="frontend-pod-stop").start()
+            threading.Thread(target=server.stop, name="frontend-stop").start()
 
     def address(self, pod: dict[str, Any], port: int) -> tuple[str, int] | None:
+        key = self.release(pod)
         with self._lock:
-            server = self._servers.get(pod["metadata"]["uid"])
-        if server is None or port != rpc_port(pod) or not server.alive():
+            server = self._servers.get(key)
+            mine = pod["metadata"]["uid"] in self._pods.get(key, ())
+        if server is None or not mine or port != rpc_port(pod) or not server.alive():
             return None
         return ("127.0.0.1", server.port)
 
     # -- for tests and the stack ------------------------------------------------------------
-    def servers(self) -> dict[str, TemporalDevServer]:
+    def address_of(self, namespace: str, release: str = "temporal") -> str | None:
+        """The gRPC address of a release's running frontend server (for assertions)."""
         with self._lock:
-            return dict(self._servers)
-
-    def address_of(self, namespace: str, pod_prefix: str = "") -> str | None:
-        """The gRPC address of the running frontend server of `namespace` (for assertions)."""
-        with self._lock:
-            found = [
-                s
-                for s in self._servers.values()
-                if s.name.startswith(f"frontend-{namespace}-{pod_prefix}")
-            ]
-        return found[0].address if found else None
+            server = self._servers.get((namespace, release))
+        return server.address if server is not None else None
 
     def stop_all(self) -> None:
         with self._lock:
             servers = list(self._servers.values())
             self._servers.clear()
-            self._wanted.clear()
+            self._pods.clear()
         for server in servers:
             server.stop()
 
-    def _run(self, uid: str, pod: dict[str, Any]) -> None:
-        meta = pod["metadata"]
-        name = f"frontend-{meta.get('namespace')}-{meta['name']}"
+    def _run(self, key: tuple[str, str]) -> None:
+        name = f"frontend-{key[0]}-{key[1]}"
         server = dev_server(name, headless=True, log_path=self.log_dir / f"{name}.log")
         try:
             server.start()
         except Exception as exc:  # noqa: BLE001 - a pod whose process failed; logged
-            log.warning("frontend pod %s: Temporal dev server did not start: %s", name, exc)
+            log.warning("%s: Temporal dev server did not start: %s", name, exc)
             return
         with self._lock:
-            keep = uid in self._wanted
+            keep = bool(self._pods.get(key))
             if keep:
-                self._servers[uid] = server
-        if not keep:  # the pod went away while the server started
+                self._servers[key] = server
+        if not keep:  # its pods went away while the server started
             with contextlib.suppress(Exception):
                 server.stop()
