@@ -7,7 +7,10 @@ Settings: the standard Temporal client settings (TEMPORAL_ADDRESS, TEMPORAL_NAME
 TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE / TEMPORAL_CONFIG_FILE) and
 TEMPORAL_TASK_QUEUE for the bootstrap server; KUBECONFIG and HELM_BIN for the clusters; the
 usual AWS_* variables (RDS, Secrets Manager, S3); TEMPORAL_BOOTSTRAP_STATE_DIR for where the
-embedded server and prepared charts live (default ./.state).
+embedded server and prepared charts live (default ./.state); TEMPORAL_BOOTSTRAP_IN_CLUSTER
+(true/false; default: true when a service-account token is mounted) for how the new cluster's
+frontend is reached when an environment does not say (frontend.connect: direct inside a
+cluster, port-forward through the Kubernetes API outside).
 """
 
 from __future__ import annotations
@@ -49,12 +52,14 @@ def build_activities(kubeconfig: str | None, helm_binary: str | None) -> list[Ca
     """Every activity, bound to clients built once here."""
     aws = AwsClients()
     kube = KubeClients(kubeconfig)
-    target = TargetTemporalClients()
+    # The new frontend: port-forward through the Kubernetes API outside a cluster, the
+    # Service's DNS name inside one (TEMPORAL_BOOTSTRAP_IN_CLUSTER overrides the guess).
+    target = TargetTemporalClients(kube)
     return [
         DatabasePreflight(aws, kube).check_database,
         CaBundlePublisher(aws, kube).ensure_ca_bundle,
         DbSecretPublisher(aws, kube).ensure_db_secret,
-        ChartInstaller(helm_binary, kubeconfig).install_chart,
+        ChartInstaller(helm_binary, kubeconfig, kube).install_chart,
         WaitFrontendHealthy(target).wait_frontend_healthy,
         RegisterNamespaces(target).register_namespaces,
     ]

@@ -46,6 +46,11 @@ class KubeClients:
                 )
             return self._clients[context]
 
+    def new_api_client(self, context: str | None) -> k8s.ApiClient:
+        """An ApiClient of the caller's own (not cached, not shared): for port-forward, which
+        patches the client it uses while it opens a stream."""
+        return k8s_config.new_client_from_config(config_file=self.kubeconfig, context=context)
+
     def core_v1(self, context: str | None) -> k8s.CoreV1Api:
         return k8s.CoreV1Api(self.api_client(context))
 

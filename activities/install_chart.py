@@ -5,7 +5,10 @@ declared values is left alone (no new revision). A release left `pending-*` by a
 died mid-helm is rolled back (or, never deployed, uninstalled) once it is older than
 `pending_grace`, then upgraded. helm itself waits for readiness and rolls back on failure
 (v3 `--atomic`, v4 `--rollback-on-failure`); helm's output is streamed into heartbeats, and a
-cancelled activity terminates helm (SIGTERM, then SIGKILL). The process supervision and
+cancelled activity terminates helm (SIGTERM, then SIGKILL). While helm waits, the release's
+pods that are not ready are read with kubelet's reasons (pod_status.py): they are in the
+heartbeats, and a wait that runs out names them (`... configmap "rds-ca-certs" not found`),
+which helm's own message (`context deadline exceeded`) does not. The process supervision and
 helm's error message are helm_cli's (`HelmProcess`, `error_message`); what a failure means
 (pending, timeout, bad values, other) is errors/helm.py's table.
 
@@ -25,9 +28,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import yaml
+from kubernetes import client as k8s
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
+from activities.clients import KubeClients
 from activities.errors import ErrorType, activity_error
 from activities.errors.helm import helm_error
 from activities.helm_cli import (
@@ -38,12 +43,17 @@ from activities.helm_cli import (
     check_local_chart_version,
     error_message,
 )
+from activities.pod_status import unready_pods
 from contracts.base import DriftItem
 from contracts.install_chart import InstallChartInput, InstallChartResult, ReleaseAction
 from declared_state.chart_values import build_chart_values
 from declared_state.models import Environment
 
 HEARTBEAT_EVERY_S = 5.0
+# While helm waits, the release's pods are looked at this often, so a wait that runs out can
+# say which pod was not ready and why (a missing Secret or ConfigMap, say) before helm's
+# rollback removes them.
+POD_CHECK_EVERY_S = 2.0
 PENDING_STATES = ("pending-install", "pending-upgrade", "pending-rollback")
 
 MAX_DRIFT_PATHS = 10
@@ -91,9 +101,15 @@ def _parse_time(text: str) -> datetime | None:
 class ChartInstaller:
     """Runs helm with one kubeconfig; the context comes from each environment."""
 
-    def __init__(self, helm_binary: str | None = None, kubeconfig: str | None = None):
+    def __init__(
+        self,
+        helm_binary: str | None = None,
+        kubeconfig: str | None = None,
+        kube: KubeClients | None = None,
+    ):
         self._helm_binary = helm_binary
         self._kubeconfig = kubeconfig
+        self._kube = kube or KubeClients(kubeconfig)
         self._base: HelmCli | None = None
 
     def helm_for(self, env: Environment) -> HelmCli:
@@ -106,14 +122,16 @@ class ChartInstaller:
 
     @activity.defn(name="install_chart")
     def install_chart(self, input: InstallChartInput) -> InstallChartResult:
-        return _Install(self.helm_for(input.environment), input).run()
+        env = input.environment
+        return _Install(self.helm_for(env), input, self._kube.core_v1(env.kubernetes.context)).run()
 
 
 class _Install:
     """One run of the step; holds what the helm calls share."""
 
-    def __init__(self, helm: HelmCli, input: InstallChartInput):
-        self.helm, self.input, self.env = helm, input, input.environment
+    def __init__(self, helm: HelmCli, input: InstallChartInput, core: k8s.CoreV1Api):
+        self.helm, self.input, self.env, self.core = helm, input, input.environment, core
+        self.unready: list[str] = []  # the release's pods not ready at the last look
         self.release = self.env.kubernetes.release
         self.namespace = self.env.kubernetes.namespace
         self.started = time.monotonic()
@@ -346,18 +364,27 @@ class _Install:
             raise activity_error(
                 f"helm {args[0]} of {self.where} did not start: {exc}", ErrorType.HELM_FAILED
             ) from None
+        self.unready = []
+        last_beat = last_look = time.monotonic()
         try:
             while True:
-                code = proc.wait(timeout=HEARTBEAT_EVERY_S)
+                code = proc.wait(timeout=1.0)
                 if code is not None:
                     break
                 line = proc.last_line
-                detail = phase
-                if "roll" in line.lower():
-                    detail = "rolling back"
-                elif "wait" in line.lower() or "not ready" in line.lower():
-                    detail = f"{phase}: waiting for readiness"
-                self._heartbeat(detail, line)
+                rolling = "roll" in line.lower()
+                now = time.monotonic()
+                if phase == "upgrading" and not rolling and now - last_look >= POD_CHECK_EVERY_S:
+                    last_look = now
+                    self._look_at_pods()
+                if now - last_beat >= HEARTBEAT_EVERY_S:
+                    last_beat = now
+                    detail = phase
+                    if rolling:
+                        detail = "rolling back"
+                    elif "wait" in line.lower() or "not ready" in line.lower():
+                        detail = f"{phase}: waiting for readiness"
+                    self._heartbeat(detail, line)
                 if activity.is_cancelled():
                     raise CancelledError()
         except BaseException:
@@ -372,14 +399,24 @@ class _Install:
         proc.finish()
         return code, list(proc.stderr)
 
+    def _look_at_pods(self) -> None:
+        """Remember which of the release's pods are not ready, and why (best effort: a
+        failed read keeps what was seen before)."""
+        selector = f"app.kubernetes.io/instance={self.release}"
+        try:
+            self.unready = unready_pods(self.core, self.namespace, selector)
+        except Exception as exc:  # noqa: BLE001 - a diagnosis, never the step's failure
+            activity.logger.debug("%s: reading pods failed: %s", self.where, exc)
+
     def _heartbeat(self, phase: str, last_line: str = "") -> None:
-        activity.heartbeat(
-            {
-                "phase": phase,
-                "elapsed_s": round(time.monotonic() - self.started, 1),
-                "last_line": last_line,
-            }
-        )
+        details: dict[str, Any] = {
+            "phase": phase,
+            "elapsed_s": round(time.monotonic() - self.started, 1),
+            "last_line": last_line,
+        }
+        if self.unready:
+            details["unready_pods"] = list(self.unready)
+        activity.heartbeat(details)
 
     # -- errors --------------------------------------------------------------------------
     def _classify(self, output: str, what: str) -> ApplicationError:
@@ -394,6 +431,11 @@ class _Install:
         )
 
     def _after_failure(self, message: str) -> str:
+        """Which pods were not ready and why, and where the release stands now."""
+        pods = f"Pods not ready: {'; '.join(self.unready)}. " if self.unready else ""
+        return pods + self._release_now(message)
+
+    def _release_now(self, message: str) -> str:
         """Where the release stands now, read back (best effort)."""
         try:
             history = self._history()

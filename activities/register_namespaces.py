@@ -8,6 +8,9 @@ of sleeping a fixed time.
 
 The result's `drift` lists how each namespace differed from its declaration before any write.
 `dry_run` only describes: nothing is registered or updated, and there is no usability wait.
+A dry run that cannot reach the frontend (the release was uninstalled, its pods are down)
+reports that as its drift, "frontend ... is down", instead of failing: the drift check says
+what is wrong now rather than retrying until its deadline.
 """
 
 from __future__ import annotations
@@ -79,6 +82,25 @@ def _failure(namespace: str, what: str, exc: RPCError) -> Exception:
         refused=ErrorType.NAMESPACE_REGISTRATION_FAILED,
         remedy="fix the declaration in the environment file or the bootstrap's permissions "
         "on the cluster",
+    )
+
+
+def _frontend_down(target: str, reason: str) -> RegisterNamespacesResult:
+    down = DriftItem(
+        message=f"Temporal frontend {target} is down ({reason}); namespaces cannot be compared",
+        kind="TemporalFrontend",
+        name=target,
+        live="unreachable",
+        declared="SERVING",
+        repairable=False,
+    )
+    return RegisterNamespacesResult(
+        changed=False,
+        summary=f"frontend {target} is down",
+        namespaces=(),
+        undeclared=(),
+        dry_run=True,
+        drift=(down,),
     )
 
 
@@ -291,15 +313,23 @@ class RegisterNamespaces:
 
     @activity.defn(name="register_namespaces")
     async def register_namespaces(self, input: RegisterNamespacesInput) -> RegisterNamespacesResult:
+        async with self._clients.connect(input.environment) as frontend:
+            try:
+                client = await frontend.client(timeout=10)
+            except FrontendUnreachable as exc:
+                if input.dry_run:
+                    return _frontend_down(frontend.target, exc.reason)
+                raise activity_error(
+                    f"cannot register namespaces: Temporal frontend {frontend.target} is "
+                    f"unreachable ({exc.reason}); will retry",
+                    ErrorType.FRONTEND_UNHEALTHY,
+                ) from None
+            return await self._register(input, client)
+
+    async def _register(
+        self, input: RegisterNamespacesInput, client: Client
+    ) -> RegisterNamespacesResult:
         env = input.environment
-        try:
-            client = await self._clients.client(env, timeout=10)
-        except FrontendUnreachable as exc:
-            raise activity_error(
-                f"cannot register namespaces: Temporal frontend {exc.address} is unreachable "
-                f"({exc.reason}); will retry",
-                ErrorType.FRONTEND_UNHEALTHY,
-            ) from None
 
         limit = asyncio.Semaphore(input.concurrency)
         done: list[str] = []

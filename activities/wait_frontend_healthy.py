@@ -17,10 +17,15 @@ from temporalio.service import RPCError
 
 from activities.errors import ErrorType, activity_error
 from activities.errors.temporal_rpc import rpc_answer
-from activities.temporal_target import FrontendUnreachable, TargetTemporalClients, attempt_deadline
+from activities.temporal_target import (
+    FrontendConnection,
+    FrontendUnreachable,
+    TargetTemporalClients,
+    attempt_deadline,
+)
 from contracts.base import DriftItem
 from contracts.wait_frontend_healthy import WaitFrontendHealthyInput, WaitFrontendHealthyResult
-from declared_state.models import Environment
+from declared_state.models import FrontendConnect
 
 HEALTH_SERVICE = "temporal.api.workflowservice.v1.WorkflowService"
 # One health RPC (or connect) never waits longer than this.
@@ -31,11 +36,11 @@ class WaitFrontendHealthy:
     def __init__(self, clients: TargetTemporalClients):
         self._clients = clients
 
-    async def _check(self, env: Environment, budget: float) -> str:
+    async def _check(self, frontend: FrontendConnection, budget: float) -> str:
         """One health check: 'SERVING', 'NOT_SERVING', ... or 'unreachable: <why>'."""
         timeout = max(0.5, min(_CHECK_TIMEOUT, budget))
         try:
-            client = await self._clients.client(env, timeout=timeout)
+            client = await frontend.client(timeout=timeout)
             resp = await client.service_client.health_service.check(
                 HealthCheckRequest(service=HEALTH_SERVICE), timeout=timedelta(seconds=timeout)
             )
@@ -46,8 +51,11 @@ class WaitFrontendHealthy:
             # NOT_FOUND: the health service does not know the service name (yet). Every
             # status means "not yet" here, even those errors/temporal_rpc.py calls permanent:
             # an ingress in front of a starting frontend answers UNIMPLEMENTED until its
-            # route exists.
-            return f"unreachable: {rpc_answer(exc)}"
+            # route exists. Through a port-forward the pod's own words say more (nothing
+            # listens on the port yet), and the next check resolves the Service again.
+            why = frontend.last_error() or rpc_answer(exc)
+            await frontend.reset()
+            return f"unreachable: {why}"
         return HealthCheckResponse.ServingStatus.Name(resp.status)
 
     @activity.defn(name="wait_frontend_healthy")
@@ -55,14 +63,21 @@ class WaitFrontendHealthy:
         self, input: WaitFrontendHealthyInput
     ) -> WaitFrontendHealthyResult:
         env = input.environment
-        address = env.frontend_address
+        async with self._clients.connect(env) as frontend:
+            return await self._wait(input, frontend)
+
+    async def _wait(
+        self, input: WaitFrontendHealthyInput, frontend: FrontendConnection
+    ) -> WaitFrontendHealthyResult:
+        env = input.environment
+        address = frontend.target
         started = time.monotonic()
         deadline = attempt_deadline(input.max_wait)
         interval = input.poll_interval.total_seconds()
         attempt = 0
         while True:
             attempt += 1
-            answer = await self._check(env, deadline - time.monotonic())
+            answer = await self._check(frontend, deadline - time.monotonic())
             elapsed = round(time.monotonic() - started, 3)
             activity.heartbeat({"attempt": attempt, "last_answer": answer, "elapsed_s": elapsed})
             if answer == "SERVING" or input.dry_run:
@@ -94,11 +109,18 @@ class WaitFrontendHealthy:
                 )
             left = deadline - time.monotonic()
             if left <= 0:
+                k8s = env.kubernetes
+                hint = (
+                    "Check that the frontend pods run and serve (kubectl get pods -n "
+                    f"{k8s.namespace} -l app.kubernetes.io/component=frontend) and that this "
+                    "worker may port-forward to them."
+                    if frontend.mode == FrontendConnect.PORT_FORWARD
+                    else "Check that the frontend pods run and that this worker can reach the "
+                    "address (frontend.address in the environment file)."
+                )
                 raise activity_error(
                     f"Temporal frontend {address} is not healthy after {elapsed:.0f}s and "
-                    f"{attempt} checks; last answer: {answer}. Check that the frontend pods run "
-                    "and that this worker can reach the address (frontend.address in the "
-                    "environment file).",
+                    f"{attempt} checks; last answer: {answer}. {hint}",
                     ErrorType.FRONTEND_UNHEALTHY,
                     {"address": address, "last_answer": answer, "checks": attempt},
                 )

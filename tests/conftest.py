@@ -14,6 +14,7 @@ from activities.clients import AwsClients, KubeClients
 from declared_state.loader import load_environment
 from declared_state.models import Environment
 from local_stack.aws import DatabaseTarget, LocalAws
+from local_stack.frontend_pods import TemporalFrontendPods
 from local_stack.mariadb import MariaDB, start_mariadb
 from local_stack.temporal_servers import TemporalDevServer, target_server
 
@@ -62,7 +63,8 @@ def local_aws(mariadb: MariaDB) -> Iterator[LocalAws]:
 
 @pytest.fixture(scope="session")
 def target_temporal(tmp_path_factory) -> Iterator[TemporalDevServer]:
-    """The Temporal dev server that plays the new cluster's frontend."""
+    """A Temporal dev server for tests that need a frontend without an install (reached with
+    `frontend.connect: direct`); the installed releases' frontends are `frontend_pods`."""
     server = target_server(tmp_path_factory.mktemp("target-temporal")).start()
     try:
         yield server
@@ -71,11 +73,24 @@ def target_temporal(tmp_path_factory) -> Iterator[TemporalDevServer]:
 
 
 @pytest.fixture(scope="session")
-def kube_standin(tmp_path_factory):
-    """The Kubernetes API stand-in (controller mode on) and a kubeconfig pointing at it."""
+def frontend_pods(tmp_path_factory) -> Iterator[TemporalFrontendPods]:
+    """The local stack's frontend pods: a Temporal dev server per Ready frontend pod of a
+    release installed into `kube_standin`, reached through port-forward."""
+    pods = TemporalFrontendPods(tmp_path_factory.mktemp("frontend-pods"))
+    try:
+        yield pods
+    finally:
+        pods.stop_all()
+
+
+@pytest.fixture(scope="session")
+def kube_standin(tmp_path_factory, frontend_pods):
+    """The Kubernetes API stand-in (controller mode on, the local stack's frontend pods) and a
+    kubeconfig pointing at it."""
     from local_stack.kube_api_standin import KubeApiStandIn
 
     server = KubeApiStandIn.start(port=0)
+    server.add_runtime(frontend_pods)
     server.kubeconfig_path = server.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
     try:
         yield server
@@ -84,12 +99,11 @@ def kube_standin(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def stack_variables(mariadb, local_aws, target_temporal) -> dict[str, str]:
+def stack_variables(mariadb, local_aws) -> dict[str, str]:
     """What environments/local.yaml interpolates, as `python -m local_stack up` exports it."""
     return {
         "LOCAL_STACK_DB_HOST": mariadb.host,
         "LOCAL_STACK_DB_PORT": str(mariadb.port),
-        "LOCAL_STACK_TARGET_ADDRESS": target_temporal.address,
         "LOCAL_STACK_KUBE_CONTEXT": "standin",
     }
 

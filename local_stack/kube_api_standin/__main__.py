@@ -10,12 +10,17 @@ import asyncio
 import json
 import signal
 import sys
+from pathlib import Path
 
 from .standin import KubeApiStandIn
 
 
 async def serve(args: argparse.Namespace) -> None:
     standin = await KubeApiStandIn.start_in_loop(port=args.port, controller=not args.no_controller)
+    if args.temporal_frontend_logs:
+        from local_stack.frontend_pods import TemporalFrontendPods
+
+        standin.add_runtime(TemporalFrontendPods(args.temporal_frontend_logs))
     kubeconfig = (
         standin.write_kubeconfig(args.kubeconfig, args.namespace) if args.kubeconfig else None
     )
@@ -42,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--namespace", help="default namespace of the kubeconfig's context")
     parser.add_argument(
         "--no-controller", action="store_true", help="nothing becomes ready by itself"
+    )
+    parser.add_argument(
+        "--temporal-frontend-logs",
+        type=Path,
+        help="run a Temporal dev server for each Ready Temporal frontend pod (the local "
+        "stack's frontends), logging into this folder",
     )
     asyncio.run(serve(parser.parse_args(argv)))
     return 0

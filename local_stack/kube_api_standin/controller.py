@@ -2,6 +2,13 @@
 
 Without it nothing would ever become ready and `helm --wait` could only time out. Objects can
 be held back (`never_ready`) to exercise timeouts, rollbacks and health failures.
+
+Deployments are ready through their pods, as on a cluster: a Deployment owns a ReplicaSet per
+pod template, the ReplicaSet owns pods (pods.py), and the Deployment is available once the
+current ReplicaSet's pods are all Ready. A pod is not Ready while a Secret or ConfigMap it
+references is missing, or while the stand-in holds it (`never_ready` on the pod, its
+ReplicaSet or its Deployment). Other workloads (StatefulSets, DaemonSets, Jobs, bare pods)
+report themselves ready unless held.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import hashlib
 import json
 from typing import Any
 
+from .pods import Pods
 from .store import Event, Obj, Store, now
 
 WORKLOADS = {
@@ -51,23 +59,57 @@ class Controller:
         self.store, self.delay = store, delay
         self.enabled = True
         self.never_ready: set[tuple[str | None, str]] = set()  # (namespace or None for any, name)
+        self.pods = Pods(store, self.chain)
         store.hooks.append(self._on_event)
 
     def _on_event(self, ev: Event) -> None:
-        if self.enabled and ev.type != "DELETED" and ev.res.kind in WORKLOADS:
-            meta = ev.obj["metadata"]
-            loop = asyncio.get_running_loop()
-            loop.call_later(
-                self.delay, self.reconcile, ev.res.kind, meta.get("namespace"), meta["name"]
-            )
+        kind, meta = ev.res.kind, ev.obj["metadata"]
+        ns = meta.get("namespace")
+        if kind == "Pod" and ev.type == "DELETED":
+            self.pods.gone(ev.obj)  # even with the controller off: its processes end
+        if not self.enabled:
+            return
+        later = asyncio.get_running_loop().call_later
+        if ev.type != "DELETED" and kind in WORKLOADS:
+            later(self.delay, self.reconcile, kind, ns, meta["name"])
+        if kind in ("Pod", "ReplicaSet"):
+            # A pod's readiness is its ReplicaSet's, a ReplicaSet's its Deployment's.
+            for ref in meta.get("ownerReferences") or []:
+                if ref.get("controller") and ref.get("kind") in ("ReplicaSet", "Deployment"):
+                    later(self.delay, self.reconcile, ref["kind"], ns, ref.get("name"))
+        if kind in ("Secret", "ConfigMap") and ns:
+            # What pods reference may have appeared or gone: kubelet checks again.
+            later(self.delay, self.reconcile_namespace, ns)
+
+    def chain(self, obj: Obj) -> list[str]:
+        """The names of `obj` and of its controllers up to the root (pod, ReplicaSet,
+        Deployment), whether or not those still exist."""
+        names: list[str] = []
+        current: Obj | None = obj
+        for _ in range(4):
+            if current is None:
+                break
+            meta = current["metadata"]
+            names.append(meta["name"])
+            ref = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+            if ref is None:
+                break
+            names.append(ref["name"])
+            res = self.store.registry.by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
+            current = self.store.raw(res, meta.get("namespace"), ref["name"]) if res else None
+        return names
 
     def blocked(self, obj: Obj) -> bool:
-        meta = obj["metadata"]
-        names = [meta["name"]] + [
-            r.get("name") for r in meta.get("ownerReferences") or [] if r.get("controller")
-        ]
-        ns = meta.get("namespace")
-        return any((ns, n) in self.never_ready or (None, n) in self.never_ready for n in names)
+        ns = obj["metadata"].get("namespace")
+        marks = self.never_ready
+        return any((ns, n) in marks or (None, n) in marks for n in self.chain(obj))
+
+    def reconcile_namespace(self, ns: str) -> None:
+        for res, objs in list(self.store.objects.items()):
+            if res.kind in ("ReplicaSet", "Pod"):
+                for obj in list(objs.values()):
+                    if obj["metadata"].get("namespace") == ns:
+                        self.reconcile(res.kind, ns, obj["metadata"]["name"])
 
     def reconcile_all(self) -> None:
         for res, objs in list(self.store.objects.items()):
@@ -85,17 +127,38 @@ class Controller:
         if obj is None:
             return
         ready = not self.blocked(obj)
+        old = obj.get("status") or {}
         if kind == "Deployment":
-            self._ensure_replica_set(obj)
-        status = getattr(self, f"_status_{kind.lower()}")(obj, ready, obj.get("status") or {})
+            rs = self._ensure_replica_set(obj)
+            status = self._status_deployment(obj, len(self._ready_pods(rs)), old)
+        elif kind == "ReplicaSet":
+            status = self._status_replicaset(obj, self.pods.sync(obj, not ready), old)
+        elif kind == "Pod":
+            if not any(r.get("controller") for r in obj["metadata"].get("ownerReferences") or []):
+                self.pods.kubelet(obj, not ready)  # a bare pod; owned ones sync with their owner
+            return
+        else:
+            status = getattr(self, f"_status_{kind.lower()}")(obj, ready, old)
         if status is not None and status != obj.get("status"):
             self.store.update(res, ns, name, {"status": status}, subresource="status")
 
     # -- per kind: the status a healthy (or held back) object reports --------------------
-    def _status_deployment(self, obj: Obj, ready: bool, old: Obj) -> Obj:
+    def _ready_pods(self, rs: Obj | None) -> list[Obj]:
+        if rs is None:
+            return []
+        return [
+            p
+            for p in self.pods.owned(rs)
+            if any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in (p.get("status") or {}).get("conditions") or []
+            )
+        ]
+
+    def _status_deployment(self, obj: Obj, ready_pods: int, old: Obj) -> Obj:
         n, gen = obj["spec"].get("replicas", 1), obj["metadata"].get("generation", 1)
         rs = f'ReplicaSet "{obj["metadata"]["name"]}-{template_hash(obj["spec"].get("template"))}"'
-        if ready:
+        if ready_pods >= n:
             counts = {
                 "replicas": n,
                 "updatedReplicas": n,
@@ -117,7 +180,9 @@ class Controller:
                 ),
             ]
         else:
-            counts = {"replicas": n, "updatedReplicas": n, "unavailableReplicas": n}
+            counts = {"replicas": n, "updatedReplicas": n, "unavailableReplicas": n - ready_pods}
+            if ready_pods:
+                counts.update(readyReplicas=ready_pods, availableReplicas=ready_pods)
             conds = [
                 (
                     "Available",
@@ -129,14 +194,18 @@ class Controller:
             ]
         return {"observedGeneration": gen, **counts, "conditions": _conditions(old, conds)}
 
-    def _status_replicaset(self, obj: Obj, ready: bool, old: Obj) -> Obj:
+    def _status_replicaset(self, obj: Obj, ready_pods: int, old: Obj) -> Obj:
         n = obj["spec"].get("replicas", 1)
         out = {
             "replicas": n,
             "fullyLabeledReplicas": n,
             "observedGeneration": obj["metadata"].get("generation", 1),
         }
-        return {**out, "readyReplicas": n, "availableReplicas": n} if ready else out
+        return (
+            {**out, "readyReplicas": ready_pods, "availableReplicas": ready_pods}
+            if ready_pods
+            else out
+        )
 
     def _status_statefulset(self, obj: Obj, ready: bool, old: Obj) -> Obj:
         n = obj["spec"].get("replicas", 1)
@@ -185,30 +254,6 @@ class Controller:
             "conditions": _conditions(old, conds),
         }
 
-    def _status_pod(self, obj: Obj, ready: bool, old: Obj) -> Obj:
-        flag = "True" if ready else "False"
-        conds = [
-            (t, flag if t in ("Ready", "ContainersReady") else "True", "", "")
-            for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
-        ]
-        containers = [
-            {
-                "name": c.get("name"),
-                "image": c.get("image"),
-                "ready": ready,
-                "restartCount": 0,
-                "started": ready,
-            }
-            for c in (obj.get("spec") or {}).get("containers") or []
-        ]
-        phase = "Running" if ready else "Pending"
-        return {
-            "phase": phase,
-            "conditions": _conditions(old, conds),
-            "containerStatuses": containers,
-            "startTime": old.get("startTime") or now(),
-        }
-
     def _status_persistentvolumeclaim(self, obj: Obj, ready: bool, old: Obj) -> Obj:
         spec = obj.get("spec") or {}
         capacity = (spec.get("resources") or {}).get("requests") or {}
@@ -223,7 +268,7 @@ class Controller:
             return None
         return {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]} if ready else {}}
 
-    def _ensure_replica_set(self, dep: Obj) -> None:
+    def _ensure_replica_set(self, dep: Obj) -> Obj | None:
         """The ReplicaSet helm v3 `--wait` looks up: owned by the Deployment, same template."""
         meta, spec = dep["metadata"], dep.get("spec") or {}
         ns, h = meta.get("namespace"), template_hash(spec.get("template"))
@@ -276,3 +321,4 @@ class Controller:
             )
         # Settle the ReplicaSet before the Deployment reports available, as helm v3 reads both.
         self.reconcile("ReplicaSet", ns, rs["metadata"]["name"])
+        return self.store.raw(rs_res, ns, rs["metadata"]["name"])

@@ -13,12 +13,13 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import patches, protobuf
+from . import patches, portforward, protobuf
 from .controller import Controller
 from .errors import ApiError
+from .identity import Tokens, request_info
 from .resources import RESOURCES, Registry, Resource
 from .selectors import parse_fields, parse_labels
-from .store import Obj, Store
+from .store import Obj, Store, now
 
 VERSION = {
     "major": "1",
@@ -64,6 +65,7 @@ class ApiServer:
         self.controller = Controller(self.store)
         self.controller.enabled = controller
         self.faults: list[Fault] = []
+        self.tokens = Tokens()
         self.requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=5000)
         self.app = web.Application(client_max_size=256 * 1024**2, middlewares=[self._middleware])
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
@@ -75,14 +77,23 @@ class ApiServer:
         )
         self.controller.reconcile_all()
 
+    def set_never_serving(
+        self, name: str, namespace: str | None = None, never: bool = True
+    ) -> None:
+        marks = self.controller.pods.never_serving
+        (marks.add if never else marks.discard)((namespace, name))
+        self.controller.reconcile_all()
+
     def add_fault(self, fault: Fault) -> None:
         re.compile(fault.path_regex)
         self.faults.append(fault)
 
     def reset(self) -> None:
+        self.controller.pods.stop_all()  # the pods vanish with the store, their processes too
         self.store.reset()
         self.faults.clear()
         self.controller.never_ready.clear()
+        self.controller.pods.never_serving.clear()
         self.controller.enabled = True
         self.requests.clear()
 
@@ -91,8 +102,33 @@ class ApiServer:
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         resp: web.StreamResponse
         fault = None
-        if not request.path.startswith("/_standin/"):
+        admin = request.path.startswith("/_standin/")
+        user = ""
+        if not admin:
             fault = next((f for f in self.faults if f.hits(request.method, request.path)), None)
+        try:
+            if not admin:
+                user = self.tokens.user(request.headers.get("Authorization"))
+        except ApiError as e:
+            resp = _json(e.status(), e.code)
+        else:
+            resp = await self._handle(request, handler, fault)
+        info = request_info(request.method, request.path, dict(request.query))
+        entry = {"method": request.method, "path": request.path_qs, "status": resp.status}
+        self.requests.append(
+            {
+                **entry,
+                "content_type": request.headers.get("Content-Type", ""),
+                "user": user,
+                **info.as_log(),
+            }
+        )
+        return resp
+
+    async def _handle(
+        self, request: web.Request, handler: Any, fault: Fault | None
+    ) -> web.StreamResponse:
+        resp: web.StreamResponse
         if fault is not None:
             fault.count -= 1
             self.faults = [f for f in self.faults if f.count > 0]
@@ -107,8 +143,6 @@ class ApiServer:
                 resp = await handler(request)
             except ApiError as e:
                 resp = _json(e.status(), e.code)
-        entry = {"method": request.method, "path": request.path_qs, "status": resp.status}
-        self.requests.append({**entry, "content_type": request.headers.get("Content-Type", "")})
         return resp
 
     async def _body(self, request: web.Request) -> Any:
@@ -205,6 +239,9 @@ class ApiServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
+        if sub == "portforward" and res.kind == "Pod" and name and ns is not None:
+            pods = self.controller.pods
+            return await portforward.serve(pods, request, self.store.raw(res, ns, name), name)
         if sub not in (None, "status") or (name and res.namespaced and ns is None):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return await self._resource(request, res, ns, name, sub, watch)
@@ -256,6 +293,9 @@ class ApiServer:
             if "propagationPolicy" in q:
                 options["propagationPolicy"] = q["propagationPolicy"]
             deleted = store.delete(res, ns, name, options, dry_run)
+            if res.kind == "Pod":  # gracefully deleted: the API server answers with the pod
+                deleted["metadata"].setdefault("deletionTimestamp", now())
+                return _json(deleted)
             details = {
                 "name": name,
                 "group": res.group,
@@ -396,6 +436,17 @@ class ApiServer:
                     ]
                 }
             )
+        if what == "never-serving":
+            if method in ("POST", "DELETE"):
+                if "name" not in body:
+                    raise ApiError(400, "BadRequest", "name is required")
+                self.set_never_serving(body["name"], body.get("namespace"), method == "POST")
+            marks = sorted(self.controller.pods.never_serving, key=str)
+            return _json({"never_serving": [{"namespace": n, "name": m} for n, m in marks]})
+        if what == "tokens" and method == "POST":
+            if not isinstance(body.get("user"), str):
+                raise ApiError(400, "BadRequest", "user is required")
+            return _json({"user": body["user"], "token": self.tokens.issue(body["user"])})
         if what == "faults":
             if method == "POST":
                 try:

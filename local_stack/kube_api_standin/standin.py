@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
+from .identity import ADMIN_TOKEN, ADMIN_USER
+from .pods import ContainerRuntime
 from .server import ApiServer, Fault
 
 T = TypeVar("T")
@@ -22,7 +24,7 @@ CONTEXT = "standin"
 class KubeApiStandIn:
     """A stateful Kubernetes API stand-in on 127.0.0.1 for contract tests of real clients.
 
-    It is not a cluster: no admission, schema validation, field-ownership conflicts or pods.
+    It is not a cluster: see the package docstring for what it models and what it does not.
     """
 
     def __init__(self, controller: bool = True) -> None:
@@ -79,6 +81,7 @@ class KubeApiStandIn:
         await web.SockSite(self._runner, sock).start()
 
     async def _close(self) -> None:
+        self.api.controller.pods.stop_all()
         for w in list(self.api.store.watches):
             w.queue.put_nowait(None)  # lets streaming watch handlers return
         if self._runner is not None:
@@ -119,6 +122,19 @@ class KubeApiStandIn:
     def allow_ready(self, name: str, namespace: str | None = None) -> None:
         self._call(lambda: self.api.set_never_ready(name, namespace, never=False))
 
+    def never_serving(self, name: str, namespace: str | None = None) -> None:
+        """Let a workload's pods become Ready (as the chart's probe-less pods do once their
+        containers start) but never start their processes: a frontend that runs and never
+        serves. Any namespace when None."""
+        self._call(lambda: self.api.set_never_serving(name, namespace, never=True))
+
+    def allow_serving(self, name: str, namespace: str | None = None) -> None:
+        self._call(lambda: self.api.set_never_serving(name, namespace, never=False))
+
+    def add_runtime(self, runtime: ContainerRuntime) -> None:
+        """Run the processes of Ready pods with `runtime` (see pods.py)."""
+        self._call(lambda: self.api.controller.pods.runtimes.append(runtime))
+
     def inject_faults(
         self,
         path_regex: str,
@@ -147,19 +163,30 @@ class KubeApiStandIn:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """Recent requests (method, path, content_type, status), oldest first."""
+        """Recent requests, oldest first: method, path, content_type, status, the caller's
+        `user`, and the request attributes (verb, resource, subresource, group, namespace,
+        name; resource '' for non-resource requests), see identity.py."""
         return self._call(lambda: list(self.api.requests))
 
-    def write_kubeconfig(self, path: str | Path, namespace: str | None = None) -> Path:
-        """A kubeconfig the real clients use unchanged: context `standin`, dummy token."""
+    def issue_token(self, user: str) -> str:
+        """A bearer token the stand-in authenticates as `user` (e.g.
+        `system:serviceaccount:NS:NAME`); its requests are logged under that name."""
+        return self._call(lambda: self.api.tokens.issue(user))
+
+    def write_kubeconfig(
+        self, path: str | Path, namespace: str | None = None, user: str = ADMIN_USER
+    ) -> Path:
+        """A kubeconfig the real clients use unchanged: context `standin`, a bearer token
+        that the stand-in authenticates as `user` (the admin by default)."""
         context: dict[str, Any] = {"cluster": CONTEXT, "user": CONTEXT}
         if namespace:
             context["namespace"] = namespace
+        token = ADMIN_TOKEN if user == ADMIN_USER else self.issue_token(user)
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": CONTEXT, "cluster": {"server": self.url}}],
-            "users": [{"name": CONTEXT, "user": {"token": "standin-dummy-token"}}],
+            "users": [{"name": CONTEXT, "user": {"token": token}}],
             "contexts": [{"name": CONTEXT, "context": context}],
             "current-context": CONTEXT,
         }

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client as k8s
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 
@@ -48,12 +49,44 @@ def installer(helm_bin: str, kube_standin) -> ChartInstaller:
 
 
 @pytest.fixture
-def env(local_env: Environment, helm_version: str) -> Environment:
-    """local_env in a fresh namespace (the stand-in is shared by the session)."""
+def bare_env(local_env: Environment, helm_version: str) -> Environment:
+    """local_env in a fresh namespace (the stand-in is shared by the session), nothing in it."""
     ns = f"chart-{helm_version}-{uuid.uuid4().hex[:8]}"
     return local_env.model_copy(
         update={"kubernetes": local_env.kubernetes.model_copy(update={"namespace": ns})}
     )
+
+
+def create_ca_config_map(core: k8s.CoreV1Api, env: Environment) -> None:
+    """As ensure_ca_bundle leaves it (the bundle's content does not matter to the pods)."""
+    ca = env.ca_bundle
+    core.create_namespaced_config_map(
+        env.kubernetes.namespace,
+        k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name=ca.config_map), data={ca.key: "pem"}),
+    )
+
+
+def create_db_secret(core: k8s.CoreV1Api, env: Environment) -> None:
+    """As ensure_db_secret leaves it (and the namespace it creates first)."""
+    ns, secret = env.kubernetes.namespace, env.database.kubernetes_secret
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=ns)))
+    keys = {secret.default_store_key: "p1", secret.visibility_store_key: "p2"}
+    core.create_namespaced_secret(
+        ns, k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=secret.name), string_data=keys)
+    )
+
+
+@pytest.fixture
+def core(kube_clients, local_env: Environment) -> k8s.CoreV1Api:
+    return kube_clients.core_v1(local_env.kubernetes.context)
+
+
+@pytest.fixture
+def env(bare_env: Environment, core: k8s.CoreV1Api) -> Environment:
+    """bare_env with what the chart's pods reference, created in bootstrap order before it."""
+    create_db_secret(core, bare_env)
+    create_ca_config_map(core, bare_env)
+    return bare_env
 
 
 def with_history_replicas(env: Environment, replicas: int) -> Environment:
@@ -384,3 +417,23 @@ def test_cancellation_stops_helm(installer, helm_bin, env, kube_standin, monkeyp
     assert isinstance(outcome.get("error"), CancelledError), outcome
     assert not [pid for pid in pids if pid_alive(pid)]
     assert os.getpid() not in pids
+
+
+def test_chart_installed_before_its_ca_config_map_fails_naming_it(
+    installer, bare_env, core, helm_bin, kube_standin
+):
+    """The bootstrap order swapped: the DB Secret exists, the CA ConfigMap does not yet. The
+    server pods mount it, so they never start (as on a cluster): the wait runs out, and the
+    error names the missing ConfigMap. Once it exists the same step installs the chart."""
+    env = bare_env
+    create_db_secret(core, env)
+
+    err = run_failing(installer, env, timeout=timedelta(seconds=8))
+
+    assert err.type == ErrorType.HELM_TIMEOUT, err.message
+    assert 'configmap "rds-ca-certs" not found' in err.message, err.message
+    assert "FailedMount" in err.message and "temporal-frontend-" in err.message
+
+    create_ca_config_map(core, env)
+    done = run(installer, env)
+    assert (done.action, done.status) == ("installed", "deployed")

@@ -29,6 +29,15 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture
+def local_env(local_env: Environment, target_temporal) -> Environment:
+    """local.yaml with its frontend dialled directly: the session's target server, a
+    frontend without an install (the installed ones are reached by port-forward, e2e)."""
+    return local_env.model_copy(
+        update={"frontend": FrontendSpec(connect="direct", address=target_temporal.address)}
+    )
+
+
 def declaring(env: Environment, *namespaces: TemporalNamespace) -> Environment:
     return env.model_copy(update={"temporal_namespaces": namespaces})
 
@@ -84,7 +93,7 @@ async def clients() -> TargetTemporalClients:
 
 
 async def spy(clients: TargetTemporalClients, env: Environment, delay: float = 0.0) -> Calls:
-    client = await clients.client(env)
+    client = await clients.direct_client(env, env.frontend_address, None)
     return Calls(client.workflow_service, delay)
 
 

@@ -35,6 +35,13 @@ def activity_env(start_to_close: timedelta = timedelta(seconds=60)) -> ActivityE
     return env
 
 
+@pytest.fixture
+def local_env(local_env: Environment, target_temporal) -> Environment:
+    """local.yaml with its frontend dialled directly: the session's target server (the
+    installed releases' frontends, reached by port-forward, are in test_frontend_port_forward.py)."""
+    return pointed_at(local_env, target_temporal.address)
+
+
 def pointed_at(env: Environment, address: str) -> Environment:
     return env.model_copy(update={"frontend": FrontendSpec(address=address)})
 

@@ -33,7 +33,7 @@ def test_worker_killed_during_register_namespaces(
 ):
     def staging(local: dict) -> None:
         local["kubernetes"]["namespace"] = "my-app-crash-ns"
-        local["frontend"]["address"] = frontend_proxy.address
+        local["frontend"] = {"address": frontend_proxy.address}  # direct, to the proxy
         local["temporal_namespaces"] = [
             {"name": name, "retention": retention, "description": f"crash test {name}"}
             for name, retention in NAMESPACES.items()

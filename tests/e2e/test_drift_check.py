@@ -43,9 +43,10 @@ def drift(operator, env_dir, *args):
 
 
 def test_drift_is_reported_without_writes_then_remediated(
-    operator, drift_env, kube_clients, target_temporal, stack_variables
+    operator, drift_env, kube_clients, frontend_pods, stack_variables
 ):
     env_dir = drift_env
+    frontend = frontend_pods.address_of(NAMESPACE)
     clean = drift(operator, env_dir)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert clean.stdout.count("in sync") == 5, clean.stdout  # four steps and the verdict
@@ -73,7 +74,7 @@ def test_drift_is_reported_without_writes_then_remediated(
         ]
     )
     assert upgrade.returncode == 0, upgrade.stderr
-    operator.set_retention(TEMPORAL_NAMESPACE, "48h", target_temporal.address)
+    operator.set_retention(TEMPORAL_NAMESPACE, "48h", frontend)
     revisions = len(operator.helm_history(NAMESPACE))
 
     found = drift(operator, env_dir, "--policy", "report")
@@ -90,7 +91,7 @@ def test_drift_is_reported_without_writes_then_remediated(
     live = core.read_namespaced_config_map("rds-ca-certs", NAMESPACE)
     assert live.data["global-bundle.pem"] == "tampered"
     assert len(operator.helm_history(NAMESPACE)) == revisions
-    assert operator.retention_seconds(TEMPORAL_NAMESPACE, target_temporal.address) == 48 * 3600
+    assert operator.retention_seconds(TEMPORAL_NAMESPACE, frontend) == 48 * 3600
 
     repaired = drift(operator, env_dir, "--policy", "remediate")
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
@@ -99,16 +100,15 @@ def test_drift_is_reported_without_writes_then_remediated(
     assert live.data["global-bundle.pem"].startswith("-----BEGIN CERTIFICATE-----")
     assert len(operator.helm_history(NAMESPACE)) == revisions + 1
     assert operator.helm_values(NAMESPACE) == json.loads(json.dumps(build_chart_values(declared)))
-    assert operator.retention_seconds(TEMPORAL_NAMESPACE, target_temporal.address) == 168 * 3600
+    assert operator.retention_seconds(TEMPORAL_NAMESPACE, frontend) == 168 * 3600
 
     again = drift(operator, env_dir)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "local: in sync" in again.stdout
 
 
-def test_scheduled_check_asks_then_repairs_after_approve_drift(
-    operator, drift_env, target_temporal
-):
+def test_scheduled_check_asks_then_repairs_after_approve_drift(operator, drift_env, frontend_pods):
+    frontend = frontend_pods.address_of(NAMESPACE)
     nothing = operator.starter("approve-drift", "local")
     assert nothing.returncode == 1 and "no drift check of local waits" in nothing.stderr
     created = operator.starter("schedule", "local", "--environments-dir", str(drift_env))
@@ -123,7 +123,7 @@ def test_scheduled_check_asks_then_repairs_after_approve_drift(
     assert "schedule drift-check-local updated: drift check every 1h0m0s, policy ask" in (
         updated.stdout
     )
-    operator.set_retention(TEMPORAL_NAMESPACE, "24h", target_temporal.address)
+    operator.set_retention(TEMPORAL_NAMESPACE, "24h", frontend)
 
     triggered = operator.temporal("schedule", "trigger", "--schedule-id", SCHEDULE_ID)
     assert triggered.returncode == 0, triggered.stderr
@@ -145,7 +145,7 @@ def test_scheduled_check_asks_then_repairs_after_approve_drift(
     )
     findings = {f["step"]: f for f in waiting["findings"]}
     assert findings["register_namespaces"]["status"] == "drifted"
-    assert operator.retention_seconds(TEMPORAL_NAMESPACE, target_temporal.address) == 24 * 3600
+    assert operator.retention_seconds(TEMPORAL_NAMESPACE, frontend) == 24 * 3600
 
     approved = operator.starter("approve-drift", "local", "--by", "oncall")
     assert approved.returncode == 0, approved.stdout + approved.stderr
@@ -158,7 +158,7 @@ def test_scheduled_check_asks_then_repairs_after_approve_drift(
     wait_for(finished, 120, "the scheduled check to finish")
     done = operator.progress(workflow_id)
     assert done["state"] == "repaired" and done["approved_by"] == "oncall", done
-    assert operator.retention_seconds(TEMPORAL_NAMESPACE, target_temporal.address) == 168 * 3600
+    assert operator.retention_seconds(TEMPORAL_NAMESPACE, frontend) == 168 * 3600
 
     removed = operator.starter("unschedule", "local")
     assert removed.returncode == 0 and "deleted" in removed.stdout, removed.stdout

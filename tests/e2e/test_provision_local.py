@@ -1,6 +1,7 @@
 """End to end on the local stack, through the real `worker.py` and `starter.py` processes:
 the real chart installed by helm into the Kubernetes API stand-in, namespaces registered on
-the target Temporal server, operator actions sent with the real `temporal` CLI.
+the release's own frontend (a dev server the stack runs as its frontend pod), reached only by
+port-forward through the stand-in; operator actions sent with the real `temporal` CLI.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import pytest
 WORKFLOW_ID = "provision-local"
 
 
-def test_provision_local_installs_chart_and_registers_namespaces(operator, worker, target_temporal):
+def test_provision_local_installs_chart_and_registers_namespaces(
+    operator, worker, frontend_pods, kube_standin
+):
+    assert frontend_pods.address_of("my-app-local") is None, "no frontend before the install"
     proc = operator.starter("provision", "local", "--by", "e2e")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "provision-local done (changed)" in proc.stdout
@@ -30,8 +34,17 @@ def test_provision_local_installs_chart_and_registers_namespaces(operator, worke
     assert [(r["revision"], r["status"], r["chart"]) for r in history] == [
         (1, "deployed", "temporal-0.52.0")
     ]
+    frontend = frontend_pods.address_of("my-app-local")
+    assert frontend is not None, "the install's frontend pod runs a server"
     for name, hours in (("my-ns", 168), ("my-ns-short", 24)):
-        assert operator.retention_seconds(name, target_temporal.address) == hours * 3600, name
+        assert operator.retention_seconds(name, frontend) == hours * 3600, name
+    # The worker reached that server only through the API server's port-forward.
+    forwards = [
+        r
+        for r in kube_standin.requests
+        if r["subresource"] == "portforward" and r["namespace"] == "my-app-local"
+    ]
+    assert forwards and all(r["name"].startswith("temporal-frontend-") for r in forwards)
 
     again = operator.starter("provision", "local", "--by", "e2e")
     assert again.returncode == 0, again.stdout + again.stderr

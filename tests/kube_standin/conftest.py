@@ -16,8 +16,10 @@ from kubernetes import client, config
 from local_stack.kube_api_standin import KubeApiStandIn
 from tests import helpers
 
-CHART = Path(__file__).resolve().parents[2].parent / "shared" / "charts" / "temporal-0.52.0"
-KUBECTL = "/usr/bin/kubectl"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CHART = PROJECT_ROOT.parent / "shared" / "charts" / "temporal-0.52.0"
+# scripts/setup.sh puts it there (from the same PyPI wheel as helm v4); never the machine's.
+KUBECTL = str(PROJECT_ROOT / ".tools" / "kubectl" / "kubectl")
 
 
 def copy_chart_without_dependencies(src: Path, dest: Path) -> Path:

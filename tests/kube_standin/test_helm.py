@@ -75,6 +75,19 @@ def _release_secrets(core: client.CoreV1Api, **labels: str) -> list[client.V1Sec
     return core.list_namespaced_secret(NS, label_selector=selector).items
 
 
+def _db_secret(core: client.CoreV1Api) -> None:
+    """What the server pods reference (env secretKeyRef) must exist before the chart, or
+    they never start, as on a cluster."""
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
+    core.create_namespaced_secret(
+        NS,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="temporal-db-secret"),
+            string_data={"password": "p1", "visibility-password": "p2"},
+        ),
+    )
+
+
 def _frontend(apps: client.AppsV1Api) -> client.V1Deployment:
     return apps.read_namespaced_deployment(f"{RELEASE}-frontend", NS)
 
@@ -83,6 +96,7 @@ def test_release_lifecycle(
     helm, run, values_file: Path, temporal_chart: Path, standin: KubeApiStandIn, core, apps
 ) -> None:
     _, binary = helm
+    _db_secret(core)
     install = (
         binary,
         "upgrade",
@@ -146,6 +160,7 @@ def test_install_that_never_becomes_ready_times_out_and_rolls_back(
     helm, run, values_file: Path, temporal_chart: Path, standin: KubeApiStandIn, core, apps
 ) -> None:
     version, binary = helm
+    _db_secret(core)
     standin.never_ready(f"{RELEASE}-frontend", namespace=NS)
     proc = run(
         binary,

@@ -35,7 +35,8 @@ def test_up_status_down(tmp_path: Path) -> None:
         print(up.stdout.splitlines()[0])
         assert up.stdout.startswith("local stack up in ")
         assert state is not None and state["mode"] == "detached"
-        names = {"kube-api-standin", "mariadb", "moto", "temporal-bootstrap", "temporal-target"}
+        # No frontend runs before a release is installed (local_stack/frontend_pods.py).
+        names = {"kube-api-standin", "mariadb", "moto", "temporal-bootstrap"}
         assert set(state["processes"]) == names
         pids = [int(p["pid"]) for p in state["processes"].values()]
         # Left running after `up` exited.
@@ -82,11 +83,11 @@ def test_status_reports_a_dead_process(tmp_path: Path) -> None:
     state = load_state(state_dir)
     assert state is not None
     try:
-        target = state["processes"]["temporal-target"]
-        subprocess.run(["kill", "-KILL", str(target["pid"])], check=True)
+        victim = state["processes"]["temporal-bootstrap"]
+        subprocess.run(["kill", "-KILL", str(victim["pid"])], check=True)
         status = cli(state_dir, "status")
         assert status.returncode == 1
-        assert "temporal-target" in status.stdout and "NOT RUNNING" in status.stdout
+        assert "temporal-bootstrap" in status.stdout and "NOT RUNNING" in status.stdout
     finally:
         down = cli(state_dir, "down")
     assert down.returncode == 0

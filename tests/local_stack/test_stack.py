@@ -64,7 +64,8 @@ def test_in_process_stack_up_and_down(tmp_path: Path) -> None:
         print(f"in-process local stack up in {state['startup_seconds']:.2f}s")
         assert set(state) == STATE_KEYS
         assert state["mode"] == "in-process" and state["owner_pid"] == proc.pid
-        assert set(state["processes"]) == {"mariadb", "temporal-bootstrap", "temporal-target"}
+        # No frontend runs before a release is installed (frontend_pods.py).
+        assert set(state["processes"]) == {"mariadb", "temporal-bootstrap"}
         assert all(processes_alive(state).values())
 
         # Kubernetes stand-in answers at the kubeconfig's server.
@@ -89,7 +90,7 @@ def test_in_process_stack_up_and_down(tmp_path: Path) -> None:
         for server in state["temporal"].values():
             wait_serving(server["address"], timeout=5)
         assert env["LOCAL_STACK_DB_PORT"] == str(state["mariadb"]["port"])
-        assert env["LOCAL_STACK_TARGET_ADDRESS"] == state["temporal"]["target"]["address"]
+        assert "LOCAL_STACK_TARGET_ADDRESS" not in env
         assert env["KUBECONFIG"] == state["kubernetes"]["kubeconfig"]
         assert env["AWS_ENDPOINT_URL"] == state["aws"]["endpoint_url"]
         # Nothing listens beyond loopback.
@@ -130,7 +131,7 @@ def test_failed_start_stops_what_did_start(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(stack_mod.LocalStack, "_start_aws", broken_aws)
     with pytest.raises(RuntimeError, match="moto exploded"):
         LocalStack(tmp_path / "stack", with_kubernetes=False).start()
-    assert {p.name for p in started} == {"mariadb", "temporal-bootstrap", "temporal-target"}
+    assert {p.name for p in started} == {"mariadb", "temporal-bootstrap"}
     for proc in started:
         assert proc.pid is not None and not pid_alive(proc.pid)
     assert load_state(tmp_path / "stack") is None

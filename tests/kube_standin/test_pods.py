@@ -1,0 +1,293 @@
+"""Contract tests of the stand-in's pods with the real kubernetes Python client and kubectl:
+ReplicaSet-owned pods that follow the Deployment, kubelet's reasons when a referenced Secret,
+key or ConfigMap is missing (and recovery when it appears), port-forward through
+`kubernetes.stream.portforward` to what a container runtime serves, and the caller's identity
+in the request log."""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from kubernetes.stream import portforward
+
+from local_stack.kube_api_standin import KubeApiStandIn
+
+from .conftest import KUBECTL
+
+NS = "default"
+
+
+def deployment(name: str, replicas: int = 1, **pod_spec: Any) -> dict[str, Any]:
+    container = {"name": "app", "image": f"{name}:1", "ports": [{"containerPort": 8080}]}
+    container.update(pod_spec.pop("container", {}))
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [container], **pod_spec},
+            },
+        },
+    }
+
+
+def pods_of(core: client.CoreV1Api, app: str) -> list[client.V1Pod]:
+    return core.list_namespaced_pod(NS, label_selector=f"app={app}").items
+
+
+def waiting(pod: client.V1Pod) -> tuple[str, str | None]:
+    state = pod.status.container_statuses[0].state.waiting
+    return (state.reason, state.message)
+
+
+def ready(pod: client.V1Pod) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+def available(apps: client.AppsV1Api, name: str) -> bool:
+    dep = apps.read_namespaced_deployment(name, NS)
+    return dep.status is not None and (dep.status.available_replicas or 0) == dep.spec.replicas
+
+
+def test_pods_belong_to_the_deployment_and_follow_its_replicas(
+    standin: KubeApiStandIn, core, apps, wait_for
+) -> None:
+    apps.create_namespaced_deployment(NS, deployment("shop", replicas=2))
+    pods = wait_for(lambda: len(p := pods_of(core, "shop")) == 2 and all(map(ready, p)) and p)
+    wait_for(lambda: available(apps, "shop"), what="the Deployment to be available")
+    (rs,) = apps.list_namespaced_replica_set(NS, label_selector="app=shop").items
+    for pod in pods:
+        assert pod.metadata.name.startswith(f"{rs.metadata.name}-")
+        (owner,) = pod.metadata.owner_references
+        assert (owner.kind, owner.uid, owner.controller) == ("ReplicaSet", rs.metadata.uid, True)
+        assert pod.metadata.labels["pod-template-hash"] in rs.metadata.name
+        assert pod.status.phase == "Running" and pod.status.pod_ip
+        assert pod.status.container_statuses[0].state.running is not None
+
+    # A pod deleted by hand is replaced, as the ReplicaSet controller does.
+    core.delete_namespaced_pod(pods[0].metadata.name, NS)
+    wait_for(
+        lambda: (
+            {p.metadata.name for p in pods_of(core, "shop")} - {pods[0].metadata.name}
+            and len(pods_of(core, "shop")) == 2
+        ),
+        what="a replacement pod",
+    )
+
+    apps.patch_namespaced_deployment("shop", NS, {"spec": {"replicas": 0}})
+    wait_for(lambda: not pods_of(core, "shop"), what="the pods to go at 0 replicas")
+    apps.patch_namespaced_deployment("shop", NS, {"spec": {"replicas": 1}})
+    wait_for(lambda: len(pods_of(core, "shop")) == 1, what="a pod at 1 replica")
+    apps.delete_namespaced_deployment("shop", NS)
+    wait_for(lambda: not pods_of(core, "shop"), what="the pods to go with the Deployment")
+
+
+def test_missing_secret_and_key_keep_pods_unready_until_they_appear(
+    standin: KubeApiStandIn, core, apps, wait_for
+) -> None:
+    env = [
+        {
+            "name": "DB_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}},
+        },
+        {
+            "name": "OPTIONAL",
+            "valueFrom": {"secretKeyRef": {"name": "absent", "key": "x", "optional": True}},
+        },
+    ]
+    apps.create_namespaced_deployment(NS, deployment("api", container={"env": env}))
+    (pod,) = wait_for(lambda: (p := pods_of(core, "api")) and p[0].status.container_statuses and p)
+    assert pod.status.phase == "Pending"
+    assert waiting(pod) == ("CreateContainerConfigError", 'secret "db" not found')
+    assert not ready(pod) and not available(apps, "api")
+
+    core.create_namespaced_secret(
+        NS, client.V1Secret(metadata=client.V1ObjectMeta(name="db"), string_data={"user": "u"})
+    )
+    wait_for(
+        lambda: (
+            waiting(pods_of(core, "api")[0])[1] == "couldn't find key password in Secret default/db"
+        ),
+        what="the missing key to be reported",
+    )
+    assert not available(apps, "api")
+
+    core.patch_namespaced_secret("db", NS, {"stringData": {"password": "p"}})
+    wait_for(lambda: available(apps, "api"), what="the Deployment to recover")
+    (pod,) = pods_of(core, "api")
+    assert ready(pod) and pod.status.phase == "Running"
+
+
+def test_missing_configmap_volume_keeps_pod_creating_with_a_failed_mount_event(
+    standin: KubeApiStandIn, core, apps, wait_for
+) -> None:
+    volumes = [{"name": "ca", "configMap": {"name": "rds-ca-certs"}}]
+    mounts = [{"name": "ca", "mountPath": "/etc/ca"}]
+    apps.create_namespaced_deployment(
+        NS, deployment("db-client", volumes=volumes, container={"volumeMounts": mounts})
+    )
+    (pod,) = wait_for(
+        lambda: (p := pods_of(core, "db-client")) and p[0].status.container_statuses and p
+    )
+    assert pod.status.phase == "Pending"
+    assert waiting(pod) == ("ContainerCreating", None)
+    events = core.list_namespaced_event(
+        NS, field_selector=f"involvedObject.name={pod.metadata.name}"
+    ).items
+    assert [(e.reason, e.message) for e in events] == [
+        (
+            "FailedMount",
+            'MountVolume.SetUp failed for volume "ca" : configmap "rds-ca-certs" not found',
+        )
+    ]
+    assert not available(apps, "db-client")
+
+    core.create_namespaced_config_map(
+        NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="rds-ca-certs"), data={"a": "b"})
+    )
+    wait_for(lambda: available(apps, "db-client"), what="the Deployment to recover")
+
+
+class EchoRuntime:
+    """A container runtime for the test: pods labelled app=echo serve an echo on port 8080."""
+
+    def __init__(self) -> None:
+        handler = type(
+            "Echo",
+            (socketserver.StreamRequestHandler,),
+            {"handle": lambda self: [self.wfile.write(line) for line in self.rfile]},
+        )
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.started: list[str] = []
+        self.stopped: list[str] = []
+
+    def start(self, pod: dict) -> None:
+        if pod["metadata"]["labels"].get("app") == "echo":
+            self.started.append(pod["metadata"]["name"])
+
+    def stop(self, pod: dict) -> None:
+        if pod["metadata"]["name"] in self.started:
+            self.stopped.append(pod["metadata"]["name"])
+
+    def address(self, pod: dict, port: int) -> tuple[str, int] | None:
+        running = pod["metadata"]["name"] in self.started
+        return self.server.server_address if running and port == 8080 else None  # type: ignore[return-value]
+
+
+@pytest.fixture
+def echo(standin: KubeApiStandIn) -> Iterator[EchoRuntime]:
+    runtime = EchoRuntime()
+    standin.add_runtime(runtime)
+    yield runtime
+    standin.api.controller.pods.runtimes.remove(runtime)
+    runtime.server.shutdown()
+
+
+def test_port_forward_with_the_python_client_reaches_what_the_pod_serves(
+    standin: KubeApiStandIn, echo: EchoRuntime, core, apps, wait_for
+) -> None:
+    apps.create_namespaced_deployment(NS, deployment("echo"))
+    (pod,) = wait_for(lambda: (p := pods_of(core, "echo")) and ready(p[0]) and p)
+    name = pod.metadata.name
+    assert echo.started == [name]
+
+    forward = portforward(core.connect_get_namespaced_pod_portforward, name, NS, ports="8080")
+    sock = forward.socket(8080)
+    sock.settimeout(10)
+    sock.sendall(b"hello through the API server\n")
+    assert sock.recv(100) == b"hello through the API server\n"
+    sock.close()
+
+    refused = portforward(core.connect_get_namespaced_pod_portforward, name, NS, ports="9999")
+    s = refused.socket(9999)
+    s.settimeout(10)
+    assert s.recv(10) == b""  # closed after the error
+    assert "failed to connect to localhost:9999" in refused.error(9999)
+    assert "connection refused" in refused.error(9999)
+
+    logged = [r for r in standin.requests if r["subresource"] == "portforward"]
+    assert {(r["verb"], r["resource"], r["namespace"], r["name"]) for r in logged} == {
+        ("get", "pods", NS, name)
+    }
+
+    apps.delete_namespaced_deployment("echo", NS)
+    wait_for(lambda: echo.stopped == [name], what="the runtime to stop the pod's processes")
+
+
+def test_never_serving_pods_are_ready_but_run_nothing(
+    standin: KubeApiStandIn, echo: EchoRuntime, core, apps, wait_for
+) -> None:
+    standin.never_serving("echo", namespace=NS)
+    apps.create_namespaced_deployment(NS, deployment("echo"))
+    wait_for(lambda: available(apps, "echo"), what="the Deployment to be available")
+    assert echo.started == []
+    standin.allow_serving("echo", namespace=NS)
+    wait_for(lambda: len(echo.started) == 1, what="the process to start")
+
+
+def test_port_forward_to_a_pod_that_is_not_running_is_refused(
+    standin: KubeApiStandIn, core, apps, wait_for
+) -> None:
+    env = [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "x"}}}]
+    apps.create_namespaced_deployment(NS, deployment("pending", container={"env": env}))
+    (pod,) = wait_for(lambda: pods_of(core, "pending"))
+    with pytest.raises(ApiException) as raised:
+        portforward(
+            core.connect_get_namespaced_pod_portforward, pod.metadata.name, NS, ports="8080"
+        )
+    assert "is not running" in str(raised.value) or "400" in str(raised.value)
+    with pytest.raises(ApiException):
+        portforward(core.connect_get_namespaced_pod_portforward, "no-such-pod", NS, ports="8080")
+
+
+def test_kubectl_lists_pods_and_is_told_that_its_port_forward_is_not_served(
+    standin: KubeApiStandIn, run, kubeconfig: Path, apps, core, wait_for
+) -> None:
+    apps.create_namespaced_deployment(NS, deployment("shop"))
+    (pod,) = wait_for(lambda: (p := pods_of(core, "shop")) and ready(p[0]) and p)
+    kubectl = (KUBECTL, "--kubeconfig", str(kubeconfig), "-n", NS)
+    listed = run(*kubectl, "get", "pods", "-l", "app=shop", "-o", "name").stdout.split()
+    assert listed == [f"pod/{pod.metadata.name}"]
+    proc = run(
+        *kubectl, "port-forward", f"pod/{pod.metadata.name}", "0:8080", check=False, timeout=30
+    )
+    assert proc.returncode != 0
+    assert "kubectl's SPDY port-forward is not served" in proc.stderr, proc.stderr
+
+
+def test_requests_are_logged_with_the_callers_identity(
+    standin: KubeApiStandIn, tmp_path: Path, core
+) -> None:
+    core.list_namespaced_config_map(NS)
+    sa = "system:serviceaccount:tools:temporal-bootstrap"
+    other = standin.write_kubeconfig(tmp_path / "sa.kubeconfig", user=sa)
+    from kubernetes import config
+
+    with config.new_client_from_config(config_file=str(other)) as api:
+        client.CoreV1Api(api).read_namespace(NS)
+    logged = [(r["user"], r["verb"], r["resource"], r["name"]) for r in standin.requests]
+    assert ("standin-admin", "list", "configmaps", "") in logged
+    assert (sa, "get", "namespaces", NS) in logged
+
+    bad = socket.create_connection(("127.0.0.1", standin.port))
+    bad.sendall(
+        b"GET /api/v1/namespaces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer forged\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    answer = b"".join(iter(lambda: bad.recv(4096), b""))
+    bad.close()
+    assert answer.startswith(b"HTTP/1.1 401")
