@@ -76,9 +76,9 @@ def check_store_connections(docs: Docs, env: Environment) -> None:
         assert sql["tls"].get("caFile") == env.ca_bundle.mount_path, store
         # The server checks the certificate's name, which is the RDS endpoint by default.
         assert sql["tls"].get("enableHostVerification") is True, store
-        assert sql["tls"].get("serverName") == (
-            env.database.tls_server_name or env.rds.endpoint
-        ), store
+        assert sql["tls"].get("serverName") == (env.database.tls_server_name or env.rds.endpoint), (
+            store
+        )
         assert "caData" not in sql["tls"], f"{store}: caData is not read by the MySQL driver"
 
 
