@@ -562,3 +562,19 @@ def test_an_environment_too_large_for_a_workflow_input_is_refused(env_dir):
     (found,) = [str(p) for p in info.value.problems]
     assert found.startswith(f"{path}: the environment makes a workflow input of 12")
     assert "KiB; the limit is 1024 KiB" in found
+
+
+def test_an_allow_list_may_not_be_added_where_the_model_uses_auth(env_dir):
+    # production declares auth_url and no CIDRs: the model sets no allow-list annotation, and
+    # an allow-list from extra_values would still change who reaches the UI.
+    annotation = "nginx.ingress.kubernetes.io/whitelist-source-range"
+    edit(
+        env_dir,
+        "production",
+        lambda d: d.update(
+            extra_values={"web": {"ingress": {"annotations": {annotation: "0.0.0.0/0"}}}}
+        ),
+    )
+    (found,) = problems(env_dir, "production")
+    assert f"production.yaml: extra_values.web.ingress.annotations.{annotation}: overrides" in found
+    assert "use web_ingress.access.allowed_cidrs" in found
