@@ -46,7 +46,12 @@ from contracts.bootstrap import RunState
 from contracts.drift_check import DriftState, drift_schedule_id
 from contracts.operator import OperatorAction, OperatorRequest
 from declared_state.loader import InvalidEnvironment
-from declared_state.models import DriftPolicy, Environment, format_duration
+from declared_state.models import (
+    DriftPolicy,
+    Environment,
+    environment_name_problem,
+    format_duration,
+)
 from declared_state.paths import ENVIRONMENTS_VARIABLE, environments_dir
 from operations import drift as drift_ops
 from operations import environments, render
@@ -86,8 +91,22 @@ class CommandFailed(Exception):
         self.code = code
 
 
+def _environment_name(name: str) -> str:
+    """Every command takes ENV through here: it names a file and a workflow id, so a path or
+    an odd name is refused (exit 3) before anything is read or started."""
+    if problem := environment_name_problem(name):
+        raise CommandFailed(EXIT_INVALID, f"ENV: {problem}")
+    return name
+
+
 EnvArg = Annotated[
-    str, typer.Argument(help="Environment name: a file environments/<ENV>.yaml (e.g. staging).")
+    str,
+    typer.Argument(
+        help="Environment name: the file <environments-dir>/<ENV>.yaml, e.g. staging "
+        "(lowercase letters, digits and '-').",
+        callback=_environment_name,
+        metavar="ENV",
+    ),
 ]
 EnvDirOpt = Annotated[
     Path | None,
@@ -282,6 +301,7 @@ def provision(
     """
     env = _load(name, environments_dir)
     _render(env)  # bad values fail here, before anything starts
+    _print(render.exposure_line(environments.web_ui_exposure(env)))
 
     async def body(client: Client, settings: ClientSettings) -> int:
         started = await run_ops.start_or_attach(

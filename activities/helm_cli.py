@@ -90,6 +90,16 @@ class ChartRef:
     flags: tuple[str, ...]
 
 
+def _directory_digest(directory: Path) -> str:
+    """sha256 over every file's relative path and bytes: any edit (a template, values.yaml,
+    a vendored subchart) names a new prepared copy instead of reusing a stale one."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def _strip_missing_dependencies(source: Path) -> Path:
     """A copy of `source` whose Chart.yaml drops dependencies that are not vendored.
 
@@ -104,7 +114,7 @@ def _strip_missing_dependencies(source: Path) -> Path:
     missing = [d for d in deps if not any(v.startswith(d["name"]) for v in vendored)]
     if not missing:
         return source
-    digest = hashlib.sha256((source / "Chart.yaml").read_bytes()).hexdigest()[:12]
+    digest = _directory_digest(source)[:12]
     prepared = prepared_charts_dir()
     target = prepared / f"{meta['name']}-{meta['version']}-{digest}"
     if (target / "Chart.yaml").is_file():

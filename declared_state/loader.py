@@ -3,6 +3,17 @@
 Every problem is reported with the file it came from, the key path and what is allowed,
 all at once, before anything is started.
 
+Environment files are input from people, so reading them is defensive: the name must be a
+plain name (it becomes a file name and a workflow id); each file must be a readable UTF-8
+regular file of at most `MAX_FILE_BYTES`; YAML is composed into its node graph first and
+refused before any Python object is built when it expands (through aliases, `<<` merges
+included) to more than `MAX_NODES` nodes, nests deeper than `MAX_DEPTH` or refers to itself,
+so an alias bomb costs microseconds instead of the machine's memory. Duplicate keys are refused
+with both line numbers instead of the last one silently winning. A `public: true` Web UI is
+declared per environment: base.yaml may not make every environment public. After the model
+validates, `extra_values` is checked against the chart values the model sets (see
+declared_state/extra_values.py).
+
 File paths in environment files (`chart.local_path`, a `file` CA bundle source,
 `frontend.tls.ca_file`) are relative to the environments folder, as helmfile takes paths
 relative to its file; the loader makes them absolute, so the activities never resolve a path
@@ -14,6 +25,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +33,20 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from declared_state.models import Environment
+from declared_state.extra_values import model_overrides, secret_like_keys
+from declared_state.models import Environment, environment_name_problem
 from declared_state.paths import environments_dir
 
 BASE_FILE = "base.yaml"
+# Limits on one environment file. Real ones are a few KiB with a few hundred nodes; the caps
+# keep a hostile or mistaken file (an alias bomb, a log pasted in) from costing more than a
+# fraction of a second, and everything loaded fits a workflow input (operations/environments).
+MAX_FILE_BYTES = 256 * 1024
+MAX_NODES = 100_000
+"""Nodes after expanding aliases and `<<` merges (every scalar, list and map counts one)."""
+MAX_DEPTH = 64
 # Keys that hold file paths, relative to the environments folder in the files.
 PATH_KEYS: tuple[tuple[str, ...], ...] = (
     ("chart", "local_path"),
@@ -65,28 +86,183 @@ class InvalidEnvironment(Exception):
 
 
 def available_environments(directory: Path) -> list[str]:
-    """Environment names in `directory` (every *.yaml except base.yaml)."""
-    return sorted(p.stem for p in directory.glob("*.yaml") if p.name != BASE_FILE)
+    """Environment names in `directory` (every regular *.yaml file with a plain name, except
+    base.yaml)."""
+    return sorted(
+        p.stem
+        for p in directory.glob("*.yaml")
+        if p.name != BASE_FILE and p.is_file() and environment_name_problem(p.stem) is None
+    )
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Maps merge key by key; anything else (lists included) in `override` replaces `base`."""
-    merged = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
+    """Maps merge key by key; anything else (lists included) in `override` replaces `base`.
+
+    The result shares nothing with either argument, and each value is copied once, not once
+    per level of nesting."""
+    merged: dict[str, Any] = {}
+    for key, value in base.items():
+        if key not in override:
+            merged[key] = copy.deepcopy(value)
+        elif isinstance(value, Mapping) and isinstance(override[key], Mapping):
+            merged[key] = deep_merge(value, override[key])
         else:
+            merged[key] = copy.deepcopy(override[key])
+    for key, value in override.items():
+        if key not in base:
             merged[key] = copy.deepcopy(value)
     return merged
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+class _Refused(Exception):
+    """The node graph is refused before anything is constructed from it."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key, self.message = key, message
+
+
+def _child_path(path: str, key_node: Node) -> str:
+    key = key_node.value if isinstance(key_node, ScalarNode) else "?"
+    return f"{path}.{key}" if path else str(key)
+
+
+def _inspect(root: Node) -> dict[int, str]:
+    """Check the composed node graph against MAX_NODES / MAX_DEPTH and for cycles, without
+    expanding it (each node's expanded size is computed once, as aliases share nodes); the
+    key path where each mapping was first met, for the duplicate-key messages."""
+    sizes: dict[int, int] = {}
+    paths: dict[int, str] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: Node, path: str, depth: int) -> int:
+        ident = id(node)
+        if ident in sizes:
+            return sizes[ident]
+        if ident in open_nodes:
+            raise _Refused(path, "refers to itself through an alias (a recursive structure)")
+        if depth > MAX_DEPTH:
+            shown = path if len(path) <= 80 else f"{path[:77]}..."
+            raise _Refused(shown, f"nested more than {MAX_DEPTH} levels deep")
+        open_nodes.add(ident)
+        total = 1
+        if isinstance(node, MappingNode):
+            paths[ident] = path
+            for key_node, value_node in node.value:
+                child = _child_path(path, key_node)
+                total += size(key_node, child, depth + 1) + size(value_node, child, depth + 1)
+        elif isinstance(node, SequenceNode):
+            for index, item in enumerate(node.value):
+                total += size(item, f"{path}[{index}]", depth + 1)
+        open_nodes.discard(ident)
+        sizes[ident] = total
+        if total > MAX_NODES:
+            raise _Refused(
+                path,
+                f"expands to more than {MAX_NODES} values (through YAML aliases/anchors?); "
+                "environment files are small: write the values out or trim them",
+            )
+        return total
+
+    size(root, "", 0)
+    return paths
+
+
+class _EnvironmentFileLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (recorded with both lines) instead of letting
+    the last one win silently."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.paths: dict[int, str] = {}
+        self.duplicates: list[tuple[str, str]] = []
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, ScalarNode):
+                continue  # `<<` merges may be overridden on purpose; complex keys: below
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                where = self.paths.get(id(node), "")
+                self.duplicates.append(
+                    (
+                        _child_path(where, key_node),
+                        f"duplicate key (lines {first_line[key]} and {line}); "
+                        "keep one: YAML would silently use the last",
+                    )
+                )
+            else:
+                first_line[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _parse_yaml(text: str, file: str) -> Any:
+    """The document in `text`, or InvalidEnvironment naming the line or key path."""
+    loader = _EnvironmentFileLoader(text)
     try:
-        data = yaml.safe_load(path.read_text())
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        loader.paths = _inspect(node)
+        data = loader.construct_document(node)
+    except _Refused as exc:
+        raise InvalidEnvironment([Problem(file, exc.key, exc.message)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InvalidEnvironment([Problem(str(path), where, f"not valid YAML: {exc}")]) from None
+        raise InvalidEnvironment([Problem(file, where, f"not valid YAML: {exc}")]) from None
+    except RecursionError:  # the composer recurses per nesting level, before _inspect runs
+        raise InvalidEnvironment(
+            [Problem(file, "", f"nested more than {MAX_DEPTH} levels deep")]
+        ) from None
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise InvalidEnvironment(
+            [Problem(file, key, message) for key, message in loader.duplicates]
+        )
+    return data
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, or InvalidEnvironment saying in one line why it cannot be read."""
+    file = str(path)
+    try:
+        mode = path.stat().st_mode  # through symlinks: the file they point to
+        if stat.S_ISDIR(mode):
+            return _unreadable(file, "is a directory, not an environment file")
+        if not stat.S_ISREG(mode):
+            return _unreadable(file, "is not a regular file (a device, socket or pipe?)")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        return _unreadable(file, "does not exist (or is a symlink to nothing)")
+    except PermissionError:
+        return _unreadable(file, "cannot be read: permission denied (check its owner and mode)")
+    except OSError as exc:
+        return _unreadable(file, f"cannot be read: {exc.strerror or exc}")
+    if len(raw) > MAX_FILE_BYTES:
+        return _unreadable(
+            file, f"is larger than {MAX_FILE_BYTES // 1024} KiB; environment files are small"
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return _unreadable(
+            file,
+            f"is not UTF-8 text (a binary file?): byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start}",
+        )
+
+
+def _unreadable(file: str, message: str) -> Any:
+    raise InvalidEnvironment([Problem(file, "", message)])
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    data = _parse_yaml(_read_text(path), str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -142,17 +318,20 @@ def _key_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
+def _file_setting(loc: tuple[Any, ...], layers: list[tuple[str, dict[str, Any]]]) -> str:
+    """A key belongs to the last layer that sets it; a missing key to the environment file."""
+    for name, data in reversed(layers):
+        if _has_key(data, loc):
+            return name
+    return layers[-1][0]
+
+
 def _problems_from(exc: ValidationError, layers: list[tuple[str, dict[str, Any]]]) -> list[Problem]:
     problems = []
     for error in exc.errors():
         # Pydantic adds the union member's tag to the location; it is no key of the file.
         loc = tuple(p for p in error["loc"] if p not in _UNION_TAGS)
-        # A key belongs to the last layer that sets it; a missing key to the environment file.
-        file = layers[-1][0]
-        for name, data in reversed(layers):
-            if _has_key(data, loc):
-                file = name
-                break
+        file = _file_setting(loc, layers)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; allowed keys are listed in the README)"
@@ -177,6 +356,21 @@ def _absolute_paths(merged: dict[str, Any], directory: Path) -> None:
             node[keys[-1]] = str((directory / node[keys[-1]]).resolve())
 
 
+def _public_from_base(base: Mapping[str, Any], file: str) -> list[Problem]:
+    """A public Web UI is a decision per environment: base.yaml must not make them all public."""
+    ingress = base.get("web_ingress")
+    if isinstance(ingress, Mapping) and ingress.get("public", False) is not False:
+        return [
+            Problem(
+                file,
+                "web_ingress.public",
+                "may only be set in an environment's own file: a public Web UI is decided per "
+                "environment, never inherited from base.yaml",
+            )
+        ]
+    return []
+
+
 def load_environment(
     name: str,
     directory: Path | None = None,
@@ -185,19 +379,49 @@ def load_environment(
     """Load, layer, interpolate and validate environment `name` from `directory` (default:
     declared_state.paths.environments_dir()); raise InvalidEnvironment."""
     directory = (directory or environments_dir()).absolute()
+    if problem := environment_name_problem(name):
+        raise InvalidEnvironment([Problem(str(directory), "", problem)])
+    if not os.path.isdir(directory):
+        raise InvalidEnvironment(
+            [
+                Problem(
+                    str(directory),
+                    "",
+                    "no environments folder here: run from the folder that holds environments/, "
+                    "or pass --environments-dir (TEMPORAL_BOOTSTRAP_ENVIRONMENTS)",
+                )
+            ]
+        )
     env_file = directory / f"{name}.yaml"
-    if name == Path(BASE_FILE).stem or not env_file.is_file():
+    base_file = directory / BASE_FILE
+    # lexists: a file that is there but cannot be read is reported as such, not as unknown.
+    if name == Path(BASE_FILE).stem or not os.path.lexists(env_file):
         known = ", ".join(available_environments(directory)) or "none"
         raise InvalidEnvironment(
             [Problem(str(env_file), "", f"unknown environment {name!r}; available: {known}")]
         )
+    if not os.path.lexists(base_file):
+        raise InvalidEnvironment(
+            [
+                Problem(
+                    str(base_file),
+                    "",
+                    "does not exist: every environments folder has a base.yaml (it may be empty)",
+                )
+            ]
+        )
     variables = os.environ if variables is None else variables
     layers: list[tuple[str, dict[str, Any]]] = []
     problems: list[Problem] = []
-    for path in (directory / BASE_FILE, env_file):
-        if path.is_file():
-            data = _interpolate(_read_yaml(path), variables, str(path), "", problems)
-            layers.append((str(path), data))
+    for path in (base_file, env_file):
+        try:
+            data = _read_yaml(path)
+        except InvalidEnvironment as exc:
+            problems += exc.problems  # both files' problems at once
+            continue
+        layers.append((str(path), _interpolate(data, variables, str(path), "", problems)))
+    if layers and layers[0][0] == str(base_file):
+        problems += _public_from_base(layers[0][1], str(base_file))
     if problems:
         raise InvalidEnvironment(problems)
     merged: dict[str, Any] = {}
@@ -211,7 +435,26 @@ def load_environment(
     kube = merged.get("kubernetes")
     if isinstance(kube, dict) and isinstance(kube.get("namespace"), str):
         kube["namespace"] = kube["namespace"].replace("{environment}", name)
+    # Secret-looking keys are reported with the model's problems; overriding the model's
+    # values can only be judged on a valid model.
+    secrets = _extra_values_problems(secret_like_keys(merged.get("extra_values")), layers)
     try:
-        return Environment.model_validate({"name": name, **merged})
+        env = Environment.model_validate({"name": name, **merged})
     except ValidationError as exc:
-        raise InvalidEnvironment(_problems_from(exc, layers)) from None
+        raise InvalidEnvironment(secrets + _problems_from(exc, layers)) from None
+    if problems := secrets + _extra_values_problems(model_overrides(env), layers):
+        raise InvalidEnvironment(problems)
+    return env
+
+
+def _extra_values_problems(
+    found: list[tuple[tuple[str | int, ...], str]], layers: list[tuple[str, dict[str, Any]]]
+) -> list[Problem]:
+    return [
+        Problem(
+            _file_setting(("extra_values", *path), layers),
+            _key_path(("extra_values", *path)),
+            message,
+        )
+        for path, message in found
+    ]

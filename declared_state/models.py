@@ -32,19 +32,37 @@ _TEMPORAL_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
 _K8S_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
 _DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+# An environment's name is its file name and part of workflow ids and Kubernetes names.
+_ENVIRONMENT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# The server caps namespace retention at 100 years (measured: registering or updating with
+# more stores 876000h), so a larger declaration would differ from the live value forever.
+MAX_RETENTION = timedelta(hours=876000)
+# Go's time.Duration (how the server reads maxConnLifetime) ends at about 292 years.
+_GO_MAX_DURATION = timedelta(microseconds=(2**63 - 1) // 1000)
+
+
+def environment_name_problem(name: str) -> str | None:
+    """Why `name` cannot be an environment's name, or None when it can."""
+    if _ENVIRONMENT_NAME.match(name):
+        return None
+    return (
+        f"{name!r} is not an environment name: lowercase letters, digits and '-', starting "
+        "and ending with a letter or digit, at most 63 characters (the file <name>.yaml in "
+        "the environments folder; no paths)"
+    )
 
 
 def parse_duration(value: Any) -> timedelta:
-    """Accept '168h', '7d', '168h0m0s', '90m' (Go/Temporal style) or a timedelta."""
+    """Accept '168h', '7d', '168h0m0s', '90m' (Go/Temporal style), seconds, or a timedelta."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError("expected a duration such as '168h', '7d' or '1h30m'")
     if isinstance(value, int | float):
-        return timedelta(seconds=value)
+        return _seconds(value, value)
     text = value.strip()
     if text.isdigit():
-        return timedelta(seconds=int(text))
+        return _seconds(int(text), value)
     pos, total = 0, 0.0
     for match in _DURATION_PART.finditer(text):
         if match.start() != pos:
@@ -53,7 +71,13 @@ def parse_duration(value: Any) -> timedelta:
         pos = match.end()
     if pos != len(text) or not text:
         raise ValueError(f"{value!r} is not a duration; use e.g. '168h', '7d' or '1h30m'")
-    return timedelta(seconds=total)
+    return _seconds(total, value)
+
+
+def _seconds(seconds: float, written: Any) -> timedelta:
+    if not 0 <= seconds < 10**15:  # negative, NaN, infinite or beyond any real setting
+        raise ValueError(f"{written!r} is not a duration; use e.g. '168h', '7d' or '1h30m'")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:
@@ -69,6 +93,27 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
 ]
+
+
+def go_duration(value: Any) -> str:
+    """A duration in any form `parse_duration` takes, as the shortest string Go's
+    time.ParseDuration reads back ('1h', '1h30m', '45s'): the server parses it, so it must be
+    whole seconds, above zero and within Go's range."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("expected a duration such as '1h', '30m' or '1h30m'")
+    exact = parse_duration(value).total_seconds()
+    seconds = round(exact)
+    if seconds < 1 or abs(exact - seconds) > 1e-6:
+        raise ValueError(f"{value!r} must be a whole number of seconds, at least 1s")
+    if timedelta(seconds=seconds) > _GO_MAX_DURATION:
+        raise ValueError(f"{value!r} is longer than the server can read (about 292 years)")
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
+
+
+GoDuration = Annotated[str, BeforeValidator(go_duration)]
+"""A duration the chart passes to the server verbatim, kept in Go's spelling."""
 
 
 class ChartSpec(FrozenModel):
@@ -184,7 +229,7 @@ class DatabaseSpec(FrozenModel):
     visibility_store: str = "temporal_visibility"
     user: str = "temporal_app"
     max_conns: int = Field(default=20, ge=1)
-    max_conn_lifetime: str = "1h"
+    max_conn_lifetime: GoDuration = "1h"
     password_source: PasswordSource
     kubernetes_secret: KubernetesDbSecret = KubernetesDbSecret()
     tls_server_name: str | None = Field(
@@ -339,6 +384,12 @@ class TemporalNamespace(FrozenModel):
                 f"retention: {format_duration(self.retention)} is below the server's minimum of "
                 f"{format_duration(minimum)} for a {kind} namespace"
             )
+        if self.retention > MAX_RETENTION:
+            raise ValueError(
+                f"retention: {format_duration(self.retention)} is above the server's maximum of "
+                f"{format_duration(MAX_RETENTION)} (100 years); the server would store the "
+                "maximum and the drift check would report the difference forever"
+            )
         return self
 
 
@@ -406,7 +457,7 @@ class DriftCheckSpec(FrozenModel):
 class Environment(FrozenModel):
     """One environment's declared state, after layering base.yaml and <env>.yaml."""
 
-    name: str
+    name: str = Field(description="The file name in the environments folder, without .yaml.")
     chart: ChartSpec = ChartSpec()
     kubernetes: KubernetesTarget
     rds: RdsInstance
@@ -422,6 +473,13 @@ class Environment(FrozenModel):
         default_factory=dict,
         description="Chart values the model does not cover; deep-merged last.",
     )
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if problem := environment_name_problem(value):
+            raise ValueError(problem)
+        return value
 
     @field_validator("temporal_namespaces")
     @classmethod

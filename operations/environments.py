@@ -1,6 +1,11 @@
 """Offline operations on environment files: load and validate, render with the real chart,
 and summarise what provisioning would create. No Temporal server needed.
 
+`load` also checks that the environment fits a workflow input: every run carries the whole
+environment in its input (and so in its history), and the server refuses payloads above a
+few MB with a raw RPC error after everything else has passed. `MAX_INPUT_BYTES` keeps it well
+below that, measured as the SDK's data converter serializes it.
+
 `render` runs helm (through activities/helm_cli.py), imported when called, so commands that
 never render do not pay for it.
 """
@@ -12,9 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from temporalio.contrib.pydantic import pydantic_data_converter
 
-from declared_state.loader import InvalidEnvironment, load_environment
+from contracts.bootstrap import BootstrapInput
+from contracts.drift_check import DriftCheckInput
+from declared_state.loader import InvalidEnvironment, Problem, load_environment
 from declared_state.models import Environment, format_duration
+
+MAX_INPUT_BYTES = 1024 * 1024
+"""The largest workflow input an environment may make (the server's hard limit is 4 MB)."""
 
 
 class RenderFailed(RuntimeError):
@@ -22,8 +33,30 @@ class RenderFailed(RuntimeError):
 
 
 def load(name: str, directory: Path) -> Environment:
-    """Load and validate; raises `InvalidEnvironment` listing every problem."""
-    return load_environment(name, directory)
+    """Load and validate, and check it fits a workflow input; raises `InvalidEnvironment`
+    listing every problem."""
+    env = load_environment(name, directory)
+    size = workflow_input_size(env)
+    if size > MAX_INPUT_BYTES:
+        raise InvalidEnvironment(
+            [
+                Problem(
+                    str(directory.absolute() / f"{name}.yaml"),
+                    "",
+                    f"the environment makes a workflow input of {size // 1024} KiB; the limit "
+                    f"is {MAX_INPUT_BYTES // 1024} KiB (every run carries it in its input and "
+                    "history): trim extra_values or YAML aliases that repeat large values",
+                )
+            ]
+        )
+    return env
+
+
+def workflow_input_size(env: Environment) -> int:
+    """Bytes of the largest workflow input `env` goes into, as the client serializes it."""
+    converter = pydantic_data_converter.payload_converter
+    inputs = (BootstrapInput(environment=env), DriftCheckInput(environment=env))
+    return max(converter.to_payloads([value])[0].ByteSize() for value in inputs)
 
 
 def render(env: Environment) -> str:
@@ -41,10 +74,41 @@ def render(env: Environment) -> str:
 
 
 @dataclass(frozen=True)
+class WebUiExposure:
+    """Who can reach the new cluster's Web UI, and how (shown before anything starts)."""
+
+    enabled: bool
+    url: str | None = None
+    plain_http: bool = False
+    """No web_ingress.tls_secret: the UI is served over HTTP."""
+    public: bool = False
+    """web_ingress.public: true and no access control."""
+    allowed_cidrs: tuple[str, ...] = ()
+    auth_url: str | None = None
+
+
+def web_ui_exposure(env: Environment) -> WebUiExposure:
+    ingress = env.web_ingress
+    if not ingress.enabled:
+        return WebUiExposure(enabled=False)
+    scheme = "https" if ingress.tls_secret else "http"
+    return WebUiExposure(
+        enabled=True,
+        url=f"{scheme}://{ingress.host}",
+        plain_http=not ingress.tls_secret,
+        public=not ingress.access.restricted,
+        allowed_cidrs=ingress.access.allowed_cidrs,
+        auth_url=ingress.access.auth_url,
+    )
+
+
+@dataclass(frozen=True)
 class EnvironmentSummary:
-    """What `validate` shows: the chart, versions, targets and the rendered objects."""
+    """What `validate` shows: the chart, versions, targets, the Web UI's exposure and the
+    rendered objects."""
 
     rows: tuple[tuple[str, str], ...]
+    exposure: WebUiExposure
 
 
 def summarize(env: Environment, manifests: str) -> EnvironmentSummary:
@@ -73,15 +137,20 @@ def summarize(env: Environment, manifests: str) -> EnvironmentSummary:
                 or "none",
             ),
             ("rendered objects", ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))),
-        )
+        ),
+        exposure=web_ui_exposure(env),
     )
 
 
 __all__ = [
+    "MAX_INPUT_BYTES",
     "EnvironmentSummary",
     "InvalidEnvironment",
     "RenderFailed",
+    "WebUiExposure",
     "load",
     "render",
     "summarize",
+    "web_ui_exposure",
+    "workflow_input_size",
 ]

@@ -14,7 +14,7 @@ from rich.table import Table
 from contracts.bootstrap import BootstrapProgress, StepProgress, StepStatus
 from contracts.drift_check import DriftCheckResult, FindingStatus
 from contracts.operator import OperatorAction
-from operations.environments import EnvironmentSummary
+from operations.environments import EnvironmentSummary, WebUiExposure
 
 STEP_ICONS = {
     StepStatus.PENDING: " ",
@@ -77,7 +77,29 @@ def summary_table(name: str, summary: EnvironmentSummary) -> Table:
     table = Table(title=f"environment {name}: valid", show_header=False, title_justify="left")
     for key, value in summary.rows:
         table.add_row(key, value)
+    table.add_row("Web UI exposure", exposure_text(summary.exposure))
     return table
+
+
+def exposure_text(exposure: WebUiExposure) -> str:
+    """Who reaches the new cluster's Web UI: a public or plain-HTTP UI is said in capitals."""
+    if not exposure.enabled:
+        return "no ingress (web_ingress.enabled: false)"
+    parts = [str(exposure.url)]
+    if exposure.plain_http:
+        parts[0] += " (PLAIN HTTP: no web_ingress.tls_secret)"
+    if exposure.public:
+        parts.append("PUBLIC: no access control (web_ingress.public: true)")
+    if exposure.allowed_cidrs:
+        parts.append(f"allowed from {', '.join(exposure.allowed_cidrs)}")
+    if exposure.auth_url:
+        parts.append(f"behind auth {exposure.auth_url}")
+    return ", ".join(parts)
+
+
+def exposure_line(exposure: WebUiExposure) -> str:
+    """The provision's plan line for the Web UI, printed before the run starts."""
+    return f"new cluster's Web UI: {exposure_text(exposure)}"
 
 
 def drift_lines(result: DriftCheckResult) -> list[str]:

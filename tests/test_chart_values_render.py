@@ -74,6 +74,11 @@ def check_store_connections(docs: Docs, env: Environment) -> None:
         assert sql["connectAddr"] == f"{env.rds.endpoint}:{env.rds.port}", store
         assert sql["tls"]["enabled"] is True, store
         assert sql["tls"].get("caFile") == env.ca_bundle.mount_path, store
+        # The server checks the certificate's name, which is the RDS endpoint by default.
+        assert sql["tls"].get("enableHostVerification") is True, store
+        assert sql["tls"].get("serverName") == (env.database.tls_server_name or env.rds.endpoint), (
+            store
+        )
         assert "caData" not in sql["tls"], f"{store}: caData is not read by the MySQL driver"
 
 
@@ -171,6 +176,9 @@ VIS = "server.config.persistence.visibility.sql"
 BREAKAGES: list[tuple[str, str, Any]] = [
     ("check_store_connections", f"{VIS}.tls", {"enabled": True, "caData": "LS0tLQ=="}),
     ("check_store_connections", "server.config.persistence.default.sql.port", 3307),
+    ("check_store_connections", f"{VIS}.tls.enableHostVerification", False),
+    ("check_store_connections", "server.config.persistence.default.sql.tls.serverName", ""),
+    ("check_store_connections", f"{VIS}.tls.serverName", "temporal-staging.example.org"),
     ("check_passwords_from_existing_secret", f"{VIS}.secretKey", _DELETE),
     ("check_no_chart_secret", f"{VIS}.existingSecret", _DELETE),
     ("check_deployments_replicas_and_resources", "server.history.resources", {}),

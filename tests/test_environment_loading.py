@@ -10,6 +10,7 @@ import yaml
 
 from declared_state.loader import InvalidEnvironment, load_environment
 from declared_state.models import AwsSecretsManagerPasswords, ExistingKubernetesSecret
+from operations import environments
 from tests.helpers import copy_environments
 
 
@@ -220,3 +221,360 @@ def test_extra_values_are_kept_verbatim(env_dir):
     assert load_environment("staging", env_dir).extra_values == {
         "server": {"config": {"logLevel": "warn"}}
     }
+
+
+# --- files that cannot be read, or should not be (issue #10 items 6-9) ------------------
+
+
+def append(env_dir: Path, text: str, name: str = "staging") -> Path:
+    """Add raw YAML text to an environment file (aliases and duplicates survive only as text)."""
+    path = env_dir / f"{name}.yaml"
+    path.write_text(path.read_text() + "\n" + text)
+    return path
+
+
+def billion_laughs(levels: int) -> str:
+    """The classic alias bomb under extra_values: each level is 9 aliases of the one before."""
+    lines = ["extra_values:", '  l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, levels + 1):
+        lines.append(f"  l{i}: &l{i} [{','.join([f'*l{i - 1}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused_from_the_node_graph(env_dir):
+    # 6 levels expand to 9**6 = 531441 strings: harmless to build, but far above the cap.
+    append(env_dir, billion_laughs(6))
+    (found,) = problems(env_dir)
+    assert found.startswith(f"{env_dir / 'staging.yaml'}: extra_values.")
+    assert "expands to more than 100000 values (through YAML aliases/anchors?)" in found
+
+
+def test_a_recursive_alias_is_refused(env_dir):
+    append(env_dir, "extra_values: &loop\n  again: *loop\n")
+    (found,) = problems(env_dir)
+    assert "extra_values.again: refers to itself through an alias" in found
+
+
+def test_deep_nesting_is_refused(env_dir):
+    append(env_dir, "extra_values: " + "[" * 2000 + "]" * 2000 + "\n")
+    (found,) = problems(env_dir)
+    assert "staging.yaml: nested more than 64 levels deep" in found
+
+
+def test_aliases_within_the_limits_still_load(env_dir):
+    # base.yaml shares one resources block between four services with &small / *small.
+    env = load_environment("staging", env_dir)
+    assert env.services.web.resources.limits.memory == "128Mi"
+
+
+def test_a_file_above_the_size_cap_is_refused(env_dir):
+    append(env_dir, "# " + "x" * (300 * 1024) + "\n")
+    (found,) = problems(env_dir)
+    assert (
+        found == f"{env_dir / 'staging.yaml'}: is larger than 256 KiB; environment files are small"
+    )
+
+
+def test_a_binary_file_is_named_not_a_traceback(env_dir):
+    (env_dir / "staging.yaml").write_bytes(b"rds:\n  port: \x9f\xff\x00\x01\n")
+    (found,) = problems(env_dir)
+    assert "staging.yaml: is not UTF-8 text (a binary file?): byte 0x9f at offset 13" in found
+
+
+def test_a_directory_named_like_an_environment_file(env_dir):
+    (env_dir / "probe.yaml").mkdir()
+    (found,) = problems(env_dir, "probe")
+    assert found == f"{env_dir / 'probe.yaml'}: is a directory, not an environment file"
+    # and it is no environment to offer either
+    (unknown,) = problems(env_dir, "prob")
+    assert "available: local, production, staging" in unknown
+
+
+def test_a_missing_base_yaml_is_a_problem_not_skipped(env_dir):
+    (env_dir / "base.yaml").unlink()
+    (found,) = problems(env_dir)
+    assert found.startswith(f"{env_dir / 'base.yaml'}: does not exist")
+
+
+def test_problems_of_both_files_are_reported_at_once(env_dir):
+    (env_dir / "base.yaml").write_bytes(b"\xff")
+    (env_dir / "staging.yaml").write_text("a: 1\na: 2\n")
+    found = problems(env_dir)
+    assert len(found) == 2
+    assert "base.yaml: is not UTF-8 text" in found[0]
+    assert "staging.yaml: a: duplicate key (lines 1 and 2)" in found[1]
+
+
+def test_a_missing_environments_folder_says_how_to_point_at_one(tmp_path):
+    (found,) = problems(tmp_path / "nowhere")
+    assert "no environments folder here" in found
+    assert "--environments-dir" in found
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("approval_required: true\napproval_required: false\n", "approval_required"),
+        ("drift_check:\n  policy: ask\n  policy: report\n", "drift_check.policy"),
+    ],
+)
+def test_duplicate_keys_are_refused_with_both_lines(env_dir, text, key):
+    path = append(env_dir, text)
+    leaf = key.split(".")[-1]
+    lines = [
+        i
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if line.strip().startswith(f"{leaf}:")
+    ]
+    (found,) = problems(env_dir)
+    assert found == (
+        f"{path}: {key}: duplicate key (lines {lines[-2]} and {lines[-1]}); "
+        "keep one: YAML would silently use the last"
+    )
+
+
+def test_a_merge_key_may_be_overridden(env_dir):
+    append(env_dir, "drift_check:\n  <<: {interval: 2h, policy: ask}\n  policy: report\n")
+    env = load_environment("staging", env_dir)
+    assert (env.drift_check.interval, env.drift_check.policy) == (timedelta(hours=2), "report")
+
+
+@pytest.mark.parametrize("name", ["../../../../tmp/x/probe", "a/b", "Staging", "-x", "x" * 64, ""])
+def test_environment_names_are_plain_names(env_dir, name):
+    (found,) = problems(env_dir, name)
+    assert f"{name!r} is not an environment name" in found
+
+
+# --- values the server or chart would take differently (item 10) -----------------------
+
+
+def test_retention_above_the_server_maximum_is_refused(env_dir):
+    edit(
+        env_dir,
+        "staging",
+        lambda d: d.update(temporal_namespaces=[{"name": "ns1", "retention": "876001h"}]),
+    )
+    (found,) = problems(env_dir)
+    assert (
+        "temporal_namespaces[0].retention: 876001h0m0s is above the server's maximum of 876000h0m0s"
+        in found
+    )
+
+
+def test_retention_at_the_server_maximum_is_accepted(env_dir):
+    edit(
+        env_dir,
+        "staging",
+        lambda d: d.update(temporal_namespaces=[{"name": "ns1", "retention": "36500d"}]),
+    )
+    assert load_environment("staging", env_dir).temporal_namespaces[0].retention == timedelta(
+        hours=876000
+    )
+
+
+@pytest.mark.parametrize("value", ["soon", "1 hour", "0s", "500ms", -5, True, "1h-1m", ""])
+def test_max_conn_lifetime_must_be_a_duration(env_dir, value):
+    edit(
+        env_dir,
+        "staging",
+        lambda d: d.update(database={**d["database"], "max_conn_lifetime": value}),
+    )
+    (found,) = problems(env_dir)
+    assert "staging.yaml: database.max_conn_lifetime:" in found
+
+
+@pytest.mark.parametrize(
+    ("value", "rendered"),
+    [("1h", "1h"), ("90m", "1h30m"), ("1d", "24h"), (45, "45s"), ("1h0m0s", "1h")],
+)
+def test_max_conn_lifetime_is_kept_in_the_form_go_reads(env_dir, value, rendered):
+    edit(
+        env_dir,
+        "staging",
+        lambda d: d.update(database={**d["database"], "max_conn_lifetime": value}),
+    )
+    assert load_environment("staging", env_dir).database.max_conn_lifetime == rendered
+
+
+# --- extra_values never overrides the model or carries a secret (item 11) --------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "advice"),
+    [
+        (
+            {
+                "server": {
+                    "config": {"persistence": {"default": {"sql": {"tls": {"enabled": False}}}}}
+                }
+            },
+            "server.config.persistence.default.sql.tls.enabled",
+            "TLS to the database is always on",
+        ),
+        (
+            {
+                "server": {
+                    "config": {
+                        "persistence": {
+                            "visibility": {"sql": {"tls": {"enableHostVerification": False}}}
+                        }
+                    }
+                }
+            },
+            "server.config.persistence.visibility.sql.tls.enableHostVerification",
+            "set ca_bundle and database.tls_server_name",
+        ),
+        (
+            {
+                "web": {
+                    "ingress": {
+                        "annotations": {
+                            "nginx.ingress.kubernetes.io/whitelist-source-range": "0.0.0.0/0"
+                        }
+                    }
+                }
+            },
+            "web.ingress.annotations.nginx.ingress.kubernetes.io/whitelist-source-range",
+            "use web_ingress.access.allowed_cidrs",
+        ),
+        (
+            {
+                "web": {
+                    "ingress": {
+                        "annotations": {"nginx.ingress.kubernetes.io/auth-url": "https://x"}
+                    }
+                }
+            },
+            "web.ingress.annotations.nginx.ingress.kubernetes.io/auth-url",
+            "use web_ingress.access.auth_url and auth_signin",
+        ),
+        ({"web": {"ingress": {"annotations": {}}}}, None, None),  # an empty map changes nothing
+        (
+            {"web": {"ingress": {"annotations": None}}},
+            "web.ingress.annotations",
+            "add annotations one by one",
+        ),
+        ({"web": {"ingress": {"tls": []}}}, "web.ingress.tls", "use web_ingress.tls_secret"),
+        (
+            {
+                "server": {
+                    "config": {"persistence": {"default": {"sql": {"existingSecret": "mine"}}}}
+                }
+            },
+            "server.config.persistence.default.sql.existingSecret",
+            "database.kubernetes_secret",
+        ),
+        (
+            {
+                "server": {
+                    "config": {"persistence": {"visibility": {"sql": {"secretKey": "password"}}}}
+                }
+            },
+            "server.config.persistence.visibility.sql.secretKey",
+            "database.kubernetes_secret",
+        ),
+        ({"schema": {"setup": {"enabled": True}}}, "schema.setup.enabled", "schema jobs stay off"),
+        (
+            {"server": {"frontend": {"replicaCount": 3}}},
+            "server.frontend.replicaCount",
+            "use services.frontend.replicas",
+        ),
+        ({"server": {"additionalVolumes": []}}, "server.additionalVolumes", "ca_bundle"),
+        (
+            {"server": {"config": {"persistence": "none"}}},
+            "server.config.persistence",
+            "declared by rds and database",
+        ),
+    ],
+)
+def test_extra_values_may_not_override_the_model(env_dir, extra, key, advice):
+    edit(env_dir, "staging", lambda d: d.update(extra_values=extra))
+    if key is None:
+        assert load_environment("staging", env_dir).extra_values == extra
+        return
+    (found,) = problems(env_dir)
+    assert (
+        f"staging.yaml: extra_values.{key}: overrides a chart value the environment model owns"
+        in found
+    )
+    assert advice in found
+
+
+def test_an_extra_value_set_in_base_yaml_is_blamed_on_base(env_dir):
+    edit(
+        env_dir, "base", lambda d: d.update(extra_values={"schema": {"update": {"enabled": True}}})
+    )
+    (found,) = problems(env_dir)
+    assert "base.yaml: extra_values.schema.update.enabled: overrides" in found
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        (
+            {"server": {"config": {"persistence": {"default": {"sql": {"password": "hunter2"}}}}}},
+            "server.config.persistence.default.sql.password",
+        ),
+        ({"web": {"additionalEnv": [{"name": "X", "apiKey": "k"}]}}, "web.additionalEnv[0].apiKey"),
+        (
+            {"server": {"archival": {"s3": {"secretAccessKey": "k"}}}},
+            "server.archival.s3.secretAccessKey",
+        ),
+        ({"admintools": {"auth_token": "t"}}, "admintools.auth_token"),
+    ],
+)
+def test_password_like_keys_are_refused_anywhere_in_extra_values(env_dir, extra, key):
+    edit(env_dir, "staging", lambda d: d.update(extra_values=extra))
+    (found,) = problems(env_dir)
+    assert f"staging.yaml: extra_values.{key}: looks like a secret value" in found
+
+
+def test_extra_values_may_add_what_the_model_does_not_cover(env_dir):
+    extra = {
+        "server": {"config": {"logLevel": "warn"}, "frontend": {"podAnnotations": {"a": "b"}}},
+        "web": {"ingress": {"annotations": {"example.com/team": "platform"}}},
+        "imagePullSecrets": [{"name": "registry"}],
+        "server.secretLabels": {"team": "platform"},
+    }
+    edit(env_dir, "staging", lambda d: d.update(extra_values=extra))
+    assert load_environment("staging", env_dir).extra_values == extra
+
+
+# --- a public Web UI is declared per environment (item 12) ------------------------------
+
+
+def test_public_may_not_come_from_base_yaml(env_dir):
+    edit(env_dir, "base", lambda d: d["web_ingress"].update(public=True))
+    edit(env_dir, "staging", lambda d: d["web_ingress"].pop("access"))
+    (found,) = problems(env_dir)
+    assert found.startswith(f"{env_dir / 'base.yaml'}: web_ingress.public: may only be set in")
+
+
+def test_an_environment_too_large_for_a_workflow_input_is_refused(env_dir):
+    # 40 KiB of text repeated 30 times through one alias: a small file, a 1.2 MB input.
+    chunk = ", ".join(f'"{i:04d}-' + "x" * 1000 + '"' for i in range(40))
+    copies = ", ".join(["*big"] * 30)
+    path = append(env_dir, f"extra_values:\n  big: &big [{chunk}]\n  copies: [{copies}]\n")
+    assert path.stat().st_size < 64 * 1024
+    load_environment("staging", env_dir)  # valid as a declaration
+    with pytest.raises(InvalidEnvironment) as info:
+        environments.load("staging", env_dir)
+    (found,) = [str(p) for p in info.value.problems]
+    assert found.startswith(f"{path}: the environment makes a workflow input of 12")
+    assert "KiB; the limit is 1024 KiB" in found
+
+
+def test_an_allow_list_may_not_be_added_where_the_model_uses_auth(env_dir):
+    # production declares auth_url and no CIDRs: the model sets no allow-list annotation, and
+    # an allow-list from extra_values would still change who reaches the UI.
+    annotation = "nginx.ingress.kubernetes.io/whitelist-source-range"
+    edit(
+        env_dir,
+        "production",
+        lambda d: d.update(
+            extra_values={"web": {"ingress": {"annotations": {annotation: "0.0.0.0/0"}}}}
+        ),
+    )
+    (found,) = problems(env_dir, "production")
+    assert f"production.yaml: extra_values.web.ingress.annotations.{annotation}: overrides" in found
+    assert "use web_ingress.access.allowed_cidrs" in found

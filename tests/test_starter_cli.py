@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import yaml
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -97,6 +98,10 @@ async def test_provision_follows_every_step_to_done(cli, fakes):
     code, out, _ = await cli("provision", "ENV", "--by", "alice")
     assert code == starter.EXIT_OK, out
     assert f"started provision-{cli.name}" in out
+    assert (
+        "new cluster's Web UI: https://temporal.staging.example.com, allowed from "
+        "10.20.0.0/16, 192.168.10.0/24"
+    ) in out
     for step in ("check_database", "ensure_ca_bundle", "install_chart", "register_namespaces"):
         assert f"✓ {step}" in out
     assert f"provision-{cli.name} done (changed)." in out
@@ -201,6 +206,20 @@ async def test_schedule_is_created_updated_and_deleted(cli):
     code, out, _ = await cli("unschedule", "ENV")
     assert code == starter.EXIT_OK
     assert f"schedule drift-check-{cli.name} does not exist" in out
+
+
+async def test_provision_says_a_public_plain_http_web_ui_before_it_starts(cli, fakes):
+    local = cli.env_dir / f"{cli.name}.yaml"
+    data = yaml.safe_load(local.read_text())
+    data["web_ingress"] = {"host": "temporal.staging.example.com", "public": True}
+    local.write_text(yaml.safe_dump(data))
+    code, out, _ = await cli("provision", "ENV", "--no-wait")
+    assert code == starter.EXIT_OK, out
+    exposure = (
+        "new cluster's Web UI: http://temporal.staging.example.com (PLAIN HTTP: no "
+        "web_ingress.tls_secret), PUBLIC: no access control (web_ingress.public: true)"
+    )
+    assert out.index(exposure) < out.index(f"started provision-{cli.name}")
 
 
 async def test_invalid_environment_exits_3_before_anything_starts(cli, fakes):

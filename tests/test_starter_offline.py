@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,13 +14,16 @@ from tests.helpers import copy_environments
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def starter(*args: str) -> subprocess.CompletedProcess[str]:
+def starter(*args: str, columns: int | None = None) -> subprocess.CompletedProcess[str]:
+    """`starter.py ARGS`; `columns` widens the tables so a row stays on one line."""
+    env = {**os.environ, "COLUMNS": str(columns)} if columns else None
     return subprocess.run(
         [sys.executable, "starter.py", *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=60,
+        env=env,
     )
 
 
@@ -59,3 +63,27 @@ def test_unknown_environment_exits_3_and_lists_the_known_ones():
     assert proc.returncode == 3
     assert "unknown environment 'prod'" in proc.stderr
     assert "production" in proc.stderr and "staging" in proc.stderr
+
+
+def test_validate_shows_who_can_reach_the_web_ui(tmp_path):
+    copy_environments(tmp_path)
+    proc = starter("validate", "staging", "--environments-dir", str(tmp_path), columns=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "Web UI exposure  │ https://temporal.staging.example.com, allowed from 10.20.0.0/16, "
+        "192.168.10.0/24"
+    ) in proc.stdout
+
+
+def test_validate_says_when_the_web_ui_is_public_over_plain_http(tmp_path):
+    copy_environments(tmp_path)
+    staging = tmp_path / "staging.yaml"
+    data = yaml.safe_load(staging.read_text())
+    data["web_ingress"] = {"host": "temporal.staging.example.com", "public": True}
+    staging.write_text(yaml.safe_dump(data))
+    proc = starter("validate", "staging", "--environments-dir", str(tmp_path), columns=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "http://temporal.staging.example.com (PLAIN HTTP: no web_ingress.tls_secret), "
+        "PUBLIC: no access control (web_ingress.public: true)"
+    ) in proc.stdout
