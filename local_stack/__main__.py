@@ -38,6 +38,7 @@ def describe(state: Mapping[str, Any]) -> str:
         f"secret {aws['secret_id']}, s3://{aws['ca_bucket']}/{aws['ca_key']}",
         f"  Temporal bootstrap {t['bootstrap']['address']}  Web UI {t['bootstrap']['ui_url']}",
         f"  Temporal target    {t['target']['address']}",
+        f"  chart repository   {state['chart_repository']['url']}",
         f"  state file         {Path(state['state_dir']) / 'stack.json'}",
         "",
         "# use it from a shell:",

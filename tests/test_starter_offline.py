@@ -1,11 +1,18 @@
-"""`starter.py validate` and `render` as an operator runs them: real process, real helm."""
+"""`starter.py validate` and `render` as an operator runs them: real process, real helm.
+
+Staging pulls its chart from the real repository, like a user's would; here the machine's
+setting TEMPORAL_BOOTSTRAP_CHART_REPOSITORY points helm at the local stack's repository
+(every shared chart, packaged and indexed), so the repository path is the one tested.
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.helpers import copy_environments
@@ -13,28 +20,47 @@ from tests.helpers import copy_environments
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def starter(*args: str) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def mirror(chart_repository) -> dict[str, str]:
+    return {"TEMPORAL_BOOTSTRAP_CHART_REPOSITORY": chart_repository.url}
+
+
+def starter(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "starter.py", *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, "COLUMNS": "250", **(env or {})},
     )
 
 
-def test_validate_prints_a_summary():
-    proc = starter("validate", "staging")
+def test_validate_prints_a_summary(mirror, chart_repository):
+    proc = starter("validate", "staging", env=mirror)
     assert proc.returncode == 0, proc.stderr
-    assert "temporal 0.52.0" in proc.stdout
+    assert (
+        f"temporal 0.52.0 (https://go.temporal.io/helm-charts, via {chart_repository.url})"
+        in proc.stdout
+    )
     assert "1.25.2" in proc.stdout
     assert "6 Deployment" in proc.stdout
     assert "1 Ingress" in proc.stdout
     assert "Secret" not in proc.stdout
 
 
-def test_render_prints_the_manifests():
-    proc = starter("render", "staging")
+def test_a_chart_version_only_the_repository_has(mirror, tmp_path):
+    copy_environments(tmp_path)
+    staging = tmp_path / "staging.yaml"
+    staging.write_text(staging.read_text() + "\nchart:\n  version: 1.6.0\n")
+    proc = starter("validate", "staging", "--environments-dir", str(tmp_path), env=mirror)
+    assert proc.returncode == 0, proc.stderr
+    assert "temporal 1.6.0" in proc.stdout and "1.31.2" in proc.stdout
+    assert "temporal 1.19, temporal_visibility 1.14" in proc.stdout
+
+
+def test_render_prints_the_manifests(mirror):
+    proc = starter("render", "staging", env=mirror)
     assert proc.returncode == 0, proc.stderr
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
     names = {(d["kind"], d["metadata"]["name"]) for d in docs}
