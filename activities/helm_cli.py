@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from declared_state.chart_files import ChartUnreadable, read_chart_metadata
 from declared_state.chart_values import build_chart_values
 from declared_state.models import ChartSpec, Environment
 from declared_state.paths import state_dir
@@ -136,6 +137,17 @@ def _strip_missing_dependencies(source: Path) -> Path:
     return target
 
 
+CHART_REPOSITORY_VARIABLE = "TEMPORAL_BOOTSTRAP_CHART_REPOSITORY"
+
+
+def chart_repository(spec: ChartSpec) -> str:
+    """Where charts are pulled from: `TEMPORAL_BOOTSTRAP_CHART_REPOSITORY` when set (a mirror
+    for machines without internet access, e.g. the local stack's repository in tests), else
+    the environment's `chart.repository`. A machine's setting, like helm's own repositories,
+    so it never enters a run's input."""
+    return os.environ.get(CHART_REPOSITORY_VARIABLE) or spec.repository
+
+
 def chart_reference(spec: ChartSpec) -> ChartRef:
     """Resolve the chart to install: a local directory/archive (its path made absolute by the
     loader), or name + --repo + --version."""
@@ -144,7 +156,7 @@ def chart_reference(spec: ChartSpec) -> ChartRef:
         if path.is_dir():
             return ChartRef(str(_strip_missing_dependencies(path)), ())
         return ChartRef(str(path), ())
-    return ChartRef(spec.name, ("--repo", spec.repository, "--version", spec.version))
+    return ChartRef(spec.name, ("--repo", chart_repository(spec), "--version", spec.version))
 
 
 class HelmCli:
@@ -331,10 +343,12 @@ def check_local_chart_version(spec: ChartSpec, chart: ChartRef) -> None:
     path = Path(chart.chart)
     if not path.exists():
         raise FileNotFoundError(f"chart.local_path: {spec.local_path} does not exist ({path})")
-    if path.is_dir():
-        meta = yaml.safe_load((path / "Chart.yaml").read_text())
-        if str(meta.get("version")) != spec.version:
-            raise ValueError(
-                f"chart.local_path: {spec.local_path} holds chart version {meta.get('version')}, "
-                f"but chart.version says {spec.version}"
-            )
+    try:
+        meta = read_chart_metadata(path)
+    except ChartUnreadable as exc:
+        raise ValueError(f"chart.local_path: {exc}") from None
+    if meta.version != spec.version:
+        raise ValueError(
+            f"chart.local_path: {spec.local_path} holds chart version {meta.version}, "
+            f"but chart.version says {spec.version}"
+        )

@@ -1,50 +1,109 @@
-"""Turn an environment into the values of the Temporal Helm chart 0.51/0.52.
+"""Turn an environment into the values of the Temporal Helm chart, for both values layouts.
 
-Each rule below is one of the facts in shared/notes/temporal-on-k8s-facts.md; the render
-tests in tests/test_chart_values_render.py check the chart's output for every one of them.
+- `persistence` (charts 0.51-0.74): `server.config.persistence.<store>.sql.{driver, host,
+  port, database, ...}`, schema jobs switched off chart-wide (`schema.*.enabled: false`),
+  the subcharts switched off one by one. From server 1.30 the images have no dockerize, so
+  the server reads the sprig-templated config (`configMapsToMount: sprig`) from the path
+  `setConfigFilePath` sets.
+- `datastores` (charts 1.0 and later): `server.config.persistence.datastores.<name>.sql` in
+  the server's own config format (`pluginName`, `databaseName`, `connectAddr`, ...), plus
+  the helm-only `existingSecret` / `secretKey` and the per-store `createDatabase` /
+  `manageSchema` (both false: the schema is this tool's job, not the chart's). The
+  subcharts and the chart-wide schema toggles are gone: the chart refuses those keys. From
+  server 1.30 the dockerize and elasticsearch-tool shims are switched off.
+
+Both layouts are built from the same model, so an environment means the same thing on
+either side of the 0.74 -> 1.x change (tests/test_chart_values_render.py renders every
+shipped chart with helm v3 and v4 and checks each rule on the manifests; the upgrade e2e
+compares the deployed manifests across the change). The server image tag is always pinned
+to the chart's server version, so an upgrade hop deploys exactly the release it planned.
+
+`model_values(env)` is everything the model sets (per layout); `build_chart_values(env)`
+merges `extra_values` over it, last.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from declared_state import versions
 from declared_state.loader import deep_merge
 from declared_state.models import Environment, Resources, ServiceSpec
 
 CA_VOLUME_NAME = "rds-ca-bundle"
 SERVER_SERVICES = ("frontend", "history", "matching", "worker")
+STORES = ("default", "visibility")
+# Server 1.30 images ship without dockerize; older charts' default config needs it.
+SPRIG_CONFIG_FROM = (1, 30, 0)
 
 
 def _resources(resources: Resources) -> dict[str, Any]:
     return resources.model_dump(exclude_none=True)
 
 
-def _sql_store(env: Environment, store: str) -> dict[str, Any]:
-    db, secret = env.database, env.database.kubernetes_secret
-    is_default = store == "default"
+def _store_database(env: Environment, store: str) -> str:
+    return env.database.default_store if store == "default" else env.database.visibility_store
+
+
+def _store_secret_key(env: Environment, store: str) -> str:
+    secret = env.database.kubernetes_secret
+    return secret.default_store_key if store == "default" else secret.visibility_store_key
+
+
+def _sql_common(env: Environment, store: str) -> dict[str, Any]:
+    """The SQL settings both layouts spell alike."""
+    db = env.database
+    return {
+        "user": db.user,
+        # existingSecret alone means key `password`; secretKey makes each store explicit.
+        # Both are helm-only: the chart fills the store's password variable from them, and
+        # with existingSecret set it never renders a Secret of its own.
+        "existingSecret": db.kubernetes_secret.name,
+        "secretKey": _store_secret_key(env, store),
+        "maxConns": db.max_conns,
+        "maxIdleConns": db.max_idle_conns,
+        "maxConnLifetime": db.max_conn_lifetime,
+        # The MySQL plugin reads caFile (a path); caData is ignored by the driver.
+        "tls": {
+            "enabled": True,
+            "caFile": env.ca_bundle.mount_path,
+            "enableHostVerification": True,
+            "serverName": env.db_tls_server_name,
+        },
+    }
+
+
+def _persistence_store(env: Environment, store: str) -> dict[str, Any]:
+    """One store in the `persistence` layout (charts before 1.0)."""
     return {
         "driver": "sql",
         "sql": {
             "driver": "mysql8",
             "host": env.rds.endpoint,
             "port": env.rds.port,
-            "database": db.default_store if is_default else db.visibility_store,
-            "user": db.user,
-            # Empty, so the chart never renders a Secret of its own with a default password.
+            "database": _store_database(env, store),
+            # Empty, so the chart never falls back to its default password.
             "password": "",
-            # existingSecret alone means key `password`; secretKey makes each store explicit.
-            "existingSecret": secret.name,
-            "secretKey": secret.default_store_key if is_default else secret.visibility_store_key,
-            "maxConns": db.max_conns,
-            "maxConnLifetime": db.max_conn_lifetime,
-            # The MySQL plugin reads caFile (a path); caData is ignored by the driver.
-            "tls": {
-                "enabled": True,
-                "caFile": env.ca_bundle.mount_path,
-                "enableHostVerification": True,
-                "serverName": env.db_tls_server_name,
-            },
+            **_sql_common(env, store),
         },
+    }
+
+
+def _datastore(env: Environment, store: str) -> dict[str, Any]:
+    """One store in the `datastores` layout (charts 1.0 and later): the server's own format."""
+    return {
+        "sql": {
+            "pluginName": "mysql8",
+            "driverName": "mysql8",
+            "databaseName": _store_database(env, store),
+            "connectAddr": f"{env.rds.endpoint}:{env.rds.port}",
+            "connectProtocol": "tcp",
+            **_sql_common(env, store),
+            # Without these the chart renders a schema Job that creates and migrates the
+            # databases with the admin-tools image it bundles.
+            "createDatabase": False,
+            "manageSchema": False,
+        }
     }
 
 
@@ -85,18 +144,16 @@ def _web(env: Environment) -> dict[str, Any]:
     return web
 
 
-def build_chart_values(env: Environment) -> dict[str, Any]:
-    """The complete values for `helm upgrade --install` of env.chart, extra_values merged last."""
+def _server(env: Environment, persistence: dict[str, Any]) -> dict[str, Any]:
+    """`server:` values both layouts share; `persistence` is the layout's own."""
     ca = env.ca_bundle
     server: dict[str, Any] = {
+        # Pinned: an upgrade hop deploys exactly the server release it planned for.
+        "image": {"tag": env.chart.target_server_version},
         "config": {
-            "persistence": {
-                "defaultStore": "default",
-                "default": _sql_store(env, "default"),
-                "visibility": _sql_store(env, "visibility"),
-            },
-            # The chart's own namespace creation lives in the schema job we turn off;
-            # namespaces are registered by the bootstrap instead.
+            "persistence": persistence,
+            # The chart's own namespace creation is off; namespaces are registered by the
+            # bootstrap instead.
             "namespaces": {"create": False},
         },
         "additionalVolumes": [
@@ -113,15 +170,33 @@ def build_chart_values(env: Environment) -> dict[str, Any]:
     }
     for name in SERVER_SERVICES:
         server[name] = _server_service(getattr(env.services, name))
-    values: dict[str, Any] = {
+    return server
+
+
+def _sprig_config(env: Environment) -> bool:
+    return versions.version_key(env.chart.target_server_version) >= SPRIG_CONFIG_FROM
+
+
+def _persistence_layout(env: Environment) -> dict[str, Any]:
+    server = _server(
+        env,
+        {
+            "defaultStore": "default",
+            **{store: _persistence_store(env, store) for store in STORES},
+        },
+    )
+    if _sprig_config(env):
+        server["configMapsToMount"] = "sprig"
+        server["setConfigFilePath"] = True
+    return {
         "server": server,
         "admintools": {
             "enabled": True,
             "resources": _resources(env.services.admintools.resources),
         },
         "web": _web(env),
-        # Schema is managed with temporal-sql-tool and checked by the preflight; every job
-        # defaults to true in the chart, so each must be turned off explicitly.
+        # Schema is managed by this tool (the upgrade's schema step) and checked by the
+        # preflight; every job defaults to true in the chart, so each is turned off.
         "schema": {
             "createDatabase": {"enabled": False},
             "setup": {"enabled": False},
@@ -134,4 +209,36 @@ def build_chart_values(env: Environment) -> dict[str, Any]:
         "grafana": {"enabled": False},
         "elasticsearch": {"enabled": False},
     }
-    return deep_merge(values, env.extra_values)
+
+
+def _datastores_layout(env: Environment) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "server": _server(
+            env,
+            {
+                "defaultStore": "default",
+                "visibilityStore": "visibility",
+                "datastores": {store: _datastore(env, store) for store in STORES},
+            },
+        ),
+        "admintools": {
+            "enabled": True,
+            "resources": _resources(env.services.admintools.resources),
+        },
+        "web": _web(env),
+    }
+    if _sprig_config(env):
+        values["shims"] = {"dockerize": False, "elasticsearchTool": False}
+    return values
+
+
+def model_values(env: Environment) -> dict[str, Any]:
+    """Every value the environment model sets, in the layout of env.chart (no extra_values)."""
+    if versions.values_layout(env.chart.version) == "datastores":
+        return _datastores_layout(env)
+    return _persistence_layout(env)
+
+
+def build_chart_values(env: Environment) -> dict[str, Any]:
+    """The complete values for `helm upgrade --install` of env.chart, extra_values merged last."""
+    return deep_merge(model_values(env), env.extra_values)

@@ -35,6 +35,7 @@ import yaml
 from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from declared_state.chart_files import ChartUnreadable, read_chart_metadata
 from declared_state.extra_values import model_overrides, secret_like_keys
 from declared_state.models import Environment, environment_name_problem
 from declared_state.paths import environments_dir
@@ -371,6 +372,41 @@ def _public_from_base(base: Mapping[str, Any], file: str) -> list[Problem]:
     return []
 
 
+def _server_version_from_local_chart(
+    merged: dict[str, Any], layers: list[tuple[str, dict[str, Any]]]
+) -> list[Problem]:
+    """A local chart's Chart.yaml says which server it deploys: fill `chart.server_version`
+    from its appVersion (or check the declared one against it). A path that holds no
+    readable chart is left to the helm wrapper, which says so before anything starts."""
+    chart = merged.get("chart")
+    if not isinstance(chart, dict) or not isinstance(chart.get("local_path"), str):
+        return []
+    try:
+        meta = read_chart_metadata(Path(chart["local_path"]))
+    except ChartUnreadable:
+        return []
+    if not meta.app_version:
+        return []
+    declared = chart.get("server_version")
+    if declared is None:
+        chart["server_version"] = meta.app_version
+        return []
+    if str(declared) == meta.app_version:
+        return []
+    file = next(
+        (name for name, data in reversed(layers) if _has_key(data, ("chart", "server_version"))),
+        layers[-1][0],
+    )
+    return [
+        Problem(
+            file,
+            "chart.server_version",
+            f"{declared} contradicts the chart at {chart['local_path']}, whose Chart.yaml "
+            f"appVersion is {meta.app_version}",
+        )
+    ]
+
+
 def load_environment(
     name: str,
     directory: Path | None = None,
@@ -432,6 +468,9 @@ def load_environment(
             [Problem(layers[-1][0], "name", "reserved: the environment's name is its file name")]
         )
     _absolute_paths(merged, directory)
+    chart_problems = _server_version_from_local_chart(merged, layers)
+    if chart_problems:
+        raise InvalidEnvironment(chart_problems)
     kube = merged.get("kubernetes")
     if isinstance(kube, dict) and isinstance(kube.get("namespace"), str):
         kube["namespace"] = kube["namespace"].replace("{environment}", name)

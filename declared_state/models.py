@@ -134,23 +134,47 @@ class ChartSpec(FrozenModel):
     @model_validator(mode="after")
     def _known_versions(self) -> ChartSpec:
         try:
-            expected = versions.server_version_for_chart(self.version)
+            servers = versions.chart_server_versions(self.version)
         except ValueError as exc:
             raise ValueError(f"version: {exc}") from None
-        if expected is None:
+        if self.server_version is not None:
+            try:
+                versions.parse_version(self.server_version)
+            except ValueError as exc:
+                raise ValueError(f"server_version: {exc}") from None
+        if not servers and (self.server_version is None or self.local_path is None):
+            # A local copy's Chart.yaml names its server (the loader reads it); a chart from
+            # a repository must be one the tables know, or its image tag would be a guess.
             raise ValueError(
                 f"version: chart {self.version} is not in the supported table "
-                f"({versions.supported_chart_versions()})"
+                f"({versions.supported_chart_versions()}); use one of those, or a local copy "
+                "of the chart (chart.local_path) whose Chart.yaml names its server version"
             )
-        if self.server_version is not None and self.server_version != expected:
+        if servers and self.server_version is None and len(servers) > 1:
             raise ValueError(
-                f"server_version: chart {self.version} deploys server {expected}, "
+                f"server_version: chart {self.version} deploys server {' or '.join(servers)} "
+                "(the sources disagree); set chart.server_version to the appVersion in the "
+                "chart's Chart.yaml, or use a local copy (chart.local_path)"
+            )
+        if servers and self.server_version is not None and self.server_version not in servers:
+            raise ValueError(
+                f"server_version: chart {self.version} deploys server {' or '.join(servers)}, "
                 f"not {self.server_version}"
+            )
+        server = self.target_server_version
+        broken = versions.broken_release(server)
+        if broken is not None:
+            raise ValueError(f"version: chart {self.version}: {broken}")
+        if versions.schema_versions_for_server(server) is None:
+            raise ValueError(
+                f"server_version: no MySQL schema versions are known for Temporal server "
+                f"{server} (known: {versions.supported_server_versions()})"
             )
         return self
 
     @property
     def target_server_version(self) -> str:
+        """The server version this chart deploys (and the image tag it is pinned to)."""
         found = self.server_version or versions.server_version_for_chart(self.version)
         assert found is not None  # guaranteed by the validator
         return found
@@ -229,6 +253,12 @@ class DatabaseSpec(FrozenModel):
     visibility_store: str = "temporal_visibility"
     user: str = "temporal_app"
     max_conns: int = Field(default=20, ge=1)
+    max_idle_conns: int = Field(
+        default=20,
+        ge=0,
+        description="Idle connections kept per store (charts 0.63-0.74 default to 20, the 1.x "
+        "charts to nothing: set explicitly so the layout change keeps it).",
+    )
     max_conn_lifetime: GoDuration = "1h"
     password_source: PasswordSource
     kubernetes_secret: KubernetesDbSecret = KubernetesDbSecret()

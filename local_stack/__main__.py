@@ -39,6 +39,7 @@ def describe(state: Mapping[str, Any]) -> str:
         f"  Temporal bootstrap {t['bootstrap']['address']}  Web UI {t['bootstrap']['ui_url']}",
         "  Temporal frontends one dev server per Ready frontend pod of an installed release "
         "(reach it: port-forward)",
+        f"  chart repository   {state['chart_repository']['url']}",
         f"  state file         {Path(state['state_dir']) / 'stack.json'}",
         "",
         "# use it from a shell:",

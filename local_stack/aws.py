@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local_stack.processes import LOOPBACK
+from local_stack.processes import LOOPBACK, wait_for_stop_signal
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -231,11 +230,7 @@ def _serve(argv: list[str]) -> int:
     password = os.environ["LOCAL_STACK_DB_PASSWORD"]
     aws = LocalAws(DatabaseTarget(args.db_host, args.db_port, password, args.ca_bundle)).start()
     print(json.dumps(aws.state()), flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    while not done.wait(0.5):
-        pass
+    wait_for_stop_signal()
     aws.stop()
     return 0
 

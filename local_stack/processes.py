@@ -7,6 +7,7 @@ the embedded bootstrap server needs too); they are re-exported here for the stac
 from __future__ import annotations
 
 import atexit
+import signal
 import subprocess
 import threading
 import time
@@ -172,3 +173,12 @@ class ManagedProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_for_stop_signal() -> None:
+    """Block the main thread until SIGTERM or SIGINT (how `down` and Ctrl-C stop a part)."""
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    while not done.wait(0.5):
+        pass

@@ -1,6 +1,7 @@
 """The whole local stack: Kubernetes API stand-in, TLS MariaDB, moto, the bootstrap Temporal
-server, and a Temporal dev server for each frontend pod the stand-in runs (frontend_pods.py):
-the new cluster's frontend exists only once helm has installed the release.
+server, a Helm chart repository serving the shared charts, and a Temporal dev server for
+each frontend pod the stand-in runs (frontend_pods.py): the new cluster's frontend exists
+only once helm has installed the release.
 
 Two modes share one code path:
 - in-process (tests): moto and the Kubernetes stand-in run inside this Python process so
@@ -123,6 +124,8 @@ class LocalStack:
         self.kube: Any = None  # the in-process stand-in object
         self.frontends: TemporalFrontendPods | None = None  # its frontend pods (in-process)
         self.kube_url: str | None = None
+        self.charts: Any = None  # the in-process chart repository
+        self.charts_url: str | None = None
         self.mariadb: MariaDB | None = None
         self.aws: LocalAws | None = None  # in-process only
         self.aws_endpoint_url: str | None = None
@@ -171,6 +174,7 @@ class LocalStack:
 
         jobs: list[Callable[[], None]] = [
             mariadb,
+            self._start_charts,
             lambda: self._start_aws(target),
             temporal(self.bootstrap),
         ]
@@ -189,6 +193,32 @@ class LocalStack:
             raise
         return self
 
+    def _start_detached(
+        self,
+        name: str,
+        module_args: list[str],
+        *,
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Start `python -m <module_args>` as a recorded background process that prints one
+        JSON line when it is ready (and, with `port`, listens there); returns that line."""
+        log = self.log_dir / f"{name}.log"
+        log.unlink(missing_ok=True)
+        proc = ManagedProcess(
+            name,
+            [sys.executable, "-m", *module_args],
+            ready=lambda _p: (
+                _json_line(log) is not None and (port is None or tcp_open(LOOPBACK, port))
+            ),
+            log_path=log,
+            env=dict(env) if env is not None else None,
+            cwd=REPO_ROOT,
+            detached=True,
+        ).start()
+        self._procs[name] = proc
+        return _json_line(log) or {}
+
     def _start_kube(self) -> None:
         if not self.detached:
             from local_stack.kube_api_standin import KubeApiStandIn
@@ -200,13 +230,9 @@ class LocalStack:
             self.kube.write_kubeconfig(self.kubeconfig_path)
             return
         (port,) = free_ports(1)
-        log = self.log_dir / "kube-api-standin.log"
-        log.unlink(missing_ok=True)
-        proc = ManagedProcess(
+        info = self._start_detached(
             "kube-api-standin",
             [
-                sys.executable,
-                "-m",
                 "local_stack.kube_api_standin",
                 "--port",
                 str(port),
@@ -215,27 +241,32 @@ class LocalStack:
                 "--temporal-frontend-logs",
                 str(self.log_dir),
             ],
-            ready=lambda _p: _json_line(log) is not None and tcp_open(LOOPBACK, port),
-            log_path=log,
-            cwd=REPO_ROOT,
-            detached=True,
-        ).start()
-        self._procs["kube-api-standin"] = proc
-        info = _json_line(log) or {}
+            port=port,
+        )
         self.kube_url = str(info.get("url") or f"http://{LOOPBACK}:{port}")
+
+    def _start_charts(self) -> None:
+        directory = self.state_dir / "chart-repository"
+        if not self.detached:
+            from activities.helm_cli import find_helm
+            from local_stack.chart_repository import ChartRepository
+
+            self.charts = ChartRepository.start(directory, find_helm())
+            self.charts_url = self.charts.url
+            return
+        info = self._start_detached(
+            "chart-repository", ["local_stack.chart_repository", "--directory", str(directory)]
+        )
+        self.charts_url = str(info["url"])
 
     def _start_aws(self, db: DatabaseTarget) -> None:
         if not self.detached:
             self.aws = LocalAws(db).start()
             self.aws_endpoint_url = self.aws.endpoint_url
             return
-        log = self.log_dir / "moto.log"
-        log.unlink(missing_ok=True)
-        proc = ManagedProcess(
+        info = self._start_detached(
             "moto",
             [
-                sys.executable,
-                "-m",
                 "local_stack.aws",
                 "serve",
                 "--db-host",
@@ -245,19 +276,15 @@ class LocalStack:
                 "--ca-bundle",
                 str(db.ca_bundle),
             ],
-            ready=lambda _p: _json_line(log) is not None,
-            log_path=log,
+            # The password goes through the environment so it does not show up in `ps`.
             env={**os.environ, "LOCAL_STACK_DB_PASSWORD": db.password},
-            cwd=REPO_ROOT,
-            detached=True,
-        ).start()
-        self._procs["moto"] = proc
-        self.aws_endpoint_url = str((_json_line(log) or {})["endpoint_url"])
+        )
+        self.aws_endpoint_url = str(info["endpoint_url"])
 
     # --- stop ----------------------------------------------------------------------
     def stop(self) -> None:
         """Stop everything this object started, by PID; safe after a failed start."""
-        parts: list[Any] = [self.bootstrap, self.aws, self.mariadb, self.kube]
+        parts: list[Any] = [self.bootstrap, self.aws, self.mariadb, self.kube, self.charts]
         for part in parts:
             if part is not None:
                 with contextlib.suppress(Exception):
@@ -286,6 +313,8 @@ class LocalStack:
         # What environments/local.yaml interpolates.
         env["LOCAL_STACK_DB_HOST"] = self.mariadb.host
         env["LOCAL_STACK_DB_PORT"] = str(self.mariadb.port)
+        assert self.charts_url
+        env["LOCAL_STACK_CHART_REPOSITORY"] = self.charts_url
         if self.with_kubernetes:
             env["KUBECONFIG"] = str(self.kubeconfig_path)
             env["LOCAL_STACK_KUBE_CONTEXT"] = _current_context(self.kubeconfig_path)
@@ -300,6 +329,7 @@ class LocalStack:
             "state_dir": str(self.state_dir),
             "startup_seconds": self.startup_seconds,
             "processes": {name: p.info() for name, p in self._procs.items()},
+            "chart_repository": {"url": self.charts_url},
             "kubernetes": {
                 "url": self.kube_url,
                 "kubeconfig": str(self.kubeconfig_path) if self.with_kubernetes else None,

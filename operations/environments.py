@@ -111,6 +111,18 @@ class EnvironmentSummary:
     exposure: WebUiExposure
 
 
+def chart_source(env: Environment) -> str:
+    """Where the chart comes from: its local copy, or its repository (and the mirror the
+    machine's TEMPORAL_BOOTSTRAP_CHART_REPOSITORY setting sends helm to instead)."""
+    from activities.helm_cli import chart_repository
+
+    chart = env.chart
+    if chart.local_path:
+        return chart.local_path
+    used = chart_repository(chart)
+    return chart.repository if used == chart.repository else f"{chart.repository}, via {used}"
+
+
 def summarize(env: Environment, manifests: str) -> EnvironmentSummary:
     kinds = Counter(
         doc["kind"]
@@ -120,7 +132,7 @@ def summarize(env: Environment, manifests: str) -> EnvironmentSummary:
     chart = env.chart
     return EnvironmentSummary(
         rows=(
-            ("chart", f"{chart.name} {chart.version} ({chart.local_path or chart.repository})"),
+            ("chart", f"{chart.name} {chart.version} ({chart_source(env)})"),
             ("server version", chart.target_server_version),
             (
                 "schema needed",

@@ -14,6 +14,7 @@ from activities.clients import AwsClients, KubeClients
 from declared_state.loader import load_environment
 from declared_state.models import Environment
 from local_stack.aws import DatabaseTarget, LocalAws
+from local_stack.chart_repository import ChartRepository
 from local_stack.frontend_pods import TemporalFrontendPods
 from local_stack.mariadb import MariaDB, start_mariadb
 from local_stack.temporal_servers import TemporalDevServer, target_server
@@ -99,12 +100,25 @@ def kube_standin(tmp_path_factory, frontend_pods):
 
 
 @pytest.fixture(scope="session")
-def stack_variables(mariadb, local_aws) -> dict[str, str]:
+def chart_repository(tmp_path_factory, helm_binaries) -> Iterator[ChartRepository]:
+    """The local stack's Helm chart repository: every shared chart, packaged and indexed."""
+    repository = ChartRepository.start(
+        tmp_path_factory.mktemp("chart-repository"), helm_binaries["v4"]
+    )
+    try:
+        yield repository
+    finally:
+        repository.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_variables(mariadb, local_aws, chart_repository) -> dict[str, str]:
     """What environments/local.yaml interpolates, as `python -m local_stack up` exports it."""
     return {
         "LOCAL_STACK_DB_HOST": mariadb.host,
         "LOCAL_STACK_DB_PORT": str(mariadb.port),
         "LOCAL_STACK_KUBE_CONTEXT": "standin",
+        "LOCAL_STACK_CHART_REPOSITORY": chart_repository.url,
     }
 
 

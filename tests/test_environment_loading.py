@@ -162,16 +162,81 @@ def test_duplicate_namespace_names(env_dir):
 
 
 def test_chart_version_outside_the_supported_table(env_dir):
-    edit(env_dir, "staging", lambda d: d.update(chart={"version": "1.0.0"}))
+    edit(env_dir, "staging", lambda d: d.update(chart={"version": "0.40.0"}))
     (found,) = problems(env_dir)
-    assert "chart.version: chart 1.0.0 is not in the supported table" in found
-    assert "0.52.x" in found
+    assert "chart.version: chart 0.40.0 is not in the supported table" in found
+    assert "0.51.0-0.52.x" in found and "1.6.0" in found
 
 
 def test_server_version_that_contradicts_the_chart(env_dir):
     edit(env_dir, "staging", lambda d: d.update(chart={"server_version": "1.26.2"}))
     (found,) = problems(env_dir)
     assert "chart.server_version: chart 0.52.0 deploys server 1.25.2, not 1.26.2" in found
+
+
+def test_every_chart_line_of_the_tables_loads(env_dir):
+    edit(env_dir, "staging", lambda d: d.update(chart={"version": "1.4.0"}))
+    env = load_environment("staging", env_dir)
+    assert env.chart.target_server_version == "1.31.1"
+    assert (env.schema_versions.default_store, env.schema_versions.visibility_store) == (
+        "1.19",
+        "1.14",
+    )
+
+
+def test_a_broken_release_is_refused_naming_the_next_good_one(env_dir):
+    edit(env_dir, "staging", lambda d: d.update(chart={"version": "0.56.0"}))
+    (found,) = problems(env_dir)
+    assert (
+        "chart.version: chart 0.56.0: Temporal server 1.27.0 is a release known to be broken"
+        in found
+    )
+    assert "1.27.1 (chart 0.56.1-0.58.x)" in found
+
+
+def test_a_chart_the_sources_disagree_on_needs_its_server_version(env_dir):
+    edit(env_dir, "staging", lambda d: d.update(chart={"version": "0.70.0"}))
+    (found,) = problems(env_dir)
+    assert "chart.server_version: chart 0.70.0 deploys server 1.29.0 or 1.29.1" in found
+    edit(
+        env_dir,
+        "staging",
+        lambda d: d.update(chart={"version": "0.70.0", "server_version": "1.29.0"}),
+    )
+    assert load_environment("staging", env_dir).chart.target_server_version == "1.29.0"
+
+
+def _local_chart(tmp_path: Path, version: str, app_version: str) -> Path:
+    chart = tmp_path / f"chart-{version}"
+    chart.mkdir()
+    (chart / "Chart.yaml").write_text(
+        yaml.safe_dump(
+            {"apiVersion": "v2", "name": "temporal", "version": version, "appVersion": app_version}
+        )
+    )
+    return chart
+
+
+def test_a_local_chart_names_its_server_version(env_dir, tmp_path):
+    """A chart on disk is better evidence than the tables: its Chart.yaml appVersion is the
+    server version, also for a chart the tables do not know."""
+    chart = _local_chart(tmp_path, "1.5.9", "1.31.2")
+    edit(
+        env_dir, "staging", lambda d: d.update(chart={"version": "1.5.9", "local_path": str(chart)})
+    )
+    assert load_environment("staging", env_dir).chart.target_server_version == "1.31.2"
+
+
+def test_a_local_chart_contradicting_the_declared_server_version(env_dir, tmp_path):
+    chart = _local_chart(tmp_path, "0.52.0", "1.25.2")
+    edit(
+        env_dir,
+        "staging",
+        lambda d: d.update(chart={"local_path": str(chart), "server_version": "1.25.1"}),
+    )
+    (found,) = problems(env_dir)
+    assert "staging.yaml: chart.server_version: 1.25.1 contradicts the chart at" in found
+    assert "whose Chart.yaml appVersion is 1.25.2" in found
 
 
 def test_missing_required_key(env_dir):

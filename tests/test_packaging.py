@@ -36,14 +36,29 @@ def installed(tmp_path_factory) -> Path:
     return root / "bin"
 
 
+# The `local` environment keeps its chart as an offline copy (`../../shared/...`); the
+# addresses it interpolates are only read, never dialled, by `validate`.
+LOCAL_VARIABLES = {
+    "LOCAL_STACK_DB_HOST": "db.local.test",
+    "LOCAL_STACK_DB_PORT": "3306",
+    "LOCAL_STACK_TARGET_ADDRESS": "127.0.0.1:7233",
+    "LOCAL_STACK_CHART_REPOSITORY": "http://127.0.0.1:9",
+}
+
+
 def _validate(installed: Path, env_dir: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "VIRTUAL_ENV"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TEMPORAL_", "VIRTUAL_ENV", "LOCAL_STACK_"))
+    }
+    env.update(LOCAL_VARIABLES, COLUMNS="250")
     env["HELM_BIN"] = str(PROJECT_ROOT / ".tools" / "helm" / "v4" / "helm")
     return subprocess.run(
         [
             str(installed / "temporal-bootstrap"),
             "validate",
-            "staging",
+            "local",
             "--environments-dir",
             str(env_dir),
         ],
@@ -66,7 +81,7 @@ def test_console_script_validates_a_copy_of_the_environments_elsewhere(installed
 
     proc = _validate(installed, elsewhere, work)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "environment staging: valid" in proc.stdout
+    assert "environment local: valid" in proc.stdout
     assert f"temporal 0.52.0 ({(SHARED / 'charts' / 'temporal-0.52.0').resolve()})" in proc.stdout
     assert "6 Deployment" in proc.stdout
 

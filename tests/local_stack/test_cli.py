@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import boto3
+import yaml
 
 from local_stack.mariadb import MariaDB
 from local_stack.processes import pid_alive, tcp_open
@@ -36,7 +38,7 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert up.stdout.startswith("local stack up in ")
         assert state is not None and state["mode"] == "detached"
         # No frontend runs before a release is installed (local_stack/frontend_pods.py).
-        names = {"kube-api-standin", "mariadb", "moto", "temporal-bootstrap"}
+        names = {"chart-repository", "kube-api-standin", "mariadb", "moto", "temporal-bootstrap"}
         assert set(state["processes"]) == names
         pids = [int(p["pid"]) for p in state["processes"].values()]
         # Left running after `up` exited.
@@ -68,6 +70,11 @@ def test_up_status_down(tmp_path: Path) -> None:
             wait_serving(server["address"], timeout=5)
         kube_port = int(state["kubernetes"]["url"].rsplit(":", 1)[1])
         assert tcp_open("127.0.0.1", kube_port)
+        # The chart repository serves an index of every shared chart.
+        assert state["env"]["LOCAL_STACK_CHART_REPOSITORY"] == state["chart_repository"]["url"]
+        with urllib.request.urlopen(state["chart_repository"]["url"] + "/index.yaml") as r:
+            index = yaml.safe_load(r.read())
+        assert "1.6.0" in {entry["version"] for entry in index["entries"]["temporal"]}
     finally:
         down = cli(state_dir, "down")
     assert down.returncode == 0, down.stdout + down.stderr

@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 STATE_KEYS = {
     "version",
+    "chart_repository",
     "mode",
     "owner_pid",
     "state_dir",
@@ -73,6 +74,11 @@ def test_in_process_stack_up_and_down(tmp_path: Path) -> None:
         assert kubeconfig["clusters"][0]["cluster"]["server"] == state["kubernetes"]["url"]
         with urllib.request.urlopen(state["kubernetes"]["url"] + "/version", timeout=5) as r:
             assert r.status == 200
+
+        # The chart repository serves every shared chart, indexed.
+        with urllib.request.urlopen(state["chart_repository"]["url"] + "/index.yaml") as r:
+            index = yaml.safe_load(r.read())
+        assert len(index["entries"]["temporal"]) == 8
 
         # moto's RDS endpoint is the MariaDB, which takes the secret's password over TLS.
         env = state["env"]
