@@ -12,6 +12,8 @@
     python starter.py schedule staging     run that check every drift_check.interval
     python starter.py unschedule staging   stop the scheduled check
     python starter.py approve-drift staging   let a drift check (policy ask) repair
+    python starter.py import-helmfile helmfile.yaml --env staging [--write] [--compare]
+                                           adopt a helmfile setup, with a report of its problems
 
 Every operator action is also a temporal CLI signal, e.g.
     temporal workflow signal --workflow-id provision-staging --name approve --input '{"by": "alice"}'
@@ -54,7 +56,7 @@ from declared_state.models import (
 )
 from declared_state.paths import ENVIRONMENTS_VARIABLE, environments_dir
 from operations import drift as drift_ops
-from operations import environments, render
+from operations import environments, helmfile_import, render
 from operations import runs as run_ops
 from operations.settings import ClientSettings, SettingsError, apply_local_stack_env, resolve
 from workflows.bootstrap import BootstrapWorkflow
@@ -167,10 +169,14 @@ def _operator(by: str = "") -> str:
     return by or os.environ.get("USER") or os.environ.get("LOGNAME") or "operator"
 
 
+def _environments_folder(directory: Path | None) -> Path:
+    return directory or environments_dir()
+
+
 def _load(name: str, directory: Path | None) -> Environment:
     """Load an environment; on any problem print every one of them and exit 3."""
     try:
-        return environments.load(name, directory or environments_dir())
+        return environments.load(name, _environments_folder(directory))
     except InvalidEnvironment as exc:
         lines = [f"invalid environment {name!r}:", *(f"  {p}" for p in exc.problems)]
         raise CommandFailed(EXIT_INVALID, "\n".join(lines)) from None
@@ -238,6 +244,89 @@ def render_manifests(name: EnvArg, environments_dir: EnvDirOpt = None) -> None:
     """Print the manifests that provisioning ENV would apply (like `helmfile template`)."""
     env = _load(name, environments_dir)
     sys.stdout.write(_render(env))
+
+
+@app.command(name="import-helmfile")
+def import_helmfile(
+    helmfile: Annotated[
+        Path,
+        typer.Argument(
+            help="The helmfile project's helmfile.yaml (or its folder).", metavar="HELMFILE"
+        ),
+    ],
+    env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--env",
+            help="A helmfile environment to import (repeat for several); it becomes "
+            "<environments-dir>/<ENV>.yaml.",
+        ),
+    ] = None,
+    write: Annotated[
+        bool, typer.Option("--write", help="Write the files (default: only show them).")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --write: overwrite files that exist.")
+    ] = False,
+    compare_renders: Annotated[
+        bool,
+        typer.Option(
+            "--compare",
+            help="Render the original values and the imported environment with the chart "
+            "(helm template) and show every field that differs, with the report item that "
+            "explains it.",
+        ),
+    ] = False,
+    release: Annotated[
+        str | None,
+        typer.Option("--release", help="The release to import when several use the chart."),
+    ] = None,
+    environments_dir: EnvDirOpt = None,
+) -> None:
+    """Import a helmfile project's Temporal release as environment files, with a report.
+
+    Reads the environments' values (files, inline maps, .gotmpl templates using
+    {{ .Environment.Name }}, {{ .Values.x }} and {{ requiredEnv "X" }}) and the release's
+    values, maps them onto the environment model and reports every problem in them (file,
+    key, why it matters, what the imported file does instead). Without --write it prints the
+    files it would write (<ENV>.yaml per environment, base.yaml for what they share) and
+    the report. Exits 0 when there is no problem, 2 when there are (written or not), 3 for
+    input it cannot read (or files that exist, without --force), 1 when the chart cannot be
+    read.
+    """
+    if not env:
+        raise CommandFailed(EXIT_INVALID, "--env: name at least one helmfile environment")
+    try:
+        plan = helmfile_import.plan_import(
+            helmfile, env, _environments_folder(environments_dir), release=release
+        )
+    except helmfile_import.HelmfileUnreadable as exc:
+        raise CommandFailed(EXIT_INVALID, f"cannot import {helmfile}:\n  {exc}") from None
+    except helmfile_import.ImportFailed as exc:
+        raise CommandFailed(EXIT_FAILED, str(exc)) from None
+    if compare_renders:
+        plan = helmfile_import.compare(plan)
+    if not write:
+        _print(render.planned_file_lines(plan))
+    _print(render.report_lines(plan))
+    if compare_renders:
+        _print(render.comparison_lines(plan))
+    code = EXIT_WAITING if plan.problems or plan.blocked else EXIT_OK
+    if plan.blocked:
+        _print("nothing written: the report says what the model cannot express")
+    elif write:
+        try:
+            written = helmfile_import.write_plan(plan, force=force)
+        except helmfile_import.FilesExist as exc:
+            raise CommandFailed(EXIT_INVALID, str(exc)) from None
+        _print([f"wrote {path}" for path in written])
+        names = " ".join(e.name for e in plan.environments)
+        _print(f"next: python starter.py validate ENV (for {names})")
+    else:
+        _print("nothing written (plan only): run again with --write to write these files")
+    if plan.problems:
+        _print(f"{plan.problems} problem(s) found (exit 2)")
+    raise typer.Exit(code)
 
 
 # --- provisioning: the bootstrap workflow ----------------------------------------------

@@ -30,6 +30,7 @@ import subprocess
 import tempfile
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -238,24 +239,30 @@ class HelmCli:
         return proc.stdout
 
     def template(
-        self, release: str, namespace: str, chart: ChartRef, values: dict[str, Any]
+        self,
+        release: str,
+        namespace: str,
+        chart: ChartRef,
+        values: dict[str, Any] | Sequence[dict[str, Any]],
     ) -> str:
-        """`helm template` with `values`; returns the rendered multi-document YAML."""
-        with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="values-") as values_file:
-            yaml.safe_dump(values, values_file)
-            values_file.flush()
+        """`helm template` with `values` (or several values layers, passed in order as helm's
+        `--values` files, which helm merges as helmfile has it do); returns the rendered
+        multi-document YAML."""
+        layers = [values] if isinstance(values, dict) else list(values)
+        with tempfile.TemporaryDirectory(prefix="values-") as folder:
+            flags: list[str] = []
+            for index, layer in enumerate(layers):
+                path = Path(folder) / f"{index}.yaml"
+                path.write_text(yaml.safe_dump(layer))
+                flags += ["--values", str(path)]
             return self.run(
-                [
-                    "template",
-                    release,
-                    chart.chart,
-                    *chart.flags,
-                    "--namespace",
-                    namespace,
-                    "--values",
-                    values_file.name,
-                ]
+                ["template", release, chart.chart, *chart.flags, "--namespace", namespace, *flags]
             )
+
+    def show_values(self, chart: ChartRef) -> dict[str, Any]:
+        """The chart's own default values (`helm show values`, its values.yaml)."""
+        data = yaml.safe_load(self.run(["show", "values", chart.chart, *chart.flags]))
+        return data if isinstance(data, dict) else {}
 
 
 class HelmProcess:

@@ -68,11 +68,11 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        file = _display_path(self.file)
+        file = display_path(self.file)
         return f"{file}: {self.key}: {self.message}" if self.key else f"{file}: {self.message}"
 
 
-def _display_path(path: str) -> str:
+def display_path(path: str) -> str:
     """Relative to the working directory when that is shorter, as an operator typed it."""
     relative = os.path.relpath(path)
     return relative if len(relative) < len(path) else path
@@ -199,7 +199,7 @@ class _EnvironmentFileLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _parse_yaml(text: str, file: str) -> Any:
+def parse_yaml(text: str, file: str) -> Any:
     """The document in `text`, or InvalidEnvironment naming the line or key path."""
     loader = _EnvironmentFileLoader(text)
     try:
@@ -227,7 +227,7 @@ def _parse_yaml(text: str, file: str) -> Any:
     return data
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     """The file's text, or InvalidEnvironment saying in one line why it cannot be read."""
     file = str(path)
     try:
@@ -263,7 +263,7 @@ def _unreadable(file: str, message: str) -> Any:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    data = _parse_yaml(_read_text(path), str(path))
+    data = parse_yaml(read_text(path), str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -14,7 +14,11 @@ from rich.table import Table
 from contracts.bootstrap import BootstrapProgress, StepProgress, StepStatus
 from contracts.drift_check import DriftCheckResult, FindingStatus
 from contracts.operator import OperatorAction
+from declared_state.helmfile.report import Severity
+from declared_state.loader import display_path
 from operations.environments import EnvironmentSummary, WebUiExposure
+from operations.helmfile_import import ImportPlan
+from operations.manifest_diff import Difference
 
 STEP_ICONS = {
     StepStatus.PENDING: " ",
@@ -122,3 +126,89 @@ def drift_approval_commands(env_name: str, workflow_id: str, by: str) -> list[st
         f"  temporal workflow signal --workflow-id {workflow_id} --name approve "
         f'--input \'{{"by": "{by}"}}\'',
     ]
+
+
+# --- import-helmfile ----------------------------------------------------------------------
+
+
+def planned_file_lines(plan: ImportPlan) -> list[str]:
+    """Each file the import would write, with its content."""
+    lines = []
+    for planned in plan.files:
+        state = "exists: written only with --force" if planned.exists else "new"
+        lines.append(f"--- {display_path(str(planned.path))} ({state})")
+        lines.extend(planned.text.rstrip("\n").splitlines())
+        lines.append("")
+    return lines
+
+
+def report_lines(plan: ImportPlan) -> list[str]:
+    """The report: per environment, every item numbered (the numbers --compare refers to)."""
+    lines = []
+    for env in plan.environments:
+        problems = sum(1 for i in env.items if i.severity == Severity.PROBLEM)
+        notes = len(env.items) - problems
+        lines.append(
+            f"report for {env.name} (release {env.release}, chart {env.chart}): "
+            f"{problems} problem{'s' * (problems != 1)}, {notes} note{'s' * (notes != 1)}"
+            + (" - NOT IMPORTABLE, nothing is written" if env.blocked else "")
+        )
+        for number, item in enumerate(env.items, start=1):
+            label = "PROBLEM" if item.severity == Severity.PROBLEM else "note"
+            lines.append(f" {number:>2}. {label:<7} {item.file}: {item.key}")
+            lines.append(f"     found:   {item.finding}")
+            if item.why:
+                lines.append(f"     why:     {item.why}")
+            lines.append(f"     instead: {item.instead}")
+        if env.invalid:
+            lines.append(f"  the imported {env.name}.yaml does not validate:")
+            lines.extend(f"    {problem}" for problem in env.invalid)
+        lines.append("")
+    return lines
+
+
+def comparison_lines(plan: ImportPlan) -> list[str]:
+    """The render comparison: every unexplained difference in full, the explained ones with
+    the report items that explain them."""
+    lines = []
+    for comparison in plan.comparisons:
+        head = (
+            f"comparison for {comparison.environment} ({comparison.chart}, helm template): "
+            "original helmfile values vs imported environment"
+        )
+        if comparison.error:
+            lines += [head, f"  not compared: {comparison.error}", ""]
+            continue
+        explained, unexplained = comparison.explained, comparison.unexplained
+        lines.append(head)
+        lines.append(
+            f"  {comparison.fields} fields compared: {len(explained) + len(unexplained)} differ, "
+            f"{len(explained)} explained by the report, {len(unexplained)} not explained"
+        )
+        groups: dict[tuple[int, ...], list[Difference]] = {}
+        for difference, items in explained:
+            groups.setdefault(items, []).append(difference)
+        for items, grouped in groups.items():
+            numbers = ", ".join(str(n) for n in items) or "all items together"
+            objects = len({d.object for d in grouped})
+            lines.append(
+                f"  = report item {numbers}: {len(grouped)} field{'s' * (len(grouped) != 1)} "
+                f"in {objects} object{'s' * (objects != 1)}, e.g."
+            )
+            lines.extend(f"      {_difference(d)}" for d in grouped[:EXAMPLES])
+        for difference in unexplained:
+            lines.append(f"  ≠ {_difference(difference)}   [NOT EXPLAINED]")
+        lines.append("")
+    return lines
+
+
+EXAMPLES = 3
+"""Explained differences shown per report item (every unexplained one is shown)."""
+
+
+def _difference(difference: Difference) -> str:
+    if not difference.field:
+        return f"{difference.object}: {difference.original} -> {difference.imported}"
+    return (
+        f"{difference.object}: {difference.field}: {difference.original} -> {difference.imported}"
+    )
