@@ -5,7 +5,8 @@ Each object is known by `Kind name`; each field by its path (`spec.replicas`,
 (the server's config template) is compared field by field too, its `{{ ... }}` expressions
 read as text, so a changed store setting shows as
 `data.config_template.yaml > persistence.datastores.default.sql.tls.caFile`. Empty maps and
-lists count as absent (the chart renders `resources: {}` and no resources alike).
+lists, and nulls, count as absent (the chart renders `resources: {}` and no resources
+alike).
 
 Values under a Secret's `data` / `stringData`, and values of keys that look like secrets, are
 never shown: only that they differ.
@@ -48,7 +49,7 @@ def _flatten(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
     elif isinstance(node, list):
         for index, item in enumerate(node):
             yield from _flatten(item, f"{prefix}[{index}]")
-    else:
+    elif node is not None:  # null and absent mean the same to Kubernetes
         yield prefix, node
 
 

@@ -155,7 +155,7 @@ class _Renderer:
                 why = (
                     f"is a {type(value).__name__}, not a scalar"
                     if found and value is not None
-                    else f"is not set in environment {self.environment!r}'s values"
+                    else f"is not set in the values of environment {self.environment}"
                 )
                 self._token(action, f"{body} {why}")
             return text
