@@ -189,10 +189,15 @@ def comparison_lines(plan: ImportPlan) -> list[str]:
         for difference, items in explained:
             groups.setdefault(items, []).append(difference)
         for items, grouped in groups.items():
-            numbers = ", ".join(str(n) for n in items) or "all items together"
+            numbers = ", ".join(str(n) for n in items)
+            label = (
+                f"report item{'s' * (len(items) > 1)} {numbers}"
+                if items
+                else "the report items together"
+            )
             objects = len({d.object for d in grouped})
             lines.append(
-                f"  = report item {numbers}: {len(grouped)} field{'s' * (len(grouped) != 1)} "
+                f"  = {label}: {len(grouped)} field{'s' * (len(grouped) != 1)} "
                 f"in {objects} object{'s' * (objects != 1)}, e.g."
             )
             lines.extend(f"      {_difference(d)}" for d in grouped[:EXAMPLES])

@@ -481,3 +481,30 @@ def test_existing_files_are_not_overwritten_unless_forced(capsys, tmp_path):
     assert not (tmp_path / "base.yaml").exists()
     assert run(capsys, *args, "--force")[0] == 0
     assert written(tmp_path, "staging")["rds"]["instance_id"] == "temporal-staging"
+
+
+def test_a_chart_1x_project_in_the_datastores_layout(capsys, tmp_path):
+    project = FIXTURES / "datastores" / "helmfile.yaml"
+    code, out, err = run(
+        capsys, "import-helmfile", str(project), "--env", "staging",
+        "--environments-dir", str(tmp_path), "--compare", "--write",
+    )  # fmt: skip
+    assert code == 2, out + err
+    values = "tests/fixtures/helmfile/datastores/values/base.yaml"
+    datastores = "server.config.persistence.datastores"
+    for line in (
+        f"PROBLEM {values}: {datastores}.visibility.sql.secretKey",
+        f"PROBLEM {values}: {datastores}.visibility.sql.tls.enableHostVerification",
+        f"PROBLEM {values}: {datastores}.visibility.sql.createDatabase",
+        "found:   the visibility store's schema job is on (createDatabase, manageSchema)",
+        "PROBLEM chart default (temporal 1.6.0 values.yaml): shims.dockerize",
+        "Job temporal-schema: spec.template.spec.initContainers[0].command[1]: create-database "
+        "-> (absent)",
+    ):
+        assert line in out, f"missing: {line}\n{out}"
+    assert "146 explained by the report, 0 not explained" in out
+    env = load_environment("staging", tmp_path)
+    assert env.chart.version == "1.6.0"
+    assert env.rds.endpoint == "temporal-staging.c9akciq32.eu-west-1.rds.amazonaws.com"
+    assert env.database.kubernetes_secret.visibility_store_key == "visibility-password"
+    assert run(capsys, "validate", "staging", "--environments-dir", str(tmp_path))[0] == 0

@@ -202,9 +202,12 @@ class _Mapper:
 
     def origin(self, path: ValuesPath) -> str:
         """The values file (or inline map) that sets `path` last; `chart default` if none."""
-        for layer in reversed(self.release.layers):
-            if get(layer.data, path, _MISSING) is not _MISSING:
-                return layer.source
+        # A key no layer writes belongs to the file that writes its nearest parent (where
+        # it is missing), unless only a top-level key is written there.
+        for end in range(len(path), 1, -1):
+            for layer in reversed(self.release.layers):
+                if get(layer.data, path[:end], _MISSING) is not _MISSING:
+                    return layer.source
         return f"chart default (temporal {self.chart_version} values.yaml)"
 
     def take(self, path: ValuesPath, default: Any = None) -> Any:
@@ -383,7 +386,15 @@ class _Mapper:
     def _connect_protocol(self, stores: list[Store]) -> None:
         for store in stores:
             protocol = store.sql.get("connectProtocol")
-            if protocol not in (None, "tcp"):
+            if protocol is None and self.layout == "datastores":
+                self.note(
+                    (*store.path, "connectProtocol"),
+                    f"the {store.role} store names no connectProtocol",
+                    "the model always writes it in the server's config",
+                    "the imported environment connects over tcp (the server's default)",
+                    ValuesChange((*store.path, "connectProtocol"), "tcp"),
+                )
+            elif protocol not in (None, "tcp"):
                 self.problem(
                     (*store.path, "connectProtocol"),
                     f"connectProtocol {protocol!r}",
