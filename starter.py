@@ -260,6 +260,7 @@ def import_helmfile(
             "--env",
             help="A helmfile environment to import (repeat for several); it becomes "
             "<environments-dir>/<ENV>.yaml.",
+            metavar="ENV",
         ),
     ] = None,
     write: Annotated[

@@ -55,6 +55,11 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
+def assert_shown(out: str, *lines: str) -> None:
+    for line in lines:
+        assert line in out, f"missing: {line}\n{out}"
+
+
 def written(directory: Path, name: str) -> dict:
     return yaml.safe_load((directory / f"{name}.yaml").read_text()) or {}
 
@@ -261,12 +266,10 @@ def test_each_defect_is_reported_and_explains_the_render_difference(capsys, tmp_
         "--environments-dir", str(tmp_path), "--compare", "--write",
     )  # fmt: skip
     assert code == 2, out + err
-    for line in case.report:
-        assert line in out, f"missing from the report: {line}\n{out}"
+    assert_shown(out, *case.report)
     assert " not explained" in out and ", 0 not explained" in out, out
     assert "NOT EXPLAINED" not in out
-    for difference in case.compared:
-        assert difference in out, f"missing from the comparison: {difference}\n{out}"
+    assert_shown(out, *case.compared)
     assert run(capsys, "validate", case.env, "--environments-dir", str(tmp_path))[0] == 0
 
 
@@ -394,7 +397,8 @@ def test_templating_beyond_the_subset_is_reported_with_file_and_line(capsys, tmp
     assert code == 2, out + err
     values = "tests/fixtures/helmfile/not-understood/values/templated.yaml.gotmpl"
     helmfile = "tests/fixtures/helmfile/not-understood/helmfile.yaml"
-    for line in (
+    assert_shown(
+        out,
         f"PROBLEM {values}: line 4 (server.frontend.podAnnotations.owner)",
         "found:   {{ .Values.team | quote }}: not understood",
         f"PROBLEM {values}: line 7 (server.history.podAnnotations.owner)",
@@ -406,8 +410,7 @@ def test_templating_beyond_the_subset_is_reported_with_file_and_line(capsys, tmp
         f"PROBLEM {helmfile}: line 24 (server.config.logLevel)",
         '{{ env "TEMPORAL_LOG_LEVEL" | default "info" }}: not understood',
         f"PROBLEM {helmfile}: releases[temporal].set",
-    ):
-        assert line in out, f"missing: {line}\n{out}"
+    )
     env = load_environment("staging", tmp_path)
     # What was understood is imported; what was not, is left out (never guessed).
     assert env.extra_values == {"admintools": {"podAnnotations": {"environment": "staging"}}}
@@ -492,7 +495,8 @@ def test_a_chart_1x_project_in_the_datastores_layout(capsys, tmp_path):
     assert code == 2, out + err
     values = "tests/fixtures/helmfile/datastores/values/base.yaml"
     datastores = "server.config.persistence.datastores"
-    for line in (
+    assert_shown(
+        out,
         f"PROBLEM {values}: {datastores}.visibility.sql.secretKey",
         f"PROBLEM {values}: {datastores}.visibility.sql.tls.enableHostVerification",
         f"PROBLEM {values}: {datastores}.visibility.sql.createDatabase",
@@ -500,8 +504,7 @@ def test_a_chart_1x_project_in_the_datastores_layout(capsys, tmp_path):
         "PROBLEM chart default (temporal 1.6.0 values.yaml): shims.dockerize",
         "Job temporal-schema: spec.template.spec.initContainers[0].command[1]: create-database "
         "-> (absent)",
-    ):
-        assert line in out, f"missing: {line}\n{out}"
+    )
     assert "146 explained by the report, 0 not explained" in out
     env = load_environment("staging", tmp_path)
     assert env.chart.version == "1.6.0"
