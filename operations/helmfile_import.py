@@ -260,7 +260,9 @@ def _drop_refused_extra(mapped: _Mapped, probe: Environment) -> None:
     refused += [(path, message, False) for path, message in model_overrides(candidate)]
     sources = mapped.imported.extra_sources
     for path, message, secret in refused:
-        keys = tuple(str(p) for p in path)
+        # A key inside a list takes the whole list with it (lists replace when merged).
+        whole = next((i for i, part in enumerate(path) if isinstance(part, int)), len(path))
+        keys = tuple(str(p) for p in path[:whole])
         source = next((s for p, s in sources.items() if p[: len(keys)] == keys), "values")
         mapped.items.append(
             ReportItem(
