@@ -511,3 +511,40 @@ def test_a_chart_1x_project_in_the_datastores_layout(capsys, tmp_path):
     assert env.rds.endpoint == "temporal-staging.c9akciq32.eu-west-1.rds.amazonaws.com"
     assert env.database.kubernetes_secret.visibility_store_key == "visibility-password"
     assert run(capsys, "validate", "staging", "--environments-dir", str(tmp_path))[0] == 0
+
+
+def test_secret_looking_extra_values_are_reported_by_key_and_never_written(capsys, tmp_path):
+    clean = FIXTURES / "clean"
+    project = tmp_path / "helmfile.yaml"
+    project.write_text(
+        yaml.safe_dump(
+            {
+                "repositories": [{"name": "temporal", "url": "https://go.temporal.io/helm-charts"}],
+                "environments": {"staging": {"values": [str(clean / "environments/staging.yaml")]}},
+                "releases": [
+                    {
+                        "name": "temporal",
+                        "namespace": "my-app-staging",
+                        "chart": "temporal/temporal",
+                        "version": "0.74.0",
+                        "values": [
+                            str(clean / "values/base.yaml"),
+                            str(clean / "values/staging.yaml.gotmpl"),
+                            {
+                                "web": {
+                                    "additionalEnv": [{"name": "X", "clientSecret": "s3cr3t-1"}],
+                                    "apiToken": "s3cr3t-2",
+                                }
+                            },
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    args = ["import-helmfile", str(project), "--env", "staging"]
+    code, out, err = run(capsys, *args, "--environments-dir", str(tmp_path / "e"), "--write")
+    assert code == 2, out + err
+    assert_shown(out, "release values[2]: web.additionalEnv", "release values[2]: web.apiToken")
+    assert "s3cr3t" not in out + err + (tmp_path / "e" / "staging.yaml").read_text()
+    assert run(capsys, "validate", "staging", "--environments-dir", str(tmp_path / "e"))[0] == 0
