@@ -1,7 +1,8 @@
 """Stand-in for kube-controller-manager and kubelet: workloads report themselves ready.
 
 Without it nothing would ever become ready and `helm --wait` could only time out. Objects can
-be held back (`never_ready`) to exercise timeouts, rollbacks and health failures.
+be held back (`never_ready`) to exercise timeouts, rollbacks and health failures. Jobs and
+their pods are played by the job controller (jobs.py), which registers in `skip`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import copy
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from .store import Event, Obj, Store, now
@@ -51,6 +53,8 @@ class Controller:
         self.store, self.delay = store, delay
         self.enabled = True
         self.never_ready: set[tuple[str | None, str]] = set()  # (namespace or None for any, name)
+        # Objects another controller plays: (kind, object) -> True to leave it alone.
+        self.skip: list[Callable[[str, Obj], bool]] = []
         store.hooks.append(self._on_event)
 
     def _on_event(self, ev: Event) -> None:
@@ -82,7 +86,7 @@ class Controller:
             return
         res = next(r for r in self.store.registry.resources if r.kind == kind)
         obj = self.store.raw(res, ns, name)
-        if obj is None:
+        if obj is None or any(skip(kind, obj) for skip in self.skip):
             return
         ready = not self.blocked(obj)
         if kind == "Deployment":
@@ -166,23 +170,6 @@ class Controller:
             "numberReady": n,
             "numberAvailable": n,
             "numberMisscheduled": 0,
-        }
-
-    def _status_job(self, obj: Obj, ready: bool, old: Obj) -> Obj:
-        start = old.get("startTime") or now()
-        if not ready:
-            return {"active": 1, "startTime": start}
-        done = old.get("completionTime") or now()
-        conds = [
-            ("SuccessCriteriaMet", "True", "CompletionsReached", ""),
-            ("Complete", "True", "CompletionsReached", ""),
-        ]
-        succeeded = (obj.get("spec") or {}).get("completions") or 1
-        return {
-            "succeeded": succeeded,
-            "startTime": start,
-            "completionTime": done,
-            "conditions": _conditions(old, conds),
         }
 
     def _status_pod(self, obj: Obj, ready: bool, old: Obj) -> Obj:

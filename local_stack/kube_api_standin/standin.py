@@ -22,7 +22,8 @@ CONTEXT = "standin"
 class KubeApiStandIn:
     """A stateful Kubernetes API stand-in on 127.0.0.1 for contract tests of real clients.
 
-    It is not a cluster: no admission, schema validation, field-ownership conflicts or pods.
+    It is not a cluster: no admission, schema validation or field-ownership conflicts; pods
+    only for Jobs (jobs.py), which also plays the admin-tools image's schema update.
     """
 
     def __init__(self, controller: bool = True) -> None:
@@ -144,6 +145,18 @@ class KubeApiStandIn:
     def reset(self) -> None:
         """Back to a fresh cluster: objects, faults, never-ready marks and the request log."""
         self._call(self.api.reset)
+
+    def schema_jobs(self, mode: str, message: str | None = None) -> None:
+        """The admin-tools Job switch (jobs.py): `run`, `fail` (the next update-schema
+        container exits 1 with `message` in its log) or `hang`."""
+        self._call(lambda: self.api.jobs.set_mode(mode, message))
+
+    @property
+    def writes(self) -> list[dict[str, Any]]:
+        """Every write, oldest first: API writes (method, path, status; kind, name and images
+        of written Deployments and Jobs) and the job controller's database writes (method
+        `SQL`, `schema`: database, from, to)."""
+        return self._call(lambda: list(self.api.writes))
 
     @property
     def requests(self) -> list[dict[str, Any]]:
