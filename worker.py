@@ -26,12 +26,17 @@ from typing import Any, NoReturn
 from temporalio.worker import Worker
 
 from activities.check_database import DatabasePreflight
+from activities.check_server_version import CheckServerVersion
 from activities.clients import AwsClients, KubeClients
 from activities.ensure_ca_bundle import CaBundlePublisher
 from activities.ensure_db_secret import DbSecretPublisher
 from activities.install_chart import ChartInstaller
+from activities.read_live_versions import ReadLiveVersions
 from activities.register_namespaces import RegisterNamespaces
+from activities.snapshot_database import SnapshotDatabase
+from activities.soak import Soak
 from activities.temporal_target import TargetTemporalClients
+from activities.update_schema import UpdateSchema
 from activities.wait_frontend_healthy import WaitFrontendHealthy
 from operations.settings import (
     ClientSettings,
@@ -50,13 +55,20 @@ def build_activities(kubeconfig: str | None, helm_binary: str | None) -> list[Ca
     aws = AwsClients()
     kube = KubeClients(kubeconfig)
     target = TargetTemporalClients()
+    # Reads both databases' schema_version exactly as the preflight does.
+    preflight = DatabasePreflight(aws, kube)
     return [
-        DatabasePreflight(aws, kube).check_database,
+        preflight.check_database,
         CaBundlePublisher(aws, kube).ensure_ca_bundle,
         DbSecretPublisher(aws, kube).ensure_db_secret,
         ChartInstaller(helm_binary, kubeconfig).install_chart,
         WaitFrontendHealthy(target).wait_frontend_healthy,
         RegisterNamespaces(target).register_namespaces,
+        ReadLiveVersions(kube, preflight).read_live_versions,
+        SnapshotDatabase(aws).snapshot_database,
+        UpdateSchema(aws, kube, preflight).update_schema,
+        CheckServerVersion(target).check_server_version,
+        Soak(target).soak,
     ]
 
 

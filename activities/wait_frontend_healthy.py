@@ -27,28 +27,33 @@ HEALTH_SERVICE = "temporal.api.workflowservice.v1.WorkflowService"
 _CHECK_TIMEOUT = 5.0
 
 
+async def health_check(clients: TargetTemporalClients, env: Environment, budget: float) -> str:
+    """One health check of env's frontend: 'SERVING', 'NOT_SERVING', ... or
+    'unreachable: <why>' (also used by the upgrade's soak)."""
+    timeout = max(0.5, min(_CHECK_TIMEOUT, budget))
+    try:
+        client = await clients.client(env, timeout=timeout)
+        resp = await client.service_client.health_service.check(
+            HealthCheckRequest(service=HEALTH_SERVICE), timeout=timedelta(seconds=timeout)
+        )
+    except FrontendUnreachable as exc:
+        return f"unreachable: {exc.reason}"
+    except RPCError as exc:
+        # UNAVAILABLE / DEADLINE_EXCEEDED: the cached connection's server is gone or slow;
+        # NOT_FOUND: the health service does not know the service name (yet). Every
+        # status means "not yet" here, even those errors/temporal_rpc.py calls permanent:
+        # an ingress in front of a starting frontend answers UNIMPLEMENTED until its
+        # route exists.
+        return f"unreachable: {rpc_answer(exc)}"
+    return HealthCheckResponse.ServingStatus.Name(resp.status)
+
+
 class WaitFrontendHealthy:
     def __init__(self, clients: TargetTemporalClients):
         self._clients = clients
 
     async def _check(self, env: Environment, budget: float) -> str:
-        """One health check: 'SERVING', 'NOT_SERVING', ... or 'unreachable: <why>'."""
-        timeout = max(0.5, min(_CHECK_TIMEOUT, budget))
-        try:
-            client = await self._clients.client(env, timeout=timeout)
-            resp = await client.service_client.health_service.check(
-                HealthCheckRequest(service=HEALTH_SERVICE), timeout=timedelta(seconds=timeout)
-            )
-        except FrontendUnreachable as exc:
-            return f"unreachable: {exc.reason}"
-        except RPCError as exc:
-            # UNAVAILABLE / DEADLINE_EXCEEDED: the cached connection's server is gone or slow;
-            # NOT_FOUND: the health service does not know the service name (yet). Every
-            # status means "not yet" here, even those errors/temporal_rpc.py calls permanent:
-            # an ingress in front of a starting frontend answers UNIMPLEMENTED until its
-            # route exists.
-            return f"unreachable: {rpc_answer(exc)}"
-        return HealthCheckResponse.ServingStatus.Name(resp.status)
+        return await health_check(self._clients, env, budget)
 
     @activity.defn(name="wait_frontend_healthy")
     async def wait_frontend_healthy(
