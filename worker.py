@@ -1,4 +1,4 @@
-"""The temporal-bootstrap worker: runs the bootstrap and drift-check workflows and their activities.
+"""The temporal-bootstrap worker: runs the bootstrap, drift-check and upgrade workflows and their activities.
 
     python worker.py                 # embedded local dev server unless a Temporal address is set
     python worker.py --local-stack   # use the addresses of `python -m local_stack up`
@@ -46,6 +46,7 @@ from operations.settings import (
 )
 from workflows.bootstrap import BootstrapWorkflow
 from workflows.drift_check import DriftCheckWorkflow
+from workflows.upgrade import UpgradeWorkflow
 
 log = logging.getLogger("temporal-bootstrap.worker")
 
@@ -113,7 +114,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         worker = Worker(
             client,
             task_queue=settings.task_queue,
-            workflows=[BootstrapWorkflow, DriftCheckWorkflow],
+            workflows=[BootstrapWorkflow, DriftCheckWorkflow, UpgradeWorkflow],
             activities=activities,
             activity_executor=pool,
             max_concurrent_activities=args.max_concurrent_activities,
