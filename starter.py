@@ -8,6 +8,9 @@
     python starter.py approve staging      open the approval gate before install_chart
     python starter.py retry|skip|abort staging   answer a step that waits for an operator
     python starter.py pause|resume staging       hold the run between steps
+    python starter.py upgrade staging --plan     the hops to the declared chart.version
+    python starter.py upgrade staging      move the cluster there, one minor at a time
+    python starter.py retry staging --upgrade    (any action) steer the upgrade run instead
     python starter.py drift staging        compare declared and live state now (report/repair)
     python starter.py schedule staging     run that check every drift_check.interval
     python starter.py unschedule staging   stop the scheduled check
@@ -24,9 +27,10 @@ TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE / TEMPORA
 without an address, the embedded local dev server is used (started if needed). --local-stack
 takes the addresses of a running `python -m local_stack up` (the demo).
 
-Exit codes (stable, for scripts): 0 done (drift: in sync or repaired), 1 failed or aborted
-(drift: a check failed), 2 waiting for an operator, 3 invalid input (bad environment file,
-unknown environment), 4 drift found and not repaired.
+Exit codes (stable, for scripts): 0 done (drift: in sync or repaired; upgrade --plan: nothing
+to do), 1 failed, aborted or refused (drift: a check failed), 2 waiting for an operator
+(upgrade --plan: there are hops to apply), 3 invalid input (bad environment file, unknown
+environment), 4 drift found and not repaired.
 """
 
 from __future__ import annotations
@@ -42,11 +46,12 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import click
 import typer
 from rich.console import Console
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from contracts.bootstrap import RunState
 from contracts.drift_check import DriftState, drift_schedule_id
 from contracts.operator import OperatorAction, OperatorRequest
+from contracts.upgrade import UpgradeProgress, UpgradeResult
 from declared_state.loader import InvalidEnvironment
 from declared_state.models import (
     DriftPolicy,
@@ -58,6 +63,7 @@ from declared_state.paths import ENVIRONMENTS_VARIABLE, environments_dir
 from operations import drift as drift_ops
 from operations import environments, helmfile_import, render
 from operations import runs as run_ops
+from operations import upgrade as upgrade_ops
 from operations.settings import ClientSettings, SettingsError, apply_local_stack_env, resolve
 from workflows.bootstrap import BootstrapWorkflow
 
@@ -124,6 +130,10 @@ NoWaitOpt = Annotated[
 ]
 ByOpt = Annotated[str, typer.Option("--by", help="Who acts (recorded in the workflow's history).")]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Free text recorded with the action.")]
+UpgradeRunOpt = Annotated[
+    bool,
+    typer.Option("--upgrade", help="Act on the upgrade run upgrade-ENV instead of provision-ENV."),
+]
 PolicyOpt = Annotated[
     DriftPolicy | None,
     typer.Option(
@@ -333,10 +343,25 @@ def import_helmfile(
 # --- provisioning: the bootstrap workflow ----------------------------------------------
 
 
-async def _follow(handle: run_ops.BootstrapHandle, env_name: str, task_queue: str) -> int:
-    """Print a run's progress until it ends or waits; the exit code for how it stands."""
-    async for event in run_ops.follow(handle, task_queue):
+async def _follow(
+    handle: WorkflowHandle[Any, Any],
+    env_name: str,
+    task_queue: str,
+    *,
+    upgrade: bool = False,
+    env: Environment | None = None,
+) -> int:
+    """Print a run's progress until it ends or waits; the exit code for how it stands.
+    An upgrade run's plan is printed once known (when `env` is given)."""
+    events = (
+        upgrade_ops.follow(handle, task_queue) if upgrade else run_ops.follow(handle, task_queue)
+    )
+    run_option = " --upgrade" if upgrade else ""
+    async for event in events:
         match event:
+            case upgrade_ops.PlanReady(progress):
+                if env is not None:
+                    _print(["", *render.upgrade_plan_lines(env, progress, applying=True), ""])
             case run_ops.StepChanged(step):
                 _print(render.step_line(step))
             case run_ops.ActivityNote(text):
@@ -350,14 +375,23 @@ async def _follow(handle: run_ops.BootstrapHandle, env_name: str, task_queue: st
                 _print("   a worker answers again")
             case run_ops.WaitingForOperator(progress):
                 _print(f"\n{handle.id} waits for an operator: {progress.waiting_for}")
+                if isinstance(progress, UpgradeProgress):
+                    _print(f"the cluster: {progress.cluster}")
                 _print("unblock it with one of:")
                 _print(
                     render.operator_commands(
-                        env_name, handle.id, _unblocking(progress.allowed_actions), _operator()
+                        env_name,
+                        handle.id,
+                        _unblocking(progress.allowed_actions),
+                        _operator(),
+                        run_option,
                     )
                 )
                 return EXIT_WAITING
             case run_ops.Finished(result):
+                if isinstance(result, UpgradeResult):
+                    _print(render.upgrade_done_lines(handle.id, result))
+                    return EXIT_OK
                 changed = "changed" if result.changed else "nothing changed"
                 _print(f"\n{handle.id} done ({changed}).")
                 return EXIT_OK
@@ -365,6 +399,16 @@ async def _follow(handle: run_ops.BootstrapHandle, env_name: str, task_queue: st
                 err.print(message, markup=False, highlight=False)
                 return EXIT_FAILED
     return EXIT_FAILED
+
+
+def _announce(started: run_ops.Started, settings: ClientSettings) -> str | None:
+    """Which run is followed now, and its Web UI link (returned, when there is one)."""
+    verb = "attached to the running" if started.attached else "started"
+    _print(f"{verb} {started.handle.id} (run {started.run_id}) on {settings.address}")
+    url = settings.workflow_url(started.handle.id)
+    if url:
+        _print(f"Web UI: {url}")
+    return url
 
 
 def _unblocking(allowed: Sequence[OperatorAction]) -> list[OperatorAction]:
@@ -397,11 +441,7 @@ def provision(
         started = await run_ops.start_or_attach(
             client, settings, env, by=_operator(by), dry_run=dry_run
         )
-        verb = "attached to the running" if started.attached else "started"
-        _print(f"{verb} {started.handle.id} (run {started.run_id}) on {settings.address}")
-        url = settings.workflow_url(started.handle.id)
-        if url:
-            _print(f"Web UI: {url}")
+        url = _announce(started, settings)
         if no_wait:
             return EXIT_OK
         code = await _follow(started.handle, env.name, settings.task_queue)
@@ -413,18 +453,33 @@ def provision(
 
 
 @app.command()
-def status(ctx: typer.Context, name: EnvArg) -> None:
-    """Show every step of provision-ENV: status, runs, last error, what it changed."""
+def status(ctx: typer.Context, name: EnvArg, upgrade: UpgradeRunOpt = False) -> None:
+    """Show every step of provision-ENV (or, with --upgrade, upgrade-ENV): status, runs,
+    last error, what it changed."""
 
     async def body(client: Client, settings: ClientSettings) -> int:
-        handle = run_ops.handle_for(client, name)
-        progress = await run_ops.progress(handle, settings.task_queue)
+        handle: WorkflowHandle[Any, Any]
+        if upgrade:
+            handle = upgrade_ops.handle_for(client, name)
+            progress: run_ops.BootstrapProgress = await upgrade_ops.progress(
+                handle, settings.task_queue
+            )
+        else:
+            handle = run_ops.handle_for(client, name)
+            progress = await run_ops.progress(handle, settings.task_queue)
         out.print(render.status_table(handle.id, progress))
+        if isinstance(progress, UpgradeProgress):
+            hop = f"hop {progress.hop} of {len(progress.plan)}; " if progress.hop else ""
+            _print(f"{hop}the cluster: {progress.cluster}")
         if progress.state == RunState.WAITING_FOR_OPERATOR:
             _print(f"waiting for: {progress.waiting_for}")
             _print(
                 render.operator_commands(
-                    name, handle.id, _unblocking(progress.allowed_actions), _operator()
+                    name,
+                    handle.id,
+                    _unblocking(progress.allowed_actions),
+                    _operator(),
+                    " --upgrade" if upgrade else "",
                 )
             )
             return EXIT_WAITING
@@ -437,7 +492,8 @@ _ACTIONS: dict[OperatorAction, tuple[Callable[..., Any], bool, str]] = {
     OperatorAction.APPROVE: (
         BootstrapWorkflow.approve,
         True,
-        "Approve provision-ENV's install (the gate before install_chart).",
+        "Approve provision-ENV's install (the gate before install_chart), or with --upgrade "
+        "the next hop of upgrade-ENV.",
     ),
     OperatorAction.RETRY: (
         BootstrapWorkflow.retry,
@@ -452,7 +508,7 @@ _ACTIONS: dict[OperatorAction, tuple[Callable[..., Any], bool, str]] = {
     OperatorAction.ABORT: (
         BootstrapWorkflow.abort,
         True,
-        "Abort provision-ENV; it fails with a list of what was done.",
+        "Abort provision-ENV (or upgrade-ENV); it fails with a list of what was done.",
     ),
     OperatorAction.PAUSE: (
         BootstrapWorkflow.pause,
@@ -472,9 +528,14 @@ def _action_command(action: OperatorAction) -> None:
         by: ByOpt = "",
         reason: ReasonOpt = "",
         no_wait: NoWaitOpt = not follow_by_default,
+        upgrade: UpgradeRunOpt = False,
     ) -> None:
         async def body(client: Client, settings: ClientSettings) -> int:
-            handle = run_ops.handle_for(client, name)
+            handle: WorkflowHandle[Any, Any] = (
+                upgrade_ops.handle_for(client, name)
+                if upgrade
+                else run_ops.handle_for(client, name)
+            )
             await run_ops.send(handle, method, OperatorRequest(by=_operator(by), reason=reason))
             _print(f"sent {action.value} to {handle.id}")
             if no_wait:
@@ -486,7 +547,7 @@ def _action_command(action: OperatorAction) -> None:
                     return EXIT_FAILED
                 return EXIT_OK
             await asyncio.sleep(0.5)  # let the workflow act on the action before following
-            return await _follow(handle, name, settings.task_queue)
+            return await _follow(handle, name, settings.task_queue, upgrade=upgrade)
 
         raise typer.Exit(_run(ctx, body, start_embedded=False))
 
@@ -496,6 +557,58 @@ def _action_command(action: OperatorAction) -> None:
 
 for _action in OperatorAction:
     _action_command(_action)
+
+
+# --- upgrade: the upgrade workflow ------------------------------------------------------
+
+
+@app.command()
+def upgrade(
+    ctx: typer.Context,
+    name: EnvArg,
+    environments_dir: EnvDirOpt = None,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Print the hops from what runs now to the declared chart; change nothing.",
+        ),
+    ] = False,
+    no_wait: NoWaitOpt = False,
+    by: ByOpt = "",
+) -> None:
+    """Move ENV's cluster to its declared chart.version: one minor at a time, schema first.
+
+    Edit chart.version in the environment file, look at the plan (`--plan`), then run it.
+    Each hop: approval (when approval_required), an RDS snapshot, the schema Job, helm
+    upgrade, frontend health and version, soak. Steer it like provisioning, with --upgrade:
+    `python starter.py retry ENV --upgrade`.
+
+    --plan exits 2 when there are hops to apply, 0 when the cluster runs the declared chart,
+    1 when the upgrade is refused (a downgrade, nothing deployed). Without --plan: 0 done,
+    1 failed, aborted or refused, 2 waiting for an operator, 3 invalid input.
+    """
+    env = _load(name, environments_dir)
+    _render(env)  # bad values fail here, before anything starts
+
+    async def show_plan(client: Client, settings: ClientSettings) -> int:
+        outcome = await upgrade_ops.plan(client, settings, env, by=_operator(by))
+        if isinstance(outcome, run_ops.Failed):
+            err.print(outcome.message, markup=False, highlight=False)
+            return EXIT_FAILED
+        result = outcome.result
+        assert isinstance(result, UpgradeResult)
+        _print(render.upgrade_plan_lines(env, result))
+        return EXIT_WAITING if result.plan else EXIT_OK
+
+    async def apply(client: Client, settings: ClientSettings) -> int:
+        started = await upgrade_ops.start_or_attach(client, settings, env, by=_operator(by))
+        _announce(started, settings)
+        if no_wait:
+            return EXIT_OK
+        return await _follow(started.handle, env.name, settings.task_queue, upgrade=True, env=env)
+
+    raise typer.Exit(_run(ctx, show_plan if plan else apply, start_embedded=True))
 
 
 # --- drift: the drift-check workflow and its schedule -----------------------------------

@@ -1,4 +1,4 @@
-"""The temporal-bootstrap worker: runs the bootstrap and drift-check workflows and their activities.
+"""The temporal-bootstrap worker: runs the bootstrap, drift-check and upgrade workflows and their activities.
 
     python worker.py                 # embedded local dev server unless a Temporal address is set
     python worker.py --local-stack   # use the addresses of `python -m local_stack up`
@@ -29,12 +29,17 @@ from typing import Any, NoReturn
 from temporalio.worker import Worker
 
 from activities.check_database import DatabasePreflight
+from activities.check_server_version import CheckServerVersion
 from activities.clients import AwsClients, KubeClients
 from activities.ensure_ca_bundle import CaBundlePublisher
 from activities.ensure_db_secret import DbSecretPublisher
 from activities.install_chart import ChartInstaller
+from activities.read_live_versions import ReadLiveVersions
 from activities.register_namespaces import RegisterNamespaces
+from activities.snapshot_database import SnapshotDatabase
+from activities.soak import Soak
 from activities.temporal_target import TargetTemporalClients
+from activities.update_schema import UpdateSchema
 from activities.wait_frontend_healthy import WaitFrontendHealthy
 from operations.settings import (
     ClientSettings,
@@ -44,6 +49,7 @@ from operations.settings import (
 )
 from workflows.bootstrap import BootstrapWorkflow
 from workflows.drift_check import DriftCheckWorkflow
+from workflows.upgrade import UpgradeWorkflow
 
 log = logging.getLogger("temporal-bootstrap.worker")
 
@@ -55,13 +61,20 @@ def build_activities(kubeconfig: str | None, helm_binary: str | None) -> list[Ca
     # The new frontend: port-forward through the Kubernetes API outside a cluster, the
     # Service's DNS name inside one (TEMPORAL_BOOTSTRAP_IN_CLUSTER overrides the guess).
     target = TargetTemporalClients(kube)
+    # Reads both databases' schema_version exactly as the preflight does.
+    preflight = DatabasePreflight(aws, kube)
     return [
-        DatabasePreflight(aws, kube).check_database,
+        preflight.check_database,
         CaBundlePublisher(aws, kube).ensure_ca_bundle,
         DbSecretPublisher(aws, kube).ensure_db_secret,
         ChartInstaller(helm_binary, kubeconfig, kube).install_chart,
         WaitFrontendHealthy(target).wait_frontend_healthy,
         RegisterNamespaces(target).register_namespaces,
+        ReadLiveVersions(kube, preflight).read_live_versions,
+        SnapshotDatabase(aws).snapshot_database,
+        UpdateSchema(aws, kube, preflight).update_schema,
+        CheckServerVersion(target).check_server_version,
+        Soak(target).soak,
     ]
 
 
@@ -106,7 +119,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         worker = Worker(
             client,
             task_queue=settings.task_queue,
-            workflows=[BootstrapWorkflow, DriftCheckWorkflow],
+            workflows=[BootstrapWorkflow, DriftCheckWorkflow, UpgradeWorkflow],
             activities=activities,
             activity_executor=pool,
             max_concurrent_activities=args.max_concurrent_activities,

@@ -1,6 +1,9 @@
 """check_database: the read-only preflight of the RDS instance and both Temporal databases.
 
 In order, stopping at the first problem an operator (or time) has to fix:
+0. The release: a cluster that runs a server more than one minor behind the declared chart
+   (or a newer minor) is refused with what to run instead (`upgrade`), before anything is
+   written: servers move one minor at a time, schema first.
 1. RDS: the instance exists, is `available`, runs MySQL 8, and its endpoint host and port
    are the ones the environment file declares.
 2. TLS: a connection to the endpoint verifies the server certificate against exactly the CA
@@ -35,6 +38,7 @@ from activities.clients import AwsClients, KubeClients
 from activities.errors import ErrorType, activity_error
 from activities.errors.aws import AWS_ERRORS, aws_error, aws_error_type
 from activities.errors.mysql import MySqlTarget, mysql_code, mysql_error
+from activities.read_live_versions import read_live_server, refuse_more_than_one_minor
 from activities.sources import (
     describe_source,
     fetch_ca_bundle,
@@ -224,6 +228,7 @@ class DatabasePreflight:
     def check_database(self, input: CheckDatabaseInput) -> CheckDatabaseResult:
         env = input.environment
         log = activity.logger
+        refuse_more_than_one_minor(read_live_server(self._kube, env), env)
         instance = self._describe_instance(env)
         status = str(instance.get("DBInstanceStatus") or "unknown")
         engine_version = str(instance.get("EngineVersion") or "")
@@ -242,31 +247,8 @@ class DatabasePreflight:
             cert_id,
         )
 
-        origin = describe_source(env.ca_bundle.source)
-        bundle = fetch_ca_bundle(env.ca_bundle.source, self._aws)
-        certificates = parse_certificates(bundle, origin)
-        ctx = _tls_context(bundle, env.db_tls_server_name, origin)
-
-        passwords = read_db_passwords(env, self._aws, self._kube)
-        required = env.schema_versions
-        stores = (
-            _Store(
-                "default store",
-                env.database.default_store,
-                required.default_store,
-                "./schema/mysql/v8/temporal/versioned",
-                self._password_ref(env, visibility=False),
-                passwords.default_store,
-            ),
-            _Store(
-                "visibility store",
-                env.database.visibility_store,
-                required.visibility_store,
-                "./schema/mysql/v8/visibility/versioned",
-                self._password_ref(env, visibility=True),
-                passwords.visibility_store,
-            ),
-        )
+        ctx, certificates = self._tls(env)
+        stores = self._stores(env)
         readings = [self._read_schema_version(env, store, ctx) for store in stores]
         for store, reading in zip(stores, readings, strict=True):
             log.info(
@@ -304,6 +286,42 @@ class DatabasePreflight:
             changed=False,
             summary=summary,
             dry_run=input.dry_run,
+        )
+
+    # --- shared with the upgrade's steps ---------------------------------------------------
+    def read_schema_versions(self, env: Environment) -> tuple[str | None, str | None]:
+        """curr_version of the default and the visibility store (None: no schema there),
+        read over TLS with exactly what the cluster gets, like the preflight."""
+        ctx, _ = self._tls(env)
+        default, visibility = (self._read_schema_version(env, s, ctx) for s in self._stores(env))
+        return default.version, visibility.version
+
+    def _tls(self, env: Environment) -> tuple[ssl.SSLContext, list[Any]]:
+        origin = describe_source(env.ca_bundle.source)
+        bundle = fetch_ca_bundle(env.ca_bundle.source, self._aws)
+        certificates = parse_certificates(bundle, origin)
+        return _tls_context(bundle, env.db_tls_server_name, origin), certificates
+
+    def _stores(self, env: Environment) -> tuple[_Store, _Store]:
+        passwords = read_db_passwords(env, self._aws, self._kube)
+        required = env.schema_versions
+        return (
+            _Store(
+                "default store",
+                env.database.default_store,
+                required.default_store,
+                "./schema/mysql/v8/temporal/versioned",
+                self._password_ref(env, visibility=False),
+                passwords.default_store,
+            ),
+            _Store(
+                "visibility store",
+                env.database.visibility_store,
+                required.visibility_store,
+                "./schema/mysql/v8/visibility/versioned",
+                self._password_ref(env, visibility=True),
+                passwords.visibility_store,
+            ),
         )
 
     # --- RDS ------------------------------------------------------------------------------

@@ -136,6 +136,7 @@ class _Install:
         self.namespace = self.env.kubernetes.namespace
         self.started = time.monotonic()
         self.where = f"release {self.release!r} in namespace {self.namespace!r}"
+        self._version_drift: set[str] = set()
 
     # -- the step ------------------------------------------------------------------------
     def run(self) -> InstallChartResult:
@@ -193,7 +194,14 @@ class _Install:
         drift = [] if status == "deployed" else [f"release is {status} (revision {revision})"]
         chart, expected = str(latest.get("chart", "")), self._expected_chart()
         if chart != expected:
-            drift.append(f"chart {chart}, declared {expected}")
+            # Another chart version is an upgrade (schema first, one minor at a time), which
+            # the drift check must never "remediate" by re-applying this step.
+            moved = (
+                f"chart {chart}, declared {expected}: move it with "
+                f"`python starter.py upgrade {self.env.name}`"
+            )
+            self._version_drift.add(moved)
+            drift.append(moved)
         return (*drift, *_values_drift(self._deployed_values(), values))
 
     @staticmethod
@@ -244,7 +252,11 @@ class _Install:
             dry_run=self.input.dry_run,
             drift=tuple(
                 DriftItem(
-                    message=m, kind="HelmRelease", namespace=self.namespace, name=self.release
+                    message=m,
+                    kind="HelmRelease",
+                    namespace=self.namespace,
+                    name=self.release,
+                    repairable=m not in self._version_drift,
                 )
                 for m in drift
             ),

@@ -10,11 +10,16 @@ from pydantic import Field
 
 from contracts.base import FrozenModel
 from contracts.check_database import CheckDatabaseResult
+from contracts.check_server_version import CheckServerVersionResult
 from contracts.ensure_ca_bundle import EnsureCaBundleResult
 from contracts.ensure_db_secret import EnsureDbSecretResult
 from contracts.install_chart import InstallChartResult
 from contracts.operator import OperatorAction
+from contracts.read_live_versions import ReadLiveVersionsResult
 from contracts.register_namespaces import RegisterNamespacesResult
+from contracts.snapshot_database import SnapshotDatabaseResult
+from contracts.soak import SoakResult
+from contracts.update_schema import UpdateSchemaResult
 from contracts.wait_frontend_healthy import WaitFrontendHealthyResult
 from declared_state.models import Environment
 
@@ -34,7 +39,12 @@ AnyStepResult = Annotated[
     | EnsureDbSecretResult
     | InstallChartResult
     | WaitFrontendHealthyResult
-    | RegisterNamespacesResult,
+    | RegisterNamespacesResult
+    | ReadLiveVersionsResult
+    | SnapshotDatabaseResult
+    | UpdateSchemaResult
+    | CheckServerVersionResult
+    | SoakResult,
     Field(union_mode="left_to_right"),
 ]
 """The typed result of any step, as the progress query and the run's result carry it."""
@@ -54,6 +64,7 @@ class StepDeadlines(FrozenModel):
     install_chart: timedelta = timedelta(minutes=30)
     wait_frontend_healthy: timedelta = timedelta(minutes=15)
     register_namespaces: timedelta = timedelta(minutes=10)
+    read_live_versions: timedelta = timedelta(minutes=10)
     helm_timeout: timedelta = Field(
         default=timedelta(minutes=10), description="helm --timeout of one install attempt"
     )

@@ -11,12 +11,14 @@ from contracts.base import DriftItem, FrozenModel
 from contracts.bootstrap import StepDeadlines
 from declared_state.models import DriftPolicy, Environment
 
-# What the drift check compares, in bootstrap order: the state each step owns.
+# What the drift check compares, in bootstrap order: the state each step owns; then the
+# versions the cluster runs (server release, schema), which only `upgrade` moves.
 DRIFT_CHECKED_STEPS = (
     "ensure_ca_bundle",
     "ensure_db_secret",
     "install_chart",
     "register_namespaces",
+    "read_live_versions",
 )
 
 

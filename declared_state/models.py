@@ -484,6 +484,22 @@ class DriftCheckSpec(FrozenModel):
         return value
 
 
+class UpgradeSpec(FrozenModel):
+    """How `python starter.py upgrade ENV` moves the cluster between releases."""
+
+    soak: Duration = Field(
+        default=timedelta(minutes=5),
+        description="How long health must stay SERVING after each hop before the next one.",
+    )
+
+    @field_validator("soak")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("must not be negative")
+        return value
+
+
 class Environment(FrozenModel):
     """One environment's declared state, after layering base.yaml and <env>.yaml."""
 
@@ -499,6 +515,7 @@ class Environment(FrozenModel):
     frontend: FrontendSpec = FrontendSpec()
     approval_required: bool = False
     drift_check: DriftCheckSpec = DriftCheckSpec()
+    upgrade: UpgradeSpec = UpgradeSpec()
     extra_values: dict[str, Any] = Field(
         default_factory=dict,
         description="Chart values the model does not cover; deep-merged last.",

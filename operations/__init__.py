@@ -5,6 +5,7 @@ server, for the starter (a thin command layer over it) and for tests.
   server fallback and `--local-stack`;
 - `runs`: provisioning runs: start or attach, follow (typed events), send operator actions;
 - `drift`: drift checks and their schedule;
+- `upgrade`: upgrade runs: plan, start or attach, follow (steered like provisioning runs);
 - `environments`: offline load, render and summary of environment files;
 - `render`: how all of it is shown to people (the only module that formats text);
 - `embedded`, `processes`: the embedded dev server and the PID helpers it needs.

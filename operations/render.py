@@ -8,14 +8,17 @@ CLI's equivalent.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 
 from rich.table import Table
 
 from contracts.bootstrap import BootstrapProgress, StepProgress, StepStatus
 from contracts.drift_check import DriftCheckResult, FindingStatus
 from contracts.operator import OperatorAction
+from contracts.upgrade import UpgradeProgress, UpgradeResult, snapshot_id
 from declared_state.helmfile.report import Severity
 from declared_state.loader import display_path
+from declared_state.models import Environment
 from operations.environments import EnvironmentSummary, WebUiExposure
 from operations.helmfile_import import ImportPlan
 from operations.manifest_diff import Difference
@@ -51,12 +54,17 @@ def step_line(step: StepProgress) -> str:
 
 
 def operator_commands(
-    env_name: str, workflow_id: str, actions: Iterable[OperatorAction], by: str
+    env_name: str,
+    workflow_id: str,
+    actions: Iterable[OperatorAction],
+    by: str,
+    run_option: str = "",
 ) -> list[str]:
-    """For each action: the starter command and the temporal CLI signal that do it."""
+    """For each action: the starter command (`run_option`: ` --upgrade` for an upgrade run)
+    and the temporal CLI signal that do it."""
     lines = []
     for action in actions:
-        lines.append(f"  python starter.py {action.value} {env_name}")
+        lines.append(f"  python starter.py {action.value} {env_name}{run_option}")
         lines.append(
             f"  temporal workflow signal --workflow-id {workflow_id} --name {action.value} "
             f'--input \'{{"by": "{by}"}}\''
@@ -126,6 +134,84 @@ def drift_approval_commands(env_name: str, workflow_id: str, by: str) -> list[st
         f"  temporal workflow signal --workflow-id {workflow_id} --name approve "
         f'--input \'{{"by": "{by}"}}\'',
     ]
+
+
+def _short_duration(value: timedelta) -> str:
+    """`5m`, `1h30m`, `45s`: hours, minutes and seconds, without the zero parts."""
+    hours, rest = divmod(int(value.total_seconds()), 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (seconds, "s")) if n]
+    return "".join(parts) or "0s"
+
+
+def _schema_change(before: str | None, after: str) -> str:
+    return f"{after} (unchanged)" if before == after else f"{before or 'missing'} -> {after}"
+
+
+def upgrade_plan_lines(
+    env: Environment, run: UpgradeProgress | UpgradeResult, *, applying: bool = False
+) -> list[str]:
+    """The plan, terraform-style: where the cluster is, each hop, what every hop does."""
+    db = env.database
+    schema = run.live_schema
+    lines = [
+        f"Upgrade plan for {env.name}: declared chart {env.chart.version} "
+        f"(server {env.chart.target_server_version})",
+        f"  now: server {run.live_server}, chart {run.live_chart or 'unknown'}, schema "
+        f"{db.default_store} {schema[0] or 'missing'}, {db.visibility_store} "
+        f"{schema[1] or 'missing'}",
+    ]
+    if not run.plan:
+        lines += ["", "No changes. The cluster runs the declared chart and server."]
+        return lines
+    rows = [
+        ("hop", "chart", "server", f"schema {db.default_store}", f"schema {db.visibility_store}")
+    ]
+    before = schema
+    for hop in run.plan:
+        rows.append(
+            (
+                str(hop.number),
+                f"{hop.from_chart or '?'} -> {hop.chart}",
+                f"{hop.from_server} -> {hop.server}",
+                _schema_change(before[0], hop.default_schema),
+                _schema_change(before[1], hop.visibility_schema),
+            )
+        )
+        before = (hop.default_schema, hop.visibility_schema)
+    widths = [max(len(row[i]) for row in rows) + 2 for i in range(len(rows[0]))]
+    lines.append("")
+    lines += [
+        "  " + "".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    first = run.plan[0]
+    approval = "approval, " if env.approval_required else ""
+    lines += [
+        "",
+        f"Each hop: {approval}RDS snapshot ({snapshot_id(env.name, first)}, ...), schema Job "
+        f"(temporalio/admin-tools:<server>, both databases), helm upgrade to the hop's chart "
+        f"(server image pinned), frontend health and reported version, soak "
+        f"{_short_duration(env.upgrade.soak)}.",
+        f"Plan: {len(run.plan)} hop{'s' if len(run.plan) != 1 else ''} to chart "
+        f"{env.chart.version}."
+        + ("" if applying else f" Apply with: python starter.py upgrade {env.name}"),
+    ]
+    return lines
+
+
+def upgrade_done_lines(workflow_id: str, result: UpgradeResult) -> list[str]:
+    if not result.plan:
+        return [f"\n{workflow_id} done: nothing to do, the cluster runs the declared chart."]
+    last = result.plan[-1]
+    lines = [
+        f"\n{workflow_id} done: {len(result.plan)} hop(s), now chart {last.chart}, server "
+        f"{last.server} (from {result.live_server}, chart {result.live_chart})."
+    ]
+    if result.snapshots:
+        lines.append("Snapshots taken before each hop (restore one to go back):")
+        lines += [f"  {snapshot}" for snapshot in result.snapshots]
+    return lines
 
 
 # --- import-helmfile ----------------------------------------------------------------------

@@ -3,7 +3,9 @@
 Typed all the way: handles are `WorkflowHandle[BootstrapWorkflow, BootstrapResult]`,
 operator actions are sent by method reference (`send(handle, BootstrapWorkflow.retry, ...)`),
 and `follow` yields typed events instead of text, so the starter only renders and maps to
-exit codes. Nothing here prints.
+exit codes. Nothing here prints. Every operator-steered run (an upgrade too: its progress
+and result extend the bootstrap's) is followed and steered with the same functions, given
+its own `progress` query (operations/upgrade.py).
 
 Failure modes, each a typed exception with a message an operator can act on: no such run
 (`NoRun`), no worker answering queries on the task queue (`NoWorker`), the server itself
@@ -38,6 +40,7 @@ from contracts.bootstrap import (
     bootstrap_workflow_id,
 )
 from contracts.operator import OperatorRequest
+from contracts.upgrade import upgrade_workflow_id
 from declared_state.models import Environment
 from operations.settings import ClientSettings
 from workflows.bootstrap import BootstrapWorkflow
@@ -80,37 +83,76 @@ async def is_running(handle: WorkflowHandle[Any, Any]) -> bool:
 
 @dataclass(frozen=True)
 class Started:
-    handle: BootstrapHandle
+    handle: WorkflowHandle[Any, Any]
     run_id: str
     attached: bool
     """True when a run was already going and this one attached to it."""
 
 
+async def refuse_while_running(client: Client, workflow_id: str, doing: str) -> None:
+    """An OperationError when `workflow_id` runs: provisioning and upgrading one environment
+    would both run helm on its release."""
+    if await is_running(client.get_workflow_handle(workflow_id)):
+        raise OperationError(
+            f"{workflow_id} is running: {doing} has to wait until it ends (follow it with "
+            f"`temporal workflow query --workflow-id {workflow_id} --type progress`, or abort it)"
+        )
+
+
 async def start_or_attach(
     client: Client, settings: ClientSettings, env: Environment, *, by: str, dry_run: bool
 ) -> Started:
-    """Start `provision-<env>` or, when one runs, attach to it (never a second run)."""
-    existing = handle_for(client, env.name, dry_run=dry_run)
-    running = await is_running(existing)
+    """Start `provision-<env>` or, when one runs, attach to it (never a second run); refused
+    while `upgrade-<env>` runs (a dry run only reads, and may)."""
+    if not dry_run:
+        await refuse_while_running(
+            client, upgrade_workflow_id(env.name), f"provisioning {env.name}"
+        )
+    return await start_or_attach_run(
+        client,
+        settings,
+        BootstrapWorkflow.run,
+        BootstrapInput(environment=env, requested_by=by, dry_run=dry_run),
+        handle_for(client, env.name, dry_run=dry_run).id,
+    )
+
+
+async def start_or_attach_run(
+    client: Client,
+    settings: ClientSettings,
+    run: Callable[[Any, Any], Awaitable[Any]],
+    input: Any,
+    workflow_id: str,
+) -> Started:
+    """Start workflow `run` as `workflow_id`, or attach to the one that runs (never two)."""
+    running = await is_running(client.get_workflow_handle(workflow_id))
     try:
         handle = await client.start_workflow(
-            BootstrapWorkflow.run,
-            BootstrapInput(environment=env, requested_by=by, dry_run=dry_run),
-            id=existing.id,
+            run,
+            input,
+            id=workflow_id,
             task_queue=settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         )
         description = await handle.describe()
     except RPCError as exc:
-        raise rpc_failure(f"starting {existing.id}", exc) from None
+        raise rpc_failure(f"starting {workflow_id}", exc) from None
     return Started(handle=handle, run_id=description.run_id, attached=running)
 
 
-async def progress(handle: BootstrapHandle, task_queue: str) -> BootstrapProgress:
+ProgressQuery: TypeAlias = Callable[[Any], BootstrapProgress]
+"""A run's `progress` query by method reference: `BootstrapWorkflow.progress`, ..."""
+
+
+async def progress(
+    handle: WorkflowHandle[Any, Any],
+    task_queue: str,
+    query: ProgressQuery = BootstrapWorkflow.progress,
+) -> BootstrapProgress:
     """The run's `progress` query; `NoRun` / `NoWorker` when nobody can answer."""
     try:
-        return await handle.query(BootstrapWorkflow.progress, rpc_timeout=QUERY_TIMEOUT)
+        return await handle.query(query, rpc_timeout=QUERY_TIMEOUT)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise NoRun(f"no provisioning run {handle.id}: {exc.message}") from None
@@ -125,11 +167,12 @@ async def progress(handle: BootstrapHandle, task_queue: str) -> BootstrapProgres
 
 
 async def send(
-    handle: BootstrapHandle,
-    action: Callable[[BootstrapWorkflow, OperatorRequest | None], Any],
+    handle: WorkflowHandle[Any, Any],
+    action: Callable[[Any, OperatorRequest | None], Any],
     request: OperatorRequest,
 ) -> None:
-    """Send an operator action by method reference, e.g. `BootstrapWorkflow.retry`."""
+    """Send an operator action by method reference, e.g. `BootstrapWorkflow.retry` (every
+    operator-steered run takes the same actions)."""
     try:
         await handle.signal(action, request)
     except RPCError as exc:
@@ -209,11 +252,15 @@ async def poll(
         await asyncio.sleep(POLL_INTERVAL)
 
 
-async def follow(handle: BootstrapHandle, task_queue: str) -> AsyncIterator[FollowEvent]:
+async def follow(
+    handle: WorkflowHandle[Any, Any],
+    task_queue: str,
+    query: ProgressQuery = BootstrapWorkflow.progress,
+) -> AsyncIterator[FollowEvent]:
     """Events until the run ends (Finished / Failed) or waits for an operator."""
     shown: dict[str, tuple[StepStatus, int]] = {}
     last_note: str | None = None
-    async for current in poll(handle, task_queue, lambda: progress(handle, task_queue)):
+    async for current in poll(handle, task_queue, lambda: progress(handle, task_queue, query)):
         if isinstance(current, WorkerMissing | WorkerBack):
             yield current
             continue
@@ -234,7 +281,7 @@ async def follow(handle: BootstrapHandle, task_queue: str) -> AsyncIterator[Foll
     yield await final(handle)
 
 
-async def final(handle: BootstrapHandle) -> Finished | Failed:
+async def final(handle: WorkflowHandle[Any, Any]) -> Finished | Failed:
     """The run's outcome once it has ended (waits for it)."""
     try:
         return Finished(await handle.result())

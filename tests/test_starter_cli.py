@@ -31,6 +31,7 @@ from tests.helpers import assert_eventually, copy_environments, new_worker
 from tests.helpers.fakes import StepFakes
 from workflows.bootstrap import BootstrapWorkflow
 from workflows.drift_check import DriftCheckWorkflow
+from workflows.upgrade import UpgradeWorkflow
 
 FRESH = ("ensure_ca_bundle", "install_chart", "register_namespaces")
 
@@ -62,7 +63,11 @@ def fakes() -> StepFakes:
 @pytest.fixture
 async def worker(dev_server, fakes) -> AsyncIterator[Worker]:
     async with new_worker(
-        dev_server.client, BootstrapWorkflow, DriftCheckWorkflow, activities=fakes.all()
+        dev_server.client,
+        BootstrapWorkflow,
+        DriftCheckWorkflow,
+        UpgradeWorkflow,
+        activities=fakes.all(),
     ) as w:
         yield w
 
@@ -77,7 +82,7 @@ class Cli:
     async def __call__(self, *argv: str) -> tuple[int, str, str]:
         self.capsys.readouterr()
         args = [a.replace("ENV", self.name) for a in argv]
-        if args[0] in ("validate", "render", "provision", "drift", "schedule"):
+        if args[0] in ("validate", "render", "provision", "drift", "schedule", "upgrade"):
             args += ["--environments-dir", str(self.env_dir)]
         code = await asyncio.to_thread(
             starter.main, args, client=self.client, settings=self.settings
@@ -235,3 +240,93 @@ async def test_invalid_environment_exits_3_before_anything_starts(cli, fakes):
     assert code == starter.EXIT_INVALID
     assert f"{local}: surprise: unknown key" in err
     assert fakes.calls == []
+
+
+def declare_chart(cli: Cli, version: str, **extra: object) -> None:
+    path = cli.env_dir / f"{cli.name}.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["chart"] = {"version": version}
+    data.update(extra)
+    path.write_text(yaml.safe_dump(data))
+
+
+async def test_upgrade_plan_prints_the_hops_and_exits_2_then_0_when_nothing_to_do(cli, fakes):
+    declare_chart(cli, "0.63.0")
+    code, out, _ = await cli("upgrade", "ENV", "--plan")
+    assert code == starter.EXIT_WAITING, out
+    assert f"Upgrade plan for {cli.name}: declared chart 0.63.0 (server 1.27.2)" in out
+    assert "now: server 1.25.2, chart 0.52.0, schema temporal 1.14, temporal_visibility 1.6" in out
+    table = [line.split() for line in out.splitlines() if line.startswith("  ")]
+    assert [
+        "1",
+        "0.52.0",
+        "->",
+        "0.55.0",
+        "1.25.2",
+        "->",
+        "1.26.2",
+        "1.14",
+        "(unchanged)",
+        "1.6",
+        "->",
+        "1.7",
+    ] in table
+    assert [
+        "2",
+        "0.55.0",
+        "->",
+        "0.63.0",
+        "1.26.2",
+        "->",
+        "1.27.2",
+        "1.14",
+        "->",
+        "1.16",
+        "1.7",
+        "->",
+        "1.9",
+    ] in table
+    assert "soak 5m." in out
+    assert f"Plan: 2 hops to chart 0.63.0. Apply with: python starter.py upgrade {cli.name}" in out
+    assert fakes.events == [], "a plan changes nothing"
+
+    declare_chart(cli, "0.52.0")
+    code, out, _ = await cli("upgrade", "ENV", "--plan")
+    assert code == starter.EXIT_OK, out
+    assert "No changes." in out
+
+
+async def test_upgrade_applies_the_plan_and_names_the_snapshots(cli, fakes):
+    declare_chart(cli, "0.63.0")
+    code, out, _ = await cli("upgrade", "ENV", "--by", "alice")
+    assert code == starter.EXIT_OK, out
+    assert f"started upgrade-{cli.name}" in out
+    assert "Plan: 2 hops" in out
+    assert "✓ hop 2: update_schema" in out and "✓ hop 2: soak" in out
+    assert f"upgrade-{cli.name} done: 2 hop(s), now chart 0.63.0, server 1.27.2" in out
+    assert f"{cli.name}-before-temporal-1-27-2-chart-0-63-0" in out
+
+
+async def test_a_refused_upgrade_exits_1_with_what_to_do(cli, fakes):
+    fakes.live_server, fakes.live_chart = "1.27.2", "0.63.0"
+    declare_chart(cli, "0.55.0")
+    code, _, err = await cli("upgrade", "ENV", "--plan")
+    assert code == starter.EXIT_FAILED
+    assert "cannot be downgraded" in err
+
+
+async def test_a_waiting_upgrade_is_steered_with_the_upgrade_option(cli, fakes):
+    declare_chart(cli, "0.55.0", approval_required=True)
+    code, out, _ = await cli("upgrade", "ENV")
+    assert code == starter.EXIT_WAITING, out
+    assert f"python starter.py approve {cli.name} --upgrade" in out
+    assert f"--workflow-id upgrade-{cli.name} --name approve" in out
+    assert "the cluster: server 1.25.2 (chart 0.52.0)" in out
+
+    status, out, _ = await cli("status", "ENV", "--upgrade")
+    assert status == starter.EXIT_WAITING
+    assert "hop 1 of 1" in out
+
+    code, out, _ = await cli("approve", "ENV", "--upgrade", "--by", "cab")
+    assert code == starter.EXIT_OK, out
+    assert f"upgrade-{cli.name} done: 1 hop(s)" in out

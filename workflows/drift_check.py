@@ -8,6 +8,12 @@ environment's `drift_check.policy`:
 - `remediate`: the drifted steps run for real, in bootstrap order;
 - `ask`: the run waits (up to `drift_check.interval`) for an `approve` signal, then repairs.
 
+The live server release and both schema versions are checked too (read_live_versions): how
+they differ from the declared chart is drift that only `python starter.py upgrade ENV` moves,
+schema first, so it is reported and never "remediated" (a step whose drift has any item that
+is not `repairable`, like install_chart when the declared chart is another version, is never
+re-applied by the check).
+
 A check that fails (cluster unreachable, say) is reported as such and does not block: the next
 scheduled run looks again. Started by hand (`starter.py drift ENV`) or by the Temporal Schedule
 `drift-check-<env>` (`starter.py schedule ENV`).
@@ -36,6 +42,8 @@ with workflow.unsafe.imports_passed_through():
 
 # A dry run only reads; when it cannot read for this long the check reports that instead.
 DRY_RUN_DEADLINE = timedelta(minutes=5)
+# Runs started before the live versions were checked replay without that step.
+LIVE_VERSIONS_PATCH = "drift-check-live-versions"
 
 
 def _error_text(err: ActivityError) -> str:
@@ -82,9 +90,16 @@ class DriftCheckWorkflow:
             deadlines=input.deadlines,
         )
         for name in DRIFT_CHECKED_STEPS:
+            if name == "read_live_versions" and not workflow.patched(LIVE_VERSIONS_PATCH):
+                continue
             self._findings[name] = await self._check(STEP_ACTIVITIES[name], steps_input)
 
-        drifted = [n for n, f in self._findings.items() if f.status == FindingStatus.DRIFTED]
+        # Only drift that re-applying the step repairs is ever repaired (or asked about).
+        drifted = [
+            n
+            for n, f in self._findings.items()
+            if f.status == FindingStatus.DRIFTED and all(d.repairable for d in f.drift)
+        ]
         policy = input.effective_policy
         if drifted and policy == DriftPolicy.ASK:
             self._state = DriftState.WAITING_FOR_APPROVAL

@@ -20,9 +20,9 @@ from temporalio import exceptions, workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from contracts.base import StepResult
-from contracts.bootstrap import BootstrapInput, RunState, StepProgress, StepStatus
+from contracts.bootstrap import RunState, StepProgress, StepStatus
 from contracts.operator import OperatorAction, OperatorRequest
-from workflows.steps import StepActivity
+from workflows.steps import RunInput, StepActivity
 
 _STEP_DECISIONS = (OperatorAction.RETRY, OperatorAction.SKIP, OperatorAction.ABORT)
 
@@ -179,7 +179,12 @@ class OperatedRun:
             name, StepStatus.DONE, changed=False, summary=f"approved by {self._approved_by}"
         )
 
-    async def _run_step(self, step: StepActivity, input: BootstrapInput) -> StepResult | None:
+    def _add_steps(self, names: tuple[str, ...]) -> None:
+        """Steps known only once the run has begun (an upgrade's hops), shown from then on."""
+        for name in names:
+            self._steps.setdefault(name, _StepRecord(name=name))
+
+    async def _run_step(self, step: StepActivity[RunInput], input: RunInput) -> StepResult | None:
         """Run `step` until it succeeds or an operator skips it (None) or aborts the run."""
         record = self._steps[step.name]
         record.started_at = workflow.now()

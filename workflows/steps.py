@@ -3,8 +3,11 @@
 One `StepActivity` per step: the typed activity reference from `contracts/<step>.py`, how to
 build its input from the run's input, its deadline (all attempts), its per-attempt timeout,
 heartbeat and retry policy. The bootstrap runs them in order, the drift check dry-runs the
-ones that own state, and any later workflow schedules them the same way, so a step behaves
-alike wherever it runs.
+ones that own state, and the upgrade runs install_chart and wait_frontend_healthy for each
+hop (with the hop's chart) beside its own steps (`UPGRADE_STEP_ACTIVITIES`, built from a
+`HopInput`), so a step behaves alike wherever it runs. A workflow that runs one step under
+another record name (`hop 2: install_chart`) copies it with `dataclasses.replace(step,
+name=...)`.
 
 Retryability is not decided here: an activity error's type says whether it is permanent
 (`activities/errors` sets `non_retryable` from one table), so these policies only say how
@@ -16,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -24,10 +27,16 @@ from temporalio.common import RetryPolicy
 from contracts.base import FrozenModel, StepResult
 from contracts.bootstrap import BootstrapInput
 from contracts.check_database import CheckDatabaseInput, check_database
+from contracts.check_server_version import CheckServerVersionInput, check_server_version
 from contracts.ensure_ca_bundle import EnsureCaBundleInput, ensure_ca_bundle
 from contracts.ensure_db_secret import EnsureDbSecretInput, ensure_db_secret
 from contracts.install_chart import InstallChartInput, install_chart
+from contracts.read_live_versions import ReadLiveVersionsInput, read_live_versions
 from contracts.register_namespaces import RegisterNamespacesInput, register_namespaces
+from contracts.snapshot_database import SnapshotDatabaseInput, snapshot_database
+from contracts.soak import SoakInput, soak
+from contracts.update_schema import UpdateSchemaInput, update_schema
+from contracts.upgrade import HopInput
 from contracts.wait_frontend_healthy import WaitFrontendHealthyInput, wait_frontend_healthy
 
 # Retry policies, one per concern.
@@ -58,25 +67,42 @@ NAMESPACE_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
 )
 
+AWS_WAIT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=10),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=2),
+)
+# A schema Job that is still running is waited for again; the Job itself is never doubled.
+SCHEMA_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+)
+
 INSTALL_HEARTBEAT = timedelta(seconds=30)
+WAIT_HEARTBEAT = timedelta(seconds=30)
+
+# Contravariant: a step built from a BootstrapInput runs from a HopInput (a BootstrapInput).
+RunInput = TypeVar("RunInput", bound=FrozenModel, contravariant=True)
 
 
 @dataclass(frozen=True)
-class StepActivity:
-    """How the workflows run one step's activity: its input, timeouts and retry policy."""
+class StepActivity(Generic[RunInput]):
+    """How the workflows run one step's activity: its input, timeouts and retry policy,
+    each built from the run's input (`RunInput`: a BootstrapInput, or a HopInput)."""
 
     name: str
     activity: Callable[..., Any]
     """The typed reference from contracts/<step>.py (name and result type come from it)."""
-    make_input: Callable[[BootstrapInput], FrozenModel]
-    deadline: Callable[[BootstrapInput], timedelta]
-    start_to_close: Callable[[BootstrapInput], timedelta]
+    make_input: Callable[[RunInput], FrozenModel]
+    deadline: Callable[[RunInput], timedelta]
+    start_to_close: Callable[[RunInput], timedelta]
     retry: RetryPolicy
     heartbeat: timedelta | None = None
     read_only: bool = False
 
     async def execute(
-        self, input: BootstrapInput, *, dry_run: bool = False, within: timedelta | None = None
+        self, input: RunInput, *, dry_run: bool = False, within: timedelta | None = None
     ) -> StepResult:
         """Run this step's activity with its own timeouts and retry policy; `dry_run` asks it
         to report instead of change, `within` shortens its deadline."""
@@ -99,10 +125,10 @@ class StepActivity:
         return result
 
 
-STEP_ACTIVITIES: dict[str, StepActivity] = {
+STEP_ACTIVITIES: dict[str, StepActivity[BootstrapInput]] = {
     s.name: s
     for s in (
-        StepActivity(
+        StepActivity[BootstrapInput](
             "check_database",
             check_database,
             lambda i: CheckDatabaseInput(environment=i.environment),
@@ -111,7 +137,7 @@ STEP_ACTIVITIES: dict[str, StepActivity] = {
             PREFLIGHT_RETRY,
             read_only=True,
         ),
-        StepActivity(
+        StepActivity[BootstrapInput](
             "ensure_ca_bundle",
             ensure_ca_bundle,
             lambda i: EnsureCaBundleInput(environment=i.environment),
@@ -119,7 +145,7 @@ STEP_ACTIVITIES: dict[str, StepActivity] = {
             lambda i: timedelta(minutes=1),
             KUBERNETES_WRITE_RETRY,
         ),
-        StepActivity(
+        StepActivity[BootstrapInput](
             "ensure_db_secret",
             ensure_db_secret,
             lambda i: EnsureDbSecretInput(environment=i.environment),
@@ -127,7 +153,7 @@ STEP_ACTIVITIES: dict[str, StepActivity] = {
             lambda i: timedelta(minutes=1),
             KUBERNETES_WRITE_RETRY,
         ),
-        StepActivity(
+        StepActivity[BootstrapInput](
             "install_chart",
             install_chart,
             lambda i: InstallChartInput(
@@ -143,7 +169,7 @@ STEP_ACTIVITIES: dict[str, StepActivity] = {
             HELM_RETRY,
             heartbeat=INSTALL_HEARTBEAT,
         ),
-        StepActivity(
+        StepActivity[BootstrapInput](
             "wait_frontend_healthy",
             wait_frontend_healthy,
             lambda i: WaitFrontendHealthyInput(
@@ -154,7 +180,7 @@ STEP_ACTIVITIES: dict[str, StepActivity] = {
             FRONTEND_RETRY,
             heartbeat=timedelta(seconds=30),
         ),
-        StepActivity(
+        StepActivity[BootstrapInput](
             "register_namespaces",
             register_namespaces,
             lambda i: RegisterNamespacesInput(environment=i.environment),
@@ -162,6 +188,59 @@ STEP_ACTIVITIES: dict[str, StepActivity] = {
             lambda i: timedelta(minutes=5),
             NAMESPACE_RETRY,
             heartbeat=timedelta(seconds=30),
+        ),
+        StepActivity[BootstrapInput](
+            "read_live_versions",
+            read_live_versions,
+            lambda i: ReadLiveVersionsInput(environment=i.environment),
+            lambda i: i.deadlines.read_live_versions,
+            lambda i: timedelta(minutes=1),
+            PREFLIGHT_RETRY,
+            read_only=True,
+        ),
+    )
+}
+
+UPGRADE_STEP_ACTIVITIES: dict[str, StepActivity[HopInput]] = {
+    s.name: s
+    for s in (
+        StepActivity[HopInput](
+            "snapshot_database",
+            snapshot_database,
+            lambda i: SnapshotDatabaseInput(
+                environment=i.environment, snapshot_id=i.snapshot_id, not_before=i.not_before
+            ),
+            lambda i: i.deadlines.snapshot_database,
+            # one attempt waits for the snapshot in heartbeats; a retry takes the same one up
+            lambda i: timedelta(minutes=30),
+            AWS_WAIT_RETRY,
+            heartbeat=WAIT_HEARTBEAT,
+        ),
+        StepActivity[HopInput](
+            "update_schema",
+            update_schema,
+            lambda i: UpdateSchemaInput(environment=i.environment, hop=i.hop),
+            lambda i: i.deadlines.update_schema,
+            lambda i: timedelta(minutes=30),
+            SCHEMA_RETRY,
+            heartbeat=WAIT_HEARTBEAT,
+        ),
+        StepActivity[HopInput](
+            "check_server_version",
+            check_server_version,
+            lambda i: CheckServerVersionInput(environment=i.environment, minimum=i.hop.server),
+            lambda i: i.deadlines.check_server_version,
+            lambda i: timedelta(minutes=1),
+            FRONTEND_RETRY,
+        ),
+        StepActivity[HopInput](
+            "soak",
+            soak,
+            lambda i: SoakInput(environment=i.environment, duration=i.environment.upgrade.soak),
+            lambda i: i.environment.upgrade.soak * 2 + i.deadlines.soak_grace,
+            lambda i: i.environment.upgrade.soak + i.deadlines.soak_grace,
+            FRONTEND_RETRY,
+            heartbeat=WAIT_HEARTBEAT,
         ),
     )
 }

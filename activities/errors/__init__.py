@@ -72,6 +72,14 @@ class ErrorType(StrEnum):
     # Temporal frontend
     FRONTEND_UNHEALTHY = "FrontendUnhealthy"
     NAMESPACE_REGISTRATION_FAILED = "NamespaceRegistrationFailed"
+    # upgrades
+    UPGRADE_REQUIRED = "UpgradeRequired"  # provision refused: more than one minor to move
+    SNAPSHOT_CONFLICT = "SnapshotConflict"  # a snapshot of that name from another upgrade
+    SNAPSHOT_FAILED = "SnapshotFailed"  # RDS reports the snapshot failed or gone
+    SCHEMA_JOB_RUNNING = "SchemaJobRunning"  # retryable: the Job is still working
+    SCHEMA_UPDATE_FAILED = "SchemaUpdateFailed"  # the Job failed, or the database disagrees
+    SERVER_VERSION_BEHIND = "ServerVersionBehind"  # retryable: pods still rolling
+    SOAK_FAILED = "SoakFailed"  # health left SERVING during the soak
 
 
 # Classified as permanent: retrying cannot help until an operator changes something.
@@ -89,6 +97,11 @@ NON_RETRYABLE: frozenset[ErrorType] = frozenset(
         ErrorType.HELM_BAD_VALUES,
         ErrorType.HELM_RELEASE_PENDING,
         ErrorType.NAMESPACE_REGISTRATION_FAILED,  # refused: invalid declaration or permissions
+        ErrorType.UPGRADE_REQUIRED,
+        ErrorType.SNAPSHOT_CONFLICT,
+        ErrorType.SNAPSHOT_FAILED,
+        ErrorType.SCHEMA_UPDATE_FAILED,
+        ErrorType.SOAK_FAILED,  # an operator decides: soak again, go on, or stop
     }
 )
 

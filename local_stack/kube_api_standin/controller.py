@@ -7,8 +7,9 @@ Deployments are ready through their pods, as on a cluster: a Deployment owns a R
 pod template, the ReplicaSet owns pods (pods.py), and the Deployment is available once the
 current ReplicaSet's pods are all Ready. A pod is not Ready while a Secret or ConfigMap it
 references is missing, or while the stand-in holds it (`never_ready` on the pod, its
-ReplicaSet or its Deployment). Other workloads (StatefulSets, DaemonSets, Jobs, bare pods)
-report themselves ready unless held.
+ReplicaSet or its Deployment). Other workloads (StatefulSets, DaemonSets, bare pods)
+report themselves ready unless held. Jobs and their pods are played by the job controller
+(jobs.py), which registers in `skip`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import copy
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from .pods import Pods
@@ -60,6 +62,8 @@ class Controller:
         self.enabled = True
         self.never_ready: set[tuple[str | None, str]] = set()  # (namespace or None for any, name)
         self.pods = Pods(store, self.chain)
+        # Objects another controller plays: (kind, object) -> True to leave it alone.
+        self.skip: list[Callable[[str, Obj], bool]] = []
         store.hooks.append(self._on_event)
 
     def _on_event(self, ev: Event) -> None:
@@ -124,7 +128,7 @@ class Controller:
             return
         res = next(r for r in self.store.registry.resources if r.kind == kind)
         obj = self.store.raw(res, ns, name)
-        if obj is None:
+        if obj is None or any(skip(kind, obj) for skip in self.skip):
             return
         ready = not self.blocked(obj)
         old = obj.get("status") or {}
@@ -235,23 +239,6 @@ class Controller:
             "numberReady": n,
             "numberAvailable": n,
             "numberMisscheduled": 0,
-        }
-
-    def _status_job(self, obj: Obj, ready: bool, old: Obj) -> Obj:
-        start = old.get("startTime") or now()
-        if not ready:
-            return {"active": 1, "startTime": start}
-        done = old.get("completionTime") or now()
-        conds = [
-            ("SuccessCriteriaMet", "True", "CompletionsReached", ""),
-            ("Complete", "True", "CompletionsReached", ""),
-        ]
-        succeeded = (obj.get("spec") or {}).get("completions") or 1
-        return {
-            "succeeded": succeeded,
-            "startTime": start,
-            "completionTime": done,
-            "conditions": _conditions(old, conds),
         }
 
     def _status_persistentvolumeclaim(self, obj: Obj, ready: bool, old: Obj) -> Obj:

@@ -1,5 +1,10 @@
 """The aiohttp application of the Kubernetes API stand-in: discovery, resource CRUD, watches,
-and the `/_standin/...` admin endpoints that tests use to steer it."""
+and the `/_standin/...` admin endpoints that tests use to steer it.
+
+Besides the bounded request log (`requests`), the stand-in keeps a log of every write
+(`writes`): each POST/PUT/PATCH/DELETE it answered, in order, with the images of the
+workload it wrote, and each database write of the job controller (jobs.py), so a test can
+show what happened before what (no Deployment written before the schema moved)."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import asyncio
 import collections
 import json
 import re
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -17,6 +23,7 @@ from . import patches, portforward, protobuf
 from .controller import Controller
 from .errors import ApiError
 from .identity import Tokens, request_info
+from .jobs import JobController
 from .resources import RESOURCES, Registry, Resource
 from .selectors import parse_fields, parse_labels
 from .store import Obj, Store, now
@@ -32,6 +39,7 @@ VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 FAULT_REASONS = {
     429: "TooManyRequests",
     500: "InternalError",
@@ -67,6 +75,8 @@ class ApiServer:
         self.faults: list[Fault] = []
         self.tokens = Tokens()
         self.requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=5000)
+        self.writes: collections.deque[dict[str, Any]] = collections.deque(maxlen=50000)
+        self.jobs = JobController(self.store, self.controller, self.record_write)
         self.app = web.Application(client_max_size=256 * 1024**2, middlewares=[self._middleware])
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
 
@@ -89,6 +99,7 @@ class ApiServer:
         self.faults.append(fault)
 
     def reset(self) -> None:
+        self.jobs.reset()
         self.controller.pods.stop_all()  # the pods vanish with the store, their processes too
         self.store.reset()
         self.faults.clear()
@@ -96,6 +107,34 @@ class ApiServer:
         self.controller.pods.never_serving.clear()
         self.controller.enabled = True
         self.requests.clear()
+        self.writes.clear()
+
+    def record_write(self, entry: dict[str, Any]) -> None:
+        """Add a write (an API request or a database write of the job controller)."""
+        self.writes.append({"time": time.time(), **entry})
+
+    def _log_write(self, request: web.Request, resp: web.StreamResponse) -> None:
+        entry: dict[str, Any] = {
+            "method": request.method,
+            "path": request.path_qs,
+            "status": resp.status,
+        }
+        text = resp.text if isinstance(resp, web.Response) else None
+        if (
+            resp.status < 400
+            and text
+            and ("/deployments" in request.path or "/jobs" in request.path)
+        ):
+            try:
+                obj = json.loads(text)
+                spec = obj.get("spec", {}).get("template", {}).get("spec", {})
+                containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+                entry["kind"] = obj.get("kind")
+                entry["name"] = obj.get("metadata", {}).get("name")
+                entry["images"] = [c.get("image") for c in containers]
+            except (ValueError, AttributeError):
+                pass
+        self.record_write(entry)
 
     # -- plumbing ------------------------------------------------------------------------
     @web.middleware
@@ -123,6 +162,8 @@ class ApiServer:
                 **info.as_log(),
             }
         )
+        if request.method in WRITE_METHODS and not admin:
+            self._log_write(request, resp)
         return resp
 
     async def _handle(
@@ -242,6 +283,8 @@ class ApiServer:
         if sub == "portforward" and res.kind == "Pod" and name and ns is not None:
             pods = self.controller.pods
             return await portforward.serve(pods, request, self.store.raw(res, ns, name), name)
+        if sub == "log" and res.kind == "Pod" and name and ns and request.method == "GET":
+            return self.jobs.pod_log(request, ns, name)
         if sub not in (None, "status") or (name and res.namespaced and ns is None):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return await self._resource(request, res, ns, name, sub, watch)
@@ -466,4 +509,10 @@ class ApiServer:
             return _json({"enabled": self.controller.enabled})
         if what == "requests":
             return _json({"requests": list(self.requests)})
+        if what == "writes":
+            return _json({"writes": list(self.writes)})
+        if what == "jobs":
+            if method == "POST":
+                self.jobs.set_mode(str(body.get("mode", "run")), body.get("message"))
+            return _json({"mode": self.jobs.mode})
         raise ApiError(404, "NotFound", f"no stand-in admin endpoint {method} /_standin/{what}")

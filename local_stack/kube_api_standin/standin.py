@@ -24,7 +24,8 @@ CONTEXT = "standin"
 class KubeApiStandIn:
     """A stateful Kubernetes API stand-in on 127.0.0.1 for contract tests of real clients.
 
-    It is not a cluster: see the package docstring for what it models and what it does not.
+    It is not a cluster: see the package docstring for what it models and what it does not
+    (Jobs and the admin-tools image's schema update: jobs.py).
     """
 
     def __init__(self, controller: bool = True) -> None:
@@ -160,6 +161,18 @@ class KubeApiStandIn:
     def reset(self) -> None:
         """Back to a fresh cluster: objects, faults, never-ready marks and the request log."""
         self._call(self.api.reset)
+
+    def schema_jobs(self, mode: str, message: str | None = None) -> None:
+        """The admin-tools Job switch (jobs.py): `run`, `fail` (the next update-schema
+        container exits 1 with `message` in its log) or `hang`."""
+        self._call(lambda: self.api.jobs.set_mode(mode, message))
+
+    @property
+    def writes(self) -> list[dict[str, Any]]:
+        """Every write, oldest first: API writes (method, path, status; kind, name and images
+        of written Deployments and Jobs) and the job controller's database writes (method
+        `SQL`, `schema`: database, from, to)."""
+        return self._call(lambda: list(self.api.writes))
 
     @property
     def requests(self) -> list[dict[str, Any]]:

@@ -20,6 +20,9 @@ from .selectors import Requirement, fields_match, labels_match
 
 Obj = dict[str, Any]
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# batch/v1 keeps its old default: deleting a Job without a propagationPolicy orphans its
+# pods (kubectl and helm send Background; the Python client sends nothing by default).
+ORPHANED_BY_DEFAULT = ("Job", "CronJob")
 
 
 def prune_nulls(value: Any) -> Any:
@@ -271,6 +274,8 @@ class Store:
             return self._terminate_namespace(cur)
         self._remove(res, cur)
         orphan = options.get("propagationPolicy") == "Orphan" or options.get("orphanDependents")
+        if "propagationPolicy" not in options and res.kind in ORPHANED_BY_DEFAULT:
+            orphan = options.get("orphanDependents", True)
         if not orphan:
             self._collect(cur)
         return copy.deepcopy(cur)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +14,21 @@ from kubernetes.client.exceptions import ApiException
 
 from activities.clients import KubeClients
 from declared_state.models import Environment
+from local_stack.mariadb import MariaDB
 from local_stack.processes import LOOPBACK, free_port
 from tests.helpers import drift_messages
 
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@pytest.fixture
+def restore_db(mariadb: MariaDB) -> Iterator[MariaDB]:
+    """Both databases back at 1.14 / 1.6 (schema_update_history emptied) after the test,
+    pass or fail."""
+    try:
+        yield mariadb
+    finally:
+        mariadb.reset()
 
 
 @pytest.fixture

@@ -26,9 +26,10 @@ from activities.helm_cli import chart_reference
 from activities.install_chart import ChartInstaller
 from contracts.install_chart import InstallChartInput, InstallChartResult
 from declared_state.chart_values import build_chart_values
-from declared_state.models import Environment
+from declared_state.models import ChartSpec, Environment
 from local_stack.processes import pid_alive
 from tests.helpers import drift_messages, pids_running
+from tests.helpers.manifests import cluster_meaning, parse_manifests
 
 SHORT = timedelta(seconds=5)  # helm --timeout where a wait is meant to fail
 
@@ -437,3 +438,53 @@ def test_chart_installed_before_its_ca_config_map_fails_naming_it(
     create_ca_config_map(core, env)
     done = run(installer, env)
     assert (done.action, done.status) == ("installed", "deployed")
+
+
+def with_chart(env: Environment, version: str, repository: str) -> Environment:
+    """The environment declaring `version`, pulled from `repository` (no local copy)."""
+    chart = ChartSpec(repository=repository, version=version)
+    return env.model_copy(update={"chart": chart})
+
+
+def test_an_upgrade_across_the_values_layout_change_keeps_the_cluster(
+    installer, env, helm_bin, kube_standin, chart_repository
+):
+    """0.74.0 (the old layout) to 1.6.0 (datastores) from the chart repository, as an upgrade
+    hop does it: one new revision, and the deployed manifests mean the same cluster. A dry
+    run before says the chart differs, and that only `upgrade` moves it."""
+    old = with_chart(env, "0.74.0", chart_repository.url)
+    new = with_chart(env, "1.6.0", chart_repository.url)
+    assert run(installer, old).action == "installed"
+    would = run(installer, new, dry_run=True)
+    version_drift = [d for d in would.drift if d.message.startswith("chart temporal-0.74.0")]
+    assert [d.repairable for d in version_drift] == [False]
+    assert "python starter.py upgrade local" in version_drift[0].message
+    upgraded = run(installer, new)
+    assert (upgraded.action, upgraded.revision, upgraded.chart) == (
+        "upgraded",
+        2,
+        "temporal-1.6.0",
+    )
+    manifests = [
+        parse_manifests(
+            subprocess.run(
+                [
+                    helm_bin,
+                    "get",
+                    "manifest",
+                    env.kubernetes.release,
+                    "--revision",
+                    str(revision),
+                    "--namespace",
+                    env.kubernetes.namespace,
+                    "--kubeconfig",
+                    str(kube_standin.kubeconfig_path),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        for revision in (1, 2)
+    ]
+    assert cluster_meaning(manifests[1]) == cluster_meaning(manifests[0])

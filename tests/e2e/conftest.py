@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -294,3 +295,43 @@ def environments_copy(tmp_path):
         return tmp_path
 
     return copy
+
+
+@pytest.fixture
+def upgrade_env(environments_copy, mariadb, local_aws, operator) -> Iterator[Any]:
+    """`setup(namespace)`: provision chart 0.52.0 into `namespace` from a copy of the
+    environments with a short soak; returns `declare(version)`, which edits the copy's
+    chart.version (its chart then comes from the repository, like every hop's)."""
+    made: list[str] = []
+
+    def setup(namespace: str):
+        def local(data: dict[str, Any]) -> None:
+            data["kubernetes"]["namespace"] = namespace
+            data["upgrade"] = {"soak": "1s"}
+
+        env_dir = environments_copy(local)
+        made.append(namespace)
+        proc = operator.starter("provision", "local", "--environments-dir", str(env_dir))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+        def declare(version: str) -> Path:
+            path = env_dir / "local.yaml"
+            data = yaml.safe_load(path.read_text())
+            data["chart"].pop("local_path")  # from the repository, like every hop's chart
+            data["chart"]["version"] = version
+            path.write_text(yaml.safe_dump(data))
+            return env_dir
+
+        return declare
+
+    try:
+        yield setup
+    finally:
+        mariadb.reset()
+        rds = local_aws.client("rds")
+        for snapshot in rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]:
+            rds.delete_db_snapshot(DBSnapshotIdentifier=snapshot["DBSnapshotIdentifier"])
+        for workflow_id in ("upgrade-local", "provision-local"):
+            operator.temporal(
+                "workflow", "terminate", "--workflow-id", workflow_id, "--reason", "test cleanup"
+            )

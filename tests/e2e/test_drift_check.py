@@ -49,7 +49,7 @@ def test_drift_is_reported_without_writes_then_remediated(
     frontend = frontend_pods.address_of(NAMESPACE)
     clean = drift(operator, env_dir)
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert clean.stdout.count("in sync") == 5, clean.stdout  # four steps and the verdict
+    assert clean.stdout.count("in sync") == 6, clean.stdout  # five steps and the verdict
 
     # Hand edits an operator might make.
     core = kube_clients.core_v1("standin")

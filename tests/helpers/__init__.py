@@ -5,10 +5,12 @@ The shared fake activities are in `tests/helpers/fakes.py`."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -109,3 +111,27 @@ def pids_running(executable: str, *argv_contains: str) -> list[int]:
 def drift_messages(result: Any) -> tuple[str, ...]:
     """The human lines of a step result's (or drift finding's) drift items."""
     return tuple(str(item) for item in result.drift)
+
+
+def in_namespace(env: Any, namespace: str) -> Any:
+    """`env` (an Environment) with its release in Kubernetes namespace `namespace`."""
+    kubernetes = env.kubernetes.model_copy(update={"namespace": namespace})
+    return env.model_copy(update={"kubernetes": kubernetes})
+
+
+def attempt(start_to_close: timedelta = timedelta(seconds=60), **info: Any) -> Any:
+    """An ActivityEnvironment whose info looks like a real attempt that just started (the
+    SDK's default says it started in 1970 with a second to run); `info` overrides more."""
+    from temporalio.testing import ActivityEnvironment
+
+    activity_env = ActivityEnvironment()
+    now = datetime.now(UTC)
+    activity_env.info = dataclasses.replace(
+        activity_env.info,
+        scheduled_time=now,
+        started_time=now,
+        start_to_close_timeout=start_to_close,
+        schedule_to_close_timeout=None,
+        **info,
+    )
+    return activity_env

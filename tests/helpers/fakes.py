@@ -12,6 +12,11 @@ each step owns:
 `failures[step] = (times, error)` makes a step raise `error` that many times (-1: always),
 `unreadable` makes a step's dry run fail, `hold[step]` (an asyncio.Event) holds a step until
 set, and `calls` records every call as (step, dry_run).
+
+For the upgrade the fakes also keep what the cluster runs: `live_server` / `live_chart`
+(None: nothing deployed; install_chart moves them to the chart it installs), `schema` (what
+update_schema moved the databases to), and `events`, the writes in order
+(`schema 1.16/1.9`, `install 0.63.0`, `snapshot <id>`).
 """
 
 from __future__ import annotations
@@ -27,14 +32,19 @@ from temporalio import activity
 from activities.errors import ErrorType, activity_error
 from contracts.base import DriftItem
 from contracts.check_database import CheckDatabaseInput, CheckDatabaseResult, StoreSchema
+from contracts.check_server_version import CheckServerVersionInput, CheckServerVersionResult
 from contracts.ensure_ca_bundle import EnsureCaBundleInput, EnsureCaBundleResult
 from contracts.ensure_db_secret import EnsureDbSecretInput, EnsureDbSecretResult
 from contracts.install_chart import InstallChartInput, InstallChartResult
+from contracts.read_live_versions import ReadLiveVersionsInput, ReadLiveVersionsResult
 from contracts.register_namespaces import (
     NamespaceOutcome,
     RegisterNamespacesInput,
     RegisterNamespacesResult,
 )
+from contracts.snapshot_database import SnapshotDatabaseInput, SnapshotDatabaseResult
+from contracts.soak import SoakInput, SoakResult
+from contracts.update_schema import StoreSchemaChange, UpdateSchemaInput, UpdateSchemaResult
 from contracts.wait_frontend_healthy import WaitFrontendHealthyInput, WaitFrontendHealthyResult
 
 DRIFT_MESSAGES = {
@@ -54,6 +64,11 @@ class StepFakes:
         self.failures: dict[str, tuple[int, Exception]] = {}
         self.hold: dict[str, asyncio.Event] = {}
         self.calls: list[tuple[str, bool]] = []
+        # what the cluster runs, for the upgrade
+        self.live_server: str | None = "1.25.2"
+        self.live_chart: str | None = "0.52.0"
+        self.schema: tuple[str, str] = ("1.14", "1.6")
+        self.events: list[str] = []
 
     # --- what tests read ------------------------------------------------------------
     def counts(self) -> Counter[str]:
@@ -72,6 +87,11 @@ class StepFakes:
             self.install_chart,
             self.wait_frontend_healthy,
             self.register_namespaces,
+            self.read_live_versions,
+            self.snapshot_database,
+            self.update_schema,
+            self.check_server_version,
+            self.soak,
         ]
 
     # --- the state model ------------------------------------------------------------
@@ -167,6 +187,14 @@ class StepFakes:
         state = await self._visit("install_chart", input.dry_run)
         action = {"missing": "installed", "drifted": "upgraded"}.get(state, "unchanged")
         revision = 2 if state == "drifted" and not input.dry_run else 1
+        chart = input.environment.chart
+        if not input.dry_run and (chart.version, chart.target_server_version) != (
+            self.live_chart,
+            self.live_server,
+        ):
+            self.live_chart, self.live_server = chart.version, chart.target_server_version
+            self.events.append(f"install {chart.version}")
+            action = "upgraded"
         return InstallChartResult(
             release="temporal",
             namespace=input.environment.kubernetes.namespace,
@@ -228,4 +256,107 @@ class StepFakes:
                 state,
                 *(f"namespace {ns.name} retention 24h" for ns in declared),
             ),
+        )
+
+    # --- the upgrade's own steps ------------------------------------------------------
+    @activity.defn(name="read_live_versions")
+    async def read_live_versions(self, input: ReadLiveVersionsInput) -> ReadLiveVersionsResult:
+        await self._visit("read_live_versions", input.dry_run)
+        env = input.environment
+        servers = (
+            {c: self.live_server for c in ("frontend", "history", "matching", "worker")}
+            if self.live_server
+            else {}
+        )
+        declared = env.chart.target_server_version
+        drift = tuple(
+            DriftItem(message=f"{what} {live}, declared {want}", repairable=False)
+            for what, live, want in (
+                ("server", self.live_server, declared),
+                (
+                    "schema",
+                    self.schema,
+                    (env.schema_versions.default_store, env.schema_versions.visibility_store),
+                ),
+            )
+            if live != want
+        )
+        return ReadLiveVersionsResult(
+            drift=drift,
+            release=env.kubernetes.release,
+            namespace=env.kubernetes.namespace,
+            chart=self.live_chart if self.live_server else None,
+            server_version=self.live_server,
+            server_versions=servers,
+            default_schema=self.schema[0],
+            visibility_schema=self.schema[1],
+            changed=False,
+            summary=f"server {self.live_server}",
+            dry_run=input.dry_run,
+        )
+
+    @activity.defn(name="snapshot_database")
+    async def snapshot_database(self, input: SnapshotDatabaseInput) -> SnapshotDatabaseResult:
+        await self._visit("snapshot_database", input.dry_run)
+        self.events.append(f"snapshot {input.snapshot_id}")
+        return SnapshotDatabaseResult(
+            snapshot_id=input.snapshot_id,
+            instance_id=input.environment.rds.instance_id,
+            status="available",
+            created_at=datetime(2030, 1, 1, tzinfo=UTC),
+            action="created",
+            changed=True,
+            summary=f"snapshot {input.snapshot_id} created",
+            dry_run=input.dry_run,
+        )
+
+    @activity.defn(name="update_schema")
+    async def update_schema(self, input: UpdateSchemaInput) -> UpdateSchemaResult:
+        await self._visit("update_schema", input.dry_run)
+        hop, before = input.hop, self.schema
+        self.schema = (hop.default_schema, hop.visibility_schema)
+        self.events.append(f"schema {hop.default_schema}/{hop.visibility_schema}")
+        return UpdateSchemaResult(
+            job=f"temporal-schema-update-{hop.server.replace('.', '-')}",
+            namespace=input.environment.kubernetes.namespace,
+            image=f"temporalio/admin-tools:{hop.server}",
+            action="updated",
+            default_store=StoreSchemaChange(
+                database="temporal", before=before[0], after=self.schema[0], target=self.schema[0]
+            ),
+            visibility_store=StoreSchemaChange(
+                database="temporal_visibility",
+                before=before[1],
+                after=self.schema[1],
+                target=self.schema[1],
+            ),
+            changed=True,
+            summary=f"schema moved to {self.schema[0]} / {self.schema[1]}",
+            dry_run=input.dry_run,
+        )
+
+    @activity.defn(name="check_server_version")
+    async def check_server_version(
+        self, input: CheckServerVersionInput
+    ) -> CheckServerVersionResult:
+        await self._visit("check_server_version", input.dry_run)
+        return CheckServerVersionResult(
+            address="x:7233",
+            server_version=self.live_server or "",
+            minimum=input.minimum,
+            changed=False,
+            summary=f"reports {self.live_server}",
+            dry_run=input.dry_run,
+        )
+
+    @activity.defn(name="soak")
+    async def soak(self, input: SoakInput) -> SoakResult:
+        await self._visit("soak", input.dry_run)
+        return SoakResult(
+            address="x:7233",
+            checks=1,
+            soaked_seconds=input.duration.total_seconds(),
+            changed=False,
+            summary="SERVING",
+            dry_run=input.dry_run,
         )

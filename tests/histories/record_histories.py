@@ -1,6 +1,6 @@
 """Re-record the workflow histories the replay test checks (run by hand, then commit the JSON).
 
-    .venv/bin/python -m tests.histories.record_histories [bootstrap] [drift]   # default: both
+    .venv/bin/python -m tests.histories.record_histories [bootstrap] [drift] [upgrade]   # default: all
 
 Record again only on purpose: a history recorded before a change is what proves the change
 does not break workflows that are already running.
@@ -20,15 +20,17 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.errors import ErrorType, activity_error
-from contracts.bootstrap import BootstrapInput, BootstrapProgress, RunState
+from contracts.bootstrap import BootstrapInput, RunState
 from contracts.drift_check import DriftCheckInput, DriftState
 from contracts.operator import OperatorRequest
+from contracts.upgrade import UpgradeInput
 from declared_state.loader import load_environment
-from declared_state.models import DriftPolicy
+from declared_state.models import ChartSpec, DriftPolicy
 from tests.helpers import assert_eventually, new_worker
 from tests.helpers.fakes import StepFakes
 from workflows.bootstrap import BootstrapWorkflow
 from workflows.drift_check import DriftCheckWorkflow
+from workflows.upgrade import UpgradeWorkflow
 
 HERE = Path(__file__).resolve().parent
 FRESH = ("ensure_ca_bundle", "install_chart", "register_namespaces")
@@ -39,10 +41,13 @@ def bootstrap_input(approval: bool = False) -> BootstrapInput:
     return BootstrapInput(environment=env, requested_by="recorder")
 
 
-async def waiting(handle: WorkflowHandle) -> None:
+async def waiting(handle: WorkflowHandle, query=BootstrapWorkflow.progress, on: str = "") -> None:
+    """Until the run waits for an operator (on something whose description names `on`)."""
+
     async def check() -> None:
-        progress = await handle.query(BootstrapWorkflow.progress, result_type=BootstrapProgress)
+        progress = await handle.query(query)
         assert progress.state == RunState.WAITING_FOR_OPERATOR
+        assert on in (progress.waiting_for or "")
 
     await assert_eventually(check)
 
@@ -56,6 +61,8 @@ async def main(which: set[str]) -> None:
         await record_bootstrap(env)
     if "drift" in which:
         await record_drift_checks(env)
+    if "upgrade" in which:
+        await record_upgrade(env)
     await env.shutdown()
 
 
@@ -131,6 +138,34 @@ async def record_drift_checks(env: WorkflowEnvironment) -> None:
         await save(handle)
 
 
+async def record_upgrade(env: WorkflowEnvironment) -> None:
+    fakes = StepFakes()
+    async with new_worker(env.client, UpgradeWorkflow, activities=fakes.all()) as worker:
+        # 6. two hops with approval each; hop 1's helm step fails, waits, and is retried
+        staging = load_environment("staging").model_copy(
+            update={"approval_required": True, "chart": ChartSpec(version="0.63.0")}
+        )
+        fakes.failures["install_chart"] = (
+            -1,
+            activity_error("the chart rejected the values", ErrorType.HELM_BAD_VALUES),
+        )
+        handle = await env.client.start_workflow(
+            UpgradeWorkflow.run,
+            UpgradeInput(environment=staging, requested_by="recorder"),
+            id="replay-upgrade",
+            task_queue=worker.task_queue,
+        )
+        await waiting(handle, UpgradeWorkflow.progress, on="before hop 1")
+        await handle.signal(UpgradeWorkflow.approve, OperatorRequest(by="cab"))
+        await waiting(handle, UpgradeWorkflow.progress, on="hop 1: install_chart failed")
+        fakes.failures.pop("install_chart")
+        await handle.signal(UpgradeWorkflow.retry, OperatorRequest(by="ops"))
+        await waiting(handle, UpgradeWorkflow.progress, on="before hop 2")
+        await handle.signal(UpgradeWorkflow.approve, OperatorRequest(by="cab"))
+        await handle.result()
+        await save(handle)
+
+
 async def save(handle) -> None:
     history = await handle.fetch_history()
     (HERE / f"{handle.id}.json").write_text(history.to_json())
@@ -138,7 +173,7 @@ async def save(handle) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(set(sys.argv[1:]) or {"bootstrap", "drift"}))
+    asyncio.run(main(set(sys.argv[1:]) or {"bootstrap", "drift", "upgrade"}))
     sys.stdout.flush()
     # Skip interpreter finalization, where the SDK's runtime can abort (PyGILState_Release).
     os._exit(0)

@@ -1,4 +1,5 @@
-"""Determinism: recorded histories of BootstrapWorkflow and DriftCheckWorkflow must replay against today's code.
+"""Determinism: recorded histories of BootstrapWorkflow, DriftCheckWorkflow and
+UpgradeWorkflow must replay against today's code.
 
 A change that would break workflows already running (reordered commands, a new activity
 call without versioning) fails here. The JSON files are recorded by
@@ -17,6 +18,7 @@ from temporalio.worker import Replayer
 
 from workflows.bootstrap import BootstrapWorkflow
 from workflows.drift_check import DriftCheckWorkflow
+from workflows.upgrade import UpgradeWorkflow
 
 HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
 
@@ -28,6 +30,7 @@ def test_histories_are_recorded():
         "replay-abort",
         "replay-drift-remediate",
         "replay-drift-ask",
+        "replay-upgrade",
     }
 
 
@@ -35,7 +38,8 @@ def test_histories_are_recorded():
 async def test_recorded_history_replays(path: Path):
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
     replayer = Replayer(
-        workflows=[BootstrapWorkflow, DriftCheckWorkflow], data_converter=pydantic_data_converter
+        workflows=[BootstrapWorkflow, DriftCheckWorkflow, UpgradeWorkflow],
+        data_converter=pydantic_data_converter,
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

@@ -60,6 +60,7 @@ async def test_in_sync_checks_every_step_read_only(time_skipping_env, worker, fa
         ("ensure_db_secret", True),
         ("install_chart", True),
         ("register_namespaces", True),
+        ("read_live_versions", True),
     ]
 
 
@@ -72,6 +73,7 @@ async def test_report_lists_drift_and_changes_nothing(time_skipping_env, worker,
         "ensure_db_secret": FindingStatus.IN_SYNC,
         "install_chart": FindingStatus.IN_SYNC,
         "register_namespaces": FindingStatus.DRIFTED,
+        "read_live_versions": FindingStatus.IN_SYNC,
     }
     by_step = {f.step: f for f in result.findings}
     assert [str(d) for d in by_step["register_namespaces"].drift] == [
@@ -93,6 +95,22 @@ async def test_remediate_repairs_only_the_drifted_steps_in_bootstrap_order(
         "values differ at: server.replicaCount"
     ]
     assert "upgraded" in by_step["install_chart"].action
+
+
+async def test_version_drift_is_reported_and_never_remediated(time_skipping_env, worker, fakes):
+    """A cluster behind its declared chart is drift only `upgrade` moves (schema first):
+    remediate must not re-apply a step for it."""
+    fakes.live_server, fakes.schema = "1.24.3", ("1.12", "1.6")
+    fakes.drifted = {"ensure_ca_bundle"}
+    result = await (await start(time_skipping_env, worker, DriftPolicy.REMEDIATE)).result()
+    assert result.state == DriftState.DRIFTED
+    by_step = {f.step: f for f in result.findings}
+    assert by_step["read_live_versions"].status == FindingStatus.DRIFTED
+    assert [str(d) for d in by_step["read_live_versions"].drift] == [
+        "server 1.24.3, declared 1.25.2",
+        "schema ('1.12', '1.6'), declared ('1.14', '1.6')",
+    ]
+    assert fakes.repairs() == ["ensure_ca_bundle"], "the version drift is left to upgrade"
 
 
 async def test_ask_repairs_after_approve(time_skipping_env, worker, fakes):
@@ -137,4 +155,5 @@ async def test_a_check_that_cannot_run_is_reported_and_the_others_still_run(
         "ensure_db_secret",
         "install_chart",
         "register_namespaces",
+        "read_live_versions",
     ]

@@ -1,0 +1,45 @@
+"""update_schema: both Temporal databases to an upgrade hop's schema versions, by a
+Kubernetes Job running `temporal-sql-tool update-schema` with the hop's admin-tools image,
+verified by reading `schema_version` from the databases (the database is the truth)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field
+from temporalio import activity
+
+from contracts.base import FrozenModel, StepResult
+from declared_state.models import Environment
+from declared_state.upgrade_path import Hop
+
+
+class UpdateSchemaInput(FrozenModel):
+    environment: Environment
+    hop: Hop
+    poll_interval: timedelta = Field(default=timedelta(seconds=2), gt=timedelta(0))
+    dry_run: bool = False
+    """Read the databases and say whether a Job would run; create nothing."""
+
+
+class StoreSchemaChange(FrozenModel):
+    database: str
+    before: str | None = Field(description="None: a Job of an earlier attempt had run already")
+    after: str
+    target: str
+
+
+class UpdateSchemaResult(StepResult):
+    job: str
+    namespace: str
+    image: str
+    action: Literal["updated", "unchanged", "would update"]
+    default_store: StoreSchemaChange
+    visibility_store: StoreSchemaChange
+
+
+@activity.defn(name="update_schema")
+def update_schema(input: UpdateSchemaInput) -> UpdateSchemaResult:
+    """Typed reference the workflows call; implemented by activities/update_schema.py."""
+    raise NotImplementedError
