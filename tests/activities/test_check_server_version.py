@@ -18,34 +18,41 @@ from local_stack.processes import LOOPBACK, free_port
 from tests.helpers import attempt
 
 
-async def test_the_frontend_reports_at_least_the_hops_release(local_env, target_temporal):
+@pytest.fixture
+def direct_env(local_env, target_temporal):
+    """local.yaml dialling the session's target server directly (no release installed)."""
+    frontend = FrontendSpec(connect="direct", address=target_temporal.address)
+    return local_env.model_copy(update={"frontend": frontend})
+
+
+async def test_the_frontend_reports_at_least_the_hops_release(direct_env, target_temporal):
     step = CheckServerVersion(TargetTemporalClients())
     result = await attempt().run(
-        step.check_server_version, CheckServerVersionInput(environment=local_env, minimum="1.25.2")
+        step.check_server_version, CheckServerVersionInput(environment=direct_env, minimum="1.25.2")
     )
     assert result.address == target_temporal.address
     assert tuple(int(p) for p in result.server_version.split(".")[:2]) >= (1, 25)
 
 
-async def test_an_older_release_answering_is_not_yet(local_env, target_temporal):
+async def test_an_older_release_answering_is_not_yet(direct_env):
     step = CheckServerVersion(TargetTemporalClients())
     with pytest.raises(ApplicationError) as info:
         await attempt().run(
             step.check_server_version,
-            CheckServerVersionInput(environment=local_env, minimum="9.0.0"),
+            CheckServerVersionInput(environment=direct_env, minimum="9.0.0"),
         )
     assert (info.value.type, info.value.non_retryable) == ("ServerVersionBehind", False)
     assert "older than the 9.0.0 this hop deployed" in info.value.message
 
 
-async def test_the_soak_holds_while_serving(local_env, target_temporal):
+async def test_the_soak_holds_while_serving(direct_env):
     beats: list = []
     act = attempt()
     act.on_heartbeat = lambda *d: beats.append(d[0])
     result = await act.run(
         Soak(TargetTemporalClients()).soak,
         SoakInput(
-            environment=local_env,
+            environment=direct_env,
             duration=timedelta(seconds=1.5),
             poll_interval=timedelta(seconds=0.5),
         ),
