@@ -29,6 +29,8 @@ from typing import Any, NoReturn
 from temporalio.worker import Worker
 
 from activities.check_database import DatabasePreflight
+from activities.check_live_objects import LiveObjectChecker
+from activities.check_temporal import TemporalCheck
 from activities.clients import AwsClients, KubeClients
 from activities.ensure_ca_bundle import CaBundlePublisher
 from activities.ensure_db_secret import DbSecretPublisher
@@ -55,13 +57,18 @@ def build_activities(kubeconfig: str | None, helm_binary: str | None) -> list[Ca
     # The new frontend: port-forward through the Kubernetes API outside a cluster, the
     # Service's DNS name inside one (TEMPORAL_BOOTSTRAP_IN_CLUSTER overrides the guess).
     target = TargetTemporalClients(kube)
+    preflight = DatabasePreflight(aws, kube)
+    installer = ChartInstaller(helm_binary, kubeconfig, kube)
     return [
-        DatabasePreflight(aws, kube).check_database,
+        preflight.check_database,
         CaBundlePublisher(aws, kube).ensure_ca_bundle,
         DbSecretPublisher(aws, kube).ensure_db_secret,
-        ChartInstaller(helm_binary, kubeconfig, kube).install_chart,
+        installer.install_chart,
         WaitFrontendHealthy(target).wait_frontend_healthy,
         RegisterNamespaces(target).register_namespaces,
+        # the drift check's read-only comparisons of what runs
+        LiveObjectChecker(installer, kube).check_live_objects,
+        TemporalCheck(target, preflight, installer).check_temporal,
     ]
 
 

@@ -32,31 +32,33 @@ HEALTH_SERVICE = "temporal.api.workflowservice.v1.WorkflowService"
 _CHECK_TIMEOUT = 5.0
 
 
+async def check_health(frontend: FrontendConnection, budget: float) -> str:
+    """One health check: 'SERVING', 'NOT_SERVING', ... or 'unreachable: <why>' (also the
+    drift check's, check_temporal.py)."""
+    timeout = max(0.5, min(_CHECK_TIMEOUT, budget))
+    try:
+        client = await frontend.client(timeout=timeout)
+        resp = await client.service_client.health_service.check(
+            HealthCheckRequest(service=HEALTH_SERVICE), timeout=timedelta(seconds=timeout)
+        )
+    except FrontendUnreachable as exc:
+        return f"unreachable: {exc.reason}"
+    except RPCError as exc:
+        # UNAVAILABLE / DEADLINE_EXCEEDED: the cached connection's server is gone or slow;
+        # NOT_FOUND: the health service does not know the service name (yet). Every
+        # status means "not yet" here, even those errors/temporal_rpc.py calls permanent:
+        # an ingress in front of a starting frontend answers UNIMPLEMENTED until its
+        # route exists. Through a port-forward the pod's own words say more (nothing
+        # listens on the port yet), and the next check resolves the Service again.
+        why = frontend.last_error() or rpc_answer(exc)
+        await frontend.reset()
+        return f"unreachable: {why}"
+    return HealthCheckResponse.ServingStatus.Name(resp.status)
+
+
 class WaitFrontendHealthy:
     def __init__(self, clients: TargetTemporalClients):
         self._clients = clients
-
-    async def _check(self, frontend: FrontendConnection, budget: float) -> str:
-        """One health check: 'SERVING', 'NOT_SERVING', ... or 'unreachable: <why>'."""
-        timeout = max(0.5, min(_CHECK_TIMEOUT, budget))
-        try:
-            client = await frontend.client(timeout=timeout)
-            resp = await client.service_client.health_service.check(
-                HealthCheckRequest(service=HEALTH_SERVICE), timeout=timedelta(seconds=timeout)
-            )
-        except FrontendUnreachable as exc:
-            return f"unreachable: {exc.reason}"
-        except RPCError as exc:
-            # UNAVAILABLE / DEADLINE_EXCEEDED: the cached connection's server is gone or slow;
-            # NOT_FOUND: the health service does not know the service name (yet). Every
-            # status means "not yet" here, even those errors/temporal_rpc.py calls permanent:
-            # an ingress in front of a starting frontend answers UNIMPLEMENTED until its
-            # route exists. Through a port-forward the pod's own words say more (nothing
-            # listens on the port yet), and the next check resolves the Service again.
-            why = frontend.last_error() or rpc_answer(exc)
-            await frontend.reset()
-            return f"unreachable: {why}"
-        return HealthCheckResponse.ServingStatus.Name(resp.status)
 
     @activity.defn(name="wait_frontend_healthy")
     async def wait_frontend_healthy(
@@ -77,7 +79,7 @@ class WaitFrontendHealthy:
         attempt = 0
         while True:
             attempt += 1
-            answer = await self._check(frontend, deadline - time.monotonic())
+            answer = await check_health(frontend, deadline - time.monotonic())
             elapsed = round(time.monotonic() - started, 3)
             activity.heartbeat({"attempt": attempt, "last_answer": answer, "elapsed_s": elapsed})
             if answer == "SERVING" or input.dry_run:

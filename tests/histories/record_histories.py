@@ -1,6 +1,7 @@
 """Re-record the workflow histories the replay test checks (run by hand, then commit the JSON).
 
-    .venv/bin/python -m tests.histories.record_histories [bootstrap] [drift]   # default: both
+    .venv/bin/python -m tests.histories.record_histories [bootstrap] [drift] [live-drift]
+    # default: all three
 
 Record again only on purpose: a history recorded before a change is what proves the change
 does not break workflows that are already running.
@@ -56,6 +57,8 @@ async def main(which: set[str]) -> None:
         await record_bootstrap(env)
     if "drift" in which:
         await record_drift_checks(env)
+    if "live-drift" in which:
+        await record_live_drift_check(env)
     await env.shutdown()
 
 
@@ -131,6 +134,23 @@ async def record_drift_checks(env: WorkflowEnvironment) -> None:
         await save(handle)
 
 
+async def record_live_drift_check(env: WorkflowEnvironment) -> None:
+    """6. live objects and the cluster checked (LIVE_CHECKS_PATCH): a hand edit re-applied
+    with the release in one install_chart run, one the repair leaves, Temporal drift that
+    remediate cannot repair."""
+    fakes = StepFakes(drifted={"install_chart", "check_live_objects", "check_temporal"})
+    fakes.stubborn = True
+    async with new_worker(env.client, DriftCheckWorkflow, activities=fakes.all()) as worker:
+        handle = await env.client.start_workflow(
+            DriftCheckWorkflow.run,
+            DriftCheckInput(environment=load_environment("staging"), policy=DriftPolicy.REMEDIATE),
+            id="replay-drift-live-remediate",
+            task_queue=worker.task_queue,
+        )
+        await handle.result()
+        await save(handle)
+
+
 async def save(handle) -> None:
     history = await handle.fetch_history()
     (HERE / f"{handle.id}.json").write_text(history.to_json())
@@ -138,7 +158,7 @@ async def save(handle) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(set(sys.argv[1:]) or {"bootstrap", "drift"}))
+    asyncio.run(main(set(sys.argv[1:]) or {"bootstrap", "drift", "live-drift"}))
     sys.stdout.flush()
     # Skip interpreter finalization, where the SDK's runtime can abort (PyGILState_Release).
     os._exit(0)
