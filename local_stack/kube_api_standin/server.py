@@ -386,18 +386,8 @@ class ApiServer:
                 f'{res.qualified} "{name}" not found',
                 {"name": name, "kind": res.plural},
             )
-        elif ctype == "application/json-patch+json":
-            merged = patches.json_patch(live, body)
-        elif ctype == "application/merge-patch+json":
-            merged = patches.merge_patch(live, body)
-        elif ctype == "application/strategic-merge-patch+json":
-            merged = patches.strategic_merge(live, body)
         else:
-            raise ApiError(
-                415,
-                "UnsupportedMediaType",
-                f"the body of the request was in an unknown format: {ctype}",
-            )
+            merged = patches.by_content_type(ctype, live, body)
         return _json(store.update(res, ns, name, merged, sub, dry_run, manager))
 
     async def _scale(
@@ -421,15 +411,8 @@ class ApiServer:
         if request.method == "PUT":
             wanted = await self._body(request)
         elif request.method == "PATCH":
-            body, ctype = await self._body(request), request.content_type
-            if ctype == "application/json-patch+json":
-                wanted = patches.json_patch(current, body)
-            elif ctype == "application/merge-patch+json":
-                wanted = patches.merge_patch(current, body)
-            elif ctype == "application/strategic-merge-patch+json":
-                wanted = patches.strategic_merge(current, body)
-            else:
-                raise ApiError(415, "UnsupportedMediaType", f"{ctype} is not supported for scale")
+            body = await self._body(request)
+            wanted = patches.by_content_type(request.content_type, current, body)
         else:
             raise ApiError(405, "MethodNotAllowed", f"{request.method} is not supported here")
         if not isinstance(wanted, dict):

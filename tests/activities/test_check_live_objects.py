@@ -4,11 +4,9 @@ real kubectl. Each test works in a Kubernetes namespace of its own."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client as k8s
@@ -21,6 +19,7 @@ from contracts.check_live_objects import CheckLiveObjectsInput, CheckLiveObjects
 from declared_state.models import Environment, IgnoreRule
 from tests.activities.test_install_chart import create_ca_config_map, create_db_secret, history
 from tests.activities.test_install_chart import run as install
+from tests.helpers.hand_edits import HAND_EDITS, HISTORY_ENV, REMOVE_ADDED_ENV
 
 KUBECTL = str(Path(__file__).resolve().parents[2] / ".tools" / "kubectl" / "kubectl")
 OBJECTS = 16  # what chart 0.52.0 renders for environments/local.yaml
@@ -102,47 +101,8 @@ def kubectl(kube_standin, env: Environment, *args: str) -> str:
     return proc.stdout
 
 
-# The hand edits of issue #13, as an operator makes them with kubectl.
-EDITS: list[tuple[str, ...]] = [
-    ("scale", "deployment/temporal-frontend", "--replicas=7"),
-    ("set", "resources", "deployment/temporal-history", "--limits=memory=512Mi"),
-    ("set", "env", "deployment/temporal-history", "HAND_ADDED=yes"),
-    (
-        "patch",
-        "configmap",
-        "temporal-config",
-        "--type=merge",
-        "-p",
-        json.dumps({"data": {"config_template.yaml": "garbage"}}),
-    ),
-    (
-        "patch",
-        "service",
-        "temporal-web",
-        "--type=json",
-        "-p",
-        json.dumps([{"op": "replace", "path": "/spec/ports/0/targetPort", "value": 9999}]),
-    ),
-    ("delete", "service", "temporal-admintools"),
-    ("label", "deployment", "temporal-web", "app.kubernetes.io/part-of-"),
-]
-HISTORY_ENV = "/spec/template/spec/containers/0/env/4"
-EXPECTED: dict[tuple[str, str, str], tuple[Any, Any]] = {
-    ("Deployment", "temporal-frontend", "/spec/replicas"): ("7", "1"),
-    (
-        "Deployment",
-        "temporal-history",
-        "/spec/template/spec/containers/0/resources/limits/memory",
-    ): ('"512Mi"', '"256Mi"'),
-    ("Deployment", "temporal-history", HISTORY_ENV): ('{"name":"HAND_ADDED","value":"yes"}', None),
-    ("ConfigMap", "temporal-config", "/data/config_template.yaml"): ('"garbage"', ...),
-    ("Service", "temporal-web", "/spec/ports/0/targetPort"): ("9999", '"http"'),
-    ("Service", "temporal-admintools", ""): (None, "exists"),
-    ("Deployment", "temporal-web", "/metadata/labels/app.kubernetes.io~1part-of"): (
-        None,
-        '"temporal"',
-    ),
-}
+EDITS = [edit for edit, _, _ in HAND_EDITS]
+EXPECTED = {where: values for _, where, values in HAND_EDITS}
 
 
 def test_a_fresh_install_is_in_sync_after_what_the_api_server_fills_in(checker, installer, env):
@@ -226,7 +186,7 @@ def test_reapplying_restores_every_edit_but_what_the_chart_never_set(
     assert [(d.name, d.path, d.repairable) for d in left.drift] == [
         ("temporal-history", HISTORY_ENV, False)
     ]
-    kubectl(kube_standin, env, "set", "env", "deployment/temporal-history", "HAND_ADDED-")
+    kubectl(kube_standin, env, *REMOVE_ADDED_ENV)
     assert check(checker, env).drift == ()
 
 

@@ -17,56 +17,11 @@ import yaml
 
 from tests.e2e.conftest import PROJECT_ROOT
 from tests.helpers import copy_environments
+from tests.helpers.hand_edits import HAND_EDITS, HISTORY_ENV, REMOVE_ADDED_ENV
 
 NAMESPACE = "my-app-live"
 KUBECTL = str(PROJECT_ROOT / ".tools" / "kubectl" / "kubectl")
-HISTORY_ENV = "/spec/template/spec/containers/0/env/4"
-# (kubectl arguments, (kind, name, JSON pointer) the check must report)
-EDITS = [
-    (
-        ("scale", "deployment/temporal-frontend", "--replicas=7"),
-        ("Deployment", "temporal-frontend", "/spec/replicas"),
-    ),
-    (
-        ("set", "resources", "deployment/temporal-history", "--limits=memory=512Mi"),
-        (
-            "Deployment",
-            "temporal-history",
-            "/spec/template/spec/containers/0/resources/limits/memory",
-        ),
-    ),
-    (
-        ("set", "env", "deployment/temporal-history", "HAND_ADDED=yes"),
-        ("Deployment", "temporal-history", HISTORY_ENV),
-    ),
-    (
-        (
-            "patch",
-            "configmap",
-            "temporal-config",
-            "--type=merge",
-            "-p",
-            json.dumps({"data": {"config_template.yaml": "garbage"}}),
-        ),
-        ("ConfigMap", "temporal-config", "/data/config_template.yaml"),
-    ),
-    (
-        (
-            "patch",
-            "service",
-            "temporal-web",
-            "--type=json",
-            "-p",
-            json.dumps([{"op": "replace", "path": "/spec/ports/0/targetPort", "value": 9999}]),
-        ),
-        ("Service", "temporal-web", "/spec/ports/0/targetPort"),
-    ),
-    (("delete", "service", "temporal-admintools"), ("Service", "temporal-admintools", "")),
-    (
-        ("label", "deployment", "temporal-web", "app.kubernetes.io/part-of-"),
-        ("Deployment", "temporal-web", "/metadata/labels/app.kubernetes.io~1part-of"),
-    ),
-]
+EDITS = [(edit, where) for edit, where, _ in HAND_EDITS]
 
 
 def write_environments(folder: Path, **drift_check: object) -> Path:
@@ -165,7 +120,7 @@ def test_hand_edits_are_reported_ignored_and_remediated(operator, live_env, tmp_
     assert live(operator, "deployment", "temporal-frontend")["spec"]["replicas"] == 1
     assert live(operator, "service", "temporal-admintools")["metadata"]["name"]
 
-    kubectl(operator, "set", "env", "deployment/temporal-history", "HAND_ADDED-")
+    kubectl(operator, *REMOVE_ADDED_ENV)
     again = drift(operator, live_env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "local: in sync (policy report)." in again.stdout
