@@ -12,6 +12,7 @@
     python starter.py upgrade staging      move the cluster there, one minor at a time
     python starter.py retry staging --upgrade    (any action) steer the upgrade run instead
     python starter.py drift staging        compare declared and live state now (report/repair)
+    python starter.py drift staging -o json   the same, one JSON record per difference
     python starter.py schedule staging     run that check every drift_check.interval
     python starter.py unschedule staging   stop the scheduled check
     python starter.py approve-drift staging   let a drift check (policy ask) repair
@@ -28,9 +29,10 @@ without an address, the embedded local dev server is used (started if needed). -
 takes the addresses of a running `python -m local_stack up` (the demo).
 
 Exit codes (stable, for scripts): 0 done (drift: in sync or repaired; upgrade --plan: nothing
-to do), 1 failed, aborted or refused (drift: a check failed), 2 waiting for an operator
-(upgrade --plan: there are hops to apply), 3 invalid input (bad environment file, unknown
-environment), 4 drift found and not repaired.
+to do), 1 failed, aborted or refused (drift: a check failed or could not read something, or a
+repair left differences), 2 waiting for an operator (upgrade --plan: there are hops to apply),
+3 invalid input (bad environment file, unknown environment), 4 drift found and not repaired.
+`drift ENV --output json` prints one record per difference.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -49,7 +52,7 @@ from rich.console import Console
 from temporalio.client import Client, WorkflowHandle
 
 from contracts.bootstrap import RunState
-from contracts.drift_check import DriftState, drift_schedule_id
+from contracts.drift_check import DriftCheckResult, DriftState, drift_schedule_id
 from contracts.operator import OperatorAction, OperatorRequest
 from contracts.upgrade import UpgradeProgress, UpgradeResult
 from declared_state.loader import InvalidEnvironment
@@ -236,6 +239,12 @@ def _run(
 def _print(lines: str | Sequence[str]) -> None:
     for line in [lines] if isinstance(lines, str) else lines:
         out.print(line, markup=False, highlight=False)
+
+
+def _eprint(lines: str | Sequence[str]) -> None:
+    """Progress for people while stdout carries a machine-readable document."""
+    for line in [lines] if isinstance(lines, str) else lines:
+        err.print(line, markup=False, highlight=False)
 
 
 # --- environment files ------------------------------------------------------------------
@@ -617,9 +626,27 @@ DRIFT_EXIT = {
     DriftState.IN_SYNC: EXIT_OK,
     DriftState.REPAIRED: EXIT_OK,
     DriftState.DRIFTED: EXIT_DRIFTED,
+    DriftState.REPAIR_FAILED: EXIT_FAILED,
     DriftState.CHECK_FAILED: EXIT_FAILED,
     DriftState.WAITING_FOR_APPROVAL: EXIT_WAITING,
 }
+
+
+class DriftOutput(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+OutputOpt = Annotated[
+    DriftOutput,
+    typer.Option(
+        "--output",
+        "-o",
+        help="text: the report for people; json: one record per difference (step, kind, "
+        "namespace, name, path, live, declared, ignored, repairable, how, message, checked), "
+        "for scripts and alerting (README: 'Drift records'). Progress lines go to stderr.",
+    ),
+]
 
 
 @app.command()
@@ -630,39 +657,55 @@ def drift(
     policy: PolicyOpt = None,
     no_wait: NoWaitOpt = False,
     by: ByOpt = "",
+    output: OutputOpt = DriftOutput.TEXT,
 ) -> None:
     """Compare ENV's declared state with what is live, now, and report or repair the drift.
 
+    Compared: the CA bundle ConfigMap, the DB Secret, the helm release, every object the chart
+    installed (field by field; drift_check.ignore lists fields other controllers own), the
+    Temporal namespaces, and the running cluster (frontend health, server version, history
+    shards, schema versions). Each difference says whether `--policy remediate` repairs it.
+
     Exits 0 when in sync (or repaired), 4 when drift was found and not repaired, 1 when a
-    check could not run, 2 when it waits for `approve` (policy ask), 3 for invalid input.
+    check could not run (or could not read something) or a repair left differences, 2 when it
+    waits for `approve` (policy ask), 3 for invalid input.
     """
     env = _load(name, environments_dir)
     _render(env)
+    as_json = output == DriftOutput.JSON
+    info = _eprint if as_json else _print
+
+    def report(result: DriftCheckResult, last: list[str]) -> None:
+        if as_json:
+            sys.stdout.write(render.drift_json(result) + "\n")
+            info(last)
+        else:
+            _print([*render.drift_lines(result), *last])
 
     async def body(client: Client, settings: ClientSettings) -> int:
         handle = await drift_ops.start_check(client, settings, env, policy=policy, by=_operator(by))
-        _print(f"drift check {handle.id} on {settings.address}")
+        info(f"drift check {handle.id} on {settings.address}")
         if url := settings.workflow_url(handle.id):
-            _print(f"Web UI: {url}")
+            info(f"Web UI: {url}")
         if no_wait:
             return EXIT_OK
         async for event in drift_ops.follow_check(handle, settings.task_queue):
             match event:
                 case drift_ops.CheckWaiting(progress):
-                    _print(render.drift_lines(progress))
-                    _print(f"\n{handle.id} found drift and waits for approval to repair it:")
-                    _print(render.drift_approval_commands(env.name, handle.id, _operator()))
+                    waits = f"\n{handle.id} found drift and waits for approval to repair it:"
+                    commands = render.drift_approval_commands(env.name, handle.id, _operator())
+                    report(progress, [waits, *commands])
                     return EXIT_WAITING
                 case drift_ops.CheckFinished(result):
-                    _print(render.drift_lines(result))
-                    _print(f"\n{env.name}: {result.state.value} (policy {result.policy.value}).")
+                    state = f"{result.state.value} (policy {result.policy.value})"
+                    report(result, [f"\n{env.name}: {state}."])
                     return DRIFT_EXIT[result.state]
                 case run_ops.WorkerMissing(queue):
-                    _print(
+                    info(
                         f"   no worker answers on task queue {queue}: is `python worker.py` running?"
                     )
                 case run_ops.WorkerBack():
-                    _print("   a worker answers again")
+                    info("   a worker answers again")
         return EXIT_FAILED
 
     raise typer.Exit(_run(ctx, body, start_embedded=True))

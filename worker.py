@@ -29,7 +29,9 @@ from typing import Any, NoReturn
 from temporalio.worker import Worker
 
 from activities.check_database import DatabasePreflight
+from activities.check_live_objects import LiveObjectChecker
 from activities.check_server_version import CheckServerVersion
+from activities.check_temporal import TemporalCheck
 from activities.clients import AwsClients, KubeClients
 from activities.ensure_ca_bundle import CaBundlePublisher
 from activities.ensure_db_secret import DbSecretPublisher
@@ -63,18 +65,23 @@ def build_activities(kubeconfig: str | None, helm_binary: str | None) -> list[Ca
     target = TargetTemporalClients(kube)
     # Reads both databases' schema_version exactly as the preflight does.
     preflight = DatabasePreflight(aws, kube)
+    installer = ChartInstaller(helm_binary, kubeconfig, kube)
     return [
         preflight.check_database,
         CaBundlePublisher(aws, kube).ensure_ca_bundle,
         DbSecretPublisher(aws, kube).ensure_db_secret,
-        ChartInstaller(helm_binary, kubeconfig, kube).install_chart,
+        installer.install_chart,
         WaitFrontendHealthy(target).wait_frontend_healthy,
         RegisterNamespaces(target).register_namespaces,
+        # the upgrade's own steps
         ReadLiveVersions(kube, preflight).read_live_versions,
         SnapshotDatabase(aws).snapshot_database,
         UpdateSchema(aws, kube, preflight).update_schema,
         CheckServerVersion(target).check_server_version,
         Soak(target).soak,
+        # the drift check's read-only comparisons of what runs
+        LiveObjectChecker(installer, kube).check_live_objects,
+        TemporalCheck(target, preflight, installer).check_temporal,
     ]
 
 

@@ -52,7 +52,7 @@ from declared_state.models import (
     CaBundleFromS3,
     Environment,
 )
-from declared_state.versions import parse_version
+from declared_state.versions import parse_version, schema_versions_for_server
 
 
 # --- RDS instance states ------------------------------------------------------------------
@@ -247,9 +247,9 @@ class DatabasePreflight:
             cert_id,
         )
 
-        ctx, certificates = self._tls(env)
-        stores = self._stores(env)
-        readings = [self._read_schema_version(env, store, ctx) for store in stores]
+        schemas = self.read_schemas(env)
+        stores, readings = schemas.stores, schemas.readings
+        certificates = schemas.certificates
         for store, reading in zip(stores, readings, strict=True):
             log.info(
                 "%s %s: schema %s (needs %s)",
@@ -258,7 +258,7 @@ class DatabasePreflight:
                 reading.version or f"{reading.missing} missing",
                 store.required,
             )
-        self._check_schemas(env, stores, readings)
+        self._check_schemas(env, schemas)
 
         found = [
             StoreSchema(database=s.database, found=r.version or "", required=s.required)
@@ -279,7 +279,7 @@ class DatabasePreflight:
             port=env.rds.port,
             ca_certificate_identifier=cert_id,
             ca_certificate_valid_till=valid_till,
-            ca_bundle_certificates=len(certificates),
+            ca_bundle_certificates=certificates,
             tls_server_name=env.db_tls_server_name,
             default_store=found[0],
             visibility_store=found[1],
@@ -292,37 +292,8 @@ class DatabasePreflight:
     def read_schema_versions(self, env: Environment) -> tuple[str | None, str | None]:
         """curr_version of the default and the visibility store (None: no schema there),
         read over TLS with exactly what the cluster gets, like the preflight."""
-        ctx, _ = self._tls(env)
-        default, visibility = (self._read_schema_version(env, s, ctx) for s in self._stores(env))
+        default, visibility = self.read_schemas(env).readings
         return default.version, visibility.version
-
-    def _tls(self, env: Environment) -> tuple[ssl.SSLContext, list[Any]]:
-        origin = describe_source(env.ca_bundle.source)
-        bundle = fetch_ca_bundle(env.ca_bundle.source, self._aws)
-        certificates = parse_certificates(bundle, origin)
-        return _tls_context(bundle, env.db_tls_server_name, origin), certificates
-
-    def _stores(self, env: Environment) -> tuple[_Store, _Store]:
-        passwords = read_db_passwords(env, self._aws, self._kube)
-        required = env.schema_versions
-        return (
-            _Store(
-                "default store",
-                env.database.default_store,
-                required.default_store,
-                "./schema/mysql/v8/temporal/versioned",
-                self._password_ref(env, visibility=False),
-                passwords.default_store,
-            ),
-            _Store(
-                "visibility store",
-                env.database.visibility_store,
-                required.visibility_store,
-                "./schema/mysql/v8/visibility/versioned",
-                self._password_ref(env, visibility=True),
-                passwords.visibility_store,
-            ),
-        )
 
     # --- RDS ------------------------------------------------------------------------------
     def _describe_instance(self, env: Environment) -> dict[str, Any]:
@@ -403,6 +374,40 @@ class DatabasePreflight:
             )
 
     # --- MySQL ----------------------------------------------------------------------------
+    def read_schemas(self, env: Environment, server: str | None = None) -> SchemaReadings:
+        """Temporal's schema version in both databases, read over TLS verified against the
+        CA bundle the cluster mounts, with what Temporal server `server` needs (default: the
+        one the declared chart deploys). Shared by this preflight and the drift check's
+        Temporal check (check_temporal.py), which asks for the running server's needs."""
+        origin = describe_source(env.ca_bundle.source)
+        bundle = fetch_ca_bundle(env.ca_bundle.source, self._aws)
+        certificates = parse_certificates(bundle, origin)
+        ctx = _tls_context(bundle, env.db_tls_server_name, origin)
+
+        passwords = read_db_passwords(env, self._aws, self._kube)
+        server = server or env.chart.target_server_version
+        required = schema_versions_for_server(server) or env.schema_versions
+        stores = (
+            _Store(
+                "default store",
+                env.database.default_store,
+                required.default_store,
+                "./schema/mysql/v8/temporal/versioned",
+                self._password_ref(env, visibility=False),
+                passwords.default_store,
+            ),
+            _Store(
+                "visibility store",
+                env.database.visibility_store,
+                required.visibility_store,
+                "./schema/mysql/v8/visibility/versioned",
+                self._password_ref(env, visibility=True),
+                passwords.visibility_store,
+            ),
+        )
+        readings = tuple(self._read_schema_version(env, store, ctx) for store in stores)
+        return SchemaReadings(server, len(certificates), stores, readings)
+
     def _password_ref(self, env: Environment, *, visibility: bool) -> str:
         source = env.database.password_source
         if isinstance(source, AwsSecretsManagerPasswords):
@@ -470,58 +475,94 @@ class DatabasePreflight:
         )
 
     # --- schema ---------------------------------------------------------------------------
-    def _check_schemas(
-        self, env: Environment, stores: tuple[_Store, ...], readings: list[_Reading]
-    ) -> None:
-        problems: list[str] = []
-        commands: list[str] = []
-        for store, reading in zip(stores, readings, strict=True):
-            steps: list[str]
-            if reading.missing == "database":
-                problems.append(f"database {store.database!r} does not exist")
-                steps = [
-                    "create-database",
-                    "setup-schema -v 0.0",
-                    f"update-schema -d {store.schema_dir}",
-                ]
-            elif reading.missing is not None:
-                problems.append(
-                    f"database {store.database!r} has no Temporal schema (schema_version "
-                    f"{'table' if reading.missing == 'table' else 'row'} missing)"
-                )
-                steps = ["setup-schema -v 0.0", f"update-schema -d {store.schema_dir}"]
-            else:
-                assert reading.version is not None
-                try:
-                    outdated = _version_tuple(reading.version) < _version_tuple(store.required)
-                except ValueError:
-                    problems.append(
-                        f"database {store.database!r} has an unreadable schema version "
-                        f"{reading.version!r}; inspect its schema_version and "
-                        "schema_update_history tables"
-                    )
-                    continue
-                if not outdated:
-                    continue
-                problems.append(
-                    f"database {store.database!r} is at schema {reading.version}, "
-                    f"older than the {store.required} server "
-                    f"{env.chart.target_server_version} needs"
-                )
-                steps = [f"update-schema -d {store.schema_dir}"]
-            base = _sql_tool_base(env, store.database)
-            commands.append(f"export SQL_PASSWORD=<{store.label} password: {store.password_ref}>")
-            commands.extend(f"{base} {step}" for step in steps)
-        if not problems:
+    def _check_schemas(self, env: Environment, schemas: SchemaReadings) -> None:
+        found = schema_problems(env, schemas)
+        if not found:
             return
         prepare = _ca_bundle_preparation(env)
-        server = env.chart.target_server_version
+        commands = [line for problem in found for line in problem.commands]
+        server = schemas.server
         message = (
-            f"Schema not ready for Temporal server {server}: {'; '.join(problems)}.\n"
+            f"Schema not ready for Temporal server {server}: "
+            f"{'; '.join(p.problem for p in found)}.\n"
             f"Run from a checkout of temporalio/temporal at v{server} (it ships ./schema):\n"
             + "\n".join(f"  {line}" for line in [*prepare, *commands])
         )
         raise activity_error(message, ErrorType.SCHEMA_OUTDATED)
+
+
+@dataclass(frozen=True)
+class SchemaReadings:
+    """Both stores as read, and the server version their requirements are for."""
+
+    server: str
+    certificates: int
+    stores: tuple[_Store, ...]
+    readings: tuple[_Reading, ...]
+
+
+@dataclass(frozen=True)
+class SchemaProblem:
+    """A database whose schema the server cannot run on, and the commands that fix it."""
+
+    database: str
+    found: str | None
+    required: str
+    problem: str
+    commands: tuple[str, ...]
+    """`temporal-sql-tool` command lines (the password named by where it lives, never its
+    value); none when the version cannot even be read."""
+
+
+def schema_problems(env: Environment, schemas: SchemaReadings) -> list[SchemaProblem]:
+    """Each store whose schema is missing, older than `schemas.server` needs, or unreadable."""
+    problems: list[SchemaProblem] = []
+    for store, reading in zip(schemas.stores, schemas.readings, strict=True):
+        steps: list[str]
+        if reading.missing == "database":
+            text = f"database {store.database!r} does not exist"
+            steps = [
+                "create-database",
+                "setup-schema -v 0.0",
+                f"update-schema -d {store.schema_dir}",
+            ]
+        elif reading.missing is not None:
+            text = (
+                f"database {store.database!r} has no Temporal schema (schema_version "
+                f"{'table' if reading.missing == 'table' else 'row'} missing)"
+            )
+            steps = ["setup-schema -v 0.0", f"update-schema -d {store.schema_dir}"]
+        else:
+            assert reading.version is not None
+            try:
+                outdated = _version_tuple(reading.version) < _version_tuple(store.required)
+            except ValueError:
+                problems.append(
+                    SchemaProblem(
+                        store.database,
+                        reading.version,
+                        store.required,
+                        f"database {store.database!r} has an unreadable schema version "
+                        f"{reading.version!r}; inspect its schema_version and "
+                        "schema_update_history tables",
+                        (),
+                    )
+                )
+                continue
+            if not outdated:
+                continue
+            text = (
+                f"database {store.database!r} is at schema {reading.version}, "
+                f"older than the {store.required} server {schemas.server} needs"
+            )
+            steps = [f"update-schema -d {store.schema_dir}"]
+        base = _sql_tool_base(env, store.database)
+        commands = [f"export SQL_PASSWORD=<{store.label} password: {store.password_ref}>"]
+        commands.extend(f"{base} {step}" for step in steps)
+        problems.append(
+            SchemaProblem(store.database, reading.version, store.required, text, tuple(commands))
+        )
+    return problems
 
 
 def _sql_tool_base(env: Environment, database: str) -> str:

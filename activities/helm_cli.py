@@ -222,6 +222,13 @@ class HelmCli:
             return ["--rollback-on-failure", "--wait=watcher"]
         return ["--atomic", "--wait"]
 
+    def apply_flags(self) -> list[str]:
+        """How an upgrade writes objects. v4 applies server-side, where a field someone else
+        changed (`kubectl scale`, `kubectl edit`) belongs to them and a plain apply fails
+        with a conflict: `--force-conflicts` makes the declared state win. v3 patches with a
+        three-way merge, which has no conflicts."""
+        return ["--force-conflicts"] if self.major_version >= 4 else []
+
     def rollback_wait_flags(self) -> list[str]:
         return ["--wait=watcher"] if self.major_version >= 4 else ["--wait"]
 
@@ -333,14 +340,21 @@ def error_message(lines: list[str]) -> str:
     return "\n".join(block).strip()[:3000]
 
 
+def release_chart_and_values(env: Environment) -> tuple[ChartRef, dict[str, Any]]:
+    """The chart and the values env's release is installed with: what install_chart hands to
+    `helm upgrade --install` and what `render_environment` renders, so the drift check
+    compares live objects with exactly what an install would apply. Raises OSError /
+    ValueError when a local chart is missing or is another version."""
+    chart = chart_reference(env.chart)
+    check_local_chart_version(env.chart, chart)
+    return chart, build_chart_values(env)
+
+
 def render_environment(env: Environment, helm: HelmCli | None = None) -> str:
     """`helm template` of env's chart with the values built from env (what would be installed)."""
     helm = helm or HelmCli()
-    chart = chart_reference(env.chart)
-    check_local_chart_version(env.chart, chart)
-    return helm.template(
-        env.kubernetes.release, env.kubernetes.namespace, chart, build_chart_values(env)
-    )
+    chart, values = release_chart_and_values(env)
+    return helm.template(env.kubernetes.release, env.kubernetes.namespace, chart, values)
 
 
 def check_local_chart_version(spec: ChartSpec, chart: ChartRef) -> None:

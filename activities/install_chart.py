@@ -12,6 +12,14 @@ which helm's own message (`context deadline exceeded`) does not. The process sup
 helm's error message are helm_cli's (`HelmProcess`, `error_message`); what a failure means
 (pending, timeout, bad values, other) is errors/helm.py's table.
 
+`reapply` upgrades a release that is as declared anyway, so helm re-applies its manifest over
+objects changed by hand (the drift check's repair of check_live_objects' findings). helm v3
+merges three ways (old manifest, new manifest, live object) and so restores every field the
+manifest sets; helm v4 applies server-side and is given `--force-conflicts`, because a hand
+edit (`kubectl scale`, `kubectl edit`) makes its author the owner of the field and a plain
+apply would fail with a conflict on it: the declaration wins, after the drift check has
+reported the edit. Neither removes what the manifest never set (an env var added by hand).
+
 Every run reports how the release differed from the declaration before it acted (`drift`:
 missing, pending or failed, another chart version, the dotted paths of differing values, never
 the values). `dry_run` only reads: no upgrade, rollback or uninstall.
@@ -39,14 +47,13 @@ from activities.helm_cli import (
     HelmCli,
     HelmCommandFailed,
     HelmNotFound,
-    chart_reference,
-    check_local_chart_version,
     error_message,
+    release_chart_and_values,
+    render_environment,
 )
 from activities.pod_status import unready_pods
 from contracts.base import DriftItem
 from contracts.install_chart import InstallChartInput, InstallChartResult, ReleaseAction
-from declared_state.chart_values import build_chart_values
 from declared_state.models import Environment
 
 HEARTBEAT_EVERY_S = 5.0
@@ -120,6 +127,31 @@ class ChartInstaller:
                 raise activity_error(str(exc), ErrorType.CONFIGURATION_MISMATCH) from None
         return self._base.with_context(env.kubernetes.context)
 
+    def render(self, env: Environment) -> str:
+        """The manifest `install_chart` would install for env (`helm template` of the same
+        chart and values), for the drift check's live comparisons; chart and helm failures
+        become the activity errors install_chart raises for them."""
+        try:
+            return render_environment(env, self.helm_for(env))
+        except (OSError, ValueError) as exc:
+            raise activity_error(
+                f"chart of environment {env.name!r}: {exc}", ErrorType.CONFIGURATION_MISMATCH
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise activity_error(
+                f"helm template of environment {env.name!r} did not finish in time",
+                ErrorType.HELM_FAILED,
+            ) from None
+        except HelmCommandFailed as exc:
+            raise helm_error(
+                "helm template",
+                exc.stderr,
+                release=env.kubernetes.release,
+                namespace=env.kubernetes.namespace,
+                environment=env.name,
+                timeout_s=0,
+            ) from None
+
     @activity.defn(name="install_chart")
     def install_chart(self, input: InstallChartInput) -> InstallChartResult:
         env = input.environment
@@ -142,8 +174,7 @@ class _Install:
     def run(self) -> InstallChartResult:
         self._heartbeat("checking")
         try:
-            chart = chart_reference(self.env.chart)
-            check_local_chart_version(self.env.chart, chart)
+            chart, values = release_chart_and_values(self.env)
         except (OSError, ValueError) as exc:
             raise activity_error(
                 f"chart of environment {self.env.name!r}: {exc}", ErrorType.CONFIGURATION_MISMATCH
@@ -154,7 +185,6 @@ class _Install:
             raise activity_error(
                 f"helm {self.helm.binary} does not run: {exc}", ErrorType.HELM_FAILED
             ) from None
-        values = build_chart_values(self.env)
         history = self._history()
         drift = self._drift(history, values)
         if self.input.dry_run:
@@ -166,12 +196,13 @@ class _Install:
             in_sync = not self._drift(history, values)
         else:
             in_sync = not drift
-        if in_sync:
+        if in_sync and not self.input.reapply:
             latest = history[-1]
             activity.logger.info("%s is up to date at revision %s", self.where, latest["revision"])
             return self._result(latest, "unchanged", recovered_from, drift)
         action = self._would_act(history)
-        activity.logger.info("%s differs: %s", self.where, "; ".join(drift))
+        why = "; ".join(drift) or "re-applying the manifest over objects changed by hand"
+        activity.logger.info("%s: %s", self.where, why)
         self._upgrade(chart.chart, list(chart.flags), values)
         final = self._history()
         if not final:
@@ -359,6 +390,7 @@ class _Install:
                 values_file.name,
                 "--reset-values",
                 "--create-namespace",
+                *self.helm.apply_flags(),
                 *self.helm.wait_flags(),
                 *self._timeout_flags(),
                 "--debug",  # progress lines for the heartbeats

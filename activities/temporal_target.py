@@ -25,10 +25,12 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio import activity
+from temporalio.api.workflowservice.v1 import GetClusterInfoRequest, GetSystemInfoRequest
 from temporalio.client import Client
 from temporalio.service import TLSConfig
 
@@ -230,3 +232,24 @@ def attempt_deadline(max_wait: timedelta) -> float:
         left = (start + timeout - now_utc).total_seconds() - margin
         remaining = min(remaining, left)
     return now_mono + max(remaining, 0.0)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What a running cluster says about itself."""
+
+    version: str
+    """The server version the frontend reports (GetSystemInfo)."""
+    history_shards: int
+    """The cluster's history shard count (GetClusterInfo): the one persisted at the first
+    install, whatever the servers' config says now (the server ignores a changed value)."""
+
+
+async def read_server_info(client: Client, timeout: timedelta) -> ServerInfo:
+    """GetSystemInfo and GetClusterInfo of the frontend `client` is connected to; raises
+    temporalio.service.RPCError."""
+    system = await client.workflow_service.get_system_info(GetSystemInfoRequest(), timeout=timeout)
+    cluster = await client.workflow_service.get_cluster_info(
+        GetClusterInfoRequest(), timeout=timeout
+    )
+    return ServerInfo(system.server_version, cluster.history_shard_count)

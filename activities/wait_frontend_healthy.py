@@ -34,7 +34,7 @@ _CHECK_TIMEOUT = 5.0
 
 async def health_check(frontend: FrontendConnection, budget: float) -> str:
     """One health check: 'SERVING', 'NOT_SERVING', ... or 'unreachable: <why>' (also what
-    the upgrade's soak asks, check after check)."""
+    the upgrade's soak asks, check after check, and the drift check's check_temporal)."""
     timeout = max(0.5, min(_CHECK_TIMEOUT, budget))
     try:
         client = await frontend.client(timeout=timeout)

@@ -1,8 +1,8 @@
 """The one frozen base model, and the contract every step result keeps.
 
 `StepResult` is what the workflows read: `changed` (in a dry run: would change), a one-line
-`summary` for people, and `drift`, the ways the live state differed from the declaration
-before the step acted (a dry run only reports them). No caller guesses from dict keys or
+`summary` for people, `drift`, the ways the live state differed from the declaration before
+the step acted (a dry run only reports them), and `unchecked`, what it could not read. No caller guesses from dict keys or
 parses prose: each step's result type subclasses `StepResult` and adds its own typed fields.
 """
 
@@ -32,7 +32,14 @@ class DriftItem(FrozenModel):
     live: str | None = None
     declared: str | None = None
     repairable: bool = True
-    """Whether running the step for real (the drift check's `remediate`) can repair it."""
+    """Whether the drift check's `remediate` can repair it (by running the step, or the step
+    that owns what was checked, for real)."""
+    how: str = ""
+    """How it is repaired, for people: the command to run when `remediate` cannot (a schema
+    update, `starter.py upgrade`), or what `remediate` does. "" when re-running the step is
+    all there is to say."""
+    ignored: bool = False
+    """Matched an ignore rule (`drift_check.ignore`): counted, not shown, never acted on."""
 
     def __str__(self) -> str:
         return self.message
@@ -49,3 +56,6 @@ class StepResult(FrozenModel):
     """How the live state differed from the declaration before any write; () when in sync."""
     dry_run: bool = False
     """Nothing was written: `changed` and the summary say what the step would have done."""
+    unchecked: tuple[DriftItem, ...] = ()
+    """What could not be read (forbidden, not answering), so is neither in sync nor drifted:
+    the drift check reports it as "could not check", never as in sync."""

@@ -65,6 +65,8 @@ class StepDeadlines(FrozenModel):
     wait_frontend_healthy: timedelta = timedelta(minutes=15)
     register_namespaces: timedelta = timedelta(minutes=10)
     read_live_versions: timedelta = timedelta(minutes=10)
+    check_live_objects: timedelta = timedelta(minutes=5)
+    check_temporal: timedelta = timedelta(minutes=5)
     helm_timeout: timedelta = Field(
         default=timedelta(minutes=10), description="helm --timeout of one install attempt"
     )

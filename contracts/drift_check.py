@@ -11,15 +11,33 @@ from contracts.base import DriftItem, FrozenModel
 from contracts.bootstrap import StepDeadlines
 from declared_state.models import DriftPolicy, Environment
 
-# What the drift check compares, in bootstrap order: the state each step owns; then the
-# versions the cluster runs (server release, schema), which only `upgrade` moves.
+# What the drift check compares, in bootstrap order: the state each step owns, the live
+# objects the chart installed (after the release itself) and the running cluster (last:
+# frontend health, the server release and both schema versions, which only `upgrade` moves).
 DRIFT_CHECKED_STEPS = (
     "ensure_ca_bundle",
     "ensure_db_secret",
     "install_chart",
+    "check_live_objects",
     "register_namespaces",
-    "read_live_versions",
+    "check_temporal",
 )
+# Runs started before the live checks existed replay with the steps they had.
+DRIFT_CHECKED_STEPS_V1 = (
+    "ensure_ca_bundle",
+    "ensure_db_secret",
+    "install_chart",
+    "register_namespaces",
+)
+LIVE_CHECKS_PATCH = "live-object-and-temporal-checks"
+
+# A read-only check's drift is repaired by running another step for real, with these input
+# options; a check mapped to None is repaired by nothing remediate does (its findings name
+# the commands). Steps not listed repair their own drift.
+REPAIRED_BY: dict[str, tuple[str, dict[str, bool]] | None] = {
+    "check_live_objects": ("install_chart", {"reapply": True}),
+    "check_temporal": None,
+}
 
 
 def drift_check_workflow_id(environment: str) -> str:
@@ -55,8 +73,11 @@ class FindingStatus(StrEnum):
     IN_SYNC = "in sync"
     DRIFTED = "drifted"
     CHECK_FAILED = "check failed"
+    """The check could not run, or could not read part of what it checks (`unchecked`)."""
     REPAIRED = "repaired"
     REPAIR_FAILED = "repair failed"
+    NOT_RESTORED = "not restored"
+    """The repair ran, and the check after it still finds these differences."""
 
 
 class DriftFinding(FrozenModel):
@@ -69,6 +90,82 @@ class DriftFinding(FrozenModel):
     )
     drift: tuple[DriftItem, ...] = ()
     error: str = ""
+    unchecked: tuple[DriftItem, ...] = ()
+    """What the check could not read ("could not check")."""
+    would_change: bool = False
+    """The step's dry run said a real run would change something."""
+
+    @property
+    def shown(self) -> tuple[DriftItem, ...]:
+        """The differences not covered by an ignore rule."""
+        return tuple(d for d in self.drift if not d.ignored)
+
+    @property
+    def ignored(self) -> int:
+        return sum(1 for d in self.drift if d.ignored)
+
+    @property
+    def repairable(self) -> bool:
+        """Would running a step for real change something here?"""
+        return self.would_change or any(d.repairable for d in self.shown)
+
+    @property
+    def forbids_its_own_run(self) -> bool:
+        """A step's own finding with a difference its run must not touch: install_chart
+        when another chart version is declared (re-applying would upgrade the cluster
+        without its schema step; only `upgrade` moves versions)."""
+        return any(not d.repairable for d in self.shown)
+
+
+class DriftRecord(FrozenModel):
+    """One difference (or one thing that could not be checked), flat, for scripts and
+    alerting: `starter.py drift ENV --output json` prints these, the `progress` query carries
+    them. Fields are only ever added, never renamed or removed."""
+
+    step: str
+    status: FindingStatus
+    """The step's finding: drifted, repaired, not restored, ..."""
+    kind: str
+    namespace: str
+    name: str
+    path: str
+    live: str | None
+    """JSON text of the live value (a digest for Secret content); null when absent."""
+    declared: str | None
+    ignored: bool
+    repairable: bool
+    """`remediate` repairs it; false: `how` names what does."""
+    how: str
+    message: str
+    checked: bool = True
+    """False: could not be read (forbidden, not answering); neither in sync nor drifted."""
+
+
+def drift_records(findings: tuple[DriftFinding, ...]) -> tuple[DriftRecord, ...]:
+    """Every difference and every unchecked item of `findings`, in check order."""
+    records = []
+    for finding in findings:
+        for item, checked in [(d, True) for d in finding.drift] + [
+            (u, False) for u in finding.unchecked
+        ]:
+            records.append(
+                DriftRecord(
+                    step=finding.step,
+                    status=finding.status,
+                    kind=item.kind,
+                    namespace=item.namespace,
+                    name=item.name,
+                    path=item.path,
+                    live=item.live,
+                    declared=item.declared,
+                    ignored=item.ignored,
+                    repairable=item.repairable and checked and not item.ignored,
+                    how=item.how,
+                    message=item.message,
+                    checked=checked,
+                )
+            )
+    return tuple(records)
 
 
 class DriftState(StrEnum):
@@ -78,6 +175,9 @@ class DriftState(StrEnum):
     IN_SYNC = "in sync"
     DRIFTED = "drifted"
     REPAIRED = "repaired"
+    REPAIR_FAILED = "repair failed"
+    """remediate ran, and something is still different (helm did not restore it, or the
+    repair itself failed)."""
     CHECK_FAILED = "check failed"
 
 
@@ -90,6 +190,8 @@ class DriftCheckResult(FrozenModel):
     findings: tuple[DriftFinding, ...] = ()
     approved_by: str | None = None
     checked_at: datetime | None = None
+    records: tuple[DriftRecord, ...] = ()
+    """`findings` flattened: one record per difference (see DriftRecord)."""
 
     @property
     def drifted_steps(self) -> tuple[str, ...]:

@@ -21,6 +21,10 @@ class InstallChartInput(FrozenModel):
     """helm's `--timeout`: how long to wait for readiness (the rollback gets as long again)."""
     pending_grace: timedelta = timedelta(minutes=2)
     """A `pending-*` release younger than this may still be worked on and is not touched."""
+    reapply: bool = False
+    """Upgrade even when the release's chart and values are as declared: helm re-applies the
+    manifest over objects changed by hand (the drift check's repair of check_live_objects'
+    drift), one new revision. A dry run ignores it."""
     dry_run: bool = False
     """Report what would change; write nothing."""
 

@@ -7,6 +7,7 @@ passwords are referenced by where they live (a Secrets Manager id, a Kubernetes 
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import re
 from datetime import timedelta
@@ -472,9 +473,104 @@ class DriftPolicy(StrEnum):
     ASK = "ask"
 
 
+# The Kubernetes kinds the live check compares (what a chart renders), and the top-level
+# fields of each it compares: `metadata` only through its `labels` and `annotations`.
+_WORKLOAD = ("spec",)
+COMPARED_FIELDS: dict[str, tuple[str, ...]] = {
+    "ConfigMap": ("data", "binaryData", "immutable"),
+    "Secret": ("data", "stringData", "type", "immutable"),
+    "Service": _WORKLOAD,
+    "ServiceAccount": ("secrets", "imagePullSecrets", "automountServiceAccountToken"),
+    "Deployment": _WORKLOAD,
+    "StatefulSet": _WORKLOAD,
+    "DaemonSet": _WORKLOAD,
+    "Job": _WORKLOAD,
+    "CronJob": _WORKLOAD,
+    "Ingress": _WORKLOAD,
+    "NetworkPolicy": _WORKLOAD,
+    "PodDisruptionBudget": _WORKLOAD,
+    "HorizontalPodAutoscaler": _WORKLOAD,
+    "PersistentVolumeClaim": _WORKLOAD,
+    "Role": ("rules",),
+    "ClusterRole": ("rules", "aggregationRule"),
+    "RoleBinding": ("subjects", "roleRef"),
+    "ClusterRoleBinding": ("subjects", "roleRef"),
+    "ServiceMonitor": _WORKLOAD,
+}
+COMPARED_METADATA = ("labels", "annotations")
+_POINTER_ESCAPE = re.compile(r"~(?![01])")
+
+
+def pointer_segments(pointer: str) -> list[str]:
+    """The unescaped segments of a JSON pointer (RFC 6901); '' is the whole document."""
+    if pointer == "":
+        return []
+    if not pointer.startswith("/"):
+        raise ValueError(
+            f"{pointer!r} is not a JSON pointer: it starts with '/' (e.g. /spec/replicas)"
+        )
+    if _POINTER_ESCAPE.search(pointer):
+        raise ValueError(f"{pointer!r}: '~' must be written ~0, and '/' inside a key ~1")
+    return [p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/")]
+
+
+class IgnoreRule(FrozenModel):
+    """A field of chart-owned objects that another controller owns (an HPA's replicas, a
+    mesh injector's annotations): differences there are counted, not shown or repaired."""
+
+    kind: str
+    name: str = Field(default="*", description="Object name; a glob (`*`, `temporal-*`).")
+    path: str = Field(
+        description="JSON pointer (RFC 6901) of the field or subtree, e.g. /spec/replicas; a "
+        "segment `*` matches any one key or list index."
+    )
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in COMPARED_FIELDS:
+            raise ValueError(
+                f"{value!r} is not a kind the drift check compares; one of: "
+                f"{', '.join(sorted(COMPARED_FIELDS))}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _known_path(self) -> IgnoreRule:
+        try:
+            parts = pointer_segments(self.path)
+        except ValueError as exc:
+            raise ValueError(f"path: {exc}") from None
+        fields = COMPARED_FIELDS.get(self.kind, ())
+        allowed = [f"/{f}" for f in fields] + [f"/metadata/{m}" for m in COMPARED_METADATA]
+        top = parts[:1]
+        known = not parts or (
+            (top[0] in fields and all(parts))
+            or (top == ["metadata"] and parts[1:2] and parts[1] in COMPARED_METADATA)
+        )
+        if not known or "" in parts:
+            raise ValueError(
+                f"path: {self.path!r} is not a field the drift check compares for "
+                f"{self.kind}; it starts with {', '.join(allowed)} (or is '' for whole objects)"
+            )
+        return self
+
+    def matches(self, kind: str, name: str, path: str) -> bool:
+        """Does this rule cover a difference of object `kind`/`name` at JSON pointer `path`
+        (the field itself or anything under it)?"""
+        if kind != self.kind or not fnmatch.fnmatchcase(name, self.name):
+            return False
+        mine, theirs = pointer_segments(self.path), pointer_segments(path)
+        return len(theirs) >= len(mine) and all(
+            m in ("*", t) for m, t in zip(mine, theirs, strict=False)
+        )
+
+
 class DriftCheckSpec(FrozenModel):
     interval: Duration = timedelta(hours=1)
     policy: DriftPolicy = DriftPolicy.REPORT
+    ignore: tuple[IgnoreRule, ...] = ()
+    """Fields the check counts but does not show or repair (see IgnoreRule)."""
 
     @field_validator("interval")
     @classmethod

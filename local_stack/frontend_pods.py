@@ -17,27 +17,47 @@ The server starts on a thread (about a second) while the pod already counts as R
 chart's pods have no readiness probe: until it listens, a port-forward reports "connection
 refused" on the error channel, as a real frontend that is still starting would.
 
+Each Ready frontend pod answers as the server its pod runs would, not as the dev server
+does: its port is a gRPC hop (local_stack/grpc_forward.py) in front of the release's dev
+server that reports, in GetSystemInfo and GetClusterInfo, the server version of the pod's
+image tag (`temporalio/server:1.25.2`) and the release's history shard count: the
+`numHistoryShards` of the server config the first pod mounted when the release's server
+started, kept for the server's life as a real cluster keeps it in its database (a later pod
+mounting another value does not change it; the real servers ignore it too). So a drift check
+sees the version the pod runs and the shards the cluster has.
+
 Simplifications: the dev server is one process standing in for all of Temporal's services
 (history, matching and worker pods run nothing) and keeps its data in memory, not in the
-release's database: a release uninstalled and installed again starts with no namespaces,
-where a real one would find them in its database. The servers are children
-of the process that runs the stand-in; `stop_all()` (and the stand-in's shutdown) stops them.
+release's database: a release uninstalled and installed again starts with no namespaces and
+takes its shard count afresh, where a real one would find both in its database; only the
+version and the shard count are rewritten (the dev server's own capabilities, cluster id and
+persistence store are what it reports). The servers are children of the process that runs
+the stand-in; `stop_all()` (and the stand-in's shutdown) stops them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
+from collections.abc import Mapping
+from concurrent import futures
 from pathlib import Path
 from typing import Any
 
+import grpc
+from temporalio.api.workflowservice.v1 import GetClusterInfoResponse, GetSystemInfoResponse
+
+from local_stack.grpc_forward import Forwarded, UnaryHandler, answer, forward
 from local_stack.temporal_servers import TemporalDevServer, dev_server
 
 log = logging.getLogger(__name__)
 
 FRONTEND_LABELS = {"app.kubernetes.io/name": "temporal", "app.kubernetes.io/component": "frontend"}
 RPC_PORT_NAME = "rpc"
+_SERVICE = "/temporal.api.workflowservice.v1.WorkflowService/"
+_SHARDS = re.compile(rb"^\s*numHistoryShards:\s*(\d+)\s*$", re.MULTILINE)
 
 
 def is_frontend(pod: dict[str, Any]) -> bool:
@@ -45,12 +65,90 @@ def is_frontend(pod: dict[str, Any]) -> bool:
     return all(labels.get(k) == v for k, v in FRONTEND_LABELS.items())
 
 
+def _rpc_container(pod: dict[str, Any]) -> dict[str, Any]:
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    for container in containers:
+        if any(p.get("name") == RPC_PORT_NAME for p in container.get("ports") or []):
+            return dict(container)
+    return dict(containers[0])
+
+
 def rpc_port(pod: dict[str, Any]) -> int:
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        for port in container.get("ports") or []:
-            if port.get("name") == RPC_PORT_NAME:
-                return int(port["containerPort"])
+    for port in _rpc_container(pod).get("ports") or []:
+        if port.get("name") == RPC_PORT_NAME:
+            return int(port["containerPort"])
     return 7233
+
+
+def image_version(pod: dict[str, Any]) -> str | None:
+    """The tag of the frontend container's image (`temporalio/server:1.25.2` -> 1.25.2)."""
+    image = str(_rpc_container(pod).get("image") or "")
+    name, _, tag = image.rpartition("/")[2].partition("@")[0].partition(":")
+    return tag or None
+
+
+def configured_shards(files: Mapping[str, bytes]) -> int | None:
+    """`numHistoryShards` of the server config among a pod's mounted files."""
+    for content in files.values():
+        match = _SHARDS.search(content)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+class _PodPort:
+    """A Ready frontend pod's rpc port: forwards to the release's dev server and answers
+    GetSystemInfo / GetClusterInfo with the pod's version and the release's shard count."""
+
+    def __init__(self, pods: TemporalFrontendPods, release: tuple[str, str], version: str | None):
+        self._pods, self._release, self._version = pods, release, version
+        self._channel: tuple[str, grpc.Channel] | None = None
+        self._lock = threading.Lock()
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+        self._server.add_generic_rpc_handlers((UnaryHandler(self._handle),))
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop(grace=None)
+        with self._lock:
+            if self._channel is not None:
+                self._channel[1].close()
+
+    def _upstream(self) -> grpc.Channel | None:
+        address = self._pods.address_of(*self._release)
+        if address is None:
+            return None
+        with self._lock:
+            if self._channel is None or self._channel[0] != address:
+                if self._channel is not None:
+                    self._channel[1].close()
+                self._channel = (address, grpc.insecure_channel(address))
+            return self._channel[1]
+
+    def _handle(self, method: str, request: bytes, context: grpc.ServicerContext) -> bytes:
+        channel = self._upstream()
+        if channel is None:
+            return answer(context, Forwarded(grpc.StatusCode.UNAVAILABLE, details="not serving"))
+        forwarded = forward(channel, method, request, context)
+        if forwarded.code == grpc.StatusCode.OK:
+            forwarded.response = self._as_the_pod(method, forwarded.response)
+        return answer(context, forwarded)
+
+    def _as_the_pod(self, method: str, response: bytes) -> bytes:
+        shards = self._pods.shards_of(*self._release)
+        if method == _SERVICE + "GetSystemInfo" and self._version:
+            system = GetSystemInfoResponse.FromString(response)
+            system.server_version = self._version
+            return system.SerializeToString()
+        if method == _SERVICE + "GetClusterInfo":
+            cluster = GetClusterInfoResponse.FromString(response)
+            if self._version:
+                cluster.server_version = self._version
+            if shards is not None:
+                cluster.history_shard_count = shards
+            return cluster.SerializeToString()
+        return response
 
 
 class TemporalFrontendPods:
@@ -61,6 +159,8 @@ class TemporalFrontendPods:
         self._lock = threading.Lock()
         self._pods: dict[tuple[str, str], set[str]] = {}  # release -> uids of its Ready pods
         self._servers: dict[tuple[str, str], TemporalDevServer] = {}  # release -> server
+        self._shards: dict[tuple[str, str], int | None] = {}  # release -> its shard count
+        self._ports: dict[str, _PodPort] = {}  # pod uid -> its rpc port
 
     @staticmethod
     def release(pod: dict[str, Any]) -> tuple[str, str]:
@@ -69,52 +169,69 @@ class TemporalFrontendPods:
         return (str(meta.get("namespace")), str(instance))
 
     # -- the ContainerRuntime protocol (called on the stand-in's loop: never blocks) --------
-    def start(self, pod: dict[str, Any]) -> None:
+    def start(self, pod: dict[str, Any], files: Mapping[str, bytes]) -> None:
         if not is_frontend(pod):
             return
-        key = self.release(pod)
+        key, uid = self.release(pod), pod["metadata"]["uid"]
+        port = _PodPort(self, key, image_version(pod))
         with self._lock:
             pods = self._pods.setdefault(key, set())
             first = not pods
-            pods.add(pod["metadata"]["uid"])
+            pods.add(uid)
+            # Kept while the release's server lives, as a cluster keeps it in its database.
+            self._shards.setdefault(key, configured_shards(files))
+            self._ports[uid] = port
         if first:
             threading.Thread(target=self._run, args=(key,), name=f"frontend-{key}").start()
 
     def stop(self, pod: dict[str, Any]) -> None:
-        key = self.release(pod)
+        key, uid = self.release(pod), pod["metadata"]["uid"]
         with self._lock:
+            port = self._ports.pop(uid, None)
             pods = self._pods.get(key)
-            if pods is None:
-                return
-            pods.discard(pod["metadata"]["uid"])
-            if pods:
-                return  # another frontend pod of the release still runs
-            del self._pods[key]
-            server = self._servers.pop(key, None)
+            server = None
+            if pods is not None:
+                pods.discard(uid)
+                if not pods:  # the release's last frontend pod: its server goes too
+                    del self._pods[key]
+                    self._shards.pop(key, None)
+                    server = self._servers.pop(key, None)
+        if port is not None:
+            port.stop()
         if server is not None:
             threading.Thread(target=server.stop, name="frontend-stop").start()
 
     def address(self, pod: dict[str, Any], port: int) -> tuple[str, int] | None:
-        key = self.release(pod)
+        key, uid = self.release(pod), pod["metadata"]["uid"]
         with self._lock:
             server = self._servers.get(key)
-            mine = pod["metadata"]["uid"] in self._pods.get(key, ())
-        if server is None or not mine or port != rpc_port(pod) or not server.alive():
+            mine = self._ports.get(uid)
+        if server is None or mine is None or port != rpc_port(pod) or not server.alive():
             return None
-        return ("127.0.0.1", server.port)
+        return ("127.0.0.1", mine.port)
 
     # -- for tests and the stack ------------------------------------------------------------
     def address_of(self, namespace: str, release: str = "temporal") -> str | None:
-        """The gRPC address of a release's running frontend server (for assertions)."""
+        """The gRPC address of a release's running dev server (for assertions; the pods'
+        own ports report the pod's version and the release's shards instead)."""
         with self._lock:
             server = self._servers.get((namespace, release))
         return server.address if server is not None else None
 
+    def shards_of(self, namespace: str, release: str = "temporal") -> int | None:
+        with self._lock:
+            return self._shards.get((namespace, release))
+
     def stop_all(self) -> None:
         with self._lock:
             servers = list(self._servers.values())
+            ports = list(self._ports.values())
             self._servers.clear()
             self._pods.clear()
+            self._shards.clear()
+            self._ports.clear()
+        for port in ports:
+            port.stop()
         for server in servers:
             server.stop()
 

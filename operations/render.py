@@ -7,13 +7,21 @@ CLI's equivalent.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import timedelta
 
 from rich.table import Table
 
+from contracts.base import DriftItem
 from contracts.bootstrap import BootstrapProgress, StepProgress, StepStatus
-from contracts.drift_check import DriftCheckResult, FindingStatus
+from contracts.drift_check import (
+    REPAIRED_BY,
+    DriftCheckResult,
+    DriftFinding,
+    FindingStatus,
+    drift_records,
+)
 from contracts.operator import OperatorAction
 from contracts.upgrade import UpgradeProgress, UpgradeResult, snapshot_id
 from declared_state.helmfile.report import Severity
@@ -37,6 +45,7 @@ FINDING_ICONS = {
     FindingStatus.CHECK_FAILED: "?",
     FindingStatus.REPAIRED: "✓",
     FindingStatus.REPAIR_FAILED: "✗",
+    FindingStatus.NOT_RESTORED: "✗",
 }
 
 
@@ -115,17 +124,88 @@ def exposure_line(exposure: WebUiExposure) -> str:
 
 
 def drift_lines(result: DriftCheckResult) -> list[str]:
+    """Each checked step with its status and counts; under it the differences grouped by
+    object, each saying whether remediate can repair it (and how, or what does); ignored
+    differences are counted, not shown; what could not be checked is listed."""
     lines = []
     for finding in result.findings:
         line = f" {FINDING_ICONS[finding.status]} {finding.step:<22} {finding.status.value}"
-        if finding.action and finding.status != FindingStatus.IN_SYNC:
-            verb = "did" if finding.status == FindingStatus.REPAIRED else "would"
-            line += f" ({verb}: {finding.action})"
+        counts = _counts(finding)
+        if counts:
+            line += f": {counts}"
+        line += _action(finding)
         lines.append(line)
-        lines.extend(f"     {difference}" for difference in finding.drift)
+        for (kind, name), items in _by_object(finding.shown).items():
+            what = f"{kind} {name}".strip() or finding.step
+            lines.append(f"     {what}: {_plural(len(items), 'difference')}")
+            for item in items:
+                lines.append(f"       {_without_object(item.message, kind, name)}")
+                lines.append(f"         repairable: {_repair_text(finding.step, item)}")
+        for item in finding.unchecked:
+            lines.append(f"     ? {item.message}")
         if finding.error:
             lines.append(f"     {finding.error}")
     return lines
+
+
+def _action(finding: DriftFinding) -> str:
+    """What the step would do, or what the repair did (for a read-only check: the step that
+    repairs it); a check's own summary says nothing its counts do not."""
+    if not finding.action or finding.status == FindingStatus.IN_SYNC:
+        return ""
+    repairer = REPAIRED_BY.get(finding.step, (finding.step, {}))
+    if finding.status == FindingStatus.DRIFTED:
+        return "" if repairer != (finding.step, {}) else f" (would: {finding.action})"
+    who = f"{repairer[0]} did" if repairer and repairer[0] != finding.step else "did"
+    return f" ({who}: {finding.action})"
+
+
+def _counts(finding: DriftFinding) -> str:
+    shown = finding.shown
+    parts = []
+    if shown:
+        objects = len({(d.kind, d.namespace, d.name) for d in shown})
+        parts.append(f"{_plural(len(shown), 'difference')} in {_plural(objects, 'object')}")
+    if finding.ignored:
+        parts.append(f"{finding.ignored} ignored (drift_check.ignore)")
+    if finding.unchecked:
+        parts.append(f"{len(finding.unchecked)} could not be checked")
+    return ", ".join(parts)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _by_object(items: Iterable[DriftItem]) -> dict[tuple[str, str], list[DriftItem]]:
+    groups: dict[tuple[str, str], list[DriftItem]] = {}
+    for item in items:
+        groups.setdefault((item.kind, item.name), []).append(item)
+    return groups
+
+
+def _without_object(message: str, kind: str, name: str) -> str:
+    """A live object's line without its `Kind name: ` prefix (the group header says it)."""
+    return message.removeprefix(f"{kind} {name}: ")
+
+
+def _repair_text(step: str, item: DriftItem) -> str:
+    if item.repairable:
+        return f"yes ({item.how or f'remediate runs {step} for real'})"
+    return f"no ({item.how or 'not by remediate'})"
+
+
+def drift_json(result: DriftCheckResult) -> str:
+    """`starter.py drift ENV --output json`: the run's state and one record per difference
+    (or per thing that could not be checked), as the `progress` query carries them."""
+    document = {
+        "environment": result.environment,
+        "policy": result.policy.value,
+        "state": result.state.value,
+        "checked_at": result.checked_at.isoformat() if result.checked_at else None,
+        "records": [r.model_dump(mode="json") for r in drift_records(result.findings)],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False)
 
 
 def drift_approval_commands(env_name: str, workflow_id: str, by: str) -> list[str]:

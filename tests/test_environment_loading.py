@@ -643,3 +643,48 @@ def test_an_allow_list_may_not_be_added_where_the_model_uses_auth(env_dir):
     (found,) = problems(env_dir, "production")
     assert f"production.yaml: extra_values.web.ingress.annotations.{annotation}: overrides" in found
     assert "use web_ingress.access.allowed_cidrs" in found
+
+
+def test_drift_check_ignore_rules_load_and_bad_ones_are_named(env_dir):
+    def rules(data):
+        data["drift_check"] = {
+            "ignore": [{"kind": "Deployment", "name": "temporal-*", "path": "/spec/replicas"}]
+        }
+
+    edit(env_dir, "staging", rules)
+    (rule,) = load_environment("staging", env_dir).drift_check.ignore
+    assert (rule.kind, rule.name, rule.path) == ("Deployment", "temporal-*", "/spec/replicas")
+    assert rule.matches("Deployment", "temporal-frontend", "/spec/replicas")
+    assert not rule.matches("Deployment", "other", "/spec/replicas")
+    assert not rule.matches("Deployment", "temporal-frontend", "/spec/template")
+
+    def bad(data):
+        data["drift_check"] = {
+            "ignore": [
+                {"kind": "Deploy", "path": "/spec/replicas"},
+                {"kind": "Deployment", "path": "spec/replicas"},
+                {"kind": "ConfigMap", "path": "/spec/replicas"},
+                {"kind": "Deployment", "path": "/metadata/name"},
+                {"kind": "Deployment", "path": "/spec", "paths": "x"},
+            ]
+        }
+
+    edit(env_dir, "staging", bad)
+    found = problems(env_dir)
+    file = f"{env_dir / 'staging.yaml'}"
+    assert any(
+        p.startswith(f"{file}: drift_check.ignore[0].kind: 'Deploy' is not a kind the drift check")
+        and "Deployment" in p
+        for p in found
+    ), found
+    assert any(
+        p.startswith(f"{file}: drift_check.ignore[1].path: 'spec/replicas' is not a JSON pointer")
+        for p in found
+    ), found
+    assert any(
+        p.startswith(f"{file}: drift_check.ignore[2].path: '/spec/replicas' is not a field")
+        and "/data, /binaryData" in p
+        for p in found
+    ), found
+    assert any(p.startswith(f"{file}: drift_check.ignore[3].path: '/metadata/name'") for p in found)
+    assert any(p.startswith(f"{file}: drift_check.ignore[4].paths: unknown key") for p in found)

@@ -10,6 +10,7 @@ worker runs in the test's loop; both share the injected client.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -330,3 +331,58 @@ async def test_a_waiting_upgrade_is_steered_with_the_upgrade_option(cli, fakes):
     code, out, _ = await cli("approve", "ENV", "--upgrade", "--by", "cab")
     assert code == starter.EXIT_OK, out
     assert f"upgrade-{cli.name} done: 1 hop(s)" in out
+
+
+async def test_drift_groups_by_object_says_what_repairs_each_and_prints_json(cli, fakes):
+    fakes.missing.clear()
+    fakes.drifted = {"check_live_objects", "check_temporal"}
+    fakes.stubborn = True
+    code, out, _ = await cli("drift", "ENV", "--policy", "report")
+    assert code == starter.EXIT_DRIFTED, out
+    assert "≠ check_live_objects     drifted: 2 differences in 2 objects" in out
+    assert "     Deployment temporal-frontend: 1 difference" in out
+    assert "       /spec/replicas live 7, declared 1" in out
+    assert "         repairable: no (helm keeps what no revision of the chart set" in out
+    assert "     TemporalSchema temporal: 1 difference" in out
+    assert "         repairable: no (temporal-sql-tool ... update-schema" in out
+
+    code, out, err = await cli("drift", "ENV", "--policy", "report", "--output", "json")
+    assert code == starter.EXIT_DRIFTED, err
+    document = json.loads(out)  # stdout is the document alone; progress went to stderr
+    assert f"drift check drift-check-{cli.name}" in err
+    assert (document["environment"], document["state"], document["policy"]) == (
+        cli.name,
+        "drifted",
+        "report",
+    )
+    replicas = document["records"][0]
+    assert replicas == {
+        "step": "check_live_objects",
+        "status": "drifted",
+        "kind": "Deployment",
+        "namespace": "",
+        "name": "temporal-frontend",
+        "path": "/spec/replicas",
+        "live": "7",
+        "declared": "1",
+        "ignored": False,
+        "repairable": True,
+        "how": "",
+        "message": "Deployment temporal-frontend: /spec/replicas live 7, declared 1",
+        "checked": True,
+    }
+    assert [(r["step"], r["kind"], r["repairable"]) for r in document["records"][1:]] == [
+        ("check_live_objects", "Deployment", False),
+        ("check_temporal", "TemporalSchema", False),
+    ]
+
+    # remediate re-applies once; what helm leaves is said, and the exit is 1, not success
+    code, out, _ = await cli("drift", "ENV", "--policy", "remediate")
+    assert code == starter.EXIT_FAILED, out
+    assert fakes.reapplied == 1
+    assert (
+        "✗ check_live_objects     not restored: 1 difference in 1 object "
+        "(install_chart did: upgraded, revision 1)"
+    ) in out
+    assert "1 difference(s) left after the repair" in out
+    assert f"{cli.name}: repair failed (policy remediate)." in out

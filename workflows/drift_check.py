@@ -1,27 +1,39 @@
 """DriftCheckWorkflow: compare the declared state with what is live; report or repair.
 
 Each bootstrap step that owns state (CA bundle ConfigMap, DB password Secret, helm release,
-Temporal namespaces) runs in dry-run mode and says what it would change. Then, by the
-environment's `drift_check.policy`:
+Temporal namespaces) runs in dry-run mode and says what it would change; two read-only
+checks compare what no step's dry run sees: the chart's objects as they run, field by field
+(check_live_objects), and the running Temporal cluster (check_temporal: frontend health,
+server version, history shards, schema versions). A check that cannot read part of what it
+checks says so ("could not check"), which is never "in sync". Then, by the environment's
+`drift_check.policy`:
 
 - `report`: the result lists the drift; nothing is changed;
-- `remediate`: the drifted steps run for real, in bootstrap order;
-- `ask`: the run waits (up to `drift_check.interval`) for an `approve` signal, then repairs.
+- `remediate`: what can be repaired is, in bootstrap order: each drifted step runs for real,
+  and the live objects' drift is repaired by install_chart re-applying the manifest (one helm
+  revision, shared with the release's own repair). Findings nothing here can repair (a
+  schema to update, a server to upgrade) stay drifted, each naming its command. Every
+  repaired step is then checked again: what is still different (helm does not remove what
+  no revision of the chart set) is reported as "not restored", and the run ends "repair
+  failed" instead of claiming success;
+- `ask`: when something can be repaired, the run waits (up to `drift_check.interval`) for an
+  `approve` signal, then repairs as `remediate` does.
 
-The live server release and both schema versions are checked too (read_live_versions): how
-they differ from the declared chart is drift that only `python starter.py upgrade ENV` moves,
-schema first, so it is reported and never "remediated" (a step whose drift has any item that
-is not `repairable`, like install_chart when the declared chart is another version, is never
-re-applied by the check).
+How the running server release and both schema versions differ from the declared chart
+(check_temporal) is drift that only `python starter.py upgrade ENV` moves, schema first, so
+it is reported and never "remediated"; likewise a step whose drift has any item that is not
+`repairable` (install_chart when the declared chart is another version) is never re-applied.
 
 A check that fails (cluster unreachable, say) is reported as such and does not block: the next
 scheduled run looks again. Started by hand (`starter.py drift ENV`) or by the Temporal Schedule
-`drift-check-<env>` (`starter.py schedule ENV`).
+`drift-check-<env>` (`starter.py schedule ENV`). Runs started before the two live checks
+existed replay their original steps (`LIVE_CHECKS_PATCH`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -30,11 +42,15 @@ with workflow.unsafe.imports_passed_through():
     from contracts.bootstrap import BootstrapInput
     from contracts.drift_check import (
         DRIFT_CHECKED_STEPS,
+        DRIFT_CHECKED_STEPS_V1,
+        LIVE_CHECKS_PATCH,
+        REPAIRED_BY,
         DriftCheckInput,
         DriftCheckResult,
         DriftFinding,
         DriftState,
         FindingStatus,
+        drift_records,
     )
     from contracts.operator import OperatorRequest
     from declared_state.models import DriftPolicy
@@ -42,8 +58,6 @@ with workflow.unsafe.imports_passed_through():
 
 # A dry run only reads; when it cannot read for this long the check reports that instead.
 DRY_RUN_DEADLINE = timedelta(minutes=5)
-# Runs started before the live versions were checked replay without that step.
-LIVE_VERSIONS_PATCH = "drift-check-live-versions"
 
 
 def _error_text(err: ActivityError) -> str:
@@ -51,6 +65,15 @@ def _error_text(err: ActivityError) -> str:
     if isinstance(cause, ApplicationError):
         return f"{cause.type}: {cause.message}"
     return str(cause or err)
+
+
+class _Repair:
+    """One real run of a step and the findings it repairs."""
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+        self.options: dict[str, Any] = {}
+        self.covers: list[str] = []
 
 
 @workflow.defn(name="DriftCheckWorkflow")
@@ -71,13 +94,15 @@ class DriftCheckWorkflow:
 
     @workflow.query
     def progress(self) -> DriftCheckResult:
+        findings = tuple(self._findings.values())
         return DriftCheckResult(
             environment=self._input.environment.name if self._input else "",
             policy=self._input.effective_policy if self._input else DriftPolicy.REPORT,
             state=self._state,
-            findings=tuple(self._findings.values()),
+            findings=findings,
             approved_by=self._approved_by,
             checked_at=self._checked_at,
+            records=drift_records(findings),
         )
 
     @workflow.run
@@ -89,9 +114,110 @@ class DriftCheckWorkflow:
             requested_by=input.requested_by,
             deadlines=input.deadlines,
         )
+        if workflow.patched(LIVE_CHECKS_PATCH):
+            await self._check_and_repair(input, steps_input)
+        else:
+            await self._check_and_repair_v1(input, steps_input)
+        self._state = self._overall()
+        return self.progress()
+
+    # -- the check ---------------------------------------------------------------------------
+    async def _check_and_repair(self, input: DriftCheckInput, steps_input: BootstrapInput) -> None:
         for name in DRIFT_CHECKED_STEPS:
-            if name == "read_live_versions" and not workflow.patched(LIVE_VERSIONS_PATCH):
+            self._findings[name] = await self._check(STEP_ACTIVITIES[name], steps_input)
+        repairs = self._repairs()
+        policy = input.effective_policy
+        if repairs and policy == DriftPolicy.ASK:
+            await self._wait_for_approval(input, [r.step for r in repairs])
+        if not repairs or not (policy == DriftPolicy.REMEDIATE or self._approved_by is not None):
+            return
+        self._state = DriftState.REPAIRING
+        for repair in repairs:
+            await self._repair_with(repair, steps_input)
+        # helm's merge does not restore everything: look again before saying "repaired".
+        for repair in repairs:
+            for name in repair.covers:
+                if self._findings[name].status == FindingStatus.REPAIRED:
+                    await self._check_again(name, steps_input)
+
+    def _repairs(self) -> list[_Repair]:
+        """The real runs that repair what was found, one per step, in bootstrap order: a
+        read-only check's drift is repaired by the step REPAIRED_BY names (install_chart,
+        once, for the release and its live objects together). A step whose own finding has
+        a difference its run must not touch is not run at all, for anything."""
+        forbidden = {
+            name
+            for name, finding in self._findings.items()
+            if name not in REPAIRED_BY
+            and finding.status == FindingStatus.DRIFTED
+            and finding.forbids_its_own_run
+        }
+        runs: dict[str, _Repair] = {}
+        for name, finding in self._findings.items():
+            if finding.status != FindingStatus.DRIFTED or not finding.repairable:
                 continue
+            target = REPAIRED_BY.get(name, (name, {}))
+            if target is None or target[0] in forbidden:
+                continue
+            step, options = target
+            repair = runs.setdefault(step, _Repair(step))
+            repair.options.update(options)
+            repair.covers.append(name)
+        return sorted(runs.values(), key=lambda r: DRIFT_CHECKED_STEPS.index(r.step))
+
+    async def _wait_for_approval(self, input: DriftCheckInput, steps: list[str]) -> None:
+        self._state = DriftState.WAITING_FOR_APPROVAL
+        timeout = input.approval_timeout or input.environment.drift_check.interval
+        workflow.logger.info("drift: %s would repair it; waiting up to %s", steps, timeout)
+        try:
+            await workflow.wait_condition(lambda: self._approved_by is not None, timeout=timeout)
+        except TimeoutError:
+            workflow.logger.info("not approved in time; drift only reported")
+
+    async def _repair_with(self, repair: _Repair, steps_input: BootstrapInput) -> None:
+        step = STEP_ACTIVITIES[repair.step]
+        try:
+            result = await step.execute(steps_input, options=repair.options or None)
+        except ActivityError as err:
+            for name in repair.covers:
+                self._findings[name] = self._findings[name].model_copy(
+                    update={"status": FindingStatus.REPAIR_FAILED, "error": _error_text(err)}
+                )
+            return
+        workflow.logger.info("%s repaired by %s: %s", repair.covers, step.name, result.summary)
+        for name in repair.covers:
+            self._findings[name] = self._findings[name].model_copy(
+                update={"status": FindingStatus.REPAIRED, "action": result.summary}
+            )
+
+    async def _check_again(self, name: str, steps_input: BootstrapInput) -> None:
+        repaired = self._findings[name]
+        again = await self._check(STEP_ACTIVITIES[name], steps_input)
+        if again.status == FindingStatus.IN_SYNC:
+            return
+        if again.status == FindingStatus.DRIFTED:
+            left = again.shown
+            self._findings[name] = repaired.model_copy(
+                update={
+                    "status": FindingStatus.NOT_RESTORED,
+                    "drift": again.drift,
+                    "error": f"{len(left)} difference(s) left after the repair",
+                }
+            )
+            return
+        self._findings[name] = repaired.model_copy(
+            update={
+                "status": FindingStatus.CHECK_FAILED,
+                "unchecked": again.unchecked,
+                "error": f"repaired, but the check after the repair could not run: {again.error}",
+            }
+        )
+
+    async def _check_and_repair_v1(
+        self, input: DriftCheckInput, steps_input: BootstrapInput
+    ) -> None:
+        """The check as it was before LIVE_CHECKS_PATCH, for runs started then."""
+        for name in DRIFT_CHECKED_STEPS_V1:
             self._findings[name] = await self._check(STEP_ACTIVITIES[name], steps_input)
 
         # Only drift that re-applying the step repairs is ever repaired (or asked about).
@@ -102,23 +228,13 @@ class DriftCheckWorkflow:
         ]
         policy = input.effective_policy
         if drifted and policy == DriftPolicy.ASK:
-            self._state = DriftState.WAITING_FOR_APPROVAL
-            timeout = input.approval_timeout or input.environment.drift_check.interval
-            workflow.logger.info("drift in %s: waiting up to %s for approve", drifted, timeout)
-            try:
-                await workflow.wait_condition(
-                    lambda: self._approved_by is not None, timeout=timeout
-                )
-            except TimeoutError:
-                workflow.logger.info("not approved in time; drift only reported")
+            await self._wait_for_approval(input, drifted)
         if drifted and (policy == DriftPolicy.REMEDIATE or self._approved_by is not None):
             self._state = DriftState.REPAIRING
             for name in drifted:
-                self._findings[name] = await self._repair(
-                    STEP_ACTIVITIES[name], steps_input, self._findings[name]
-                )
-        self._state = self._overall()
-        return self.progress()
+                repair = _Repair(name)
+                repair.covers.append(name)
+                await self._repair_with(repair, steps_input)
 
     async def _check(self, step: StepActivity, steps_input: BootstrapInput) -> DriftFinding:
         try:
@@ -127,30 +243,31 @@ class DriftCheckWorkflow:
             return DriftFinding(
                 step=step.name, status=FindingStatus.CHECK_FAILED, error=_error_text(err)
             )
-        if result.changed or result.drift:
-            return DriftFinding(
-                step=step.name,
-                status=FindingStatus.DRIFTED,
-                action=result.summary,
-                drift=result.drift,
-            )
-        return DriftFinding(step=step.name, status=FindingStatus.IN_SYNC)
-
-    async def _repair(
-        self, step: StepActivity, steps_input: BootstrapInput, found: DriftFinding
-    ) -> DriftFinding:
-        try:
-            result = await step.execute(steps_input)
-        except ActivityError as err:
+        found = DriftFinding(
+            step=step.name,
+            status=FindingStatus.IN_SYNC,
+            drift=result.drift,  # ignored differences too: they are counted
+            unchecked=result.unchecked,
+            would_change=result.changed,
+        )
+        if result.changed or found.shown:
             return found.model_copy(
-                update={"status": FindingStatus.REPAIR_FAILED, "error": _error_text(err)}
+                update={"status": FindingStatus.DRIFTED, "action": result.summary}
             )
-        workflow.logger.info("%s repaired: %s", step.name, result.summary)
-        return found.model_copy(update={"status": FindingStatus.REPAIRED, "action": result.summary})
+        if result.unchecked:
+            return found.model_copy(
+                update={
+                    "status": FindingStatus.CHECK_FAILED,
+                    "error": f"could not check {len(result.unchecked)} thing(s)",
+                }
+            )
+        return found
 
     def _overall(self) -> DriftState:
         statuses = {f.status for f in self._findings.values()}
-        if statuses & {FindingStatus.DRIFTED, FindingStatus.REPAIR_FAILED}:
+        if statuses & {FindingStatus.REPAIR_FAILED, FindingStatus.NOT_RESTORED}:
+            return DriftState.REPAIR_FAILED
+        if FindingStatus.DRIFTED in statuses:
             return DriftState.DRIFTED
         if FindingStatus.CHECK_FAILED in statuses:
             return DriftState.CHECK_FAILED

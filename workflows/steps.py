@@ -27,7 +27,9 @@ from temporalio.common import RetryPolicy
 from contracts.base import FrozenModel, StepResult
 from contracts.bootstrap import BootstrapInput
 from contracts.check_database import CheckDatabaseInput, check_database
+from contracts.check_live_objects import CheckLiveObjectsInput, check_live_objects
 from contracts.check_server_version import CheckServerVersionInput, check_server_version
+from contracts.check_temporal import CheckTemporalInput, check_temporal
 from contracts.ensure_ca_bundle import EnsureCaBundleInput, ensure_ca_bundle
 from contracts.ensure_db_secret import EnsureDbSecretInput, ensure_db_secret
 from contracts.install_chart import InstallChartInput, install_chart
@@ -102,13 +104,20 @@ class StepActivity(Generic[RunInput]):
     read_only: bool = False
 
     async def execute(
-        self, input: RunInput, *, dry_run: bool = False, within: timedelta | None = None
+        self,
+        input: RunInput,
+        *,
+        dry_run: bool = False,
+        within: timedelta | None = None,
+        options: dict[str, Any] | None = None,
     ) -> StepResult:
         """Run this step's activity with its own timeouts and retry policy; `dry_run` asks it
-        to report instead of change, `within` shortens its deadline."""
+        to report instead of change, `within` shortens its deadline, `options` set fields of
+        its input (install_chart's `reapply`, say)."""
         activity_input = self.make_input(input)
-        if dry_run:
-            activity_input = activity_input.model_copy(update={"dry_run": True})
+        update = {**(options or {}), **({"dry_run": True} if dry_run else {})}
+        if update:
+            activity_input = activity_input.model_copy(update=update)
         deadline = self.deadline(input)
         start_to_close = self.start_to_close(input)
         if within is not None:
@@ -179,6 +188,24 @@ STEP_ACTIVITIES: dict[str, StepActivity[BootstrapInput]] = {
             lambda i: i.deadlines.frontend_max_wait + timedelta(minutes=1),
             FRONTEND_RETRY,
             heartbeat=timedelta(seconds=30),
+        ),
+        StepActivity[BootstrapInput](
+            "check_live_objects",
+            check_live_objects,
+            lambda i: CheckLiveObjectsInput(environment=i.environment),
+            lambda i: i.deadlines.check_live_objects,
+            lambda i: timedelta(minutes=2),
+            PREFLIGHT_RETRY,
+            read_only=True,
+        ),
+        StepActivity[BootstrapInput](
+            "check_temporal",
+            check_temporal,
+            lambda i: CheckTemporalInput(environment=i.environment),
+            lambda i: i.deadlines.check_temporal,
+            lambda i: timedelta(minutes=2),
+            PREFLIGHT_RETRY,
+            read_only=True,
         ),
         StepActivity[BootstrapInput](
             "register_namespaces",

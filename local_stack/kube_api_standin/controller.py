@@ -5,7 +5,9 @@ be held back (`never_ready`) to exercise timeouts, rollbacks and health failures
 
 Deployments are ready through their pods, as on a cluster: a Deployment owns a ReplicaSet per
 pod template, the ReplicaSet owns pods (pods.py), and the Deployment is available once the
-current ReplicaSet's pods are all Ready. A pod is not Ready while a Secret or ConfigMap it
+current ReplicaSet's pods are all Ready. Each new template gets the next revision, written
+as `deployment.kubernetes.io/revision` on its ReplicaSet and on the Deployment (a template
+that becomes current again, a rollback, gets the next one too). A pod is not Ready while a Secret or ConfigMap it
 references is missing, or while the stand-in holds it (`never_ready` on the pod, its
 ReplicaSet or its Deployment). Other workloads (StatefulSets, DaemonSets, bare pods)
 report themselves ready unless held. Jobs and their pods are played by the job controller
@@ -34,6 +36,17 @@ WORKLOADS = {
     "PersistentVolumeClaim",
     "Service",
 }
+
+
+REVISION = "deployment.kubernetes.io/revision"
+MANAGER = "kube-controller-manager"
+
+
+def _revision(obj: Obj) -> int:
+    try:
+        return int((obj["metadata"].get("annotations") or {}).get(REVISION, 0))
+    except ValueError:
+        return 0
 
 
 def template_hash(template: Any) -> str:
@@ -300,12 +313,32 @@ class Controller:
             },
         }
         current = self.store.raw(rs_res, ns, rs["metadata"]["name"])
+        revisions = [_revision(o) for o in owned if o["metadata"]["name"] != rs["metadata"]["name"]]
+        newest = max(revisions, default=0)
         if current is None:
-            self.store.create(rs_res, ns, rs)
-        elif current["spec"] != rs["spec"]:
+            rs["metadata"]["annotations"] = {REVISION: str(newest + 1)}
+            self.store.create(rs_res, ns, rs, manager=MANAGER)
+        elif current["spec"] != rs["spec"] or _revision(current) <= newest:
+            # A template that becomes current again (a rollback) gets the next revision.
+            meta_now = copy.deepcopy(current["metadata"])
+            if _revision(current) <= newest:
+                meta_now.setdefault("annotations", {})[REVISION] = str(newest + 1)
             self.store.update(
-                rs_res, ns, rs["metadata"]["name"], {**copy.deepcopy(current), "spec": rs["spec"]}
+                rs_res,
+                ns,
+                rs["metadata"]["name"],
+                {**copy.deepcopy(current), "metadata": meta_now, "spec": rs["spec"]},
+                manager=MANAGER,
             )
+        current = self.store.raw(rs_res, ns, rs["metadata"]["name"])
+        assert current is not None
+        revision = str(_revision(current))
+        if (meta.get("annotations") or {}).get(REVISION) != revision:
+            # The deployment controller writes the current revision onto the Deployment.
+            updated = copy.deepcopy(dep)
+            updated["metadata"].setdefault("annotations", {})[REVISION] = revision
+            dep_res = next(r for r in self.store.registry.resources if r.kind == "Deployment")
+            self.store.update(dep_res, ns, meta["name"], updated, manager=MANAGER)
         # Settle the ReplicaSet before the Deployment reports available, as helm v3 reads both.
         self.reconcile("ReplicaSet", ns, rs["metadata"]["name"])
         return self.store.raw(rs_res, ns, rs["metadata"]["name"])

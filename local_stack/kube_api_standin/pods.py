@@ -33,11 +33,12 @@ modelled; pods of StatefulSets, DaemonSets and Jobs are not created.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import ipaddress
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 from .store import Obj, Store, now
@@ -51,8 +52,10 @@ class ContainerRuntime(Protocol):
     """Runs the processes of Ready pods (the local stack's, or a test's). Called on the
     stand-in's event loop: `start` and `stop` must not block (start work on a thread)."""
 
-    def start(self, pod: Obj) -> None:
-        """The pod became Ready: start what runs in it (ignore pods that are not yours)."""
+    def start(self, pod: Obj, files: Mapping[str, bytes]) -> None:
+        """The pod became Ready: start what runs in it (ignore pods that are not yours).
+        `files`: what its containers see mounted from ConfigMap and Secret volumes, path ->
+        content, as it was at the start (subPath mounts never change afterwards)."""
 
     def stop(self, pod: Obj) -> None:
         """The pod is gone: stop what was started for it."""
@@ -154,8 +157,9 @@ class Pods:
         uid = meta["uid"]
         if serving and uid not in self._started:
             self._started[uid] = copy.deepcopy(pod)
+            files = self._mounted_files(ns, spec)
             for runtime in self.runtimes:
-                runtime.start(pod)
+                runtime.start(pod, files)
         elif not serving and uid in self._started:
             self._stop(uid)
         return ready
@@ -282,6 +286,45 @@ class Pods:
                 if why:
                     return f'MountVolume.SetUp failed for volume "{vol.get("name")}" : {why}'
         return None
+
+    def _mounted_files(self, ns: str | None, spec: Obj) -> dict[str, bytes]:
+        """Path -> content of every file the containers mount from a ConfigMap or a Secret
+        (`items` and `subPath` honoured; Secret data decoded)."""
+        volumes = {v.get("name"): v for v in spec.get("volumes") or [] if isinstance(v, dict)}
+        files: dict[str, bytes] = {}
+        for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+            for mount in c.get("volumeMounts") or []:
+                content = self._volume_files(ns, volumes.get(mount.get("name")) or {})
+                base = str(mount.get("mountPath") or "").rstrip("/")
+                sub = mount.get("subPath")
+                if sub:
+                    if sub in content:
+                        files[base] = content[sub]
+                    continue
+                for path, data in content.items():
+                    files[f"{base}/{path}"] = data
+        return files
+
+    def _volume_files(self, ns: str | None, vol: Obj) -> dict[str, bytes]:
+        """Path inside the volume -> content, for a ConfigMap or Secret volume."""
+        for kind, src in (("ConfigMap", vol.get("configMap")), ("Secret", vol.get("secret"))):
+            if not isinstance(src, dict):
+                continue
+            found = self._lookup(ns, kind, str(src.get("name") or src.get("secretName") or ""))
+            if found is None:
+                return {}
+            data: dict[str, bytes] = {
+                k: (base64.b64decode(v) if kind == "Secret" else str(v).encode())
+                for k, v in (found.get("data") or {}).items()
+            }
+            data.update(
+                {k: base64.b64decode(v) for k, v in (found.get("binaryData") or {}).items()}
+            )
+            items = src.get("items")
+            if items:
+                return {i["path"]: data[i["key"]] for i in items if i.get("key") in data}
+            return data
+        return {}
 
     def _env_problem(self, ns: str | None, spec: Obj) -> str | None:
         for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+SCALABLE = ("Deployment", "ReplicaSet", "StatefulSet")  # served with a `scale` subresource
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
 
@@ -44,6 +45,11 @@ class Resource:
         if self.status:
             sub = {"name": f"{self.plural}/status", "singularName": "", "kind": self.kind}
             out.append({**sub, "namespaced": self.namespaced, "verbs": ["get", "patch", "update"]})
+        if self.kind in SCALABLE:
+            # kubectl scale finds the Scale kind of the subresource here.
+            scale: dict = {"name": f"{self.plural}/scale", "singularName": "", "kind": "Scale"}
+            scale.update(group="autoscaling", version="v1", namespaced=self.namespaced)
+            out.append({**scale, "verbs": ["get", "patch", "update"]})
         return out
 
 

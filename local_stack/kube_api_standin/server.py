@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import copy
 import json
 import re
 import time
@@ -24,7 +25,8 @@ from .controller import Controller
 from .errors import ApiError
 from .identity import Tokens, request_info
 from .jobs import JobController
-from .resources import RESOURCES, Registry, Resource
+from .ownership import manager_of
+from .resources import RESOURCES, SCALABLE, Registry, Resource
 from .selectors import parse_fields, parse_labels
 from .store import Obj, Store, now
 
@@ -41,6 +43,8 @@ VERSION = {
 }
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 FAULT_REASONS = {
+    401: "Unauthorized",
+    403: "Forbidden",
     429: "TooManyRequests",
     500: "InternalError",
     503: "ServiceUnavailable",
@@ -60,6 +64,23 @@ class Fault:
         if self.count <= 0 or (self.method and self.method.upper() != method):
             return False
         return re.search(self.path_regex, path) is not None
+
+
+def _scale_of(obj: Obj) -> Obj:
+    """A workload's autoscaling/v1 Scale, as the API server derives it."""
+    meta, spec = obj["metadata"], obj.get("spec") or {}
+    match = (spec.get("selector") or {}).get("matchLabels") or {}
+    keep = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {k: meta[k] for k in keep if k in meta},
+        "spec": {"replicas": spec.get("replicas", 1)},
+        "status": {
+            "replicas": (obj.get("status") or {}).get("replicas", 0),
+            "selector": ",".join(f"{k}={v}" for k, v in sorted(match.items())),
+        },
+    }
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -285,7 +306,7 @@ class ApiServer:
             return await portforward.serve(pods, request, self.store.raw(res, ns, name), name)
         if sub == "log" and res.kind == "Pod" and name and ns and request.method == "GET":
             return self.jobs.pod_log(request, ns, name)
-        if sub not in (None, "status") or (name and res.namespaced and ns is None):
+        if sub not in (None, "status", "scale") or (name and res.namespaced and ns is None):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return await self._resource(request, res, ns, name, sub, watch)
 
@@ -301,6 +322,9 @@ class ApiServer:
     ) -> web.StreamResponse:
         q, method, store = request.query, request.method, self.store
         dry_run = q.get("dryRun") == "All"
+        manager = manager_of(q.get("fieldManager"), request.headers.get("User-Agent"))
+        if sub == "scale":
+            return await self._scale(request, res, ns, name, manager, dry_run)
         if name is None:
             labels, fields = (
                 parse_labels(q.get("labelSelector")),
@@ -314,7 +338,7 @@ class ApiServer:
                 body = await self._body(request)
                 if not isinstance(body, dict):
                     raise ApiError(400, "BadRequest", "request body must be an object")
-                return _json(store.create(res, ns, body, dry_run), 201)
+                return _json(store.create(res, ns, body, dry_run, manager), 201)
             if method == "DELETE":
                 options = await self._body(request) or {}
                 gone = [
@@ -328,9 +352,9 @@ class ApiServer:
             body = await self._body(request)
             if not isinstance(body, dict):
                 raise ApiError(400, "BadRequest", "request body must be an object")
-            return _json(store.update(res, ns, name, body, sub, dry_run))
+            return _json(store.update(res, ns, name, body, sub, dry_run, manager))
         elif method == "PATCH":
-            return await self._patch(request, res, ns, name, sub, dry_run)
+            return await self._patch(request, res, ns, name, sub, dry_run, manager)
         elif method == "DELETE":
             options = await self._body(request) or {}
             if "propagationPolicy" in q:
@@ -373,23 +397,31 @@ class ApiServer:
         name: str,
         sub: str | None,
         dry_run: bool,
+        manager: str,
     ) -> web.Response:
         store, ctype = self.store, request.content_type
         body = await self._body(request)
         live = store.raw(res, ns, name)
         if ctype == "application/apply-patch+yaml":
-            manager = request.query.get("fieldManager")
-            if not manager or not isinstance(body, dict):
+            if not request.query.get("fieldManager") or not isinstance(body, dict):
                 raise ApiError(400, "BadRequest", "apply needs a fieldManager and an object body")
             if live is None:  # server-side apply creates what is missing
                 created = store.create(res, ns, patches.apply(None, body, None), dry_run)
                 if not dry_run:
-                    store.last_applied[(created["metadata"]["uid"], manager)] = body
+                    uid = created["metadata"]["uid"]
+                    store.last_applied[(uid, manager)] = body
+                    store.ownership.applied(uid, manager, None, body, created)
                 return _json(created, 201)
-            last = store.last_applied.get((live["metadata"]["uid"], manager))
-            merged = patches.apply(live, body, last)
+            uid = live["metadata"]["uid"]
+            force = request.query.get("force") in ("true", "1")
+            store.ownership.check_apply(uid, manager, live, body, res.api_version, force)
+            before = copy.deepcopy(live)
+            merged = patches.apply(live, body, store.last_applied.get((uid, manager)))
+            updated = store.update(res, ns, name, merged, sub, dry_run)
             if not dry_run:
-                store.last_applied[(live["metadata"]["uid"], manager)] = body
+                store.last_applied[(uid, manager)] = body
+                store.ownership.applied(uid, manager, before, body, updated)
+            return _json(updated)
         elif live is None:
             raise ApiError(
                 404,
@@ -397,19 +429,50 @@ class ApiServer:
                 f'{res.qualified} "{name}" not found',
                 {"name": name, "kind": res.plural},
             )
-        elif ctype == "application/json-patch+json":
-            merged = patches.json_patch(live, body)
-        elif ctype == "application/merge-patch+json":
-            merged = patches.merge_patch(live, body)
-        elif ctype == "application/strategic-merge-patch+json":
-            merged = patches.strategic_merge(live, body)
         else:
+            merged = patches.by_content_type(ctype, live, body)
+        return _json(store.update(res, ns, name, merged, sub, dry_run, manager))
+
+    async def _scale(
+        self,
+        request: web.Request,
+        res: Resource,
+        ns: str | None,
+        name: str | None,
+        manager: str,
+        dry_run: bool,
+    ) -> web.Response:
+        """The `scale` subresource (autoscaling/v1 Scale) that `kubectl scale` and HPAs use:
+        reads and writes the workload's `spec.replicas`."""
+        store = self.store
+        if name is None or res.kind not in SCALABLE:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        live = store.get(res, ns, name)
+        current = _scale_of(live)
+        if request.method == "GET":
+            return _json(current)
+        if request.method == "PUT":
+            wanted = await self._body(request)
+        elif request.method == "PATCH":
+            body = await self._body(request)
+            wanted = patches.by_content_type(request.content_type, current, body)
+        else:
+            raise ApiError(405, "MethodNotAllowed", f"{request.method} is not supported here")
+        if not isinstance(wanted, dict):
+            raise ApiError(400, "BadRequest", "request body must be a Scale object")
+        replicas = (wanted.get("spec") or {}).get("replicas")
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
             raise ApiError(
-                415,
-                "UnsupportedMediaType",
-                f"the body of the request was in an unknown format: {ctype}",
+                422,
+                "Invalid",
+                f'Scale.autoscaling "{name}" is invalid: spec.replicas: '
+                "Invalid value: must be greater than or equal to 0",
             )
-        return _json(store.update(res, ns, name, merged, sub, dry_run))
+        rv = (wanted.get("metadata") or {}).get("resourceVersion")
+        changed = copy.deepcopy(live)
+        changed["metadata"]["resourceVersion"] = rv or live["metadata"]["resourceVersion"]
+        changed["spec"]["replicas"] = replicas
+        return _json(_scale_of(store.update(res, ns, name, changed, None, dry_run, manager)))
 
     async def _watch(
         self, request: web.Request, res: Resource, ns: str | None

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import defaulting, validation
 from .errors import ApiError, already_exists, conflict, invalid, not_found
+from .ownership import Ownership
 from .resources import Registry, Resource
 from .selectors import Requirement, fields_match, labels_match
 
@@ -93,6 +95,7 @@ class Store:
         self.compacted = self.rv
         self.watches: set[Watch] = set()
         self.last_applied: dict[tuple[str, str], Obj] = {}
+        self.ownership = Ownership()
         self._ips = 0
         for ns in SYSTEM_NAMESPACES:
             self.create(self.registry.namespace, None, {"metadata": {"name": ns}})
@@ -165,8 +168,18 @@ class Store:
             why = f"unable to create new content in namespace {ns} because it is being terminated"
             raise ApiError(403, "Forbidden", f'{res.qualified} "{name}" is forbidden: {why}')
 
-    def create(self, res: Resource, ns: str | None, obj: Obj, dry_run: bool = False) -> Obj:
+    def create(
+        self,
+        res: Resource,
+        ns: str | None,
+        obj: Obj,
+        dry_run: bool = False,
+        manager: str | None = None,
+    ) -> Obj:
+        """Create `obj`; `manager` (None: ownership is recorded by the caller, as apply does)
+        owns the fields it set."""
         obj = prune_nulls(obj)
+        sent = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise invalid("metadata must be an object")
@@ -203,6 +216,8 @@ class Store:
             return obj
         self._bump(obj)
         self.objects[res][(ns or "", name)] = obj
+        if manager is not None:
+            self.ownership.written(meta["uid"], manager, None, sent)
         self._emit("ADDED", res, obj)
         return copy.deepcopy(obj)
 
@@ -214,7 +229,10 @@ class Store:
         new: Obj,
         subresource: str | None = None,
         dry_run: bool = False,
+        manager: str | None = None,
     ) -> Obj:
+        """Replace the object (or its status); `manager` takes the fields it changed (None:
+        the caller records ownership, as apply does)."""
         cur = self.raw(res, ns, name)
         if cur is None:
             raise not_found(res.qualified, name)
@@ -249,6 +267,8 @@ class Store:
             return copy.deepcopy(merged)
         self._bump(merged)
         self.objects[res][(ns or "", name)] = merged
+        if manager is not None and subresource != "status":
+            self.ownership.written(merged["metadata"]["uid"], manager, cur, merged)
         self._emit("MODIFIED", res, merged, cur)
         return copy.deepcopy(merged)
 
@@ -321,6 +341,7 @@ class Store:
         if self.objects[res].pop((meta.get("namespace", ""), meta["name"]), None) is None:
             return
         self.last_applied = {k: v for k, v in self.last_applied.items() if k[0] != meta["uid"]}
+        self.ownership.forget(meta["uid"])
         self._bump(obj)
         self._emit("DELETED", res, obj)
 
@@ -337,7 +358,8 @@ class Store:
                     self._collect(obj)
 
     def _defaults(self, res: Resource, obj: Obj, cur: Obj | None) -> None:
-        """The API server's defaulting and allocation that clients depend on."""
+        """The API server's defaulting and allocation that clients depend on (the field
+        defaults of the workload and Service kinds are defaulting.py's)."""
         meta, spec = obj["metadata"], obj.get("spec")
         if res.kind == "Namespace":
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
@@ -350,13 +372,18 @@ class Store:
             obj.setdefault("type", "Opaque")
         elif res.kind in ("Deployment", "StatefulSet", "ReplicaSet") and isinstance(spec, dict):
             spec.setdefault("replicas", 1)
+            defaulting.workload(res.kind, obj)
             if res.kind == "Deployment":
                 surge = {"maxUnavailable": "25%", "maxSurge": "25%"}
                 spec.setdefault("strategy", {"type": "RollingUpdate", "rollingUpdate": surge})
                 spec.setdefault("revisionHistoryLimit", 10)
                 spec.setdefault("progressDeadlineSeconds", 600)
+        elif res.kind in ("DaemonSet", "Job", "Pod"):
+            defaulting.workload(res.kind, obj)
         elif res.kind == "Service" and isinstance(spec, dict):
             spec.setdefault("type", "ClusterIP")
+            defaulting.service(spec)
+            validation.service(meta["name"], spec)
             old = (cur or {}).get("spec") or {}
             if spec["type"] != "ExternalName":
                 ip = spec.get("clusterIP") or old.get("clusterIP") or self._allocate_ip()

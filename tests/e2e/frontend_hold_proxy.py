@@ -2,10 +2,9 @@
 stop the worker at an exact point of a step.
 
 `FrontendHoldProxy` is a plaintext gRPC server (grpcio, sync, a thread per call) that forwards
-every unary-unary call as raw bytes to the upstream frontend: the request and response bytes,
-the invocation metadata (without HTTP/2 pseudo headers), the deadline (`time_remaining()`) and,
-on failure, the upstream status code, details and trailing metadata (where Temporal puts its
-error details). It records every call: the method and, for RegisterNamespace, the namespace.
+every unary-unary call as raw bytes to the upstream frontend (local_stack/grpc_forward.py:
+request and response bytes, metadata, deadline, the upstream's status and trailing metadata
+on failure). It records every call: the method and, for RegisterNamespace, the namespace.
 
 `hold(method, namespace=...)` makes matching calls block before they are forwarded, until
 `release()`. `wait_held()` returns the first held call once it has arrived. A held call whose
@@ -24,9 +23,9 @@ from dataclasses import dataclass, field
 import grpc
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 
+from local_stack.grpc_forward import UnaryHandler, answer, forward
+
 REGISTER_NAMESPACE = "/temporal.api.workflowservice.v1.WorkflowService/RegisterNamespace"
-# No deadline on the incoming call: grpc reports a huge time_remaining(); forward none.
-_NO_DEADLINE = 24 * 3600.0
 
 
 @dataclass
@@ -67,7 +66,7 @@ class FrontendHoldProxy:
         self._host = host
         self._channel = grpc.insecure_channel(upstream)
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
-        self._server.add_generic_rpc_handlers((_Handler(self),))
+        self._server.add_generic_rpc_handlers((UnaryHandler(self._handle),))
         self.address = ""
         self.calls: list[Call] = []
         self._lock = threading.Condition()
@@ -169,27 +168,7 @@ class FrontendHoldProxy:
             if not context.is_active():
                 self._done(call, "dropped")
                 return b""  # goes nowhere: the call is already cancelled
-        metadata = [(k, v) for k, v in context.invocation_metadata() if not k.startswith(":")]
-        remaining = context.time_remaining()
-        timeout = remaining if remaining is not None and remaining < _NO_DEADLINE else None
-        upstream = self._channel.unary_unary(method)  # no (de)serializers: bytes pass through
-        try:
-            response, rpc = upstream.with_call(request, timeout=timeout, metadata=metadata)
-        except grpc.RpcError as exc:
-            self._done(call, "error", exc.code())
-            context.set_trailing_metadata(exc.trailing_metadata() or ())
-            context.abort(exc.code(), exc.details() or "")
-        self._done(call, "ok", grpc.StatusCode.OK)
-        context.set_trailing_metadata(rpc.trailing_metadata() or ())
-        return response
-
-
-class _Handler(grpc.GenericRpcHandler):
-    def __init__(self, proxy: FrontendHoldProxy):
-        self._proxy = proxy
-
-    def service(self, handler_call_details):
-        method = handler_call_details.method
-        return grpc.unary_unary_rpc_method_handler(
-            lambda request, context: self._proxy._handle(method, request, context)
-        )
+        forwarded = forward(self._channel, method, request, context)
+        ok = forwarded.code == grpc.StatusCode.OK
+        self._done(call, "ok" if ok else "error", forwarded.code)
+        return answer(context, forwarded)

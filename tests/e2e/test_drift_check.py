@@ -49,7 +49,7 @@ def test_drift_is_reported_without_writes_then_remediated(
     frontend = frontend_pods.address_of(NAMESPACE)
     clean = drift(operator, env_dir)
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert clean.stdout.count("in sync") == 6, clean.stdout  # five steps and the verdict
+    assert clean.stdout.count("in sync") == 7, clean.stdout  # six checks and the verdict
 
     # Hand edits an operator might make.
     core = kube_clients.core_v1("standin")
@@ -87,6 +87,8 @@ def test_drift_is_reported_without_writes_then_remediated(
     ):
         assert expected in found.stdout, found.stdout
     assert "ensure_db_secret" in found.stdout and found.stdout.count("drifted") == 4
+    # server.replicaCount is overridden per service: the rendered objects did not change
+    assert "✓ check_live_objects     in sync" in found.stdout
     # report wrote nothing
     live = core.read_namespaced_config_map("rds-ca-certs", NAMESPACE)
     assert live.data["global-bundle.pem"] == "tampered"

@@ -9,9 +9,16 @@ each step owns:
 - `drifted`: steps whose state differs; a dry run reports the drift, a real run repairs it;
 - anything else is in sync.
 
+The two read-only checks are repaired elsewhere: check_live_objects' drift (`REPLICAS`) by
+install_chart run with `reapply`, check_temporal's (`OLD_SCHEMA`, changed False, not
+repairable) by nothing. `stubborn` adds to check_live_objects' answer a difference no repair
+removes (`ADDED_ENV`, not repairable): still there after install_chart re-applied.
+
 `failures[step] = (times, error)` makes a step raise `error` that many times (-1: always),
-`unreadable` makes a step's dry run fail, `hold[step]` (an asyncio.Event) holds a step until
-set, and `calls` records every call as (step, dry_run).
+`unreadable` makes a step's dry run fail, `partly_unreadable` makes its dry run report
+something it could not check, `hold[step]` (an asyncio.Event) holds a step until set,
+`calls` records every call as (step, dry_run), and `reapplied` counts install_chart's real
+runs with `reapply`.
 
 For the upgrade the fakes also keep what the cluster runs: `live_server` / `live_chart`
 (None: nothing deployed; install_chart moves them to the chart it installs), `schema` (what
@@ -32,7 +39,9 @@ from temporalio import activity
 from activities.errors import ErrorType, activity_error
 from contracts.base import DriftItem
 from contracts.check_database import CheckDatabaseInput, CheckDatabaseResult, StoreSchema
+from contracts.check_live_objects import CheckLiveObjectsInput, CheckLiveObjectsResult
 from contracts.check_server_version import CheckServerVersionInput, CheckServerVersionResult
+from contracts.check_temporal import CheckTemporalInput, CheckTemporalResult
 from contracts.ensure_ca_bundle import EnsureCaBundleInput, EnsureCaBundleResult
 from contracts.ensure_db_secret import EnsureDbSecretInput, EnsureDbSecretResult
 from contracts.install_chart import InstallChartInput, InstallChartResult
@@ -52,6 +61,34 @@ DRIFT_MESSAGES = {
     "ensure_db_secret": "key password differs from Secrets Manager",
     "install_chart": "values differ at: server.replicaCount",
 }
+REPLICAS = DriftItem(
+    message="Deployment temporal-frontend: /spec/replicas live 7, declared 1",
+    kind="Deployment",
+    name="temporal-frontend",
+    path="/spec/replicas",
+    live="7",
+    declared="1",
+)
+ADDED_ENV = DriftItem(
+    message="Deployment temporal-history: /spec/template/spec/containers/0/env/4 live "
+    '{"name":"HAND","value":"x"}, declared (absent)',
+    kind="Deployment",
+    name="temporal-history",
+    path="/spec/template/spec/containers/0/env/4",
+    live='{"name":"HAND","value":"x"}',
+    repairable=False,
+    how="helm keeps what no revision of the chart set: remove it by hand",
+)
+OLD_SCHEMA = DriftItem(
+    message="schema of database temporal: at 1.13, older than the 1.14 server 1.25.2 needs",
+    kind="TemporalSchema",
+    name="temporal",
+    path="/curr_version",
+    live="1.13",
+    declared="1.14",
+    repairable=False,
+    how="temporal-sql-tool ... update-schema -d ./schema/mysql/v8/temporal/versioned",
+)
 
 
 class StepFakes:
@@ -61,6 +98,9 @@ class StepFakes:
         self.missing: set[str] = set(missing)
         self.drifted: set[str] = set(drifted)
         self.unreadable: set[str] = set()
+        self.partly_unreadable: set[str] = set()
+        self.stubborn = False
+        self.ignored_replicas = False  # check_live_objects: REPLICAS matched an ignore rule
         self.failures: dict[str, tuple[int, Exception]] = {}
         self.hold: dict[str, asyncio.Event] = {}
         self.calls: list[tuple[str, bool]] = []
@@ -69,6 +109,7 @@ class StepFakes:
         self.live_chart: str | None = "0.52.0"
         self.schema: tuple[str, str] = ("1.14", "1.6")
         self.events: list[str] = []
+        self.reapplied = 0  # install_chart runs with `reapply`
 
     # --- what tests read ------------------------------------------------------------
     def counts(self) -> Counter[str]:
@@ -92,6 +133,8 @@ class StepFakes:
             self.update_schema,
             self.check_server_version,
             self.soak,
+            self.check_live_objects,
+            self.check_temporal,
         ]
 
     # --- the state model ------------------------------------------------------------
@@ -186,8 +229,24 @@ class StepFakes:
     async def install_chart(self, input: InstallChartInput) -> InstallChartResult:
         state = await self._visit("install_chart", input.dry_run)
         action = {"missing": "installed", "drifted": "upgraded"}.get(state, "unchanged")
+        if input.reapply and not input.dry_run:
+            self.reapplied += 1
+            self.drifted.discard("check_live_objects")  # helm re-applied the manifest
+            action = "upgraded"
         revision = 2 if state == "drifted" and not input.dry_run else 1
         chart = input.environment.chart
+        drift = self._drift("install_chart", state)
+        if input.dry_run and self.live_chart not in (None, chart.version):
+            # As the real step says it: another chart version is for `upgrade`, never a repair.
+            drift += (
+                DriftItem(
+                    message=f"chart temporal-{self.live_chart}, declared temporal-"
+                    f"{chart.version}: moved by python starter.py upgrade",
+                    kind="HelmRelease",
+                    repairable=False,
+                ),
+            )
+            action = "upgraded"
         if not input.dry_run and (chart.version, chart.target_server_version) != (
             self.live_chart,
             self.live_server,
@@ -206,7 +265,7 @@ class StepFakes:
             changed=action != "unchanged",
             summary=f"{action}, revision {revision}",
             dry_run=input.dry_run,
-            drift=self._drift("install_chart", state),
+            drift=drift,
         )
 
     @activity.defn(name="wait_frontend_healthy")
@@ -360,3 +419,47 @@ class StepFakes:
             summary="SERVING",
             dry_run=input.dry_run,
         )
+
+    @activity.defn(name="check_live_objects")
+    async def check_live_objects(self, input: CheckLiveObjectsInput) -> CheckLiveObjectsResult:
+        state = await self._visit("check_live_objects", input.dry_run)
+        drift: tuple[DriftItem, ...] = (REPLICAS,) if state == "drifted" else ()
+        if self.stubborn:
+            drift += (ADDED_ENV,)
+        if self.ignored_replicas:
+            drift += (REPLICAS.model_copy(update={"ignored": True, "repairable": False}),)
+        return CheckLiveObjectsResult(
+            release="temporal",
+            namespace=input.environment.kubernetes.namespace,
+            objects=16,
+            compared=16,
+            changed=False,
+            summary=f"16 objects, 16 compared: {len(drift)} difference(s)",
+            dry_run=input.dry_run,
+            drift=drift,
+            unchecked=self._unchecked("check_live_objects"),
+        )
+
+    @activity.defn(name="check_temporal")
+    async def check_temporal(self, input: CheckTemporalInput) -> CheckTemporalResult:
+        state = await self._visit("check_temporal", input.dry_run)
+        if not input.dry_run:
+            raise AssertionError("check_temporal never runs for real: nothing it finds is repaired")
+        return CheckTemporalResult(
+            frontend="Service temporal-frontend",
+            health="SERVING",
+            server_version="1.25.2",
+            declared_server_version="1.25.2",
+            history_shards=512,
+            declared_history_shards=512,
+            changed=False,
+            summary="frontend SERVING",
+            dry_run=input.dry_run,
+            drift=(OLD_SCHEMA,) if state == "drifted" else (),
+            unchecked=self._unchecked("check_temporal"),
+        )
+
+    def _unchecked(self, step: str) -> tuple[DriftItem, ...]:
+        if step not in self.partly_unreadable:
+            return ()
+        return (DriftItem(message=f"{step}: could not check: forbidden (403)", kind="Secret"),)

@@ -1,6 +1,7 @@
 """Re-record the workflow histories the replay test checks (run by hand, then commit the JSON).
 
-    .venv/bin/python -m tests.histories.record_histories [bootstrap] [drift] [upgrade]   # default: all
+    .venv/bin/python -m tests.histories.record_histories [bootstrap] [drift] [upgrade] [live-drift]
+    # default: all four
 
 Record again only on purpose: a history recorded before a change is what proves the change
 does not break workflows that are already running.
@@ -63,6 +64,8 @@ async def main(which: set[str]) -> None:
         await record_drift_checks(env)
     if "upgrade" in which:
         await record_upgrade(env)
+    if "live-drift" in which:
+        await record_live_drift_check(env)
     await env.shutdown()
 
 
@@ -166,6 +169,23 @@ async def record_upgrade(env: WorkflowEnvironment) -> None:
         await save(handle)
 
 
+async def record_live_drift_check(env: WorkflowEnvironment) -> None:
+    """7. live objects and the cluster checked (LIVE_CHECKS_PATCH): a hand edit re-applied
+    with the release in one install_chart run, one the repair leaves, Temporal drift that
+    remediate cannot repair."""
+    fakes = StepFakes(drifted={"install_chart", "check_live_objects", "check_temporal"})
+    fakes.stubborn = True
+    async with new_worker(env.client, DriftCheckWorkflow, activities=fakes.all()) as worker:
+        handle = await env.client.start_workflow(
+            DriftCheckWorkflow.run,
+            DriftCheckInput(environment=load_environment("staging"), policy=DriftPolicy.REMEDIATE),
+            id="replay-drift-live-remediate",
+            task_queue=worker.task_queue,
+        )
+        await handle.result()
+        await save(handle)
+
+
 async def save(handle) -> None:
     history = await handle.fetch_history()
     (HERE / f"{handle.id}.json").write_text(history.to_json())
@@ -173,7 +193,7 @@ async def save(handle) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(set(sys.argv[1:]) or {"bootstrap", "drift", "upgrade"}))
+    asyncio.run(main(set(sys.argv[1:]) or {"bootstrap", "drift", "upgrade", "live-drift"}))
     sys.stdout.flush()
     # Skip interpreter finalization, where the SDK's runtime can abort (PyGILState_Release).
     os._exit(0)

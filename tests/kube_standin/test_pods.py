@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import socketserver
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +175,7 @@ class EchoRuntime:
         self.started: list[str] = []
         self.stopped: list[str] = []
 
-    def start(self, pod: dict) -> None:
+    def start(self, pod: dict, files: Mapping[str, bytes]) -> None:
         if pod["metadata"]["labels"].get("app") == "echo":
             self.started.append(pod["metadata"]["name"])
 

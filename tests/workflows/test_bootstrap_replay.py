@@ -31,6 +31,7 @@ def test_histories_are_recorded():
         "replay-drift-remediate",
         "replay-drift-ask",
         "replay-upgrade",
+        "replay-drift-live-remediate",
     }
 
 

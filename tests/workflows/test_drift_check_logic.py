@@ -1,5 +1,7 @@
 """DriftCheckWorkflow's own logic with stand-in activities on the time-skipping test server:
-report, remediate, ask (approved / not approved in time), a check that cannot run.
+report, remediate, ask (approved / not approved in time), a check that cannot run, drift
+nothing can repair, the live objects repaired by install_chart re-applying, a difference
+the repair leaves, what could not be checked, ignored differences.
 
 The fakes answer dry runs from `drifted` and repair a step when it runs for real; their
 results are the real result models, decoded by the workflow as in production.
@@ -19,7 +21,7 @@ from temporalio.worker import Worker
 from contracts.drift_check import DriftCheckInput, DriftCheckResult, DriftState, FindingStatus
 from contracts.operator import OperatorRequest
 from declared_state.loader import load_environment
-from declared_state.models import DriftPolicy
+from declared_state.models import ChartSpec, DriftPolicy
 from tests.helpers import new_worker
 from tests.helpers.fakes import StepFakes
 from workflows.drift_check import DriftCheckWorkflow
@@ -38,10 +40,13 @@ async def worker(time_skipping_env, fakes) -> AsyncIterator[Worker]:
         yield w
 
 
-async def start(env, worker: Worker, policy: DriftPolicy, **fields) -> WorkflowHandle:
+async def start(
+    env, worker: Worker, policy: DriftPolicy, environment=None, **fields
+) -> WorkflowHandle:
+    environment = environment or load_environment("staging")
     return await env.client.start_workflow(
         DriftCheckWorkflow.run,
-        DriftCheckInput(environment=load_environment("staging"), policy=policy, **fields),
+        DriftCheckInput(environment=environment, policy=policy, **fields),
         id=f"drift-check-test-{uuid.uuid4()}",
         task_queue=worker.task_queue,
     )
@@ -59,9 +64,11 @@ async def test_in_sync_checks_every_step_read_only(time_skipping_env, worker, fa
         ("ensure_ca_bundle", True),
         ("ensure_db_secret", True),
         ("install_chart", True),
+        ("check_live_objects", True),
         ("register_namespaces", True),
-        ("read_live_versions", True),
+        ("check_temporal", True),
     ]
+    assert result.records == ()
 
 
 async def test_report_lists_drift_and_changes_nothing(time_skipping_env, worker, fakes):
@@ -72,8 +79,9 @@ async def test_report_lists_drift_and_changes_nothing(time_skipping_env, worker,
         "ensure_ca_bundle": FindingStatus.DRIFTED,
         "ensure_db_secret": FindingStatus.IN_SYNC,
         "install_chart": FindingStatus.IN_SYNC,
+        "check_live_objects": FindingStatus.IN_SYNC,
         "register_namespaces": FindingStatus.DRIFTED,
-        "read_live_versions": FindingStatus.IN_SYNC,
+        "check_temporal": FindingStatus.IN_SYNC,
     }
     by_step = {f.step: f for f in result.findings}
     assert [str(d) for d in by_step["register_namespaces"].drift] == [
@@ -89,6 +97,9 @@ async def test_remediate_repairs_only_the_drifted_steps_in_bootstrap_order(
     result = await (await start(time_skipping_env, worker, DriftPolicy.REMEDIATE)).result()
     assert result.state == DriftState.REPAIRED
     assert fakes.repairs() == ["ensure_ca_bundle", "install_chart"]
+    assert fakes.reapplied == 0  # the live objects were as declared
+    # each repaired step is checked again before the run says "repaired"
+    assert fakes.calls[-2:] == [("ensure_ca_bundle", True), ("install_chart", True)]
     by_step = {f.step: f for f in result.findings}
     assert by_step["install_chart"].status == FindingStatus.REPAIRED
     assert [str(d) for d in by_step["install_chart"].drift] == [
@@ -99,18 +110,22 @@ async def test_remediate_repairs_only_the_drifted_steps_in_bootstrap_order(
 
 async def test_version_drift_is_reported_and_never_remediated(time_skipping_env, worker, fakes):
     """A cluster behind its declared chart is drift only `upgrade` moves (schema first):
-    remediate must not re-apply a step for it."""
-    fakes.live_server, fakes.schema = "1.24.3", ("1.12", "1.6")
-    fakes.drifted = {"ensure_ca_bundle"}
-    result = await (await start(time_skipping_env, worker, DriftPolicy.REMEDIATE)).result()
+    remediate repairs what it safely can and never re-applies the release for it, not even
+    for the live objects' drift that re-applying would otherwise repair."""
+    behind = load_environment("staging").model_copy(update={"chart": ChartSpec(version="0.55.0")})
+    fakes.drifted = {"ensure_ca_bundle", "check_live_objects", "check_temporal"}
+    result = await (
+        await start(time_skipping_env, worker, DriftPolicy.REMEDIATE, environment=behind)
+    ).result()
     assert result.state == DriftState.DRIFTED
     by_step = {f.step: f for f in result.findings}
-    assert by_step["read_live_versions"].status == FindingStatus.DRIFTED
-    assert [str(d) for d in by_step["read_live_versions"].drift] == [
-        "server 1.24.3, declared 1.25.2",
-        "schema ('1.12', '1.6'), declared ('1.14', '1.6')",
-    ]
-    assert fakes.repairs() == ["ensure_ca_bundle"], "the version drift is left to upgrade"
+    assert by_step["install_chart"].status == FindingStatus.DRIFTED
+    assert [d.repairable for d in by_step["install_chart"].drift] == [False]
+    assert by_step["check_live_objects"].status == FindingStatus.DRIFTED
+    assert by_step["check_temporal"].status == FindingStatus.DRIFTED
+    assert by_step["ensure_ca_bundle"].status == FindingStatus.REPAIRED
+    assert fakes.repairs() == ["ensure_ca_bundle"], "the release is left to upgrade"
+    assert fakes.reapplied == 0
 
 
 async def test_ask_repairs_after_approve(time_skipping_env, worker, fakes):
@@ -154,6 +169,86 @@ async def test_a_check_that_cannot_run_is_reported_and_the_others_still_run(
         "ensure_ca_bundle",
         "ensure_db_secret",
         "install_chart",
+        "check_live_objects",
         "register_namespaces",
-        "read_live_versions",
+        "check_temporal",
     ]
+
+
+async def test_drift_nothing_can_repair_is_reported_and_nothing_runs(
+    time_skipping_env, worker, fakes
+):
+    # check_temporal answers changed=False with a finding remediate cannot repair: it is
+    # drift all the same, and no step runs for real (nor does `ask` wait for an approval).
+    fakes.drifted = {"check_temporal"}
+    for policy in (DriftPolicy.REMEDIATE, DriftPolicy.ASK):
+        result = await (await start(time_skipping_env, worker, policy)).result()
+        assert result.state == DriftState.DRIFTED, policy
+        finding = next(f for f in result.findings if f.step == "check_temporal")
+        assert finding.status == FindingStatus.DRIFTED
+        assert [d.path for d in finding.drift] == ["/curr_version"]
+        assert fakes.repairs() == []
+        (record,) = result.records
+        assert (record.step, record.kind, record.name, record.repairable) == (
+            "check_temporal",
+            "TemporalSchema",
+            "temporal",
+            False,
+        )
+        assert "update-schema" in record.how
+
+
+async def test_live_objects_and_release_are_repaired_by_one_reapplying_install(
+    time_skipping_env, worker, fakes
+):
+    fakes.drifted = {"install_chart", "check_live_objects"}
+    result = await (await start(time_skipping_env, worker, DriftPolicy.REMEDIATE)).result()
+    assert result.state == DriftState.REPAIRED
+    assert fakes.repairs() == ["install_chart"]  # one helm revision for both
+    assert fakes.reapplied == 1
+    assert statuses(result)["check_live_objects"] == FindingStatus.REPAIRED
+    assert statuses(result)["install_chart"] == FindingStatus.REPAIRED
+    # both are looked at again after the repair
+    assert fakes.counts()["check_live_objects"] == 2 and fakes.counts()["install_chart"] == 3
+
+
+async def test_a_difference_the_repair_leaves_is_reported_as_not_restored(
+    time_skipping_env, worker, fakes
+):
+    fakes.drifted = {"check_live_objects"}
+    fakes.stubborn = True
+    result = await (await start(time_skipping_env, worker, DriftPolicy.REMEDIATE)).result()
+    assert fakes.repairs() == ["install_chart"] and fakes.reapplied == 1
+    assert result.state == DriftState.REPAIR_FAILED
+    finding = next(f for f in result.findings if f.step == "check_live_objects")
+    assert finding.status == FindingStatus.NOT_RESTORED
+    assert [d.path for d in finding.drift] == ["/spec/template/spec/containers/0/env/4"]
+    assert [(r.status, r.path, r.repairable) for r in result.records] == [
+        (FindingStatus.NOT_RESTORED, "/spec/template/spec/containers/0/env/4", False)
+    ]
+
+
+async def test_what_could_not_be_checked_is_never_in_sync(time_skipping_env, worker, fakes):
+    fakes.partly_unreadable = {"check_live_objects"}
+    handle = await start(time_skipping_env, worker, DriftPolicy.REPORT)
+    result = await handle.result()
+    assert result.state == DriftState.CHECK_FAILED
+    finding = next(f for f in result.findings if f.step == "check_live_objects")
+    assert finding.status == FindingStatus.CHECK_FAILED
+    assert "could not check" in finding.error
+    (record,) = result.records
+    assert (record.checked, record.repairable) == (False, False)
+    assert "forbidden (403)" in record.message
+    # the progress query carries the same records as the result
+    assert (await handle.query(DriftCheckWorkflow.progress)).records == result.records
+
+
+async def test_ignored_differences_are_counted_not_drift(time_skipping_env, worker, fakes):
+    fakes.ignored_replicas = True
+    result = await (await start(time_skipping_env, worker, DriftPolicy.REMEDIATE)).result()
+    assert result.state == DriftState.IN_SYNC
+    finding = next(f for f in result.findings if f.step == "check_live_objects")
+    assert finding.status == FindingStatus.IN_SYNC and finding.ignored == 1
+    assert fakes.repairs() == []
+    (record,) = result.records
+    assert record.ignored and not record.repairable

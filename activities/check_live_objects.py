@@ -1,0 +1,332 @@
+"""check_live_objects: what the chart installed against what runs, object by object, field by
+field. Read-only; the drift check runs it after install_chart's dry run.
+
+1. Render the manifest from the declared values exactly as install_chart installs it (the
+   same chart and values: helm_cli.release_chart_and_values, rendered with `helm
+   template`); helm hooks are not release objects and are skipped.
+2. Read each object live with the kubernetes dynamic client and compare it with the
+   rendered one by the rules in object_diff.py (only what the manifest sets, after what the
+   API server fills in; quantities by value; Secret content by digest only).
+3. List the objects that carry the release's label (`app.kubernetes.io/instance=<release>`)
+   in the kinds a chart renders: one the manifest no longer has is drift too (a controller's
+   objects, those with an ownerReference, are not).
+
+Each difference is a DriftItem: kind, namespace, name, JSON pointer, live and declared (JSON
+text). A difference that `drift_check.ignore` covers is kept with `ignored` set (counted, not
+shown, not repaired). What `remediate` can do about each: a field or a missing object the
+manifest has is restored by one `helm upgrade` (install_chart with `reapply`), except a list
+element added by hand, which neither helm v3's three-way merge nor v4's server-side apply
+removes (the drift check says so after the repair); an object the manifest no longer has is
+deleted by helm only if the deployed release still lists it, otherwise an operator deletes it.
+
+An object (or a kind) the API refuses to show (401/403) is `unchecked`: "could not check",
+never "in sync". An API that does not answer fails the attempt (retryable), so the drift
+check reports the step as "check failed" once its deadline is spent. Nothing is written.
+
+Simplification: `helm template` renders with helm's built-in capabilities, not the cluster's;
+a chart that branches on the cluster's version or APIs could render other objects than
+`helm upgrade` installed (the Temporal charts only ask for networking.k8s.io/v1 Ingresses,
+which both have).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+from temporalio import activity
+
+from activities import object_diff
+from activities.clients import KubeClients
+from activities.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
+from activities.helm_cli import HelmCli, HelmCommandFailed
+from activities.install_chart import ChartInstaller
+from contracts.base import DriftItem
+from contracts.check_live_objects import CheckLiveObjectsInput, CheckLiveObjectsResult
+from declared_state.models import Environment, IgnoreRule
+from declared_state.paths import state_dir
+
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+HOOK_ANNOTATION = "helm.sh/hook"
+FORBIDDEN = (401, 403)
+# Kinds a chart renders that are listed for leftovers besides those in the manifest, with
+# their API versions (a kind the cluster does not serve is skipped).
+LEFTOVER_KINDS: tuple[tuple[str, str], ...] = (
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "Service"),
+    ("v1", "ServiceAccount"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
+    ("batch/v1", "Job"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+)
+
+
+def rendered_objects(manifest: str, namespace: str) -> list[dict[str, Any]]:
+    """The release's objects in a rendered manifest (hooks and empty documents dropped), each
+    with its namespace filled in as helm applies it."""
+    objects = []
+    for doc in yaml.safe_load_all(manifest):
+        if not isinstance(doc, dict) or not doc.get("kind"):
+            continue
+        meta = doc.setdefault("metadata", {}) or {}
+        if (meta.get("annotations") or {}).get(HOOK_ANNOTATION):
+            continue
+        meta.setdefault("namespace", namespace)
+        doc["metadata"] = meta
+        objects.append(doc)
+    return objects
+
+
+@dataclass(frozen=True)
+class _Ref:
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"
+
+
+class LiveObjectChecker:
+    """The step, bound to the installer's helm and the worker's Kubernetes clients."""
+
+    def __init__(self, installer: ChartInstaller, kube: KubeClients):
+        self._installer = installer
+        self._kube = kube
+
+    @activity.defn(name="check_live_objects")
+    def check_live_objects(self, input: CheckLiveObjectsInput) -> CheckLiveObjectsResult:
+        env = input.environment
+        helm = self._installer.helm_for(env)
+        declared = rendered_objects(self._installer.render(env), env.kubernetes.namespace)
+        dyn = self._dynamic(env)
+        run = _Check(env, dyn, helm)
+        for obj in declared:
+            run.compare(obj)
+        run.leftovers({(o["kind"], o["metadata"]["name"]) for o in declared})
+        drift = tuple(run.drift)
+        ignored = sum(1 for d in drift if d.ignored)
+        shown = len(drift) - ignored
+        objects = {(d.kind, d.name) for d in drift if not d.ignored}
+        summary = (
+            f"{len(declared)} objects, {run.compared} compared: "
+            + (f"{shown} difference(s) in {len(objects)} object(s)" if shown else "in sync")
+            + (f", {ignored} ignored" if ignored else "")
+            + (f", {len(run.unchecked)} could not be read" if run.unchecked else "")
+        )
+        activity.logger.info("%s: %s", env.name, summary)
+        return CheckLiveObjectsResult(
+            release=env.kubernetes.release,
+            namespace=env.kubernetes.namespace,
+            objects=len(declared),
+            compared=run.compared,
+            ignored=ignored,
+            changed=False,
+            summary=summary,
+            drift=drift,
+            unchecked=tuple(run.unchecked),
+            dry_run=input.dry_run,
+        )
+
+    def _dynamic(self, env: Environment) -> DynamicClient:
+        what = f"reading the objects of release {env.kubernetes.release!r}"
+        try:
+            api = self._kube.api_client(env.kubernetes.context)
+            host = api.configuration.host.encode()
+            cache = state_dir() / "kube-discovery" / f"{hashlib.sha256(host).hexdigest()[:16]}.json"
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            return DynamicClient(api, cache_file=str(cache))
+        except KUBERNETES_ERRORS as exc:
+            raise kubernetes_error(what, exc) from None
+
+
+class _Check:
+    """One run: the differences and what could not be read."""
+
+    def __init__(self, env: Environment, dyn: DynamicClient, helm: HelmCli):
+        self.env, self.dyn, self.helm = env, dyn, helm
+        self.rules: tuple[IgnoreRule, ...] = env.drift_check.ignore
+        self.namespace = env.kubernetes.namespace
+        self.release = env.kubernetes.release
+        self.drift: list[DriftItem] = []
+        self.unchecked: list[DriftItem] = []
+        self.compared = 0
+        self._deployed: set[tuple[str, str]] | None = None
+
+    # -- each rendered object ------------------------------------------------------------
+    def compare(self, declared: dict[str, Any]) -> None:
+        meta = declared["metadata"]
+        kind, name = str(declared["kind"]), str(meta["name"])
+        resource = self._resource(str(declared.get("apiVersion", "")), kind)
+        namespace = (
+            str(meta.get("namespace") or "") if resource is None or resource.namespaced else ""
+        )
+        ref = _Ref(kind, namespace, name)
+        if resource is None:
+            self._add(
+                ref,
+                "",
+                None,
+                "exists",
+                f"{ref}: missing (the cluster does not serve kind {kind})",
+                repairable=False,
+                how="install the API (CRD) the chart needs, then remediate",
+            )
+            return
+        try:
+            live = resource.get(name=name, namespace=namespace or None).to_dict()
+        except ApiException as exc:
+            if exc.status == 404:
+                self._add(ref, "", None, "exists", f"{ref}: missing live", how=_HELM_HOW)
+                return
+            if exc.status in FORBIDDEN:
+                self._unchecked(
+                    ref,
+                    f"{ref}: could not check: reading it is forbidden ({exc.status} {exc.reason}); grant get on {resource.name}",
+                )
+                return
+            raise kubernetes_error(f"reading {ref} in {namespace or 'the cluster'}", exc) from None
+        except KUBERNETES_ERRORS as exc:
+            raise kubernetes_error(f"reading {ref} in {namespace or 'the cluster'}", exc) from None
+        self.compared += 1
+        for diff in object_diff.compare(kind, live, declared):
+            extra = diff.declared is object_diff.MISSING and isinstance(
+                diff.live, dict | str | int | float | bool | list
+            )
+            # helm's merge (v3) and apply (v4) leave list elements they never set alone.
+            added = extra and diff.path.rsplit("/", 1)[-1].isdigit()
+            text = object_diff.brief(kind, diff.path, diff.live, diff.declared)
+            self._add(
+                ref,
+                diff.path,
+                object_diff.shown(kind, diff.path, diff.live),
+                object_diff.shown(kind, diff.path, diff.declared),
+                f"{ref}: {diff.path} {text}",
+                repairable=not added,
+                how=(
+                    f"helm keeps what no revision of the chart set: remove it by hand "
+                    f"(kubectl -n {namespace} edit {kind.lower()} {name})"
+                    if added
+                    else _HELM_HOW
+                ),
+            )
+
+    # -- objects the manifest does not have ----------------------------------------------
+    def leftovers(self, rendered: set[tuple[str, str]]) -> None:
+        selector = f"{INSTANCE_LABEL}={self.release}"
+        kinds = dict.fromkeys(LEFTOVER_KINDS)
+        for api_version, kind in kinds:
+            resource = self._resource(api_version, kind)
+            if resource is None:
+                continue
+            try:
+                listed = resource.get(namespace=self.namespace, label_selector=selector).to_dict()
+            except ApiException as exc:
+                if exc.status in FORBIDDEN:
+                    self._unchecked(
+                        _Ref(kind, self.namespace, ""),
+                        f"{kind} objects of release {self.release}: could not check: listing "
+                        f"them is forbidden ({exc.status} {exc.reason}); grant list on {resource.name}",
+                    )
+                    continue
+                raise kubernetes_error(
+                    f"listing {resource.name} in {self.namespace}", exc
+                ) from None
+            except KUBERNETES_ERRORS as exc:
+                raise kubernetes_error(
+                    f"listing {resource.name} in {self.namespace}", exc
+                ) from None
+            for item in listed.get("items") or []:
+                meta = item.get("metadata") or {}
+                name = str(meta.get("name", ""))
+                if (kind, name) in rendered or meta.get("ownerReferences"):
+                    continue
+                if (meta.get("annotations") or {}).get(HOOK_ANNOTATION):
+                    continue
+                ref = _Ref(kind, self.namespace, name)
+                deployed = (kind, name) in self._deployed_objects()
+                self._add(
+                    ref,
+                    "",
+                    "exists",
+                    None,
+                    f"{ref}: not in the chart's manifest, but labelled {selector}",
+                    repairable=deployed,
+                    how=(
+                        _HELM_HOW + " (the deployed release lists it, so helm deletes it)"
+                        if deployed
+                        else f"not the release's: delete it by hand if it is unused "
+                        f"(kubectl -n {self.namespace} delete {kind.lower()} {name})"
+                    ),
+                )
+
+    def _deployed_objects(self) -> set[tuple[str, str]]:
+        """(kind, name) of the objects the deployed release lists (`helm get manifest`)."""
+        if self._deployed is None:
+            try:
+                manifest = self.helm.run_kube(
+                    ["get", "manifest", self.release, "--namespace", self.namespace]
+                )
+            except (HelmCommandFailed, OSError) as exc:
+                activity.logger.info("helm get manifest of %s: %s", self.release, exc)
+                manifest = ""
+            self._deployed = {
+                (str(o["kind"]), str(o["metadata"]["name"]))
+                for o in rendered_objects(manifest, self.namespace)
+            }
+        return self._deployed
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _resource(self, api_version: str, kind: str) -> Any:
+        try:
+            return self.dyn.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            return None
+        except KUBERNETES_ERRORS as exc:
+            raise kubernetes_error(f"discovering kind {kind} ({api_version})", exc) from None
+
+    def _add(
+        self,
+        ref: _Ref,
+        path: str,
+        live: str | None,
+        declared: str | None,
+        message: str,
+        *,
+        repairable: bool = True,
+        how: str = "",
+    ) -> None:
+        ignored = any(rule.matches(ref.kind, ref.name, path) for rule in self.rules)
+        self.drift.append(
+            DriftItem(
+                message=message,
+                kind=ref.kind,
+                namespace=ref.namespace,
+                name=ref.name,
+                path=path,
+                live=live,
+                declared=declared,
+                repairable=repairable and not ignored,
+                how="" if ignored else how,
+                ignored=ignored,
+            )
+        )
+
+    def _unchecked(self, ref: _Ref, message: str) -> None:
+        self.unchecked.append(
+            DriftItem(message=message, kind=ref.kind, namespace=ref.namespace, name=ref.name)
+        )
+
+
+_HELM_HOW = "remediate: one helm upgrade re-applies the chart's manifest"
+
+__all__ = ["LiveObjectChecker", "rendered_objects"]

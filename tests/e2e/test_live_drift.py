@@ -1,0 +1,167 @@
+"""Live drift end to end, through the real `worker.py` and `starter.py` processes and the real
+kubectl (.tools/kubectl): every hand edit of issue #13 is reported with its path and exit 4
+without a write, an ignore rule hides exactly its field, `--policy remediate` repairs with one
+helm revision and says (exit 1) what helm does not restore, and Temporal drift (a lowered
+schema row, a declared shard count the cluster does not have, a stopped frontend) is reported.
+
+One environment is provisioned for the module; the tests run in order on it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import PROJECT_ROOT
+from tests.helpers import copy_environments
+from tests.helpers.hand_edits import HAND_EDITS, HISTORY_ENV, REMOVE_ADDED_ENV
+
+NAMESPACE = "my-app-live"
+KUBECTL = str(PROJECT_ROOT / ".tools" / "kubectl" / "kubectl")
+EDITS = [(edit, where) for edit, where, _ in HAND_EDITS]
+
+
+def write_environments(folder: Path, **drift_check: object) -> Path:
+    """environments/ with local.yaml in NAMESPACE (and `drift_check` settings)."""
+    copy_environments(folder)
+    local = folder / "local.yaml"
+    data = yaml.safe_load(local.read_text())
+    data["kubernetes"] = {**data["kubernetes"], "namespace": NAMESPACE}
+    if drift_check:
+        data["drift_check"] = drift_check
+    local.write_text(yaml.safe_dump(data))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def live_env(operator, worker, tmp_path_factory) -> Path:
+    env_dir = write_environments(tmp_path_factory.mktemp("live-drift-environments"))
+    proc = operator.starter("provision", "local", "--environments-dir", str(env_dir))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return env_dir
+
+
+def drift(operator, env_dir: Path, *args: str):
+    return operator.starter("drift", "local", "--environments-dir", str(env_dir), *args)
+
+
+def records(proc) -> list[dict]:
+    return json.loads(proc.stdout)["records"]
+
+
+def kubectl(operator, *args: str) -> str:
+    proc = operator.run(
+        [KUBECTL, "--kubeconfig", operator.env["KUBECONFIG"], "-n", NAMESPACE, *args]
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def live(operator, kind: str, name: str) -> dict:
+    return json.loads(kubectl(operator, "get", kind, name, "-o", "json"))
+
+
+def test_hand_edits_are_reported_ignored_and_remediated(operator, live_env, tmp_path):
+    clean = drift(operator, live_env)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "local: in sync (policy report)." in clean.stdout
+
+    for edit, _ in EDITS:
+        kubectl(operator, *edit)
+    revisions = len(operator.helm_history(NAMESPACE))
+
+    found = drift(operator, live_env, "--policy", "report")
+    assert found.returncode == 4, found.stdout + found.stderr
+    assert "≠ check_live_objects     drifted: 7 differences in 6 objects" in found.stdout, (
+        found.stdout
+    )
+    for _, (kind, name, path) in EDITS:
+        assert f"{kind} {name}:" in found.stdout
+        assert path in found.stdout, path
+    assert "/spec/replicas live 7, declared 1" in found.stdout
+    # nothing was written: no helm revision, the edits are all still there
+    assert len(operator.helm_history(NAMESPACE)) == revisions
+    assert live(operator, "deployment", "temporal-frontend")["spec"]["replicas"] == 7
+
+    as_json = drift(operator, live_env, "--output", "json")
+    assert as_json.returncode == 4, as_json.stderr
+    reported = {(r["kind"], r["name"], r["path"]): r for r in records(as_json)}
+    assert set(reported) == {expected for _, expected in EDITS}
+    assert reported[("Deployment", "temporal-frontend", "/spec/replicas")]["live"] == "7"
+    assert not reported[("Deployment", "temporal-history", HISTORY_ENV)]["repairable"]
+
+    # An ignore rule hides exactly its field: counted, not shown, not in the exit code's way.
+    ignoring = write_environments(
+        tmp_path / "ignoring",
+        ignore=[{"kind": "Deployment", "name": "temporal-front*", "path": "/spec/replicas"}],
+    )
+    ignored = drift(operator, ignoring, "--output", "json")
+    assert ignored.returncode == 4, ignored.stderr
+    flags = {(r["kind"], r["name"], r["path"]): r["ignored"] for r in records(ignored)}
+    assert flags == {
+        expected: expected == ("Deployment", "temporal-frontend", "/spec/replicas")
+        for _, expected in EDITS
+    }
+    text = drift(operator, ignoring)
+    assert "6 differences in 5 objects, 1 ignored (drift_check.ignore)" in text.stdout
+    assert "/spec/replicas" not in text.stdout
+
+    # remediate: one helm revision restores what the manifest sets; what it never set stays,
+    # and the run says so instead of claiming success.
+    repaired = drift(operator, live_env, "--policy", "remediate")
+    assert repaired.returncode == 1, repaired.stdout + repaired.stderr
+    assert len(operator.helm_history(NAMESPACE)) == revisions + 1
+    assert "✗ check_live_objects     not restored: 1 difference in 1 object" in repaired.stdout
+    assert HISTORY_ENV in repaired.stdout and "remove it by hand" in repaired.stdout
+    assert "local: repair failed (policy remediate)." in repaired.stdout
+    assert live(operator, "deployment", "temporal-frontend")["spec"]["replicas"] == 1
+    assert live(operator, "service", "temporal-admintools")["metadata"]["name"]
+
+    kubectl(operator, *REMOVE_ADDED_ENV)
+    again = drift(operator, live_env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "local: in sync (policy report)." in again.stdout
+
+
+def test_temporal_drift_is_reported(operator, live_env, tmp_path, mariadb, kube_standin):
+    mariadb.set_schema_version("temporal", "1.13")
+    try:
+        schema = drift(operator, live_env, "--output", "json")
+    finally:
+        mariadb.set_schema_version("temporal", "1.14")
+    assert schema.returncode == 4, schema.stderr
+    (record,) = records(schema)
+    assert (record["step"], record["kind"], record["name"], record["live"], record["declared"]) == (
+        "check_temporal",
+        "TemporalSchema",
+        "temporal",
+        "1.13",
+        "1.14",
+    )
+    assert not record["repairable"] and "update-schema" in record["how"]
+
+    shards = write_environments(tmp_path / "shards")
+    local = shards / "local.yaml"
+    data = yaml.safe_load(local.read_text())
+    data["extra_values"] = {"server": {"config": {"numHistoryShards": 1024}}}
+    local.write_text(yaml.safe_dump(data))
+    declared = drift(operator, shards, "--output", "json")
+    assert declared.returncode == 4, declared.stderr
+    by_path = {r["path"]: r for r in records(declared) if r["step"] == "check_temporal"}
+    assert (by_path["/numHistoryShards"]["live"], by_path["/numHistoryShards"]["declared"]) == (
+        "512",
+        "1024",
+    )
+    assert "can never change" in by_path["/numHistoryShards"]["how"]
+
+    kube_standin.never_serving("temporal-frontend", NAMESPACE)
+    try:
+        stopped = drift(operator, live_env)
+    finally:
+        kube_standin.allow_serving("temporal-frontend", NAMESPACE)
+    assert stopped.returncode == 4, stopped.stdout + stopped.stderr
+    assert "TemporalFrontend" in stopped.stdout and "not SERVING" in stopped.stdout
+    assert "server version and history shards: could not check" in stopped.stdout
