@@ -43,10 +43,12 @@ def test_six_hops_from_0_52_to_1_6(
         "drift", "local", "--environments-dir", str(env_dir), "--policy", "remediate"
     )
     assert drift.returncode == 4, drift.stdout + drift.stderr
-    assert "server 1.25.2 runs, declared 1.31.2 (chart 1.6.0)" in drift.stdout
     assert (
-        "database temporal_visibility schema 1.6, declared server 1.31.2 needs 1.14" in drift.stdout
+        "Temporal server: the frontend reports 1.25.2, the declared chart temporal 1.6.0 "
+        "deploys 1.31.2" in drift.stdout
     )
+    assert "python starter.py upgrade local (schema first, then the chart)" in drift.stdout
+    assert "chart temporal-0.52.0, declared temporal-1.6.0: move it with" in drift.stdout
     assert len(operator.helm_history(namespace)) == 1, "remediate must not move the chart"
 
     proc = upgrade(operator, env_dir, "--by", "e2e")
