@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -13,7 +13,7 @@ from contracts.check_database import CheckDatabaseResult
 from contracts.ensure_ca_bundle import EnsureCaBundleResult
 from contracts.ensure_db_secret import EnsureDbSecretResult
 from contracts.install_chart import InstallChartResult
-from contracts.operator import OperatorAction
+from contracts.operator import OperatorAction, RefusedInput
 from contracts.register_namespaces import RegisterNamespacesResult
 from contracts.wait_frontend_healthy import WaitFrontendHealthyResult
 from declared_state.models import Environment
@@ -71,6 +71,40 @@ class BootstrapInput(FrozenModel):
     dry_run: bool = Field(default=False, description="Run the read-only preflight only.")
 
 
+class Redeclaration(FrozenModel):
+    """A new declaration handed to a run that waits for an operator (`redeclare` update):
+    the waiting step runs again with it, and so does every later step."""
+
+    environment: Environment
+    by: str = Field(default="unknown", max_length=200)
+    reason: str = Field(default="", max_length=2000)
+
+
+def _differences(old: Any, new: Any, path: str) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        found: list[str] = []
+        for key in sorted(old.keys() | new.keys(), key=str):
+            inner = f"{path}.{key}" if path else str(key)
+            if key not in old or key not in new:
+                found.append(inner)
+            else:
+                found += _differences(old[key], new[key], inner)
+        return found
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [
+            d
+            for i, (a, b) in enumerate(zip(old, new, strict=True))
+            for d in _differences(a, b, f"{path}[{i}]")
+        ]
+    return [] if old == new else [path or "(everything)"]
+
+
+def declaration_changes(old: Environment, new: Environment) -> tuple[str, ...]:
+    """The key paths (`rds.port`, `temporal_namespaces[0].retention`) where two
+    declarations differ; () when they are the same. Paths only, never values."""
+    return tuple(_differences(old.model_dump(mode="json"), new.model_dump(mode="json"), ""))
+
+
 class StepStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
@@ -124,6 +158,9 @@ class BootstrapProgress(FrozenModel):
     )
     approved_by: str | None = None
     dry_run: bool = False
+    refused: tuple[RefusedInput, ...] = Field(
+        default=(), description="operator signals the run did not act on (newest last)"
+    )
 
     def step(self, name: str) -> StepProgress:
         return next(s for s in self.steps if s.name == name)

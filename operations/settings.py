@@ -90,6 +90,26 @@ class ClientSettings:
         return f"{self.ui_url}/namespaces/{self.namespace}/workflows/{workflow_id}"
 
 
+_CONNECT_REASONS = (
+    ("Connection refused", "connection refused: nothing listens there"),
+    ("dns error", "the host name does not resolve"),
+    ("failed to lookup address", "the host name does not resolve"),
+    ("timed out", "no answer (timed out)"),
+    ("certificate", "TLS certificate problem"),
+    ("InvalidContentType", "TLS mismatch: the server does not speak TLS, or needs it"),
+)
+
+
+def connect_failure(address: str | None, exc: Exception) -> str:
+    """One line for a failed connect: the SDK's message is a nested Rust error chain."""
+    text = str(exc)
+    reason = next((why for key, why in _CONNECT_REASONS if key in text), text.splitlines()[0])
+    return (
+        f"cannot connect to the bootstrap Temporal server {address}: {reason}; check "
+        "TEMPORAL_ADDRESS (or TEMPORAL_PROFILE), or start the server"
+    )
+
+
 def resolve(settings: ClientSettings, *, start_embedded: bool) -> ClientSettings | None:
     """`settings` when they name a server; else the embedded server's (started when asked
     to, else only when it already runs), None when there is none."""

@@ -11,7 +11,7 @@ each step owns:
 
 `failures[step] = (times, error)` makes a step raise `error` that many times (-1: always),
 `unreadable` makes a step's dry run fail, `hold[step]` (an asyncio.Event) holds a step until
-set, and `calls` records every call as (step, dry_run).
+set, `calls` records every call as (step, dry_run) and `inputs[step]` every input.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class StepFakes:
         self.failures: dict[str, tuple[int, Exception]] = {}
         self.hold: dict[str, asyncio.Event] = {}
         self.calls: list[tuple[str, bool]] = []
+        self.inputs: dict[str, list[Any]] = {}
 
     # --- what tests read ------------------------------------------------------------
     def counts(self) -> Counter[str]:
@@ -75,12 +76,14 @@ class StepFakes:
         ]
 
     # --- the state model ------------------------------------------------------------
-    async def _visit(self, step: str, dry_run: bool) -> str:
+    async def _visit(self, step: str, input: Any) -> str:
         """Record the call, apply holds and failures; return the state before this call:
         "missing", "drifted" or "in sync". A real run brings the state in sync."""
+        dry_run = input.dry_run
         if step in self.hold:
             await self.hold[step].wait()
         self.calls.append((step, dry_run))
+        self.inputs.setdefault(step, []).append(input)
         times, error = self.failures.get(step, (0, None))
         if error is not None and times != 0:
             self.failures[step] = (times - 1, error)
@@ -108,7 +111,7 @@ class StepFakes:
     # --- the fakes ------------------------------------------------------------------
     @activity.defn(name="check_database")
     async def check_database(self, input: CheckDatabaseInput) -> CheckDatabaseResult:
-        await self._visit("check_database", input.dry_run)
+        await self._visit("check_database", input)
         env = input.environment
         return CheckDatabaseResult(
             instance_id=env.rds.instance_id,
@@ -131,7 +134,7 @@ class StepFakes:
 
     @activity.defn(name="ensure_ca_bundle")
     async def ensure_ca_bundle(self, input: EnsureCaBundleInput) -> EnsureCaBundleResult:
-        state = await self._visit("ensure_ca_bundle", input.dry_run)
+        state = await self._visit("ensure_ca_bundle", input)
         action = {"missing": "created", "drifted": "updated"}.get(state, "unchanged")
         return EnsureCaBundleResult(
             config_map="rds-ca-certs",
@@ -149,7 +152,7 @@ class StepFakes:
 
     @activity.defn(name="ensure_db_secret")
     async def ensure_db_secret(self, input: EnsureDbSecretInput) -> EnsureDbSecretResult:
-        state = await self._visit("ensure_db_secret", input.dry_run)
+        state = await self._visit("ensure_db_secret", input)
         action = {"missing": "created", "drifted": "updated"}.get(state, "unchanged")
         return EnsureDbSecretResult(
             secret="temporal-db-secret",
@@ -164,7 +167,7 @@ class StepFakes:
 
     @activity.defn(name="install_chart")
     async def install_chart(self, input: InstallChartInput) -> InstallChartResult:
-        state = await self._visit("install_chart", input.dry_run)
+        state = await self._visit("install_chart", input)
         action = {"missing": "installed", "drifted": "upgraded"}.get(state, "unchanged")
         revision = 2 if state == "drifted" and not input.dry_run else 1
         return InstallChartResult(
@@ -185,7 +188,7 @@ class StepFakes:
     async def wait_frontend_healthy(
         self, input: WaitFrontendHealthyInput
     ) -> WaitFrontendHealthyResult:
-        await self._visit("wait_frontend_healthy", input.dry_run)
+        await self._visit("wait_frontend_healthy", input)
         return WaitFrontendHealthyResult(
             address="x:7233",
             checks=1,
@@ -198,7 +201,7 @@ class StepFakes:
 
     @activity.defn(name="register_namespaces")
     async def register_namespaces(self, input: RegisterNamespacesInput) -> RegisterNamespacesResult:
-        state = await self._visit("register_namespaces", input.dry_run)
+        state = await self._visit("register_namespaces", input)
         action = {"missing": "created", "drifted": "updated"}.get(state, "unchanged")
         declared = input.environment.temporal_namespaces
         outcomes = tuple(
