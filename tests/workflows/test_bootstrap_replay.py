@@ -28,6 +28,7 @@ def test_histories_are_recorded():
         "replay-abort",
         "replay-drift-remediate",
         "replay-drift-ask",
+        "replay-operator-input",
     }
 
 
