@@ -138,10 +138,23 @@ def apply_local_stack_env(environ: MutableMapping[str, str] = os.environ) -> boo
         ui_url = state["temporal"]["bootstrap"].get("ui_url")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
-    explicit_address = bool(environ.get("TEMPORAL_ADDRESS"))
+    explicit_address = _configured_address(environ)
     for key, value in variables.items():
-        environ.setdefault(key, value)
+        if key == "TEMPORAL_ADDRESS" and explicit_address:
+            continue  # a profile's address is as explicit as the variable
+        if not environ.get(key):  # empty counts as unset, as everywhere else
+            environ[key] = value
     # The stack's Web UI belongs to the stack's server only, never to one set explicitly.
-    if ui_url and not explicit_address:
-        environ.setdefault("TEMPORAL_UI_URL", ui_url)
+    if ui_url and not explicit_address and not environ.get("TEMPORAL_UI_URL"):
+        environ["TEMPORAL_UI_URL"] = ui_url
     return True
+
+
+def _configured_address(environ: Mapping[str, str]) -> bool:
+    """A bootstrap server address is configured: TEMPORAL_ADDRESS or the TOML profile."""
+    if environ.get("TEMPORAL_ADDRESS"):
+        return True
+    try:
+        return bool(ClientConfigProfile.load(override_env_vars=dict(environ)).address)
+    except Exception:  # noqa: BLE001 - a broken profile is reported by ClientSettings.load
+        return False
