@@ -438,7 +438,7 @@ def _action_command(action: OperatorAction) -> None:
                     err.print(outcome.message, markup=False, highlight=False)
                     return EXIT_FAILED
                 return EXIT_OK
-            await asyncio.sleep(0.5)  # let the workflow act on the action before following
+            # The update completed once the run had taken the action: follow from there.
             return await _follow(handle, name, settings.task_queue)
 
         raise typer.Exit(_run(ctx, body, start_embedded=False))

@@ -43,7 +43,7 @@ from activities.helm_cli import (
     check_local_chart_version,
     error_message,
 )
-from contracts.base import DriftItem
+from contracts.base import DriftItem, differing_paths
 from contracts.install_chart import InstallChartInput, InstallChartResult, ReleaseAction
 from declared_state.chart_values import build_chart_values
 from declared_state.models import Environment
@@ -55,23 +55,9 @@ PENDING_STATES = ("pending-install", "pending-upgrade", "pending-rollback")
 MAX_DRIFT_PATHS = 10
 
 
-def _differing_paths(live: Any, declared: Any, prefix: str = "") -> list[str]:
-    """Dotted paths of the leaves (or whole subtrees) where two JSON documents differ."""
-    if isinstance(live, dict) and isinstance(declared, dict):
-        paths: list[str] = []
-        for key in sorted(live.keys() | declared.keys()):
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if key not in live or key not in declared:
-                paths.append(path)
-            else:
-                paths += _differing_paths(live[key], declared[key], path)
-        return paths
-    return [] if live == declared else [prefix or "(all values)"]
-
-
 def _values_drift(live: Any, declared: Any) -> list[str]:
     """`values differ at: a.b, c.d and N more`, or [] when equal; paths only, never values."""
-    paths = _differing_paths(_normalized(live), _normalized(declared))
+    paths = [p or "(all values)" for p in differing_paths(_normalized(live), _normalized(declared))]
     if not paths:
         return []
     shown = ", ".join(paths[:MAX_DRIFT_PATHS])

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 
-from contracts.base import FrozenModel
+from contracts.base import FrozenModel, differing_paths
 from contracts.check_database import CheckDatabaseResult
 from contracts.ensure_ca_bundle import EnsureCaBundleResult
 from contracts.ensure_db_secret import EnsureDbSecretResult
@@ -80,29 +80,11 @@ class Redeclaration(FrozenModel):
     reason: str = Field(default="", max_length=2000)
 
 
-def _differences(old: Any, new: Any, path: str) -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        found: list[str] = []
-        for key in sorted(old.keys() | new.keys(), key=str):
-            inner = f"{path}.{key}" if path else str(key)
-            if key not in old or key not in new:
-                found.append(inner)
-            else:
-                found += _differences(old[key], new[key], inner)
-        return found
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return [
-            d
-            for i, (a, b) in enumerate(zip(old, new, strict=True))
-            for d in _differences(a, b, f"{path}[{i}]")
-        ]
-    return [] if old == new else [path or "(everything)"]
-
-
 def declaration_changes(old: Environment, new: Environment) -> tuple[str, ...]:
     """The key paths (`rds.port`, `temporal_namespaces[0].retention`) where two
     declarations differ; () when they are the same. Paths only, never values."""
-    return tuple(_differences(old.model_dump(mode="json"), new.model_dump(mode="json"), ""))
+    paths = differing_paths(old.model_dump(mode="json"), new.model_dump(mode="json"))
+    return tuple(path or "(everything)" for path in paths)
 
 
 class StepStatus(StrEnum):

@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 from temporalio import exceptions, workflow
 from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import UpdateMethodMultiParam
 
 from contracts.base import StepResult
 from contracts.bootstrap import BootstrapInput, RunState, StepProgress, StepStatus
@@ -59,6 +60,34 @@ _STEP_DECISIONS = (OperatorAction.RETRY, OperatorAction.SKIP, OperatorAction.ABO
 
 ACTION_REFUSED = "ActionRefused"
 """The ApplicationError type of an update a validator refused."""
+
+
+def operator_action(
+    action: OperatorAction, doc: str
+) -> tuple[UpdateMethodMultiParam[[Any, OperatorRequest | None], ActionReceipt], Any]:
+    """The update (with its validator) and the signal, both named `action`, that an
+    operator-steered workflow class defines for one action:
+
+        retry, retry_signal = operator_action(OperatorAction.RETRY, "Run the waiting step again.")
+    """
+
+    # `self` stays unannotated: the SDK drops a first parameter from the payload types only
+    # when it is an unannotated `self` (annotated, the request would arrive as a plain dict).
+    def update(self, request: OperatorRequest | None = None) -> ActionReceipt:
+        return self._take(action, request)
+
+    def validator(self, request: OperatorRequest | None = None) -> None:
+        self._validate(action)
+
+    def signal(self, *args: Any) -> None:
+        self._signalled(action, args)
+
+    update.__name__, update.__doc__ = action.value, doc
+    signal.__name__ = f"{action.value}_signal"
+    handler = workflow.update(name=action.value)(update)
+    handler.validator(validator)
+    described = f"Same as the {action.value} update, for the temporal CLI; any payload."
+    return handler, workflow.signal(name=action.value, description=described)(signal)
 
 
 class OperatorInbox:
@@ -143,18 +172,9 @@ class OperatorInbox:
 
     # --- approve --------------------------------------------------------------------
 
-    @workflow.update
-    def approve(self, request: OperatorRequest | None = None) -> ActionReceipt:
-        """Approve what the run waits for approval of."""
-        return self._take(OperatorAction.APPROVE, request)
-
-    @approve.validator
-    def _approve_possible(self, request: OperatorRequest | None = None) -> None:
-        self._validate(OperatorAction.APPROVE)
-
-    @workflow.signal(name="approve", description="Same as the approve update; any payload.")
-    def approve_signal(self, *args: Any) -> None:
-        self._signalled(OperatorAction.APPROVE, args)
+    approve, approve_signal = operator_action(
+        OperatorAction.APPROVE, "Approve what the run waits for approval of."
+    )
 
 
 class Aborted(Exception):
@@ -213,70 +233,19 @@ class OperatedRun(OperatorInbox):
 
     # --- operator interface: one update (validated) and one signal per action ----------
 
-    @workflow.update
-    def retry(self, request: OperatorRequest | None = None) -> ActionReceipt:
-        """Run the waiting step again (e.g. after the schema was updated by hand)."""
-        return self._take(OperatorAction.RETRY, request)
-
-    @retry.validator
-    def _retry_possible(self, request: OperatorRequest | None = None) -> None:
-        self._validate(OperatorAction.RETRY)
-
-    @workflow.signal(name="retry", description="Same as the retry update; any payload.")
-    def retry_signal(self, *args: Any) -> None:
-        self._signalled(OperatorAction.RETRY, args)
-
-    @workflow.update
-    def skip(self, request: OperatorRequest | None = None) -> ActionReceipt:
-        """Move on past the waiting step; recorded in the result."""
-        return self._take(OperatorAction.SKIP, request)
-
-    @skip.validator
-    def _skip_possible(self, request: OperatorRequest | None = None) -> None:
-        self._validate(OperatorAction.SKIP)
-
-    @workflow.signal(name="skip", description="Same as the skip update; any payload.")
-    def skip_signal(self, *args: Any) -> None:
-        self._signalled(OperatorAction.SKIP, args)
-
-    @workflow.update
-    def abort(self, request: OperatorRequest | None = None) -> ActionReceipt:
-        """End the run with a failure that lists what was done."""
-        return self._take(OperatorAction.ABORT, request)
-
-    @abort.validator
-    def _abort_possible(self, request: OperatorRequest | None = None) -> None:
-        self._validate(OperatorAction.ABORT)
-
-    @workflow.signal(name="abort", description="Same as the abort update; any payload.")
-    def abort_signal(self, *args: Any) -> None:
-        self._signalled(OperatorAction.ABORT, args)
-
-    @workflow.update
-    def pause(self, request: OperatorRequest | None = None) -> ActionReceipt:
-        """Hold the run before the next step starts."""
-        return self._take(OperatorAction.PAUSE, request)
-
-    @pause.validator
-    def _pause_possible(self, request: OperatorRequest | None = None) -> None:
-        self._validate(OperatorAction.PAUSE)
-
-    @workflow.signal(name="pause", description="Same as the pause update; any payload.")
-    def pause_signal(self, *args: Any) -> None:
-        self._signalled(OperatorAction.PAUSE, args)
-
-    @workflow.update
-    def resume(self, request: OperatorRequest | None = None) -> ActionReceipt:
-        """Let a paused run go on."""
-        return self._take(OperatorAction.RESUME, request)
-
-    @resume.validator
-    def _resume_possible(self, request: OperatorRequest | None = None) -> None:
-        self._validate(OperatorAction.RESUME)
-
-    @workflow.signal(name="resume", description="Same as the resume update; any payload.")
-    def resume_signal(self, *args: Any) -> None:
-        self._signalled(OperatorAction.RESUME, args)
+    retry, retry_signal = operator_action(
+        OperatorAction.RETRY, "Run the waiting step again (e.g. after the schema was updated)."
+    )
+    skip, skip_signal = operator_action(
+        OperatorAction.SKIP, "Move on past the waiting step; recorded in the result."
+    )
+    abort, abort_signal = operator_action(
+        OperatorAction.ABORT, "End the run with a failure that lists what was done."
+    )
+    pause, pause_signal = operator_action(
+        OperatorAction.PAUSE, "Hold the run before the next step starts."
+    )
+    resume, resume_signal = operator_action(OperatorAction.RESUME, "Let a paused run go on.")
 
     # --- what the actions do --------------------------------------------------------
 

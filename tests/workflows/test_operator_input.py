@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
@@ -237,3 +238,19 @@ async def test_drift_check_approve_refused_unless_it_waits(time_skipping_env, wo
     await handle.signal(DriftCheckWorkflow.approve_signal, {"by": "hal"})
     result = await handle.result()
     assert result.state == DriftState.REPAIRED and result.approved_by == "hal"
+
+
+async def test_every_action_is_an_update_and_a_signal_of_the_same_name(
+    time_skipping_env, worker, fakes
+):
+    """The naming the temporal CLI and the Web UI see (`__temporal_workflow_metadata`)."""
+    handle = await start(time_skipping_env, worker, approval=True)
+    await until(handle, lambda p: p.step("approval").status == StepStatus.WAITING_FOR_OPERATOR)
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    definition = metadata.definition
+    actions = {a.value for a in OperatorAction}
+    # "" is the dynamic handler that records unknown signal names
+    assert {s.name for s in definition.signal_definitions} == actions | {""}
+    assert {u.name for u in definition.update_definitions} == actions | {"redeclare"}
+    assert {q.name for q in definition.query_definitions} >= {"progress"}
+    await handle.execute_update(BootstrapWorkflow.abort, OperatorRequest(by="test"))
