@@ -23,6 +23,7 @@ import yaml
 from temporalio import workflow
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -389,3 +390,30 @@ async def test_provision_restart_aborts_the_waiting_run_and_starts_a_new_one(cli
     old = cli.client.get_workflow_handle(f"provision-{cli.name}", run_id=first.run_id)
     assert (await old.describe()).status == WorkflowExecutionStatus.FAILED
     assert [i.environment.rds.port for i in fakes.inputs["check_database"]] == [3307, 3306]
+
+
+async def test_following_a_run_shows_a_signal_it_refused(cli, fakes):
+    fakes.hold["check_database"] = asyncio.Event()
+    following = asyncio.create_task(cli("provision", "ENV"))
+    handle = cli.client.get_workflow_handle_for(BootstrapWorkflow.run, f"provision-{cli.name}")
+
+    async def running() -> None:
+        try:
+            progress = await handle.query(BootstrapWorkflow.progress)
+        except RPCError as exc:  # not started yet
+            raise AssertionError(exc) from None
+        assert progress.step("check_database").status.value == "running"
+
+    await assert_eventually(running, timeout=20, interval=0.2)
+    await asyncio.sleep(1.5)  # the follower has seen the run before the signal
+    await handle.signal("approv", {"by": "x"})  # by name: a misspelt one, as typed by hand
+
+    async def refused_seen() -> None:
+        assert (await handle.query(BootstrapWorkflow.progress)).refused
+
+    await assert_eventually(refused_seen, timeout=10, interval=0.2)
+    await asyncio.sleep(1.5)
+    fakes.hold["check_database"].set()
+    code, out, _ = await following
+    assert code == starter.EXIT_OK, out
+    assert "refused signal 'approv'" in out and "did you mean approve?" in out
