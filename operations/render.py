@@ -90,11 +90,13 @@ def _at(document: Any, path: str) -> Any:
     return document
 
 
-def declaration_lines(workflow_id: str, running: Environment, new: Environment) -> list[str]:
+def declaration_lines(workflow_id: str, running: Environment | None, new: Environment) -> list[str]:
     """What differs between a running run's declaration and the files now: key paths, with
     old -> new values except for secret-like keys."""
-    old_doc, new_doc = running.model_dump(mode="json"), new.model_dump(mode="json")
     lines = [f"{workflow_id} is going with another declaration than the files now; differs at:"]
+    if running is None:
+        return [*lines, "  everything: its declaration cannot be read by this version"]
+    old_doc, new_doc = running.model_dump(mode="json"), new.model_dump(mode="json")
     for path in changed_paths(running, new):
         if SECRET_LIKE.search(path):
             lines.append(f"  {path} (value not shown)")

@@ -108,12 +108,16 @@ class Redeclare(Enum):
     """Abort the running run, wait for it to end, start a new one."""
 
 
-class DeclarationChanged(OperationError):
-    """A run is going with another declaration than the one being provisioned."""
+UNREADABLE = "(all: the running run's declaration cannot be read by this version)"
 
-    def __init__(self, workflow_id: str, running: Environment, new: Environment):
+
+class DeclarationChanged(OperationError):
+    """A run is going with another declaration than the one being provisioned (`running`
+    is None when this version cannot read it: it was started by another one)."""
+
+    def __init__(self, workflow_id: str, running: Environment | None, new: Environment):
         self.workflow_id, self.running, self.new = workflow_id, running, new
-        self.changes = declaration_changes(running, new)
+        self.changes = declaration_changes(running, new) if running else (UNREADABLE,)
         super().__init__(
             f"{workflow_id} is running with another declaration (differs at: "
             f"{', '.join(self.changes)})"
@@ -144,9 +148,12 @@ class Started:
     """The run id of the run that was aborted to start this one (Redeclare.RESTART)."""
 
 
-async def running_declaration(client: Client, handle: WorkflowHandle[Any, Any]) -> Environment:
+async def running_declaration(
+    client: Client, handle: WorkflowHandle[Any, Any]
+) -> Environment | None:
     """The declaration a run works with, from its history (no worker needed): its start
-    input, or the environment of the last `redeclare` update it accepted."""
+    input, or the environment of the last `redeclare` update it accepted; None when this
+    version cannot read it (another version of temporal-bootstrap started the run)."""
     converter = client.data_converter
     declared: Environment | None = None
     try:
@@ -163,8 +170,8 @@ async def running_declaration(client: Client, handle: WorkflowHandle[Any, Any]) 
                     declared = handed.environment
     except RPCError as exc:
         raise rpc_failure(f"reading the history of {handle.id}", exc) from None
-    if declared is None:
-        raise OperationError(f"{handle.id}: its history has no start event")
+    except (ValueError, TypeError, RuntimeError):  # pydantic refused it, or the converter
+        return None
     return declared
 
 
@@ -184,7 +191,7 @@ async def start_or_attach(
     restarted = None
     if running:
         declared = await running_declaration(client, existing)
-        if declaration_changes(declared, env):
+        if declared is None or declaration_changes(declared, env):
             if redeclare == Redeclare.ASK:
                 raise DeclarationChanged(existing.id, declared, env)
             if redeclare == Redeclare.UPDATE_RUN:

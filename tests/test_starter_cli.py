@@ -417,3 +417,20 @@ async def test_following_a_run_shows_a_signal_it_refused(cli, fakes):
     code, out, _ = await following
     assert code == starter.EXIT_OK, out
     assert "refused signal 'approv'" in out and "did you mean approve?" in out
+
+
+async def test_a_run_whose_declaration_this_version_cannot_read_is_not_attached_to(cli, dev_server):
+    """A run started by another version (its input has a key this model does not know):
+    provision cannot compare, so it asks instead of attaching."""
+    older = load_environment("staging").model_dump(mode="json", by_alias=True)
+    older.update(name=cli.name, retired_setting=True)
+    await dev_server.client.start_workflow(
+        "BootstrapWorkflow",
+        {"environment": older},
+        id=f"provision-{cli.name}",
+        task_queue=f"tq-nobody-{uuid.uuid4()}",
+    )
+    code, out, err = await cli("provision", "ENV")
+    assert code == starter.EXIT_WAITING, out + err
+    assert "everything: its declaration cannot be read by this version" in out
+    assert "--restart" in out
