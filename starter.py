@@ -56,6 +56,7 @@ from declared_state.paths import ENVIRONMENTS_VARIABLE, environments_dir
 from operations import drift as drift_ops
 from operations import environments, render
 from operations import runs as run_ops
+from operations.embedded import EmbeddedServerError
 from operations.settings import (
     ClientSettings,
     SettingsError,
@@ -191,7 +192,10 @@ def _run(
     async def go() -> int:
         if state.client is not None:
             return await body(state.client, state.settings)  # type: ignore[arg-type]
-        settings = resolve(state.settings, start_embedded=start_embedded)  # type: ignore[arg-type]
+        try:
+            settings = resolve(state.settings, start_embedded=start_embedded)  # type: ignore[arg-type]
+        except EmbeddedServerError as exc:
+            raise CommandFailed(EXIT_FAILED, str(exc)) from None
         if settings is None:
             raise CommandFailed(
                 EXIT_FAILED,

@@ -36,6 +36,7 @@ from activities.install_chart import ChartInstaller
 from activities.register_namespaces import RegisterNamespaces
 from activities.temporal_target import TargetTemporalClients
 from activities.wait_frontend_healthy import WaitFrontendHealthy
+from operations.embedded import EmbeddedServerError
 from operations.settings import (
     ClientSettings,
     SettingsError,
@@ -116,7 +117,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         settings = resolve(ClientSettings.load(), start_embedded=True)
-    except SettingsError as exc:
+    except (SettingsError, EmbeddedServerError) as exc:
         log.error("%s", exc)
         return 1
     assert settings is not None  # started when missing

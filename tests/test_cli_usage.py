@@ -81,3 +81,21 @@ def test_worker_against_an_address_nobody_serves_ends_with_one_line():
         "nothing listens there; check TEMPORAL_ADDRESS (or TEMPORAL_PROFILE), or start the server"
     )
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_an_embedded_server_that_cannot_start_ends_with_one_line(tmp_path):
+    """No address configured and the embedded server fails (here: its SQLite file is a
+    folder) used to end in an EmbeddedServerError traceback."""
+    (tmp_path / "embedded-server" / "temporal.sqlite").mkdir(parents=True)
+    state = {"TEMPORAL_BOOTSTRAP_STATE_DIR": str(tmp_path)}
+    for script, args in (
+        ("starter.py", ("provision", "staging", "--dry-run", "--no-wait")),
+        ("worker.py", ()),
+    ):
+        proc = run(script, *args, **state)
+        assert proc.returncode == EXIT_FAILED, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stdout + proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert "the embedded Temporal server did not start" in lines[0]
+        assert f"(log {tmp_path}/embedded-server/temporal.log)" in lines[0]
