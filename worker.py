@@ -11,6 +11,9 @@ embedded server and prepared charts live (default ./.state); TEMPORAL_BOOTSTRAP_
 (true/false; default: true when a service-account token is mounted) for how the new cluster's
 frontend is reached when an environment does not say (frontend.connect: direct inside a
 cluster, port-forward through the Kubernetes API outside).
+
+Exit codes: 0 stopped on SIGTERM/SIGINT, 1 the bootstrap server cannot be reached (or no
+local stack runs for --local-stack), 3 invalid command line (the starter's "invalid input").
 """
 
 from __future__ import annotations
@@ -43,10 +46,12 @@ from activities.soak import Soak
 from activities.temporal_target import TargetTemporalClients
 from activities.update_schema import UpdateSchema
 from activities.wait_frontend_healthy import WaitFrontendHealthy
+from operations.embedded import EmbeddedServerError
 from operations.settings import (
     ClientSettings,
     SettingsError,
     apply_local_stack_env,
+    connect_failure,
     resolve,
 )
 from workflows.bootstrap import BootstrapWorkflow
@@ -85,8 +90,27 @@ def build_activities(kubeconfig: str | None, helm_binary: str | None) -> list[Ca
     ]
 
 
+EXIT_USAGE = 3  # the starter's "invalid input"; argparse's own 2 means "waiting" there
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="worker.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -96,7 +120,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="store_true",
         help="take KUBECONFIG, AWS_* and TEMPORAL_ADDRESS from a running `python -m local_stack up`",
     )
-    parser.add_argument("--max-concurrent-activities", type=int, default=8)
+    parser.add_argument(
+        "--max-concurrent-activities",
+        type=_at_least_one,
+        default=8,
+        metavar="N",
+        help="activities run at once (at least 1; default 8)",
+    )
     return parser.parse_args(argv)
 
 
@@ -112,10 +142,14 @@ async def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         settings = resolve(ClientSettings.load(), start_embedded=True)
-        assert settings is not None  # started when missing
+    except (SettingsError, EmbeddedServerError) as exc:
+        log.error("%s", exc)
+        return 1
+    assert settings is not None  # started when missing
+    try:
         client = await settings.connect()
     except (SettingsError, RuntimeError) as exc:
-        log.error("cannot reach the bootstrap Temporal server: %s", exc)
+        log.error("%s", connect_failure(settings.address, exc))
         return 1
     activities = build_activities(os.environ.get("KUBECONFIG"), os.environ.get("HELM_BIN"))
     stop = asyncio.Event()
