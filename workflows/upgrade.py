@@ -138,7 +138,9 @@ class UpgradeWorkflow(OperatedRun):
         )
         live = await self._run_step(STEP_ACTIVITIES[FIRST_STEP], steps_input)
         if not isinstance(live, ReadLiveVersionsResult):  # skipped by an operator
-            raise self._refusal_error("the live versions were not read (skipped): nothing to plan from")
+            raise self._refusal_error(
+                "the live versions were not read (skipped): nothing to plan from"
+            )
         return live
 
     def _plan_from(self, live: ReadLiveVersionsResult, input: UpgradeInput) -> tuple[Hop, ...]:
