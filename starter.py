@@ -19,7 +19,9 @@
     python starter.py import-helmfile helmfile.yaml --env staging [--write] [--compare]
                                            adopt a helmfile setup, with a report of its problems
 
-Every operator action is also a temporal CLI signal, e.g.
+Every operator action is also a temporal CLI update (refused with the reason when the run
+cannot take it now) and a signal of the same name (refusals show in `status`), e.g.
+    temporal workflow update execute --workflow-id provision-staging --name approve --input '{"by": "alice"}'
     temporal workflow signal --workflow-id provision-staging --name approve --input '{"by": "alice"}'
     temporal workflow query --workflow-id provision-staging --type progress
 
@@ -30,8 +32,10 @@ takes the addresses of a running `python -m local_stack up` (the demo).
 
 Exit codes (stable, for scripts): 0 done (drift: in sync or repaired; upgrade --plan: nothing
 to do), 1 failed, aborted or refused (drift: a check failed or could not read something, or a
-repair left differences), 2 waiting for an operator (upgrade --plan: there are hops to apply),
-3 invalid input (bad environment file, unknown environment), 4 drift found and not repaired.
+repair left differences; no server or worker answers), 2 waiting for an operator (or for a
+choice: `provision` of a changed declaration while a run waits; upgrade --plan: there are
+hops to apply), 3 invalid input, nothing started or changed (bad command line, bad environment
+file, unknown environment, an action the run refuses now), 4 drift found and not repaired.
 `drift ENV --output json` prints one record per difference.
 """
 
@@ -50,10 +54,11 @@ import click
 import typer
 from rich.console import Console
 from temporalio.client import Client, WorkflowHandle
+from temporalio.workflow import UpdateMethodMultiParam
 
 from contracts.bootstrap import RunState
 from contracts.drift_check import DriftCheckResult, DriftState, drift_schedule_id
-from contracts.operator import OperatorAction, OperatorRequest
+from contracts.operator import ActionReceipt, OperatorAction, OperatorRequest
 from contracts.upgrade import UpgradeProgress, UpgradeResult
 from declared_state.loader import InvalidEnvironment
 from declared_state.models import (
@@ -67,7 +72,14 @@ from operations import drift as drift_ops
 from operations import environments, helmfile_import, render
 from operations import runs as run_ops
 from operations import upgrade as upgrade_ops
-from operations.settings import ClientSettings, SettingsError, apply_local_stack_env, resolve
+from operations.embedded import EmbeddedServerError
+from operations.settings import (
+    ClientSettings,
+    SettingsError,
+    apply_local_stack_env,
+    connect_failure,
+    resolve,
+)
 from workflows.bootstrap import BootstrapWorkflow
 
 EXIT_OK, EXIT_FAILED, EXIT_WAITING, EXIT_INVALID, EXIT_DRIFTED = 0, 1, 2, 3, 4
@@ -215,7 +227,10 @@ def _run(
     async def go() -> int:
         if state.client is not None:
             return await body(state.client, state.settings)  # type: ignore[arg-type]
-        settings = resolve(state.settings, start_embedded=start_embedded)  # type: ignore[arg-type]
+        try:
+            settings = resolve(state.settings, start_embedded=start_embedded)  # type: ignore[arg-type]
+        except EmbeddedServerError as exc:
+            raise CommandFailed(EXIT_FAILED, str(exc)) from None
         if settings is None:
             raise CommandFailed(
                 EXIT_FAILED,
@@ -225,13 +240,13 @@ def _run(
         try:
             client = await settings.connect()
         except RuntimeError as exc:  # the SDK reports refused/unresolvable servers so
-            raise CommandFailed(
-                EXIT_FAILED, f"cannot connect to the bootstrap server {settings.address}: {exc}"
-            ) from None
+            raise CommandFailed(EXIT_FAILED, connect_failure(settings.address, exc)) from None
         return await body(client, settings)
 
     try:
         return asyncio.run(go())
+    except run_ops.ActionRefused as exc:
+        raise CommandFailed(EXIT_INVALID, str(exc)) from None
     except run_ops.OperationError as exc:
         raise CommandFailed(EXIT_FAILED, str(exc)) from None
 
@@ -382,6 +397,8 @@ async def _follow(
                 )
             case run_ops.WorkerBack():
                 _print("   a worker answers again")
+            case run_ops.InputRefused(refused):
+                _print(f"   {render.refused_line(refused)}")
             case run_ops.WaitingForOperator(progress):
                 _print(f"\n{handle.id} waits for an operator: {progress.waiting_for}")
                 if isinstance(progress, UpgradeProgress):
@@ -435,21 +452,58 @@ def provision(
         bool,
         typer.Option("--dry-run", help="Validate, render and run the read-only preflight only."),
     ] = False,
+    update_run: Annotated[
+        bool,
+        typer.Option(
+            "--update-run",
+            help="A run waits with another declaration: hand it this one; its waiting step "
+            "runs again with it (steps already done are kept).",
+        ),
+    ] = False,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            "--restart",
+            help="A run goes with another declaration: abort it and start a new run with this one.",
+        ),
+    ] = False,
     by: ByOpt = "",
 ) -> None:
     """Provision ENV: start provision-ENV (or attach to the running one) and follow it.
 
+    A run that is going with another declaration (the files changed since it started) is not
+    attached to silently: the differing keys are printed with the two ways on, --update-run
+    and --restart, and the command exits 2.
+
     Exits 0 when done, 1 when failed or aborted, 2 when a step waits for an operator
     (the commands that unblock it are printed), 3 for invalid input.
     """
+    if update_run and restart:
+        raise CommandFailed(EXIT_INVALID, "--update-run and --restart exclude each other")
     env = _load(name, environments_dir)
     _render(env)  # bad values fail here, before anything starts
     _print(render.exposure_line(environments.web_ui_exposure(env)))
+    redeclare = (
+        run_ops.Redeclare.UPDATE_RUN
+        if update_run
+        else run_ops.Redeclare.RESTART
+        if restart
+        else run_ops.Redeclare.ASK
+    )
 
     async def body(client: Client, settings: ClientSettings) -> int:
-        started = await run_ops.start_or_attach(
-            client, settings, env, by=_operator(by), dry_run=dry_run
-        )
+        try:
+            started = await run_ops.start_or_attach(
+                client, settings, env, by=_operator(by), dry_run=dry_run, redeclare=redeclare
+            )
+        except run_ops.DeclarationChanged as changed:
+            _print(render.declaration_lines(changed.workflow_id, changed.running, changed.new))
+            _print(render.redeclare_commands(env.name, environments_dir, dry_run))
+            return EXIT_WAITING
+        if started.restarted:
+            _print(f"aborted run {started.restarted} of {started.handle.id} (another declaration)")
+        if started.redeclared:
+            _print(f"{started.handle.id} took the new declaration: {started.redeclared.effect}")
         url = _announce(started, settings)
         if no_wait:
             return EXIT_OK
@@ -480,6 +534,9 @@ def status(ctx: typer.Context, name: EnvArg, upgrade: UpgradeRunOpt = False) -> 
         if isinstance(progress, UpgradeProgress):
             hop = f"hop {progress.hop} of {len(progress.plan)}; " if progress.hop else ""
             _print(f"{hop}the cluster: {progress.cluster}")
+        if progress.refused:
+            _print("operator signals the run did not act on:")
+            _print([f"  {render.refused_line(r)}" for r in progress.refused])
         if progress.state == RunState.WAITING_FOR_OPERATOR:
             _print(f"waiting for: {progress.waiting_for}")
             _print(
@@ -497,7 +554,9 @@ def status(ctx: typer.Context, name: EnvArg, upgrade: UpgradeRunOpt = False) -> 
     raise typer.Exit(_run(ctx, body, start_embedded=False))
 
 
-_ACTIONS: dict[OperatorAction, tuple[Callable[..., Any], bool, str]] = {
+_ACTIONS: dict[
+    OperatorAction, tuple[UpdateMethodMultiParam[[Any, Any], ActionReceipt], bool, str]
+] = {
     OperatorAction.APPROVE: (
         BootstrapWorkflow.approve,
         True,
@@ -545,8 +604,13 @@ def _action_command(action: OperatorAction) -> None:
                 if upgrade
                 else run_ops.handle_for(client, name)
             )
-            await run_ops.send(handle, method, OperatorRequest(by=_operator(by), reason=reason))
-            _print(f"sent {action.value} to {handle.id}")
+            receipt = await run_ops.send(
+                handle,
+                method,
+                OperatorRequest(by=_operator(by), reason=reason),
+                task_queue=settings.task_queue,
+            )
+            _print(f"{handle.id} took {action.value}: {receipt.effect}")
             if no_wait:
                 return EXIT_OK
             if action == OperatorAction.ABORT:
@@ -555,7 +619,7 @@ def _action_command(action: OperatorAction) -> None:
                     err.print(outcome.message, markup=False, highlight=False)
                     return EXIT_FAILED
                 return EXIT_OK
-            await asyncio.sleep(0.5)  # let the workflow act on the action before following
+            # The update completed once the run had taken the action: follow from there.
             return await _follow(handle, name, settings.task_queue, upgrade=upgrade)
 
         raise typer.Exit(_run(ctx, body, start_embedded=False))
@@ -798,17 +862,23 @@ def main(
             obj=state,
             standalone_mode=False,
         )
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         return exc.exit_code
     except CommandFailed as exc:
         err.print(str(exc), markup=False, highlight=False)
         return exc.code
-    except click.UsageError as exc:
-        exc.show()
-        return exc.exit_code
-    except click.Abort:
+    except (click.Abort, typer.Abort):
         err.print("aborted", markup=False)
         return EXIT_FAILED
+    except (click.ClickException, typer.TyperException) as exc:
+        # Usage errors (unknown option, missing argument, bad value): typer's own exit code
+        # would be 2, which means "waiting for an operator" here; they are invalid input.
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(str(exc), markup=False, highlight=False)
+        return EXIT_INVALID
     return code if isinstance(code, int) else EXIT_OK
 
 

@@ -13,6 +13,9 @@ charts live (default ./.state); TEMPORAL_BOOTSTRAP_IN_CLUSTER (true/false; defau
 the worker uses its pod's ServiceAccount) for how the new cluster's frontend is reached when
 an environment does not say (frontend.connect: direct inside the cluster, port-forward
 through the Kubernetes API outside). deploy/README.md runs it in a cluster.
+
+Exit codes: 0 stopped on SIGTERM/SIGINT, 1 the bootstrap server cannot be reached (or no
+local stack runs for --local-stack), 3 invalid command line (the starter's "invalid input").
 """
 
 from __future__ import annotations
@@ -45,10 +48,12 @@ from activities.soak import Soak
 from activities.temporal_target import TargetTemporalClients
 from activities.update_schema import UpdateSchema
 from activities.wait_frontend_healthy import WaitFrontendHealthy
+from operations.embedded import EmbeddedServerError
 from operations.settings import (
     ClientSettings,
     SettingsError,
     apply_local_stack_env,
+    connect_failure,
     resolve,
 )
 from workflows.bootstrap import BootstrapWorkflow
@@ -87,8 +92,27 @@ def build_activities(kube: KubeClients, helm_binary: str | None) -> list[Callabl
     ]
 
 
+EXIT_USAGE = 3  # the starter's "invalid input"; argparse's own 2 means "waiting" there
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="worker.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -98,7 +122,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="store_true",
         help="take KUBECONFIG, AWS_* and TEMPORAL_ADDRESS from a running `python -m local_stack up`",
     )
-    parser.add_argument("--max-concurrent-activities", type=int, default=8)
+    parser.add_argument(
+        "--max-concurrent-activities",
+        type=_at_least_one,
+        default=8,
+        metavar="N",
+        help="activities run at once (at least 1; default 8)",
+    )
     return parser.parse_args(argv)
 
 
@@ -113,21 +143,26 @@ async def main(argv: Sequence[str] | None = None) -> int:
         log.error("no running local stack: start it with `python -m local_stack up`")
         return 1
     kube = KubeClients.from_environment()
-    loaded = ClientSettings.load()
-    if kube.in_cluster is not None and not loaded.address:
-        # An embedded server in the worker's own container would keep every run's history
-        # on a volume that goes with the pod: in a cluster the server is named explicitly.
-        log.error(
-            "running in a pod without TEMPORAL_ADDRESS: point it at an existing Temporal, or "
-            "deploy the bootstrap server of deploy/components/embedded-server (deploy/README.md)"
-        )
-        return 1
     try:
+        loaded = ClientSettings.load()
+        if kube.in_cluster is not None and not loaded.address:
+            # An embedded server in the worker's own container would keep every run's history
+            # on a volume that goes with the pod: in a cluster the server is named explicitly.
+            log.error(
+                "running in a pod without TEMPORAL_ADDRESS: point it at an existing Temporal, "
+                "or deploy the bootstrap server of deploy/components/embedded-server "
+                "(deploy/README.md)"
+            )
+            return 1
         settings = resolve(loaded, start_embedded=True)
-        assert settings is not None  # started when missing
+    except (SettingsError, EmbeddedServerError) as exc:
+        log.error("%s", exc)
+        return 1
+    assert settings is not None  # started when missing
+    try:
         client = await settings.connect()
     except (SettingsError, RuntimeError) as exc:
-        log.error("cannot reach the bootstrap Temporal server: %s", exc)
+        log.error("%s", connect_failure(settings.address, exc))
         return 1
     if kube.in_cluster is not None:
         log.info(

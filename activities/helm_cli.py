@@ -10,6 +10,16 @@ helm mark the release failed (and roll back) instead of leaving it pending-*, th
 after `TERMINATE_GRACE_S`. helm runs in a session of its own, so a Ctrl-C meant for the
 worker's terminal reaches helm only through that path.
 
+A helm that outlives the worker that started it (the worker was SIGKILLed; helm runs in a
+session of its own, so it lives on) would still be working on the release when the next
+attempt recovers it. Every long helm therefore carries `TEMPORAL_BOOTSTRAP_HELM_RELEASE=
+<context>/<namespace>/<release>`, the activity and the worker's PID in its environment,
+and `helms_holding` finds the helm processes working on a release in /proc: ours by that
+marker (with the activity that started it and whether its worker still lives), anyone
+else's (an operator's `helm upgrade` by hand) by its command line. Only processes on this
+host (this PID namespace) are visible: a worker that died with its pod took its helm with it. Values are
+handed to helm on stdin (`--values -`), so a killed worker leaves no values file behind.
+
 helm has no error codes: it prints `Error: ...` (several lines for some failures) and
 exits 1; v3 with `--debug` follows it with a Go stack trace, v4 with a hint line.
 `error_message` cuts that block out; errors/helm.py classifies it.
@@ -41,6 +51,7 @@ from declared_state.chart_files import ChartUnreadable, read_chart_metadata
 from declared_state.chart_values import build_chart_values
 from declared_state.models import ChartSpec, Environment
 from declared_state.paths import state_dir
+from operations.processes import pid_alive, process_start_time
 
 # A checkout's own helm (scripts/setup.sh puts v3 and v4 there); installed elsewhere, HELM_BIN
 # or PATH find it.
@@ -53,6 +64,10 @@ def prepared_charts_dir() -> Path:
 
 
 TERMINATE_GRACE_S = 10.0
+HOLDER_VARIABLE = "TEMPORAL_BOOTSTRAP_HELM_RELEASE"
+"""Set on every long helm the activities start (see the module docstring)."""
+_SEPARATOR = "\x1f"  # ASCII unit separator: names and ids never contain it
+_RELEASE_COMMANDS = {"install", "upgrade", "rollback", "uninstall", "delete", "del", "un"}
 # v3 `--debug` prints a Go stack after the error; v4 ends with a hint line.
 _END_OF_ERROR = re.compile(r"^\S+\.go:\d+: |^Use --debug flag")
 
@@ -200,9 +215,28 @@ class HelmCli:
         """argv for a helm command that talks to the cluster (kubeconfig/context appended)."""
         return [self.binary, *args, *self.global_flags()]
 
-    def start(self, args: list[str]) -> HelmProcess:
-        """A long helm command that talks to the cluster, running under supervision."""
-        return HelmProcess(self.command(args))
+    def release_marker(self, namespace: str, release: str) -> str:
+        return f"{self.kube_context or ''}/{namespace}/{release}"
+
+    def start(
+        self,
+        args: list[str],
+        *,
+        holds: tuple[str, str],
+        owner: str,
+        stdin_text: str | None = None,
+    ) -> HelmProcess:
+        """A long helm command on release `holds` = (namespace, release), started for
+        `owner` (the activity), running under supervision and marked as ours (see
+        `helms_holding`); `stdin_text` is fed to it."""
+        me = f"{os.getpid()}:{process_start_time(os.getpid())}"
+        marker = _SEPARATOR.join((self.release_marker(*holds), owner, me))
+        env = {**os.environ, HOLDER_VARIABLE: marker}
+        return HelmProcess(self.command(args), env=env, stdin_text=stdin_text)
+
+    def holders(self, namespace: str, release: str) -> list[HelmHolder]:
+        """The helm processes on this host working on `release` now (see the module doc)."""
+        return helms_holding(self.release_marker(namespace, release), namespace, release)
 
     def run_kube(self, args: list[str], timeout: float | None = 120) -> str:
         """`run` with this CLI's kubeconfig and context."""
@@ -232,14 +266,16 @@ class HelmCli:
     def rollback_wait_flags(self) -> list[str]:
         return ["--wait=watcher"] if self.major_version >= 4 else ["--wait"]
 
-    def run(self, args: list[str], timeout: float | None = 120) -> str:
+    def run(
+        self, args: list[str], timeout: float | None = 120, stdin_text: str | None = None
+    ) -> str:
         proc = subprocess.run(
             [self.binary, *args],
             capture_output=True,
             text=True,
             timeout=timeout,
             check=False,
-            stdin=subprocess.DEVNULL,
+            **({"input": stdin_text} if stdin_text is not None else {"stdin": subprocess.DEVNULL}),
         )
         if proc.returncode != 0:
             raise HelmCommandFailed(args, proc.returncode, proc.stderr)
@@ -253,12 +289,26 @@ class HelmCli:
         values: dict[str, Any] | Sequence[dict[str, Any]],
     ) -> str:
         """`helm template` with `values` (or several values layers, passed in order as helm's
-        `--values` files, which helm merges as helmfile has it do); returns the rendered
-        multi-document YAML."""
-        layers = [values] if isinstance(values, dict) else list(values)
+        `--values`, which helm merges as helmfile has it do); returns the rendered YAML
+        documents. One layer goes on stdin; several are written to a temporary folder that
+        is removed when helm is done."""
+        if isinstance(values, dict):
+            return self.run(
+                [
+                    "template",
+                    release,
+                    chart.chart,
+                    *chart.flags,
+                    "--namespace",
+                    namespace,
+                    "--values",
+                    "-",
+                ],
+                stdin_text=yaml.safe_dump(values),
+            )
         with tempfile.TemporaryDirectory(prefix="values-") as folder:
             flags: list[str] = []
-            for index, layer in enumerate(layers):
+            for index, layer in enumerate(values):
                 path = Path(folder) / f"{index}.yaml"
                 path.write_text(yaml.safe_dump(layer))
                 flags += ["--values", str(path)]
@@ -275,16 +325,20 @@ class HelmCli:
 class HelmProcess:
     """A running helm command whose output lines are collected by reader threads."""
 
-    def __init__(self, argv: list[str]):
+    def __init__(
+        self, argv: list[str], env: dict[str, str] | None = None, stdin_text: str | None = None
+    ):
         self.proc = subprocess.Popen(
             argv,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin_text is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             errors="replace",
+            env=env,
             start_new_session=True,  # our signals only, never the worker's terminal's
         )
+        self.start_time = process_start_time(self.proc.pid)
         self.stderr: deque[str] = deque(maxlen=400)
         self.last_line = ""
         self._readers = [
@@ -293,6 +347,13 @@ class HelmProcess:
         ]
         for reader in self._readers:
             reader.start()
+        if stdin_text is not None:
+            assert self.proc.stdin is not None
+            try:  # helm reads its values before anything else; then the pipe is closed
+                self.proc.stdin.write(stdin_text)
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass  # helm ended before reading; its exit code and stderr say why
 
     def _read(self, stream: Any, keep: bool) -> None:
         for raw in stream:
@@ -324,6 +385,80 @@ class HelmProcess:
             self.proc.wait(timeout=10)
         except ProcessLookupError:
             pass
+
+
+@dataclass(frozen=True)
+class HelmHolder:
+    """A helm process working on a release."""
+
+    pid: int
+    start_time: str | None
+    command: str
+    """Its command line, for people (helm's own arguments; values come on stdin)."""
+    owner: str | None
+    """The activity that started it (`<workflow id>/<run id>/<activity id>`); None when
+    temporal-bootstrap did not start it."""
+    orphaned: bool = False
+    """The worker that started it is gone: nobody will ever read its outcome."""
+
+
+def _helm_argv(pid: str) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    argv = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+    return argv if argv and Path(argv[0]).name == "helm" else None
+
+
+def _marker(pid: str) -> str | None:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:  # someone else's process: its environment is not ours to read
+        return None
+    prefix = f"{HOLDER_VARIABLE}=".encode()
+    found = next((e for e in environ.split(b"\0") if e.startswith(prefix)), None)
+    return found[len(prefix) :].decode(errors="replace") if found else None
+
+
+def _works_on(argv: list[str], namespace: str, release: str) -> bool:
+    """A helm command line that changes `release` in `namespace` (by hand, say)."""
+    args = argv[1:]
+    if not _RELEASE_COMMANDS & set(args) or release not in args:
+        return False
+    for i, arg in enumerate(args):
+        if arg in ("-n", "--namespace") and i + 1 < len(args):
+            return args[i + 1] == namespace
+        if arg.startswith("--namespace="):
+            return arg.split("=", 1)[1] == namespace
+    return namespace == "default"
+
+
+def helms_holding(release_marker: str, namespace: str, release: str) -> list[HelmHolder]:
+    """The helm processes on this host working on `release` in `namespace`: those whose
+    `HOLDER_VARIABLE` names `release_marker` (ours), and any other helm whose command line
+    changes it."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        argv = _helm_argv(entry.name)
+        if argv is None:
+            continue
+        marker = (_marker(entry.name) or "").split(_SEPARATOR)
+        ours = len(marker) == 3 and marker[0] == release_marker
+        if ours or _works_on(argv, namespace, release):
+            start = process_start_time(int(entry.name))
+            if start is None or not pid_alive(int(entry.name), start):
+                continue  # gone in between, or a zombie nobody reaped
+            command = " ".join(["helm", *argv[1:]])[:300]
+            if not ours:
+                found.append(HelmHolder(int(entry.name), start, command, None))
+                continue
+            parent_pid, _, parent_start = marker[2].partition(":")
+            orphaned = not (parent_pid.isdigit() and pid_alive(int(parent_pid), parent_start))
+            found.append(HelmHolder(int(entry.name), start, command, marker[1], orphaned))
+    return found
 
 
 def error_message(lines: list[str]) -> str:

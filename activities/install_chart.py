@@ -3,7 +3,12 @@
 Idempotent: a release that is `deployed` with the declared chart version and exactly the
 declared values is left alone (no new revision). A release left `pending-*` by a worker that
 died mid-helm is rolled back (or, never deployed, uninstalled) once it is older than
-`pending_grace`, then upgraded. helm itself waits for readiness and rolls back on failure
+`pending_grace`, then upgraded. Before any of that, the step looks for a helm still working
+on the release (helm_cli.helms_holding). One nobody will ever read the outcome of (started
+by an earlier attempt of this step, or by a worker that is gone since) is stopped like a
+cancelled one (SIGTERM, then SIGKILL) and waited for, after which the release it left is
+recovered at once. One that another live run started, or anybody started by hand, is never
+touched: the step waits for an operator, naming its PID and command. helm itself waits for readiness and rolls back on failure
 (v3 `--atomic`, v4 `--rollback-on-failure`); helm's output is streamed into heartbeats, and a
 cancelled activity terminates helm (SIGTERM, then SIGKILL). While helm waits, the release's
 pods that are not ready are read with kubelet's reasons (pod_status.py): they are in the
@@ -36,7 +41,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import tempfile
 import time
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -52,6 +56,7 @@ from activities.errors import ErrorType, activity_error
 from activities.errors.helm import helm_error
 from activities.errors.kubernetes import kubernetes_error
 from activities.helm_cli import (
+    TERMINATE_GRACE_S,
     HelmCli,
     HelmCommandFailed,
     HelmNotFound,
@@ -60,9 +65,10 @@ from activities.helm_cli import (
     render_environment,
 )
 from activities.pod_status import unready_pods
-from contracts.base import DriftItem
+from contracts.base import DriftItem, differing_paths
 from contracts.install_chart import InstallChartInput, InstallChartResult, ReleaseAction
 from declared_state.models import Environment
+from operations.processes import stop_pid
 
 HEARTBEAT_EVERY_S = 5.0
 # While helm waits, the release's pods are looked at this often, so a wait that runs out can
@@ -74,23 +80,9 @@ PENDING_STATES = ("pending-install", "pending-upgrade", "pending-rollback")
 MAX_DRIFT_PATHS = 10
 
 
-def _differing_paths(live: Any, declared: Any, prefix: str = "") -> list[str]:
-    """Dotted paths of the leaves (or whole subtrees) where two JSON documents differ."""
-    if isinstance(live, dict) and isinstance(declared, dict):
-        paths: list[str] = []
-        for key in sorted(live.keys() | declared.keys()):
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if key not in live or key not in declared:
-                paths.append(path)
-            else:
-                paths += _differing_paths(live[key], declared[key], path)
-        return paths
-    return [] if live == declared else [prefix or "(all values)"]
-
-
 def _values_drift(live: Any, declared: Any) -> list[str]:
     """`values differ at: a.b, c.d and N more`, or [] when equal; paths only, never values."""
-    paths = _differing_paths(_normalized(live), _normalized(declared))
+    paths = [p or "(all values)" for p in differing_paths(_normalized(live), _normalized(declared))]
     if not paths:
         return []
     shown = ", ".join(paths[:MAX_DRIFT_PATHS])
@@ -181,6 +173,9 @@ class _Install:
         self.started = time.monotonic()
         self.where = f"release {self.release!r} in namespace {self.namespace!r}"
         self._version_drift: set[str] = set()
+        info = activity.info()
+        # Every attempt of this activity: the helm an earlier one left is ours to stop.
+        self.owner = f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}"
 
     # -- the step ------------------------------------------------------------------------
     def run(self) -> InstallChartResult:
@@ -201,9 +196,12 @@ class _Install:
         drift = self._drift(history, values)
         if self.input.dry_run:
             return self._dry_run_result(history, drift)
+        abandoned = self._stop_abandoned_helm()
+        if abandoned:
+            history = self._history()
         recovered_from = None
         if history and history[-1]["status"] in PENDING_STATES:
-            recovered_from = self._recover(history)
+            recovered_from = self._recover(history, abandoned=abandoned)
             history = self._history()
             in_sync = not self._drift(history, values)
         else:
@@ -341,13 +339,44 @@ class _Install:
             )
         return f"helm uninstall {self.release} --namespace {self.namespace}"
 
-    def _recover(self, history: list[dict[str, Any]]) -> str:
-        """Roll back (or uninstall) a release left pending by a dead helm; returns its state."""
+    def _stop_abandoned_helm(self) -> bool:
+        """Stop the helm an earlier attempt (or a dead worker) left working on the release
+        (True if there was one); refuse to go on while anybody else's helm works on it."""
+        holders = self.helm.holders(self.namespace, self.release)
+        abandoned = [h for h in holders if h.owner == self.owner or h.orphaned]
+        for other in holders:
+            if other in abandoned:
+                continue
+            who = (
+                f"by a running temporal-bootstrap activity ({other.owner})"
+                if other.owner
+                else "outside temporal-bootstrap, so it is left alone"
+            )
+            raise activity_error(
+                f"another helm (pid {other.pid}: {other.command}) is working on "
+                f"{self.where}; it was started {who}. Wait for it to end (or stop it), "
+                "then retry",
+                ErrorType.HELM_RELEASE_PENDING,
+            )
+        for holder in abandoned:
+            activity.logger.warning(
+                "%s: stopping helm pid %s left by an earlier attempt: %s",
+                self.where,
+                holder.pid,
+                holder.command,
+            )
+            self._heartbeat(f"stopping abandoned helm pid {holder.pid}")
+            stop_pid(holder.pid, holder.start_time, timeout=TERMINATE_GRACE_S)
+        return bool(abandoned)
+
+    def _recover(self, history: list[dict[str, Any]], *, abandoned: bool = False) -> str:
+        """Roll back (or uninstall) a release left pending by a dead helm; returns its state.
+        `abandoned`: the helm that left it was just stopped, so no grace period applies."""
         latest = history[-1]
         state = str(latest["status"])
         updated = _parse_time(str(latest.get("updated", "")))
         age = (datetime.now(UTC) - updated) if updated else None
-        if age is None or age < self.input.pending_grace:
+        if not abandoned and (age is None or age < self.input.pending_grace):
             seen = f"{age.total_seconds():.0f}s ago" if age is not None else "at an unknown time"
             raise activity_error(
                 f"{self.where} is {state} (revision {latest['revision']}, updated {seen}): another "
@@ -389,32 +418,36 @@ class _Install:
         return max(1, int(self.input.timeout.total_seconds()))
 
     def _upgrade(self, chart: str, chart_flags: list[str], values: dict[str, Any]) -> None:
-        with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="values-") as values_file:
-            yaml.safe_dump(values, values_file)
-            values_file.flush()
-            args = [
-                "upgrade",
-                "--install",
-                self.release,
-                chart,
-                *chart_flags,
-                "--values",
-                values_file.name,
-                "--reset-values",
-                *self.helm.apply_flags(),
-                *self.helm.wait_flags(),
-                *self._timeout_flags(),
-                "--debug",  # progress lines for the heartbeats
-            ]
-            code, lines = self._stream("upgrading", args)
+        args = [
+            "upgrade",
+            "--install",
+            self.release,
+            chart,
+            *chart_flags,
+            "--values",
+            "-",  # on stdin: no values file to leak when the worker is killed
+            "--reset-values",
+            *self.helm.apply_flags(),
+            *self.helm.wait_flags(),
+            *self._timeout_flags(),
+            "--debug",  # progress lines for the heartbeats
+        ]
+        code, lines = self._stream("upgrading", args, stdin_text=yaml.safe_dump(values))
         if code != 0:
             raise self._classify("\n".join(lines), f"helm upgrade --install of {self.where}")
 
-    def _stream(self, phase: str, args: list[str]) -> tuple[int, list[str]]:
+    def _stream(
+        self, phase: str, args: list[str], stdin_text: str | None = None
+    ) -> tuple[int, list[str]]:
         """Run helm, heartbeat with its latest line, terminate it if we are cancelled."""
         self._heartbeat(phase)
         try:
-            proc = self.helm.start(args)
+            proc = self.helm.start(
+                args,
+                holds=(self.namespace, self.release),
+                owner=self.owner,
+                stdin_text=stdin_text,
+            )
         except OSError as exc:
             raise activity_error(
                 f"helm {args[0]} of {self.where} did not start: {exc}", ErrorType.HELM_FAILED
@@ -439,7 +472,7 @@ class _Install:
                         detail = "rolling back"
                     elif "wait" in line.lower() or "not ready" in line.lower():
                         detail = f"{phase}: waiting for readiness"
-                    self._heartbeat(detail, line)
+                    self._heartbeat(detail, line, helm=(proc.proc.pid, proc.start_time))
                 if activity.is_cancelled():
                     raise CancelledError()
         except BaseException:
@@ -463,7 +496,9 @@ class _Install:
         except Exception as exc:  # noqa: BLE001 - a diagnosis, never the step's failure
             activity.logger.debug("%s: reading pods failed: %s", self.where, exc)
 
-    def _heartbeat(self, phase: str, last_line: str = "") -> None:
+    def _heartbeat(
+        self, phase: str, last_line: str = "", helm: tuple[int, str | None] | None = None
+    ) -> None:
         details: dict[str, Any] = {
             "phase": phase,
             "elapsed_s": round(time.monotonic() - self.started, 1),
@@ -471,6 +506,8 @@ class _Install:
         }
         if self.unready:
             details["unready_pods"] = list(self.unready)
+        if helm is not None:  # which helm works on the release, for people and `ps`
+            details["helm_pid"], details["helm_start_time"] = helm
         activity.heartbeat(details)
 
     # -- errors --------------------------------------------------------------------------

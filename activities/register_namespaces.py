@@ -11,6 +11,15 @@ The result's `drift` lists how each namespace differed from its declaration befo
 A dry run that cannot reach the frontend (the release was uninstalled, its pods are down)
 reports that as its drift, "frontend ... is down", instead of failing: the drift check says
 what is wrong now rather than retrying until its deadline.
+
+What earlier attempts did is carried across retries by the namespace itself: RegisterNamespace
+writes `temporal-bootstrap.registered-by: <workflow id>/<run id>` into the namespace's data.
+An attempt that finds a namespace registered by its own run (attempt 1 registered it, then
+timed out, lost its worker or never got the answer) reports it `created`, with the drift
+attempt 1 saw (`missing`), not `unchanged`. Heartbeat details cannot carry that: the SDK sends
+them throttled (at most once per 80% of the heartbeat timeout), so the last ones before a
+crash are lost. A namespace some other run registered, or that existed before, is reported as
+found; the marker is never changed afterwards.
 """
 
 from __future__ import annotations
@@ -46,6 +55,13 @@ from declared_state.models import TemporalNamespace, format_duration
 
 _RPC_TIMEOUT = timedelta(seconds=10)
 _SYSTEM_NAMESPACES = {"temporal-system"}
+REGISTERED_BY = "temporal-bootstrap.registered-by"
+"""Key in a namespace's data: the workflow run whose step registered it."""
+
+
+def _this_run() -> str:
+    info = activity.info()
+    return f"{info.workflow_id}/{info.workflow_run_id}"
 
 
 def _drift(
@@ -124,15 +140,16 @@ class RegisterNamespaces:
         """The outcome for `ns` and how it differed from its declaration (before any write)."""
         service = client.workflow_service
         found = await self._describe(client, ns.name)
+        missing = _drift(ns, f"namespace {ns.name} missing")
+        created = NamespaceOutcome(
+            name=ns.name,
+            action="created",
+            retention_before=None,
+            retention_after=ns.retention,
+            description_changed=False,
+        )
         if found is None:
-            drift: list[DriftItem] = [_drift(ns, f"namespace {ns.name} missing")]
-            created = NamespaceOutcome(
-                name=ns.name,
-                action="created",
-                retention_before=None,
-                retention_after=ns.retention,
-                description_changed=False,
-            )
+            drift: list[DriftItem] = [missing]
             if dry_run:
                 return created, drift
             try:
@@ -142,6 +159,7 @@ class RegisterNamespaces:
                         description=ns.description,
                         workflow_execution_retention_period=_duration(ns.retention),
                         is_global_namespace=ns.is_global,
+                        data={REGISTERED_BY: _this_run()},
                     ),
                     timeout=_RPC_TIMEOUT,
                 )
@@ -166,7 +184,9 @@ class RegisterNamespaces:
 
         retention = found.config.workflow_execution_retention_ttl.ToTimedelta()
         description = found.namespace_info.description
-        drift = []
+        # Registered by an earlier attempt of this very run: it was created, and missing then.
+        ours = not dry_run and found.namespace_info.data.get(REGISTERED_BY) == _this_run()
+        drift = [missing] if ours else []
         if found.is_global_namespace != ns.is_global:
             live, declared = (
                 "global" if g else "local" for g in (found.is_global_namespace, ns.is_global)
@@ -205,6 +225,9 @@ class RegisterNamespaces:
         if description_differs:
             drift.append(_drift(ns, f"namespace {ns.name} description differs", path="description"))
         if not (retention_differs or description_differs):
+            if ours:
+                activity.logger.info("namespace %s was registered by an earlier attempt", ns.name)
+                return created.model_copy(update={"retention_after": retention}), drift
             unchanged = NamespaceOutcome(
                 name=ns.name,
                 action="unchanged",
@@ -243,7 +266,8 @@ class RegisterNamespaces:
             format_duration(retention_after),
             ", description changed" if description_differs else "",
         )
-        return updated.model_copy(update={"retention_after": retention_after}), drift
+        outcome = created if ours else updated
+        return outcome.model_copy(update={"retention_after": retention_after}), drift
 
     async def _usable(self, client: Client, name: str) -> str | None:
         """None when `name` is usable through the frontend, else why not (yet)."""

@@ -8,6 +8,8 @@ parses prose: each step's result type subclasses `StepResult` and adds its own t
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -59,3 +61,26 @@ class StepResult(FrozenModel):
     unchecked: tuple[DriftItem, ...] = ()
     """What could not be read (forbidden, not answering), so is neither in sync nor drifted:
     the drift check reports it as "could not check", never as in sync."""
+
+
+def differing_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Where two JSON documents differ: dotted key paths (`rds.port`), list items by index
+    (`temporal_namespaces[0].retention`) when both lists are as long, else the whole list;
+    `prefix` ("" for the root) where the documents themselves differ. Paths only, never
+    values, so the result can be shown whatever the documents hold."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found: list[str] = []
+        for key in sorted(old.keys() | new.keys(), key=str):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old or key not in new:
+                found.append(path)
+            else:
+                found += differing_paths(old[key], new[key], path)
+        return found
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [
+            path
+            for i, (a, b) in enumerate(zip(old, new, strict=True))
+            for path in differing_paths(a, b, f"{prefix}[{i}]")
+        ]
+    return [] if old == new else [prefix]

@@ -8,13 +8,13 @@ from typing import Annotated
 
 from pydantic import Field
 
-from contracts.base import FrozenModel
+from contracts.base import FrozenModel, differing_paths
 from contracts.check_database import CheckDatabaseResult
 from contracts.check_server_version import CheckServerVersionResult
 from contracts.ensure_ca_bundle import EnsureCaBundleResult
 from contracts.ensure_db_secret import EnsureDbSecretResult
 from contracts.install_chart import InstallChartResult
-from contracts.operator import OperatorAction
+from contracts.operator import OperatorAction, RefusedInput
 from contracts.read_live_versions import ReadLiveVersionsResult
 from contracts.register_namespaces import RegisterNamespacesResult
 from contracts.snapshot_database import SnapshotDatabaseResult
@@ -84,6 +84,22 @@ class BootstrapInput(FrozenModel):
     dry_run: bool = Field(default=False, description="Run the read-only preflight only.")
 
 
+class Redeclaration(FrozenModel):
+    """A new declaration handed to a run that waits for an operator (`redeclare` update):
+    the waiting step runs again with it, and so does every later step."""
+
+    environment: Environment
+    by: str = Field(default="unknown", max_length=200)
+    reason: str = Field(default="", max_length=2000)
+
+
+def declaration_changes(old: Environment, new: Environment) -> tuple[str, ...]:
+    """The key paths (`rds.port`, `temporal_namespaces[0].retention`) where two
+    declarations differ; () when they are the same. Paths only, never values."""
+    paths = differing_paths(old.model_dump(mode="json"), new.model_dump(mode="json"))
+    return tuple(path or "(everything)" for path in paths)
+
+
 class StepStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
@@ -137,6 +153,9 @@ class BootstrapProgress(FrozenModel):
     )
     approved_by: str | None = None
     dry_run: bool = False
+    refused: tuple[RefusedInput, ...] = Field(
+        default=(), description="operator signals the run did not act on (newest last)"
+    )
 
     def step(self, name: str) -> StepProgress:
         return next(s for s in self.steps if s.name == name)

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from contracts.base import DriftItem, FrozenModel
 from contracts.bootstrap import StepDeadlines
+from contracts.operator import RefusedInput
 from declared_state.models import DriftPolicy, Environment
 
 # What the drift check compares, in bootstrap order: the state each step owns, the live
@@ -192,6 +193,9 @@ class DriftCheckResult(FrozenModel):
     checked_at: datetime | None = None
     records: tuple[DriftRecord, ...] = ()
     """`findings` flattened: one record per difference (see DriftRecord)."""
+    refused: tuple[RefusedInput, ...] = Field(
+        default=(), description="operator signals the check did not act on (newest last)"
+    )
 
     @property
     def drifted_steps(self) -> tuple[str, ...]:

@@ -42,12 +42,13 @@ from declared_state.models import DriftPolicy, Environment
 from operations.runs import (
     QUERY_TIMEOUT,
     NoRun,
-    NoWorker,
     OperationError,
     WorkerBack,
     WorkerMissing,
     poll,
     rpc_failure,
+    send,
+    unanswered,
 )
 from operations.settings import ClientSettings
 from workflows.drift_check import DriftCheckWorkflow
@@ -83,10 +84,7 @@ async def check_progress(handle: DriftHandle, task_queue: str) -> DriftCheckResu
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise NoRun(f"no drift check {handle.id}: {exc.message}") from None
-        raise NoWorker(
-            f"{handle.id} exists but no worker answers its progress query on task queue "
-            f"{task_queue}: start `python worker.py` ({exc.message})"
-        ) from None
+        raise await unanswered(handle, task_queue, f"its progress query ({exc.message})") from None
 
 
 @dataclass(frozen=True)
@@ -138,7 +136,8 @@ async def approve_waiting(
             )
             progress = await check_progress(handle, task_queue)
             if progress.state == DriftState.WAITING_FOR_APPROVAL:
-                await handle.signal(DriftCheckWorkflow.approve, request)
+                # An update: a check that stopped waiting in between refuses, and says why.
+                await send(handle, DriftCheckWorkflow.approve, request, task_queue=task_queue)
                 approved.append(execution.id)
     except RPCError as exc:
         raise rpc_failure(f"approving the drift checks of {environment}", exc) from None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -180,16 +181,14 @@ def start_embedded_server(state: Path, timeout: float = 30.0) -> EmbeddedServer:
         deadline = time.monotonic() + timeout
         while not tcp_open(LOOPBACK, port):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise EmbeddedServerError(
-                    f"the embedded Temporal server did not start (log {log_path})"
-                )
+                raise EmbeddedServerError("the embedded Temporal server did not start")
             time.sleep(0.05)
         wait_serving(
             address, max(1.0, deadline - time.monotonic()), alive=lambda: proc.poll() is None
         )
     except (EmbeddedServerError, TimeoutError) as exc:
         stop_pid(proc.pid, started, timeout=3, popen=proc)
-        raise EmbeddedServerError(f"{exc} (log {log_path})") from None
+        raise EmbeddedServerError(f"{exc}{_why(log_path)} (log {log_path})") from None
     record = {
         "address": address,
         "ui_url": ui_url,
@@ -205,6 +204,19 @@ def start_embedded_server(state: Path, timeout: float = 30.0) -> EmbeddedServer:
     }
     (folder / "server.json").write_text(json.dumps(record, indent=2))
     return EmbeddedServer(address=address, ui_url=ui_url)
+
+
+def _why(log_path: Path) -> str:
+    """The dev server's own reason, from the end of its log, when it is a known one."""
+    try:
+        tail = log_path.read_text(errors="replace")[-20000:]
+    except OSError:
+        return ""
+    taken = re.findall(r"listen tcp ([\d.]+:\d+): bind: address already in use", tail)
+    if taken:
+        return f": {taken[-1]} is taken by another process; run the command again"
+    last = [ln for ln in tail.splitlines() if ln.startswith("Error: ")]
+    return f": {last[-1][len('Error: ') :][:200]}" if last else ""
 
 
 def stop_embedded_server(state: Path) -> bool:

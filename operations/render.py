@@ -8,13 +8,18 @@ CLI's equivalent.
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 from rich.table import Table
 
 from contracts.base import DriftItem
 from contracts.bootstrap import BootstrapProgress, StepProgress, StepStatus
+from contracts.bootstrap import declaration_changes as changed_paths
 from contracts.drift_check import (
     REPAIRED_BY,
     DriftCheckResult,
@@ -22,7 +27,7 @@ from contracts.drift_check import (
     FindingStatus,
     drift_records,
 )
-from contracts.operator import OperatorAction
+from contracts.operator import OperatorAction, RefusedInput
 from contracts.upgrade import UpgradeProgress, UpgradeResult, snapshot_id
 from declared_state.helmfile.report import Severity
 from declared_state.loader import display_path
@@ -30,6 +35,9 @@ from declared_state.models import Environment
 from operations.environments import EnvironmentSummary, WebUiExposure
 from operations.helmfile_import import ImportPlan
 from operations.manifest_diff import Difference
+
+# Keys whose values are never printed, whatever they hold.
+SECRET_LIKE = re.compile(r"pass(word)?|secret|token|credential|api_?key|private|auth", re.I)
 
 STEP_ICONS = {
     StepStatus.PENDING: " ",
@@ -62,6 +70,14 @@ def step_line(step: StepProgress) -> str:
     return line
 
 
+def temporal_cli_action(workflow_id: str, action: OperatorAction, by: str) -> str:
+    """The temporal CLI's way to send an action: an update, so a refusal comes back."""
+    return (
+        f"temporal workflow update execute --workflow-id {workflow_id} --name {action.value} "
+        f'--input \'{{"by": "{by}"}}\''
+    )
+
+
 def operator_commands(
     env_name: str,
     workflow_id: str,
@@ -70,15 +86,63 @@ def operator_commands(
     run_option: str = "",
 ) -> list[str]:
     """For each action: the starter command (`run_option`: ` --upgrade` for an upgrade run)
-    and the temporal CLI signal that do it."""
+    and the temporal CLI update that do it."""
     lines = []
     for action in actions:
         lines.append(f"  python starter.py {action.value} {env_name}{run_option}")
-        lines.append(
-            f"  temporal workflow signal --workflow-id {workflow_id} --name {action.value} "
-            f'--input \'{{"by": "{by}"}}\''
-        )
+        lines.append(f"  {temporal_cli_action(workflow_id, action, by)}")
     return lines
+
+
+def refused_line(refused: RefusedInput) -> str:
+    return f"refused signal {refused.name!r} at {refused.at:%Y-%m-%d %H:%M:%S %Z}: {refused.why}"
+
+
+def _at(document: Any, path: str) -> Any:
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if part.startswith("["):
+            index = int(part[1:-1])
+            document = (
+                document[index] if isinstance(document, list) and index < len(document) else None
+            )
+        else:
+            document = document.get(part) if isinstance(document, dict) else None
+    return document
+
+
+def declaration_lines(workflow_id: str, running: Environment | None, new: Environment) -> list[str]:
+    """What differs between a running run's declaration and the files now: key paths, with
+    old -> new values except for secret-like keys."""
+    lines = [f"{workflow_id} is going with another declaration than the files now; differs at:"]
+    if running is None:
+        return [*lines, "  everything: its declaration cannot be read by this version"]
+    old_doc, new_doc = running.model_dump(mode="json"), new.model_dump(mode="json")
+    for path in changed_paths(running, new):
+        if SECRET_LIKE.search(path):
+            lines.append(f"  {path} (value not shown)")
+        else:
+            old, now = _at(old_doc, path), _at(new_doc, path)
+            lines.append(f"  {path}: {_short(old)} -> {_short(now)}")
+    return lines
+
+
+def _short(value: Any) -> str:
+    text = "(unset)" if value is None else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def redeclare_commands(env_name: str, environments_dir: Path | None, dry_run: bool) -> list[str]:
+    """The two ways on when a run goes with another declaration."""
+    base = f"python starter.py provision {env_name}"
+    if environments_dir is not None:
+        base += f" --environments-dir {shlex.quote(str(environments_dir))}"
+    if dry_run:
+        base += " --dry-run"
+    return [
+        "choose one:",
+        f"  {base} --update-run   # hand the run this declaration; its waiting step runs again",
+        f"  {base} --restart      # abort the run and start a new one with this declaration",
+    ]
 
 
 def status_table(workflow_id: str, progress: BootstrapProgress) -> Table:
@@ -211,8 +275,7 @@ def drift_json(result: DriftCheckResult) -> str:
 def drift_approval_commands(env_name: str, workflow_id: str, by: str) -> list[str]:
     return [
         f"  python starter.py approve-drift {env_name}",
-        f"  temporal workflow signal --workflow-id {workflow_id} --name approve "
-        f'--input \'{{"by": "{by}"}}\'',
+        f"  {temporal_cli_action(workflow_id, OperatorAction.APPROVE, by)}",
     ]
 
 

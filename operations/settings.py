@@ -90,6 +90,26 @@ class ClientSettings:
         return f"{self.ui_url}/namespaces/{self.namespace}/workflows/{workflow_id}"
 
 
+_CONNECT_REASONS = (
+    ("Connection refused", "connection refused: nothing listens there"),
+    ("dns error", "the host name does not resolve"),
+    ("failed to lookup address", "the host name does not resolve"),
+    ("timed out", "no answer (timed out)"),
+    ("certificate", "TLS certificate problem"),
+    ("InvalidContentType", "TLS mismatch: the server does not speak TLS, or needs it"),
+)
+
+
+def connect_failure(address: str | None, exc: Exception) -> str:
+    """One line for a failed connect: the SDK's message is a nested Rust error chain."""
+    text = str(exc)
+    reason = next((why for key, why in _CONNECT_REASONS if key in text), text.splitlines()[0])
+    return (
+        f"cannot connect to the bootstrap Temporal server {address}: {reason}; check "
+        "TEMPORAL_ADDRESS (or TEMPORAL_PROFILE), or start the server"
+    )
+
+
 def resolve(settings: ClientSettings, *, start_embedded: bool) -> ClientSettings | None:
     """`settings` when they name a server; else the embedded server's (started when asked
     to, else only when it already runs), None when there is none."""
@@ -118,10 +138,23 @@ def apply_local_stack_env(environ: MutableMapping[str, str] = os.environ) -> boo
         ui_url = state["temporal"]["bootstrap"].get("ui_url")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
-    explicit_address = bool(environ.get("TEMPORAL_ADDRESS"))
+    explicit_address = _configured_address(environ)
     for key, value in variables.items():
-        environ.setdefault(key, value)
+        if key == "TEMPORAL_ADDRESS" and explicit_address:
+            continue  # a profile's address is as explicit as the variable
+        if not environ.get(key):  # empty counts as unset, as everywhere else
+            environ[key] = value
     # The stack's Web UI belongs to the stack's server only, never to one set explicitly.
-    if ui_url and not explicit_address:
-        environ.setdefault("TEMPORAL_UI_URL", ui_url)
+    if ui_url and not explicit_address and not environ.get("TEMPORAL_UI_URL"):
+        environ["TEMPORAL_UI_URL"] = ui_url
     return True
+
+
+def _configured_address(environ: Mapping[str, str]) -> bool:
+    """A bootstrap server address is configured: TEMPORAL_ADDRESS or the TOML profile."""
+    if environ.get("TEMPORAL_ADDRESS"):
+        return True
+    try:
+        return bool(ClientConfigProfile.load(override_env_vars=dict(environ)).address)
+    except Exception:  # noqa: BLE001 - a broken profile is reported by ClientSettings.load
+        return False

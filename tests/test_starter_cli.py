@@ -12,20 +12,27 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import yaml
-from temporalio.client import Client
+from temporalio import workflow
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import starter
 from activities.errors import ErrorType, activity_error
-from contracts.bootstrap import BootstrapProgress, RunState
+from contracts.bootstrap import BootstrapInput, BootstrapProgress, RunState
+from declared_state.loader import load_environment
+from operations import runs as run_ops
 from operations.embedded import temporal_cli
 from operations.settings import ClientSettings
 from tests.helpers import assert_eventually, copy_environments, new_worker
@@ -142,7 +149,7 @@ async def test_a_failed_step_prints_the_actions_that_unblock_it_then_retry_compl
 
     code, out, _ = await cli("retry", "ENV", "--by", "dba", "--reason", "schema updated")
     assert code == starter.EXIT_OK, out
-    assert f"sent retry to provision-{cli.name}" in out
+    assert f"provision-{cli.name} took retry: check_database runs again" in out
     check = (await cli.progress()).step("check_database")
     assert check.operator_actions == ("retry by dba: schema updated",)
 
@@ -386,3 +393,219 @@ async def test_drift_groups_by_object_says_what_repairs_each_and_prints_json(cli
     ) in out
     assert "1 difference(s) left after the repair" in out
     assert f"{cli.name}: repair failed (policy remediate)." in out
+
+
+# --- issue #10: operator input that never sticks a run, stale declarations ------------
+
+
+async def test_a_malformed_signal_leaves_status_and_abort_working(cli, fakes, dev_server):
+    """Item 1: `temporal workflow signal --name retry` with two inputs used to fail every
+    workflow task: status then blamed a missing worker and abort never returned."""
+    fakes.failures["check_database"] = (-1, activity_error("old", ErrorType.SCHEMA_OUTDATED))
+    assert (await cli("provision", "ENV"))[0] == starter.EXIT_WAITING
+    sent = await asyncio.to_thread(
+        subprocess.run,
+        [
+            str(Path(sys.executable).parent / "temporal"),
+            "workflow",
+            "signal",
+            "--address",
+            dev_server.client.service_client.config.target_host,
+            "--workflow-id",
+            f"provision-{cli.name}",
+            "--name",
+            "retry",
+            "--input",
+            '{"by": "a"}',
+            "--input",
+            '{"by": "b"}',
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert sent.returncode == 0, sent.stderr
+
+    async def refused_is_shown() -> str:
+        code, out, err = await cli("status", "ENV")
+        assert code == starter.EXIT_WAITING, out + err
+        assert "refused signal 'retry'" in out, out
+        return out
+
+    out = await assert_eventually(refused_is_shown, timeout=20, interval=0.5)
+    assert "payload refused: 2 inputs were sent" in out
+
+    code, _, err = await asyncio.wait_for(cli("abort", "ENV", "--by", "ops"), timeout=60)
+    assert code == starter.EXIT_FAILED
+    assert f"provisioning of {cli.name} aborted" in err
+
+
+async def test_an_action_the_run_cannot_take_exits_3_with_what_it_waits_for(cli, fakes):
+    """Item 2: an action the run refuses is an update refusal, not a silent no-op."""
+    local = cli.env_dir / f"{cli.name}.yaml"
+    local.write_text(local.read_text() + "\napproval_required: true\n")
+    assert (await cli("provision", "ENV"))[0] == starter.EXIT_WAITING
+
+    code, out, err = await cli("retry", "ENV", "--by", "dba")
+    assert code == starter.EXIT_INVALID, out + err
+    assert err.strip() == (
+        f"provision-{cli.name} refused retry: retry is not possible now: it waits for: "
+        "approval before install_chart: send `approve`; it takes: approve, abort"
+    )
+    code, out, _ = await cli("approve", "ENV", "--by", "carol", "--no-wait")
+    assert code == starter.EXIT_OK
+    assert f"provision-{cli.name} took approve: the approval gate opens" in out
+    code, _, err = await cli("approve", "ENV", "--by", "carol")
+    assert code == starter.EXIT_INVALID
+    assert "refused approve" in err
+
+
+async def test_an_action_no_worker_takes_ends_in_bounded_time(cli, dev_server, monkeypatch):
+    """Every starter wait has a bound: an action nobody can take (no worker on the run's
+    task queue) ends with what to start instead of hanging."""
+    monkeypatch.setattr(run_ops, "ACTION_TIMEOUT", timedelta(seconds=3))
+    nobody = f"tq-nobody-{uuid.uuid4()}"
+    await dev_server.client.start_workflow(
+        BootstrapWorkflow.run,
+        BootstrapInput(
+            environment=load_environment("staging").model_copy(update={"name": cli.name})
+        ),
+        id=f"provision-{cli.name}",
+        task_queue=nobody,
+    )
+    code, _, err = await asyncio.wait_for(cli("abort", "ENV"), timeout=60)
+    assert code == starter.EXIT_FAILED
+    assert "no worker answers abort" in err and "abort was not applied" in err
+
+
+@workflow.defn(name="BootstrapWorkflow", sandboxed=False)
+class BrokenBootstrap:
+    """A BootstrapWorkflow whose every workflow task fails (as a bug would make it)."""
+
+    @workflow.run
+    async def run(self, input: BootstrapInput) -> None:
+        raise RuntimeError("a bug in the workflow code")
+
+
+async def test_status_of_a_run_whose_workflow_task_fails_does_not_blame_a_missing_worker(
+    cli, dev_server
+):
+    async with new_worker(dev_server.client, BrokenBootstrap) as broken:
+        cli.settings = ClientSettings(task_queue=broken.task_queue)
+        await dev_server.client.start_workflow(
+            BootstrapWorkflow.run,
+            BootstrapInput(
+                environment=load_environment("staging").model_copy(update={"name": cli.name})
+            ),
+            id=f"provision-{cli.name}",
+            task_queue=broken.task_queue,
+        )
+
+        async def stuck() -> str:
+            code, out, err = await cli("status", "ENV")
+            assert code == starter.EXIT_FAILED and "workflow task has failed" in err, err
+            return err
+
+        err = await assert_eventually(stuck, timeout=40, interval=1)
+    assert "a worker runs but cannot process the run; the worker's log says why" in err
+    assert "no worker answers" not in err
+
+
+def _set_port(env_dir: Path, name: str, port: int) -> None:
+    """What an operator does after the error message: correct rds.port in the file."""
+    path = env_dir / f"{name}.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["rds"]["port"] = port
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+async def test_provision_with_a_changed_declaration_says_what_differs_and_offers_two_ways(
+    cli, fakes
+):
+    """Item 3: provision used to attach to the waiting run and keep its old declaration."""
+    _set_port(cli.env_dir, cli.name, 3307)
+    fakes.failures["check_database"] = (
+        -1,
+        activity_error("port 3307 refused", ErrorType.CONFIGURATION_MISMATCH),
+    )
+    assert (await cli("provision", "ENV"))[0] == starter.EXIT_WAITING
+    _set_port(cli.env_dir, cli.name, 3306)
+    code, out, _ = await cli("provision", "ENV")
+    assert code == starter.EXIT_WAITING, out
+    assert f"provision-{cli.name} is going with another declaration" in out
+    assert "  rds.port: 3307 -> 3306" in out
+    assert "--update-run" in out and "--restart" in out
+    assert fakes.counts()["check_database"] == 1, "nothing may run before the operator chose"
+
+    fakes.failures.pop("check_database")
+    code, out, _ = await cli("provision", "ENV", "--update-run", "--by", "dba")
+    assert code == starter.EXIT_OK, out
+    assert "check_database runs again with the new declaration (changed: rds.port)" in out
+    check = (await cli.progress()).step("check_database")
+    assert check.operator_actions == (
+        "declaration replaced by dba: rds.port",
+        "retry by dba",
+    )
+    assert [i.environment.rds.port for i in fakes.inputs["check_database"]] == [3307, 3306]
+    assert [i.environment.rds.port for i in fakes.inputs["install_chart"]] == [3306]
+
+
+async def test_provision_restart_aborts_the_waiting_run_and_starts_a_new_one(cli, fakes):
+    _set_port(cli.env_dir, cli.name, 3307)
+    fakes.failures["check_database"] = (
+        1,
+        activity_error("port 3307 refused", ErrorType.CONFIGURATION_MISMATCH),
+    )
+    assert (await cli("provision", "ENV"))[0] == starter.EXIT_WAITING
+    first = await cli.client.get_workflow_handle(f"provision-{cli.name}").describe()
+    _set_port(cli.env_dir, cli.name, 3306)
+    code, out, _ = await cli("provision", "ENV", "--restart", "--by", "dba")
+    assert code == starter.EXIT_OK, out
+    assert f"aborted run {first.run_id} of provision-{cli.name} (another declaration)" in out
+    assert f"started provision-{cli.name}" in out
+    old = cli.client.get_workflow_handle(f"provision-{cli.name}", run_id=first.run_id)
+    assert (await old.describe()).status == WorkflowExecutionStatus.FAILED
+    assert [i.environment.rds.port for i in fakes.inputs["check_database"]] == [3307, 3306]
+
+
+async def test_following_a_run_shows_a_signal_it_refused(cli, fakes):
+    fakes.hold["check_database"] = asyncio.Event()
+    following = asyncio.create_task(cli("provision", "ENV"))
+    handle = cli.client.get_workflow_handle_for(BootstrapWorkflow.run, f"provision-{cli.name}")
+
+    async def running() -> None:
+        try:
+            progress = await handle.query(BootstrapWorkflow.progress)
+        except RPCError as exc:  # not started yet
+            raise AssertionError(exc) from None
+        assert progress.step("check_database").status.value == "running"
+
+    await assert_eventually(running, timeout=20, interval=0.2)
+    await asyncio.sleep(1.5)  # the follower has seen the run before the signal
+    await handle.signal("approv", {"by": "x"})  # by name: a misspelt one, as typed by hand
+
+    async def refused_seen() -> None:
+        assert (await handle.query(BootstrapWorkflow.progress)).refused
+
+    await assert_eventually(refused_seen, timeout=10, interval=0.2)
+    await asyncio.sleep(1.5)
+    fakes.hold["check_database"].set()
+    code, out, _ = await following
+    assert code == starter.EXIT_OK, out
+    assert "refused signal 'approv'" in out and "did you mean approve?" in out
+
+
+async def test_a_run_whose_declaration_this_version_cannot_read_is_not_attached_to(cli, dev_server):
+    """A run started by another version (its input has a key this model does not know):
+    provision cannot compare, so it asks instead of attaching."""
+    older = load_environment("staging").model_dump(mode="json", by_alias=True)
+    older.update(name=cli.name, retired_setting=True)
+    await dev_server.client.start_workflow(
+        "BootstrapWorkflow",
+        {"environment": older},
+        id=f"provision-{cli.name}",
+        task_queue=f"tq-nobody-{uuid.uuid4()}",
+    )
+    code, out, err = await cli("provision", "ENV")
+    assert code == starter.EXIT_WAITING, out + err
+    assert "everything: its declaration cannot be read by this version" in out
+    assert "--restart" in out

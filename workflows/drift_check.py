@@ -16,13 +16,18 @@ checks says so ("could not check"), which is never "in sync". Then, by the envir
   repaired step is then checked again: what is still different (helm does not remove what
   no revision of the chart set) is reported as "not restored", and the run ends "repair
   failed" instead of claiming success;
-- `ask`: when something can be repaired, the run waits (up to `drift_check.interval`) for an
-  `approve` signal, then repairs as `remediate` does.
+- `ask`: when something can be repaired, the run waits (up to `drift_check.interval`) for
+  `approve`, then repairs as `remediate` does.
 
 How the running server release and both schema versions differ from the declared chart
 (check_temporal) is drift that only `python starter.py upgrade ENV` moves, schema first, so
 it is reported and never "remediated"; likewise a step whose drift has any item that is not
 `repairable` (install_chart when the declared chart is another version) is never re-applied.
+
+`approve` is an update with a validator (refused unless the check waits for approval: the
+sender is told what the check is doing) and a signal of the same name that takes any payload;
+refused signals and unknown signal names are recorded in `refused` (workflows/operated.py's
+`OperatorInbox`, shared with the bootstrap).
 
 A check that fails (cluster unreachable, say) is reported as such and does not block: the next
 scheduled run looks again. Started by hand (`starter.py drift ENV`) or by the Temporal Schedule
@@ -52,8 +57,9 @@ with workflow.unsafe.imports_passed_through():
         FindingStatus,
         drift_records,
     )
-    from contracts.operator import OperatorRequest
+    from contracts.operator import OperatorAction, OperatorRequest
     from declared_state.models import DriftPolicy
+    from workflows.operated import OperatorInbox
     from workflows.steps import STEP_ACTIVITIES, StepActivity
 
 # A dry run only reads; when it cannot read for this long the check reports that instead.
@@ -77,20 +83,30 @@ class _Repair:
 
 
 @workflow.defn(name="DriftCheckWorkflow")
-class DriftCheckWorkflow:
+class DriftCheckWorkflow(OperatorInbox):
     """Check one environment for drift; see the module docstring."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._input: DriftCheckInput | None = None
         self._findings: dict[str, DriftFinding] = {}
         self._state = DriftState.CHECKING
         self._approved_by: str | None = None
         self._checked_at: datetime | None = None
 
-    @workflow.signal
-    def approve(self, request: OperatorRequest | None = None) -> None:
-        """policy ask: repair the drift this run found."""
-        self._approved_by = (request or OperatorRequest()).by
+    # policy ask: `approve` (OperatorInbox) repairs the drift this run found.
+    def _takes_now(self) -> tuple[OperatorAction, ...]:
+        waiting = self._state == DriftState.WAITING_FOR_APPROVAL and self._approved_by is None
+        return (OperatorAction.APPROVE,) if waiting else ()
+
+    def _situation(self) -> str:
+        if self._approved_by is not None:
+            return f"the check was approved by {self._approved_by} already"
+        return f"the check is {self._state.value}, not waiting for approval"
+
+    def _act(self, action: OperatorAction, request: OperatorRequest) -> str:
+        self._approved_by = request.by
+        return "the drift found is repaired now"
 
     @workflow.query
     def progress(self) -> DriftCheckResult:
@@ -103,6 +119,7 @@ class DriftCheckWorkflow:
             approved_by=self._approved_by,
             checked_at=self._checked_at,
             records=drift_records(findings),
+            refused=self._refused_inputs(),
         )
 
     @workflow.run

@@ -1,6 +1,25 @@
-"""What every operator-steered run shares: steps that wait for an operator instead of
-failing the run, the approval gate, pause/resume, abort, and the step records the `progress`
-query shows.
+"""What every operator-steered run shares: operator input that never breaks a run, steps that
+wait for an operator instead of failing the run, the approval gate, pause/resume, abort, and
+the step records the `progress` query shows.
+
+Operator input arrives two ways, under the same names (`approve`, `retry`, `skip`, `abort`,
+`pause`, `resume`; the SDK and the server keep signal and update names apart):
+
+- **Updates** (what the starter sends, by typed reference, and
+  `temporal workflow update execute --name retry ...`): each has a validator that refuses
+  what the run cannot take now (`retry` while no step waits, a second `approve`, ...) with a
+  message saying what the run waits for; the sender gets that refusal back and nothing is
+  written to the history. An accepted update returns an `ActionReceipt`.
+- **Signals** (`temporal workflow signal --name retry ...`, kept for the temporal CLI and
+  the Web UI): they take any payload shape. The handlers receive the decoded inputs as they
+  came (`*args`, no type hints, so the SDK never drops or chokes on them), convert them
+  inside a `try`, and apply the same check as the update validators. A signal whose payload
+  is refused, that comes at a time the run cannot take it, or whose name is unknown (the
+  dynamic handler) is logged and recorded in `refused`, which `progress` shows (name, when,
+  why). A signal handler never raises: a workflow task must never fail because of operator
+  input. One limit remains in the SDK, before any handler runs: a payload that is not JSON
+  at all (only possible with `--input-meta encoding=...`) is dropped with an error in the
+  worker's log.
 
 A step whose activity fails for good (a non-retryable error, or its deadline used up) does
 not fail the run: it waits for `retry`, `skip` or `abort`. `abort` is honoured at any time
@@ -8,23 +27,154 @@ not fail the run: it waits for `retry`, `skip` or `abort`. `abort` is honoured a
 a late one is never applied to a later failure. `pause` holds the run before its next step.
 
 Subclasses (`BootstrapWorkflow`, later ones) define `run` and the `progress` query over
-`_step_records()`, `_run_state()` and `_allowed_actions()`.
+`_step_records()`, `_run_state()`, `_allowed_actions()` and `_refused_inputs()`.
+`DriftCheckWorkflow` uses only `OperatorInbox` (approve).
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, ClassVar
 
 from temporalio import exceptions, workflow
+from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import UpdateMethodMultiParam
 
 from contracts.base import StepResult
 from contracts.bootstrap import RunState, StepProgress, StepStatus
-from contracts.operator import OperatorAction, OperatorRequest
+from contracts.operator import (
+    REFUSED_KEPT,
+    ActionReceipt,
+    OperatorAction,
+    OperatorRequest,
+    RefusedInput,
+    parse_request,
+)
 from workflows.steps import RunInput, StepActivity
 
 _STEP_DECISIONS = (OperatorAction.RETRY, OperatorAction.SKIP, OperatorAction.ABORT)
+
+ACTION_REFUSED = "ActionRefused"
+"""The ApplicationError type of an update a validator refused."""
+
+
+def operator_action(
+    action: OperatorAction, doc: str
+) -> tuple[UpdateMethodMultiParam[[Any, OperatorRequest | None], ActionReceipt], Any]:
+    """The update (with its validator) and the signal, both named `action`, that an
+    operator-steered workflow class defines for one action:
+
+        retry, retry_signal = operator_action(OperatorAction.RETRY, "Run the waiting step again.")
+    """
+
+    # `self` stays unannotated: the SDK drops a first parameter from the payload types only
+    # when it is an unannotated `self` (annotated, the request would arrive as a plain dict).
+    def update(self, request: OperatorRequest | None = None) -> ActionReceipt:
+        return self._take(action, request)
+
+    def validator(self, request: OperatorRequest | None = None) -> None:
+        self._validate(action)
+
+    def signal(self, *args: Any) -> None:
+        self._signalled(action, args)
+
+    update.__name__, update.__doc__ = action.value, doc
+    signal.__name__ = f"{action.value}_signal"
+    handler = workflow.update(name=action.value)(update)
+    handler.validator(validator)
+    described = f"Same as the {action.value} update, for the temporal CLI; any payload."
+    return handler, workflow.signal(name=action.value, description=described)(signal)
+
+
+class OperatorInbox:
+    """Operator input for a workflow: the `approve` update and signal, the check every
+    action goes through, and the record of refused signals (see the module docstring).
+
+    Subclasses say what they take now (`_takes_now`), what they are doing (`_situation`)
+    and how an action changes them (`_act`)."""
+
+    SIGNALS: ClassVar[tuple[OperatorAction, ...]] = (OperatorAction.APPROVE,)
+    """The operator signals (and updates) this kind of run defines."""
+
+    def __init__(self) -> None:
+        self._refused: list[RefusedInput] = []
+
+    # --- what subclasses say --------------------------------------------------------
+
+    def _takes_now(self) -> tuple[OperatorAction, ...]:
+        raise NotImplementedError
+
+    def _situation(self) -> str:
+        """What the run is doing or waiting for, for a refusal message."""
+        raise NotImplementedError
+
+    def _act(self, action: OperatorAction, request: OperatorRequest) -> str:
+        """Apply an accepted action; returns what the run does now because of it."""
+        raise NotImplementedError
+
+    # --- the check every action goes through ---------------------------------------
+
+    def _refusal(self, action: OperatorAction) -> str | None:
+        """None when the run takes `action` now, else why not (what it waits for)."""
+        takes = self._takes_now()
+        if action in takes:
+            return None
+        offer = ", ".join(a.value for a in takes) or "no operator action"
+        return f"{action.value} is not possible now: {self._situation()}; it takes: {offer}"
+
+    def _validate(self, action: OperatorAction) -> None:
+        """An update validator's body: raise the refusal the sender gets back."""
+        why = self._refusal(action)
+        if why is not None:
+            raise ApplicationError(why, type=ACTION_REFUSED, non_retryable=True)
+
+    def _take(self, action: OperatorAction, request: OperatorRequest | None) -> ActionReceipt:
+        """An update handler's body (its validator has passed)."""
+        request = request or OperatorRequest()
+        effect = self._act(action, request)
+        workflow.logger.info("%s (update): %s", request.describe(action), effect)
+        return ActionReceipt(action=action, by=request.by, effect=effect)
+
+    def _signalled(self, action: OperatorAction, args: Sequence[Any]) -> None:
+        """A signal handler's body: act on it, or record why not. Never raises."""
+        try:
+            request = parse_request(args)
+            why = self._refusal(action)
+            if why is not None:
+                self._refuse(action.value, why)
+                return
+            effect = self._act(action, request)
+            workflow.logger.info("%s (signal): %s", request.describe(action), effect)
+        except ValueError as exc:
+            self._refuse(action.value, f"payload refused: {exc}")
+        except Exception as exc:  # noqa: BLE001 - operator input must never fail the task
+            self._refuse(action.value, f"could not be handled ({type(exc).__name__})")
+
+    def _refuse(self, name: str, why: str) -> None:
+        workflow.logger.warning("signal %r refused: %s", name, why)
+        self._refused.append(RefusedInput(name=name[:100], at=workflow.now(), why=why))
+        del self._refused[:-REFUSED_KEPT]
+
+    def _refused_inputs(self) -> tuple[RefusedInput, ...]:
+        return tuple(self._refused)
+
+    @workflow.signal(dynamic=True)
+    def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """Any other signal name: recorded as refused, never buffered without a trace."""
+        known = [a.value for a in self.SIGNALS]
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        self._refuse(name, f"unknown signal {name!r}{hint}; this run takes: {', '.join(known)}")
+
+    # --- approve --------------------------------------------------------------------
+
+    approve, approve_signal = operator_action(
+        OperatorAction.APPROVE, "Approve what the run waits for approval of."
+    )
 
 
 class Aborted(Exception):
@@ -65,10 +215,13 @@ class _StepRecord:
         )
 
 
-class OperatedRun:
+class OperatedRun(OperatorInbox):
     """Operator interface and step runner shared by the workflows that change a cluster."""
 
+    SIGNALS: ClassVar[tuple[OperatorAction, ...]] = tuple(OperatorAction)
+
     def __init__(self, step_names: tuple[str, ...]) -> None:
+        super().__init__()
         self._steps: dict[str, _StepRecord] = {n: _StepRecord(name=n) for n in step_names}
         self._state = RunState.RUNNING
         self._paused = False
@@ -78,43 +231,65 @@ class OperatedRun:
         self._waiting_actions: tuple[OperatorAction, ...] = ()
         self._approval_pending = False
 
-    # --- operator interface ---------------------------------------------------------
+    # --- operator interface: one update (validated) and one signal per action ----------
 
-    @workflow.signal
-    def retry(self, request: OperatorRequest | None = None) -> None:
-        """Run the waiting step again (e.g. after the schema was updated by hand)."""
-        self._decide(OperatorAction.RETRY, request)
+    retry, retry_signal = operator_action(
+        OperatorAction.RETRY, "Run the waiting step again (e.g. after the schema was updated)."
+    )
+    skip, skip_signal = operator_action(
+        OperatorAction.SKIP, "Move on past the waiting step; recorded in the result."
+    )
+    abort, abort_signal = operator_action(
+        OperatorAction.ABORT, "End the run with a failure that lists what was done."
+    )
+    pause, pause_signal = operator_action(
+        OperatorAction.PAUSE, "Hold the run before the next step starts."
+    )
+    resume, resume_signal = operator_action(OperatorAction.RESUME, "Let a paused run go on.")
 
-    @workflow.signal
-    def skip(self, request: OperatorRequest | None = None) -> None:
-        """Move on past the waiting step; recorded in the result."""
-        self._decide(OperatorAction.SKIP, request)
+    # --- what the actions do --------------------------------------------------------
 
-    @workflow.signal
-    def abort(self, request: OperatorRequest | None = None) -> None:
-        """End the run with a failure that lists what was done."""
-        self._decide(OperatorAction.ABORT, request)
+    def _takes_now(self) -> tuple[OperatorAction, ...]:
+        takes = self._allowed_actions()
+        if (
+            self._state == RunState.RUNNING
+            and self._approval_pending
+            and self._approved_by is None
+            and OperatorAction.APPROVE not in takes
+        ):
+            takes = (*takes, OperatorAction.APPROVE)  # an early approve counts at the gate
+        return takes
 
-    @workflow.signal
-    def approve(self, request: OperatorRequest | None = None) -> None:
-        """Open the approval gate."""
-        self._approved_by = (request or OperatorRequest()).by
-        workflow.logger.info("approved by %s", self._approved_by)
+    def _situation(self) -> str:
+        if self._state != RunState.RUNNING:
+            return f"the run has ended ({self._state.value})"
+        if self._waiting_for is not None:
+            return f"it waits for: {self._waiting_for}"
+        if self._paused:
+            return "it is paused before its next step"
+        running = [s.name for s in self._steps.values() if s.status == StepStatus.RUNNING]
+        return f"it is running {running[0]}" if running else "it is between steps"
 
-    @workflow.signal
-    def pause(self, request: OperatorRequest | None = None) -> None:
-        """Hold the run before the next step starts."""
-        self._paused = True
-
-    @workflow.signal
-    def resume(self, request: OperatorRequest | None = None) -> None:
-        """Let a paused run go on."""
-        self._paused = False
-
-    def _decide(self, action: OperatorAction, request: OperatorRequest | None) -> None:
-        # Abort is honoured at any time; retry/skip only mean something while a step waits.
-        if action == OperatorAction.ABORT or action in self._waiting_actions:
-            self._decision = (action, request or OperatorRequest())
+    def _act(self, action: OperatorAction, request: OperatorRequest) -> str:
+        waiting = next(
+            (s.name for s in self._steps.values() if s.status == StepStatus.WAITING_FOR_OPERATOR),
+            "the run",
+        )
+        if action == OperatorAction.APPROVE:
+            self._approved_by = request.by
+            return "the approval gate opens"
+        if action == OperatorAction.PAUSE:
+            self._paused = True
+            return "the run holds before its next step"
+        if action == OperatorAction.RESUME:
+            self._paused = False
+            return "the run goes on"
+        self._decision = (action, request)
+        if action == OperatorAction.ABORT:
+            return "the run ends as aborted"
+        return (
+            f"{waiting} runs again" if action == OperatorAction.RETRY else f"{waiting} is skipped"
+        )
 
     # --- what progress shows --------------------------------------------------------
 
@@ -192,7 +367,7 @@ class OperatedRun:
             record.status = StepStatus.RUNNING
             record.attempts += 1
             try:
-                result = await step.execute(input)
+                result = await step.execute(self._step_input(input))
             except ActivityError as err:
                 self._record_failure(record, err)
                 action, request = await self._wait_for_operator(step.name, record)
@@ -207,6 +382,11 @@ class OperatedRun:
             record.result = result
             self._finish(step.name, StepStatus.DONE, changed=result.changed, summary=result.summary)
             return result
+
+    def _step_input(self, input: Any) -> Any:
+        """The input each attempt of a step runs with; a subclass that lets an operator hand
+        over a new declaration returns the latest one."""
+        return input
 
     def _record_failure(self, record: _StepRecord, err: ActivityError) -> None:
         cause = err.cause

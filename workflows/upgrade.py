@@ -76,6 +76,7 @@ class UpgradeWorkflow(OperatedRun):
             waiting_for=self._waiting_for,
             allowed_actions=self._allowed_actions(),
             approved_by=self._approved_by,
+            refused=self._refused_inputs(),
             plan=self._plan,
             planned=self._planned,
             hop=self._hop,
@@ -137,13 +138,15 @@ class UpgradeWorkflow(OperatedRun):
         )
         live = await self._run_step(STEP_ACTIVITIES[FIRST_STEP], steps_input)
         if not isinstance(live, ReadLiveVersionsResult):  # skipped by an operator
-            raise self._refused("the live versions were not read (skipped): nothing to plan from")
+            raise self._refusal_error(
+                "the live versions were not read (skipped): nothing to plan from"
+            )
         return live
 
     def _plan_from(self, live: ReadLiveVersionsResult, input: UpgradeInput) -> tuple[Hop, ...]:
         env = input.environment
         if live.server_version is None:
-            raise self._refused(
+            raise self._refusal_error(
                 f"no Temporal release {env.kubernetes.release!r} runs in namespace "
                 f"{env.kubernetes.namespace}: provision it first (python starter.py provision "
                 f"{env.name})"
@@ -151,9 +154,9 @@ class UpgradeWorkflow(OperatedRun):
         try:
             return plan_upgrade(live.server_version, live.chart, env.chart)
         except UpgradeRefused as exc:
-            raise self._refused(str(exc)) from None
+            raise self._refusal_error(str(exc)) from None
 
-    def _refused(self, why: str) -> ApplicationError:
+    def _refusal_error(self, why: str) -> ApplicationError:
         self._state = RunState.ABORTED
         name = self._input.environment.name if self._input else ""
         return ApplicationError(

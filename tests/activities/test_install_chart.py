@@ -3,15 +3,19 @@ stand-in (no mocks). Each test works in a Kubernetes namespace of its own."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +35,7 @@ from local_stack.processes import pid_alive
 from tests.helpers import drift_messages, pids_running
 from tests.helpers.manifests import cluster_meaning, parse_manifests
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHORT = timedelta(seconds=5)  # helm --timeout where a wait is meant to fail
 
 
@@ -488,3 +493,211 @@ def test_an_upgrade_across_the_values_layout_change_keeps_the_cluster(
         for revision in (1, 2)
     ]
     assert cluster_meaning(manifests[1]) == cluster_meaning(manifests[0])
+
+
+# --- issue #10, item 5: a helm that outlived its worker -------------------------------
+
+ATTEMPT_IN_A_PROCESS = """
+import sys
+from datetime import timedelta
+from temporalio.testing import ActivityEnvironment
+from activities.install_chart import ChartInstaller
+from contracts.install_chart import InstallChartInput
+from declared_state.models import Environment
+
+helm_bin, kubeconfig, env_file = sys.argv[1:4]
+environment = Environment.model_validate_json(open(env_file).read())
+ActivityEnvironment().run(
+    ChartInstaller(helm_bin, kubeconfig).install_chart,
+    InstallChartInput(environment=environment, timeout=timedelta(seconds=300)),
+)
+"""
+
+
+def _attempt_in_a_worker(helm_bin, kube_standin, env: Environment, tmp_path) -> subprocess.Popen:
+    """Attempt 1 of install_chart in a process of its own (a worker), its helm waiting for a
+    Deployment that never gets ready; TMPDIR is tmp_path/tmp, to see what it leaves there."""
+    (tmp_path / "tmp").mkdir()
+    env_file = tmp_path / "environment.json"
+    env_file.write_text(env.model_dump_json(by_alias=True))
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            ATTEMPT_IN_A_PROCESS,
+            helm_bin,
+            str(kube_standin.kubeconfig_path),
+            str(env_file),
+        ],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "TMPDIR": str(tmp_path / "tmp")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not pids_running(helm_bin, "upgrade", env.kubernetes.namespace):
+        assert worker.poll() is None, "attempt 1 ended before its helm started"
+        assert time.monotonic() < deadline, "attempt 1 never started helm"
+        time.sleep(0.2)
+    time.sleep(1)  # into helm's wait
+    return worker
+
+
+# Test stand-in around the real helm for attempt 2: before every command that writes the
+# release, it notes which of the PIDs listed in `{orphans}` still run, then execs helm.
+WRITE_WATCHING_HELM = """#!/bin/bash
+case "$1" in
+  upgrade|rollback|uninstall)
+    for pid in $(cat "{orphans}"); do
+      if [ -d /proc/$pid ] && ! grep -q '^State:[[:space:]]*Z' /proc/$pid/status; then
+        echo "helm $1 while pid $pid runs" >> "{log}"
+      fi
+    done ;;
+esac
+exec "{real}" "$@"
+"""
+
+
+def _as_activity(activity_id: str, workflow_id: str = "test") -> ActivityEnvironment:
+    activity_env = ActivityEnvironment()
+    activity_env.info = dataclasses.replace(
+        activity_env.info, activity_id=activity_id, workflow_id=workflow_id
+    )
+    return activity_env
+
+
+def test_a_helm_left_by_a_killed_worker_is_stopped_before_the_release_is_recovered(
+    installer, env, helm_bin, kube_standin, tmp_path
+):
+    """The worker dies (SIGKILL), its helm lives on in its own session. The next attempt
+    (here: a new activity after an operator's retry, on another worker) used to uninstall and
+    reinstall the release while that helm still worked on it."""
+    ns = env.kubernetes.namespace
+    kube_standin.never_ready("temporal-frontend", ns)
+    worker = _attempt_in_a_worker(helm_bin, kube_standin, env, tmp_path)
+    orphan = pids_running(helm_bin, "upgrade", ns)
+    worker.kill()
+    worker.wait()
+    assert orphan and all(pid_alive(pid) for pid in orphan), "helm must outlive its worker"
+    assert list((tmp_path / "tmp").iterdir()) == [], "a killed worker leaves no values file"
+
+    # Attempt 2's helm notes any write to the release made while the orphan still runs.
+    (tmp_path / "orphans").write_text(" ".join(map(str, orphan)))
+    writes_while_orphan_runs = tmp_path / "writes-while-orphan-runs.log"
+    wrapper = tmp_path / "helm"
+    wrapper.write_text(
+        WRITE_WATCHING_HELM.format(
+            orphans=tmp_path / "orphans", log=writes_while_orphan_runs, real=helm_bin
+        )
+    )
+    wrapper.chmod(0o755)
+    attempt_2 = ChartInstaller(str(wrapper), str(kube_standin.kubeconfig_path))
+
+    def ready_when_orphan_is_gone() -> None:
+        deadline = time.monotonic() + 90
+        while any(pid_alive(pid) for pid in orphan) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        kube_standin.allow_ready("temporal-frontend", ns)
+
+    watcher = threading.Thread(target=ready_when_orphan_is_gone, daemon=True)
+    watcher.start()
+    try:
+        result = _as_activity("2").run(
+            attempt_2.install_chart,
+            InstallChartInput(
+                environment=env, timeout=timedelta(seconds=40), pending_grace=timedelta(0)
+            ),
+        )
+    finally:
+        kube_standin.allow_ready("temporal-frontend", ns)
+        for pid in orphan:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    watcher.join(timeout=5)
+    assert not writes_while_orphan_runs.exists(), writes_while_orphan_runs.read_text()
+    assert not any(pid_alive(pid) for pid in orphan)
+    assert (result.action, result.status) == ("installed", "deployed")
+    assert drift_messages(result) == ("release is pending-install (revision 1)",)
+    assert history(helm_bin, kube_standin, env)[-1]["status"] == "deployed"
+    assert deployed_values(helm_bin, kube_standin, env) == declared(env)
+
+
+def test_a_helm_of_another_live_run_is_not_touched(
+    installer, env, helm_bin, kube_standin, tmp_path
+):
+    """Two runs on one release (a provision and a drift repair): the second never stops the
+    first one's helm; it waits for an operator, naming it."""
+    ns = env.kubernetes.namespace
+    kube_standin.never_ready("temporal-frontend", ns)
+    worker = _attempt_in_a_worker(helm_bin, kube_standin, env, tmp_path)
+    try:
+        running = pids_running(helm_bin, "upgrade", ns)
+        with pytest.raises(ApplicationError) as refused:
+            _as_activity("1", workflow_id="drift-check-test").run(
+                installer.install_chart,
+                InstallChartInput(environment=env, pending_grace=timedelta(0)),
+            )
+        assert all(pid_alive(pid) for pid in running), "the other run's helm was stopped"
+        assert worker.poll() is None
+    finally:
+        worker.kill()
+        worker.wait()
+        for pid in pids_running(helm_bin, "upgrade", ns):
+            os.kill(pid, signal.SIGKILL)
+    err = refused.value
+    assert err.type == ErrorType.HELM_RELEASE_PENDING and err.non_retryable
+    assert f"another helm (pid {running[0]}: helm upgrade --install temporal" in err.message
+    assert "started by a running temporal-bootstrap activity (test/" in err.message
+
+
+def test_a_helm_run_by_hand_is_named_and_left_alone(installer, env, helm_bin, kube_standin):
+    ns = env.kubernetes.namespace
+    kube_standin.never_ready("temporal-frontend", ns)
+    by_hand = subprocess.Popen(
+        [
+            helm_bin,
+            "upgrade",
+            "--install",
+            env.kubernetes.release,
+            chart_reference(env.chart).chart,
+            "--values",
+            "-",
+            "--namespace",
+            ns,
+            "--kubeconfig",
+            str(kube_standin.kubeconfig_path),
+            "--create-namespace",
+            "--wait" + ("=watcher" if "/v4/" in helm_bin else ""),
+            "--timeout",
+            "120s",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert by_hand.stdin is not None
+    by_hand.stdin.write(yaml.safe_dump(build_chart_values(env)))
+    by_hand.stdin.close()
+    try:
+        deadline = time.monotonic() + 30
+        while not any(
+            r["status"] == "pending-install" for r in _history_or_empty(helm_bin, kube_standin, env)
+        ):
+            assert time.monotonic() < deadline, "the hand-run helm never started installing"
+            time.sleep(0.2)
+        err = run_failing(installer, env, pending_grace=timedelta(0))
+        assert by_hand.poll() is None, "a helm run by hand must never be stopped"
+    finally:
+        by_hand.kill()
+        by_hand.wait()
+    assert err.type == ErrorType.HELM_RELEASE_PENDING
+    assert f"another helm (pid {by_hand.pid}: helm upgrade --install temporal" in err.message
+    assert "outside temporal-bootstrap, so it is left alone" in err.message
+
+
+def _history_or_empty(helm_bin, kube_standin, env) -> list[dict[str, Any]]:
+    try:
+        return history(helm_bin, kube_standin, env)
+    except subprocess.CalledProcessError:
+        return []

@@ -98,12 +98,22 @@ async def spy(clients: TargetTemporalClients, env: Environment, delay: float = 0
 
 
 async def run(
-    clients: TargetTemporalClients, env: Environment, **fields: Any
+    clients: TargetTemporalClients,
+    env: Environment,
+    *,
+    run_id: str | None = None,
+    attempt: int = 1,
+    **fields: Any,
 ) -> tuple[RegisterNamespacesResult, list[dict[str, Any]]]:
+    """One attempt of the step; each call is another provisioning run unless `run_id` says
+    which run's (later) `attempt` it is."""
     act_env = ActivityEnvironment()
     act_env.info = dataclasses.replace(
         act_env.info,
         activity_type="register_namespaces",
+        workflow_id="provision-test",
+        workflow_run_id=run_id or str(uuid.uuid4()),
+        attempt=attempt,
         started_time=datetime.now(UTC),
         start_to_close_timeout=timedelta(seconds=60),
         schedule_to_close_timeout=None,
@@ -167,6 +177,44 @@ async def test_creates_then_leaves_unchanged(local_env, target_temporal, clients
     ]
     assert by_name(second)[long_ns].retention_before == timedelta(hours=168)
     assert calls.counts == {"register_namespace": 2, "update_namespace": 0}  # none added
+
+
+async def test_a_retry_reports_what_an_earlier_attempt_of_the_run_created(
+    local_env, target_temporal, clients
+):
+    """Item 4: attempt 1 registered the namespaces, then timed out before its result was
+    recorded; attempt 2 used to report them `unchanged`, so the audit trail said nothing was
+    created."""
+    addr = target_temporal.address
+    created, found = unique("retry-new"), unique("retry-old")
+    cli(addr, "create", "--namespace", found, "--retention", "72h", "--description", "before")
+    env = declaring(
+        local_env,
+        TemporalNamespace(name=created, retention="168h", description="declared"),
+        TemporalNamespace(name=found, retention="72h", description="before"),
+    )
+    run_id = str(uuid.uuid4())
+    await run(clients, env, run_id=run_id, attempt=1)  # its result never reached the server
+    calls = await spy(clients, env)
+
+    retried, _ = await run(clients, env, run_id=run_id, attempt=2)
+
+    assert [(o.name, o.action) for o in retried.namespaces] == [
+        (created, "created"),
+        (found, "unchanged"),
+    ]
+    assert by_name(retried)[created].retention_before is None
+    assert by_name(retried)[created].retention_after == timedelta(hours=168)
+    assert drift_messages(retried) == (f"namespace {created} missing",)
+    assert retried.changed and retried.summary == f"{created} created, {found} unchanged"
+    assert calls.counts == {"register_namespace": 0, "update_namespace": 0}, "nothing twice"
+    data = described(addr, created)["namespaceInfo"]["data"]
+    assert data == {"temporal-bootstrap.registered-by": f"provision-test/{run_id}"}
+
+    # Another run (the next provision) finds it as it is: unchanged.
+    later, _ = await run(clients, env)
+    assert [o.action for o in later.namespaces] == ["unchanged", "unchanged"]
+    assert not later.changed and drift_messages(later) == ()
 
 
 async def test_retention_drift_is_restored(local_env, target_temporal, clients):

@@ -18,11 +18,33 @@ import pytest
 import yaml
 
 from local_stack.temporal_servers import TemporalDevServer, bootstrap_server
+from tests.e2e.faults import FaultTable
 from tests.helpers import copy_environments
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
 WORKFLOW_ID = "provision-local"
+
+
+_FAULT_TABLE = FaultTable()
+_FAULT_TABLE_FILE: list[Path] = []
+
+
+@pytest.fixture(scope="session")
+def fault_table(tmp_path_factory) -> Iterator[FaultTable]:
+    """Where the fault tests record what they measured (tests/e2e/faults.py); written at the
+    end of the session and shown in pytest's summary."""
+    yield _FAULT_TABLE
+    written = _FAULT_TABLE.write(tmp_path_factory.getbasetemp())
+    if written is not None:
+        _FAULT_TABLE_FILE.append(written)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _FAULT_TABLE_FILE:
+        terminalreporter.section("fault table (tests/e2e/faults.py)")
+        terminalreporter.write(_FAULT_TABLE.markdown())
+        terminalreporter.write_line(f"written to {_FAULT_TABLE_FILE[0]}")
 
 
 @pytest.fixture(scope="session")

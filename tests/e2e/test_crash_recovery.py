@@ -21,6 +21,7 @@ import pytest
 from declared_state.chart_values import build_chart_values
 from declared_state.loader import load_environment
 from local_stack.processes import pid_alive
+from tests.e2e.faults import helm_revisions
 from tests.helpers import pids_running, wait_for
 
 RELEASE_DEPLOYMENT = "temporal-history"
@@ -65,8 +66,9 @@ def assert_completed_as_declared(operator, done, env_dir, namespace, stack_varia
 
 
 def test_worker_and_helm_killed_mid_install_leaves_pending_release_that_is_recovered(
-    operator, start_worker, kube_standin, stack_variables, crash_run, tmp_path
+    operator, start_worker, kube_standin, stack_variables, crash_run, tmp_path, fault_table
 ):
+    since = time.monotonic()
     namespace = "my-app-crash-a"
     kube_standin.never_ready(RELEASE_DEPLOYMENT, namespace=namespace)
     worker = start_worker()
@@ -122,6 +124,14 @@ def test_worker_and_helm_killed_mid_install_leaves_pending_release_that_is_recov
     install = assert_completed_as_declared(operator, done, env_dir, namespace, stack_variables)
     assert install["result"]["recovered_from"] == "pending-install", install
     assert install["result"]["action"] == "installed"
+    fault_table.record(
+        "worker-and-helm-killed",
+        outcome=f"done without an operator: {install['summary']}",
+        operator_sees="the following `provision`: "
+        + next(ln.strip() for ln in followed.splitlines() if "no worker answers" in ln)[:160],
+        kept=f"declared values deployed; helm {helm_revisions(operator.helm_history(namespace))}",
+        since=since,
+    )
 
 
 # Test stand-in around the real helm: an `upgrade` that succeeded is reported to the worker
@@ -139,8 +149,9 @@ exit $code
 
 
 def test_worker_killed_after_helm_finished_adds_no_revision(
-    operator, start_worker, stack_variables, crash_run, tmp_path
+    operator, start_worker, stack_variables, crash_run, tmp_path, fault_table
 ):
+    since = time.monotonic()
     namespace = "my-app-crash-b"
     marker = tmp_path / "helm-finished.pid"
     wrapper = tmp_path / "helm"
@@ -171,11 +182,19 @@ def test_worker_killed_after_helm_finished_adds_no_revision(
     install = assert_completed_as_declared(operator, done, env_dir, namespace, stack_variables)
     assert len(operator.helm_history(namespace)) == 1, "helm had finished: no revision may be added"
     assert install["result"]["action"] == "unchanged", install
+    fault_table.record(
+        "worker-killed-after-helm",
+        outcome=f"done without an operator: install_chart {install['summary']} on its retry",
+        operator_sees=f"progress: install_chart {install['status']}: {install['summary']}",
+        kept=f"no revision added: helm {helm_revisions(operator.helm_history(namespace))}",
+        since=since,
+    )
 
 
 def test_sigterm_mid_install_stops_helm_exits_cleanly_and_a_new_worker_completes(
-    operator, start_worker, kube_standin, stack_variables, crash_run
+    operator, start_worker, kube_standin, stack_variables, crash_run, fault_table
 ):
+    since = time.monotonic()
     namespace = "my-app-sigterm"
     kube_standin.never_ready(RELEASE_DEPLOYMENT, namespace=namespace)
     worker = start_worker()
@@ -190,7 +209,8 @@ def test_sigterm_mid_install_stops_helm_exits_cleanly_and_a_new_worker_completes
         # and helm's own (10 s) fit well within the 45 s before stop() resorts to SIGKILL.
         stopping = time.monotonic()
         worker.stop(timeout=45)
-        print(f"worker stopped after {time.monotonic() - stopping:.1f}s")
+        stopped_after = time.monotonic() - stopping
+        print(f"worker stopped after {stopped_after:.1f}s")
         assert worker.proc is not None and worker.proc.returncode == 0, worker.log.read_text()
         assert "shutting down: finishing running activities" in worker.log.read_text()
         assert not any(pid_alive(pid) for pid in helm), "helm outlived the worker"
@@ -201,4 +221,12 @@ def test_sigterm_mid_install_stops_helm_exits_cleanly_and_a_new_worker_completes
         kube_standin.allow_ready(RELEASE_DEPLOYMENT, namespace=namespace)
         worker.stop()
 
-    assert_completed_as_declared(operator, done, env_dir, namespace, stack_variables)
+    install = assert_completed_as_declared(operator, done, env_dir, namespace, stack_variables)
+    fault_table.record(
+        "worker-sigterm-mid-install",
+        outcome=f"worker exited 0 in {stopped_after:.0f} s, helm stopped with it; a new worker "
+        f"completed: {install['summary']}",
+        operator_sees="worker log: shutting down: finishing running activities",
+        kept=f"declared values deployed; helm {helm_revisions(operator.helm_history(namespace))}",
+        since=since,
+    )

@@ -6,11 +6,13 @@ that server being stopped and started again while install_chart is in progress.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from local_stack.processes import pid_alive, stop_pid, tcp_open
 from tests.e2e.conftest import Operator
+from tests.e2e.faults import helm_revisions
 from tests.helpers import wait_for
 
 RELEASE_DEPLOYMENT = "temporal-history"
@@ -34,8 +36,9 @@ def embedded(process_env, tmp_path):
 
 
 def test_worker_starts_embedded_server_and_a_run_survives_its_restart(
-    embedded, start_worker, environments_copy, kube_standin, stack_variables
+    embedded, start_worker, environments_copy, kube_standin, stack_variables, fault_table
 ):
+    since = time.monotonic()
     env, record = embedded
     namespace = "my-app-embedded"
     env_dir = environments_copy(lambda local: local["kubernetes"].update(namespace=namespace))
@@ -89,6 +92,14 @@ def test_worker_starts_embedded_server_and_a_run_survives_its_restart(
     statuses = {s["name"]: s["status"] for s in done["steps"]}
     assert statuses.pop("approval") == "skipped"  # local declares no approval gate
     assert set(statuses.values()) == {"done"}, statuses
+    fault_table.record(
+        "embedded-server-restart",
+        outcome="the next `provision` restarted the server on the same address; the same run "
+        "finished",
+        operator_sees=f"the same Web UI link before and after: {server['ui_url']}",
+        kept=f"same run id; helm {helm_revisions(cli.helm_history(namespace))}",
+        since=since,
+    )
 
 
 def _run_id(cli: Operator) -> str:

@@ -61,7 +61,10 @@ def test_stale_schema_waits_then_retry_signal_from_temporal_cli_completes(
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert "SchemaOutdated" in proc.stdout
         assert "update-schema" in proc.stdout
-        assert "temporal workflow signal --workflow-id provision-local --name retry" in proc.stdout
+        assert (
+            "temporal workflow update execute --workflow-id provision-local --name retry"
+            in proc.stdout
+        )
         progress = operator.progress()
         assert progress["state"] == "waiting for operator"
         check = next(s for s in progress["steps"] if s["name"] == "check_database")
@@ -87,7 +90,10 @@ def test_approval_gate_then_abort_lists_what_was_done(operator, worker, approval
     proc = operator.starter("provision", "local", *args)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "approval" in proc.stdout
-    assert "temporal workflow signal --workflow-id provision-local --name approve" in proc.stdout
+    assert (
+        "temporal workflow update execute --workflow-id provision-local --name approve"
+        in proc.stdout
+    )
 
     aborted = operator.starter("abort", "local", "--by", "e2e", "--reason", "change window closed")
     assert aborted.returncode == 1, aborted.stdout + aborted.stderr

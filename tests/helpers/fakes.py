@@ -17,8 +17,8 @@ removes (`ADDED_ENV`, not repairable): still there after install_chart re-applie
 `failures[step] = (times, error)` makes a step raise `error` that many times (-1: always),
 `unreadable` makes a step's dry run fail, `partly_unreadable` makes its dry run report
 something it could not check, `hold[step]` (an asyncio.Event) holds a step until set,
-`calls` records every call as (step, dry_run), and `reapplied` counts install_chart's real
-runs with `reapply`.
+`calls` records every call as (step, dry_run), `inputs[step]` every input, and `reapplied`
+counts install_chart's real runs with `reapply`.
 
 For the upgrade the fakes also keep what the cluster runs: `live_server` / `live_chart`
 (None: nothing deployed; install_chart moves them to the chart it installs), `schema` (what
@@ -110,6 +110,7 @@ class StepFakes:
         self.schema: tuple[str, str] = ("1.14", "1.6")
         self.events: list[str] = []
         self.reapplied = 0  # install_chart runs with `reapply`
+        self.inputs: dict[str, list[Any]] = {}
 
     # --- what tests read ------------------------------------------------------------
     def counts(self) -> Counter[str]:
@@ -138,12 +139,14 @@ class StepFakes:
         ]
 
     # --- the state model ------------------------------------------------------------
-    async def _visit(self, step: str, dry_run: bool) -> str:
+    async def _visit(self, step: str, input: Any) -> str:
         """Record the call, apply holds and failures; return the state before this call:
         "missing", "drifted" or "in sync". A real run brings the state in sync."""
+        dry_run = input.dry_run
         if step in self.hold:
             await self.hold[step].wait()
         self.calls.append((step, dry_run))
+        self.inputs.setdefault(step, []).append(input)
         times, error = self.failures.get(step, (0, None))
         if error is not None and times != 0:
             self.failures[step] = (times - 1, error)
@@ -171,7 +174,7 @@ class StepFakes:
     # --- the fakes ------------------------------------------------------------------
     @activity.defn(name="check_database")
     async def check_database(self, input: CheckDatabaseInput) -> CheckDatabaseResult:
-        await self._visit("check_database", input.dry_run)
+        await self._visit("check_database", input)
         env = input.environment
         return CheckDatabaseResult(
             instance_id=env.rds.instance_id,
@@ -194,7 +197,7 @@ class StepFakes:
 
     @activity.defn(name="ensure_ca_bundle")
     async def ensure_ca_bundle(self, input: EnsureCaBundleInput) -> EnsureCaBundleResult:
-        state = await self._visit("ensure_ca_bundle", input.dry_run)
+        state = await self._visit("ensure_ca_bundle", input)
         action = {"missing": "created", "drifted": "updated"}.get(state, "unchanged")
         return EnsureCaBundleResult(
             config_map="rds-ca-certs",
@@ -212,7 +215,7 @@ class StepFakes:
 
     @activity.defn(name="ensure_db_secret")
     async def ensure_db_secret(self, input: EnsureDbSecretInput) -> EnsureDbSecretResult:
-        state = await self._visit("ensure_db_secret", input.dry_run)
+        state = await self._visit("ensure_db_secret", input)
         action = {"missing": "created", "drifted": "updated"}.get(state, "unchanged")
         return EnsureDbSecretResult(
             secret="temporal-db-secret",
@@ -227,7 +230,7 @@ class StepFakes:
 
     @activity.defn(name="install_chart")
     async def install_chart(self, input: InstallChartInput) -> InstallChartResult:
-        state = await self._visit("install_chart", input.dry_run)
+        state = await self._visit("install_chart", input)
         action = {"missing": "installed", "drifted": "upgraded"}.get(state, "unchanged")
         if input.reapply and not input.dry_run:
             self.reapplied += 1
@@ -272,7 +275,7 @@ class StepFakes:
     async def wait_frontend_healthy(
         self, input: WaitFrontendHealthyInput
     ) -> WaitFrontendHealthyResult:
-        await self._visit("wait_frontend_healthy", input.dry_run)
+        await self._visit("wait_frontend_healthy", input)
         return WaitFrontendHealthyResult(
             address="x:7233",
             checks=1,
@@ -285,7 +288,7 @@ class StepFakes:
 
     @activity.defn(name="register_namespaces")
     async def register_namespaces(self, input: RegisterNamespacesInput) -> RegisterNamespacesResult:
-        state = await self._visit("register_namespaces", input.dry_run)
+        state = await self._visit("register_namespaces", input)
         action = {"missing": "created", "drifted": "updated"}.get(state, "unchanged")
         declared = input.environment.temporal_namespaces
         outcomes = tuple(
@@ -320,7 +323,7 @@ class StepFakes:
     # --- the upgrade's own steps ------------------------------------------------------
     @activity.defn(name="read_live_versions")
     async def read_live_versions(self, input: ReadLiveVersionsInput) -> ReadLiveVersionsResult:
-        await self._visit("read_live_versions", input.dry_run)
+        await self._visit("read_live_versions", input)
         env = input.environment
         servers = (
             {c: self.live_server for c in ("frontend", "history", "matching", "worker")}
@@ -356,7 +359,7 @@ class StepFakes:
 
     @activity.defn(name="snapshot_database")
     async def snapshot_database(self, input: SnapshotDatabaseInput) -> SnapshotDatabaseResult:
-        await self._visit("snapshot_database", input.dry_run)
+        await self._visit("snapshot_database", input)
         self.events.append(f"snapshot {input.snapshot_id}")
         return SnapshotDatabaseResult(
             snapshot_id=input.snapshot_id,
@@ -371,7 +374,7 @@ class StepFakes:
 
     @activity.defn(name="update_schema")
     async def update_schema(self, input: UpdateSchemaInput) -> UpdateSchemaResult:
-        await self._visit("update_schema", input.dry_run)
+        await self._visit("update_schema", input)
         hop, before = input.hop, self.schema
         self.schema = (hop.default_schema, hop.visibility_schema)
         self.events.append(f"schema {hop.default_schema}/{hop.visibility_schema}")
@@ -398,7 +401,7 @@ class StepFakes:
     async def check_server_version(
         self, input: CheckServerVersionInput
     ) -> CheckServerVersionResult:
-        await self._visit("check_server_version", input.dry_run)
+        await self._visit("check_server_version", input)
         return CheckServerVersionResult(
             address="x:7233",
             server_version=self.live_server or "",
@@ -410,7 +413,7 @@ class StepFakes:
 
     @activity.defn(name="soak")
     async def soak(self, input: SoakInput) -> SoakResult:
-        await self._visit("soak", input.dry_run)
+        await self._visit("soak", input)
         return SoakResult(
             address="x:7233",
             checks=1,
@@ -422,7 +425,7 @@ class StepFakes:
 
     @activity.defn(name="check_live_objects")
     async def check_live_objects(self, input: CheckLiveObjectsInput) -> CheckLiveObjectsResult:
-        state = await self._visit("check_live_objects", input.dry_run)
+        state = await self._visit("check_live_objects", input)
         drift: tuple[DriftItem, ...] = (REPLICAS,) if state == "drifted" else ()
         if self.stubborn:
             drift += (ADDED_ENV,)
@@ -442,7 +445,7 @@ class StepFakes:
 
     @activity.defn(name="check_temporal")
     async def check_temporal(self, input: CheckTemporalInput) -> CheckTemporalResult:
-        state = await self._visit("check_temporal", input.dry_run)
+        state = await self._visit("check_temporal", input)
         if not input.dry_run:
             raise AssertionError("check_temporal never runs for real: nothing it finds is repaired")
         return CheckTemporalResult(

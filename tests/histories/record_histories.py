@@ -1,7 +1,7 @@
 """Re-record the workflow histories the replay test checks (run by hand, then commit the JSON).
 
-    .venv/bin/python -m tests.histories.record_histories [bootstrap] [drift] [upgrade] [live-drift]
-    # default: all four
+    .venv/bin/python -m tests.histories.record_histories [bootstrap] [drift] [upgrade]
+        [live-drift] [operator]    # default: all five
 
 Record again only on purpose: a history recorded before a change is what proves the change
 does not break workflows that are already running.
@@ -16,12 +16,12 @@ import shutil
 import sys
 from pathlib import Path
 
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.errors import ErrorType, activity_error
-from contracts.bootstrap import BootstrapInput, RunState
+from contracts.bootstrap import BootstrapInput, Redeclaration, RunState
 from contracts.drift_check import DriftCheckInput, DriftState
 from contracts.operator import OperatorRequest
 from contracts.upgrade import UpgradeInput
@@ -66,6 +66,8 @@ async def main(which: set[str]) -> None:
         await record_upgrade(env)
     if "live-drift" in which:
         await record_live_drift_check(env)
+    if "operator" in which:
+        await record_operator_input(env)
     await env.shutdown()
 
 
@@ -93,7 +95,7 @@ async def record_bootstrap(env: WorkflowEnvironment) -> None:
             task_queue=worker.task_queue,
         )
         await waiting(handle)
-        await handle.signal(BootstrapWorkflow.retry, OperatorRequest(by="dba"))
+        await handle.signal(BootstrapWorkflow.retry_signal, OperatorRequest(by="dba"))
         await handle.result()
         await save(handle)
         # 3. approval gate, then abort
@@ -104,7 +106,7 @@ async def record_bootstrap(env: WorkflowEnvironment) -> None:
             task_queue=worker.task_queue,
         )
         await waiting(handle)
-        await handle.signal(BootstrapWorkflow.abort, OperatorRequest(by="cab"))
+        await handle.signal(BootstrapWorkflow.abort_signal, OperatorRequest(by="cab"))
         with contextlib.suppress(WorkflowFailureError):  # the abort is the recorded outcome
             await handle.result()
         await save(handle)
@@ -136,7 +138,39 @@ async def record_drift_checks(env: WorkflowEnvironment) -> None:
             DriftState.WAITING_FOR_APPROVAL
         ):
             await asyncio.sleep(0.1)
-        await handle.signal(DriftCheckWorkflow.approve, OperatorRequest(by="oncall"))
+        await handle.signal(DriftCheckWorkflow.approve_signal, OperatorRequest(by="oncall"))
+        await handle.result()
+        await save(handle)
+
+
+async def record_operator_input(env: WorkflowEnvironment) -> None:
+    """Operator input as the starter sends it (updates) and as a careless CLI user might
+    (a malformed and an unknown signal), and a declaration handed to a waiting run."""
+    fakes = StepFakes(missing=FRESH)
+    async with new_worker(env.client, BootstrapWorkflow, activities=fakes.all()) as worker:
+        # 6. a failed step: a malformed retry signal, an unknown one, a refused update, then
+        #    a new declaration (redeclare) and the gate approved by update
+        fakes.failures["check_database"] = (
+            1,
+            activity_error("port refused", ErrorType.CONFIGURATION_MISMATCH),
+        )
+        first = bootstrap_input(approval=True)
+        handle = await env.client.start_workflow(
+            BootstrapWorkflow.run, first, id="replay-operator-input", task_queue=worker.task_queue
+        )
+        await waiting(handle)
+        await handle.signal("retry", args=[{"by": "a"}, {"by": "b"}])
+        await handle.signal("approv", {"by": "a"})
+        with contextlib.suppress(WorkflowUpdateFailedError):
+            await handle.execute_update(BootstrapWorkflow.pause, OperatorRequest(by="a"))
+        fixed = first.environment.model_copy(
+            update={"rds": first.environment.rds.model_copy(update={"port": 3307})}
+        )
+        await handle.execute_update(
+            BootstrapWorkflow.redeclare, Redeclaration(environment=fixed, by="dba")
+        )
+        await waiting(handle)  # the approval gate
+        await handle.execute_update(BootstrapWorkflow.approve, OperatorRequest(by="cab"))
         await handle.result()
         await save(handle)
 
@@ -159,12 +193,12 @@ async def record_upgrade(env: WorkflowEnvironment) -> None:
             task_queue=worker.task_queue,
         )
         await waiting(handle, UpgradeWorkflow.progress, on="before hop 1")
-        await handle.signal(UpgradeWorkflow.approve, OperatorRequest(by="cab"))
+        await handle.signal(UpgradeWorkflow.approve_signal, OperatorRequest(by="cab"))
         await waiting(handle, UpgradeWorkflow.progress, on="hop 1: install_chart failed")
         fakes.failures.pop("install_chart")
-        await handle.signal(UpgradeWorkflow.retry, OperatorRequest(by="ops"))
+        await handle.signal(UpgradeWorkflow.retry_signal, OperatorRequest(by="ops"))
         await waiting(handle, UpgradeWorkflow.progress, on="before hop 2")
-        await handle.signal(UpgradeWorkflow.approve, OperatorRequest(by="cab"))
+        await handle.signal(UpgradeWorkflow.approve_signal, OperatorRequest(by="cab"))
         await handle.result()
         await save(handle)
 
@@ -193,7 +227,9 @@ async def save(handle) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(set(sys.argv[1:]) or {"bootstrap", "drift", "upgrade", "live-drift"}))
+    asyncio.run(
+        main(set(sys.argv[1:]) or {"bootstrap", "drift", "upgrade", "live-drift", "operator"})
+    )
     sys.stdout.flush()
     # Skip interpreter finalization, where the SDK's runtime can abort (PyGILState_Release).
     os._exit(0)

@@ -32,6 +32,7 @@ def test_histories_are_recorded():
         "replay-drift-ask",
         "replay-upgrade",
         "replay-drift-live-remediate",
+        "replay-operator-input",
     }
 
 

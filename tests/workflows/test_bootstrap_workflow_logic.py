@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -125,7 +125,7 @@ async def test_non_retryable_error_waits_for_operator_then_retry_completes(
     assert fakes.counts()["check_database"] == 1
     assert stuck.step("ensure_ca_bundle").status == StepStatus.PENDING
 
-    await handle.signal(
+    await handle.execute_update(
         BootstrapWorkflow.retry, OperatorRequest(by="alice", reason="schema updated")
     )
     result = await handle.result()
@@ -156,7 +156,7 @@ async def test_retries_exhausted_by_deadline_wait_then_skip(time_skipping_env, w
     assert "503" in (step.last_error or "")
     assert fakes.counts()["ensure_ca_bundle"] > 2, "the retry policy retried before giving up"
 
-    await handle.signal(BootstrapWorkflow.skip, OperatorRequest(by="bob"))
+    await handle.execute_update(BootstrapWorkflow.skip, OperatorRequest(by="bob"))
     result = await handle.result()
     skipped = next(s for s in result.steps if s.name == "ensure_ca_bundle")
     assert skipped.status == StepStatus.SKIPPED
@@ -170,11 +170,17 @@ async def test_approval_gate_holds_install_until_approved(time_skipping_env, wor
     assert gated.step("approval").status == StepStatus.WAITING_FOR_OPERATOR
     assert (gated.waiting_for or "").startswith("approval")
     assert fakes.counts()["install_chart"] == 0
-    # retry/skip do not open the gate
-    await handle.signal(BootstrapWorkflow.skip, OperatorRequest(by="mallory"))
+    # retry/skip do not open the gate: refused, and the sender is told what the run waits for
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(BootstrapWorkflow.skip, OperatorRequest(by="mallory"))
+    assert isinstance(refused.value.cause, ApplicationError)
+    assert refused.value.cause.message == (
+        "skip is not possible now: it waits for: approval before install_chart: send "
+        "`approve`; it takes: approve, abort"
+    )
     assert (await progress(handle)).step("approval").status == StepStatus.WAITING_FOR_OPERATOR
 
-    await handle.signal(BootstrapWorkflow.approve, OperatorRequest(by="carol"))
+    await handle.execute_update(BootstrapWorkflow.approve, OperatorRequest(by="carol"))
     result = await handle.result()
     assert result.approved_by == "carol"
     assert fakes.counts()["install_chart"] == 1
@@ -187,7 +193,7 @@ async def test_abort_fails_the_run_with_what_was_done(time_skipping_env, worker,
     )
     handle = await start(time_skipping_env, worker, bootstrap_input())
     await until(handle, waiting)
-    await handle.signal(BootstrapWorkflow.abort, OperatorRequest(by="dave"))
+    await handle.execute_update(BootstrapWorkflow.abort, OperatorRequest(by="dave"))
     with pytest.raises(WorkflowFailureError) as info:
         await handle.result()
     cause = info.value.cause
@@ -203,7 +209,7 @@ async def test_pause_holds_between_steps_and_resume_goes_on(time_skipping_env, w
     fakes.hold["check_database"] = asyncio.Event()
     handle = await start(time_skipping_env, worker, bootstrap_input())
     await until(handle, lambda p: p.step("check_database").status == StepStatus.RUNNING)
-    await handle.signal(BootstrapWorkflow.pause)
+    await handle.execute_update(BootstrapWorkflow.pause)
     fakes.hold["check_database"].set()
     paused = await until(handle, lambda p: p.step("check_database").status == StepStatus.DONE)
     assert paused.state == RunState.PAUSED
@@ -211,7 +217,7 @@ async def test_pause_holds_between_steps_and_resume_goes_on(time_skipping_env, w
     assert (await progress(handle)).step("ensure_ca_bundle").status == StepStatus.PENDING
     assert fakes.counts()["ensure_ca_bundle"] == 0
 
-    await handle.signal(BootstrapWorkflow.resume)
+    await handle.execute_update(BootstrapWorkflow.resume)
     result = await handle.result()
     assert result.state == RunState.DONE
 

@@ -136,7 +136,7 @@ async def test_ask_repairs_after_approve(time_skipping_env, worker, fakes):
     ).state != DriftState.WAITING_FOR_APPROVAL:
         await asyncio.sleep(0.1)
     assert fakes.repairs() == []
-    await handle.signal(DriftCheckWorkflow.approve, OperatorRequest(by="erin"))
+    await handle.execute_update(DriftCheckWorkflow.approve, OperatorRequest(by="erin"))
     result = await handle.result()
     assert result.state == DriftState.REPAIRED
     assert result.approved_by == "erin"

@@ -137,11 +137,11 @@ async def test_each_hop_asks_for_its_own_approval(time_skipping_env, worker, fak
     waiting = await until(handle, lambda p: p.state == RunState.WAITING_FOR_OPERATOR)
     assert waiting.hop == 1 and "approval before hop 1 (to 1.26.2)" in (waiting.waiting_for or "")
     assert fakes.events == []
-    await handle.signal(UpgradeWorkflow.approve, OperatorRequest(by="cab"))
+    await handle.execute_update(UpgradeWorkflow.approve, OperatorRequest(by="cab"))
     second = await until(handle, lambda p: p.hop == 2 and p.state == RunState.WAITING_FOR_OPERATOR)
     assert "hop 2" in (second.waiting_for or "")
     assert fakes.events[-1] == "install 0.55.0", "hop 1 ran, hop 2 waits"
-    await handle.signal(UpgradeWorkflow.approve, OperatorRequest(by="dba"))
+    await handle.execute_update(UpgradeWorkflow.approve, OperatorRequest(by="dba"))
     result = await handle.result()
     approvals = [s.summary for s in result.steps if s.name.endswith(": approval")]
     assert approvals == ["approved by cab", "approved by dba"]
@@ -160,7 +160,7 @@ async def test_a_failure_after_the_schema_step_waits_and_says_the_cluster_is_saf
     assert step.status == StepStatus.WAITING_FOR_OPERATOR
     assert waiting.cluster.startswith("server 1.25.2 (chart 0.52.0), schema 1.14 / 1.7")
     assert "safe (older binaries run on a newer schema)" in waiting.cluster
-    await handle.signal(UpgradeWorkflow.abort, OperatorRequest(by="ops"))
+    await handle.execute_update(UpgradeWorkflow.abort, OperatorRequest(by="ops"))
     with pytest.raises(WorkflowFailureError) as info:
         await handle.result()
     cause = info.value.cause
