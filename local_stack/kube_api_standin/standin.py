@@ -1,14 +1,13 @@
 """Running the stand-in: in a background thread, inside a running loop, or as a process.
 
 It serves HTTPS, as an API server's secure port does, with a certificate for 127.0.0.1 from a
-CA made when it starts (in the kubeconfigs it writes as `certificate-authority-data`): client-go
+CA made when it starts (a file the kubeconfigs it writes name): client-go
 (kubectl, helm) sends credentials only over TLS, so without it every request of theirs would be
 anonymous."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import socket
 import ssl
@@ -241,7 +240,13 @@ class KubeApiStandIn:
     ) -> Path:
         """A kubeconfig the real clients use unchanged: context `standin`, a bearer token
         that the stand-in authenticates as `user` (the admin by default), or `token` as it is
-        (e.g. a ServiceAccount's from `kubectl create token`)."""
+        (e.g. a ServiceAccount's from `kubectl create token`). The CA is a file beside it
+        (`<name>.ca.crt`) rather than `certificate-authority-data`, which the Python client
+        would copy into a temporary file that a killed process leaves behind."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ca_file = path.parent / f"{path.name}.ca.crt"
+        ca_file.write_bytes(self.ca_pem)
         context: dict[str, Any] = {"cluster": CONTEXT, "user": CONTEXT}
         if namespace:
             context["namespace"] = namespace
@@ -255,7 +260,7 @@ class KubeApiStandIn:
                     "name": CONTEXT,
                     "cluster": {
                         "server": self.url,
-                        "certificate-authority-data": base64.b64encode(self.ca_pem).decode(),
+                        "certificate-authority": str(ca_file),
                     },
                 }
             ],
@@ -263,8 +268,6 @@ class KubeApiStandIn:
             "contexts": [{"name": CONTEXT, "context": context}],
             "current-context": CONTEXT,
         }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         path.chmod(0o600)  # clients warn about group/world-readable kubeconfigs
         return path
