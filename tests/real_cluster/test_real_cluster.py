@@ -61,7 +61,12 @@ def process_env(tmp_path_factory) -> Iterator[dict[str, str]]:
     """The worker's and starter's environment: a bootstrap dev server of this module's, the
     caller's KUBECONFIG and AWS settings, a state folder of its own."""
     server = bootstrap_server(tmp_path_factory.mktemp("real-cluster-bootstrap")).start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "LOCAL_STACK_"))}
+    keep = ("TEMPORAL_BOOTSTRAP_CHART_REPOSITORY",)  # a chart mirror, when the laptop has one
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k in keep or not k.startswith(("TEMPORAL_", "LOCAL_STACK_"))
+    }
     env.update(
         TEMPORAL_ADDRESS=server.address,
         TEMPORAL_TASK_QUEUE=QUEUE,
