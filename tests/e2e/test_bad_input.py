@@ -474,12 +474,8 @@ def test_unknown_environment_lists_the_known_ones(starter_env, tmp_path):
     )
 
 
-# typer 0.29 raises its own vendored click's exceptions, which starter.main does not catch:
-# each of these ends in a traceback today. Item 13 of issue #10 (usage errors get their own
-# exit code, not 2) is done on another branch; strict, so the merge that fixes it drops this.
-@pytest.mark.xfail(
-    strict=True, reason="#10 item 13: usage errors end in a traceback (fixed on the part-A branch)"
-)
+# typer 0.29 raises its own vendored click's exceptions; starter.main turns each into one
+# line naming the argument and exit 3 (issue #10 item 13), never a traceback.
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -494,8 +490,8 @@ def test_usage_errors_name_the_argument_and_start_nothing(
 ):
     marker = writes.mark()
     outcome = run_starter(starter_env, *argv)
-    # Not 0, and not 2, the documented "waiting for an operator".
-    assert outcome.code not in (starter.EXIT_OK, starter.EXIT_WAITING), outcome
+    # Not 2, the documented "waiting for an operator": 3, invalid input.
+    assert outcome.code == starter.EXIT_INVALID, outcome
     assert message in outcome.err, outcome
     assert "Traceback" not in outcome.out + outcome.err, outcome
     assert started_on_server(bootstrap_temporal.address, ["local"]) == []

@@ -400,7 +400,9 @@ def test_fault_frontend_restart_while_registering_namespaces(
     server, proxy = restartable_frontend
     env_dir = fresh(
         "my-app-fault-frontend",
-        then=lambda local: local["frontend"].update(address=proxy.address),
+        then=lambda local: local.update(
+            frontend={"address": proxy.address}
+        ),  # direct, to the proxy
         temporal_namespaces=[
             {"name": "restart-ns-a", "retention": "168h"},
             {"name": "restart-ns-b", "retention": "24h"},
