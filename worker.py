@@ -5,12 +5,14 @@
 
 Settings: the standard Temporal client settings (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
 TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE / TEMPORAL_CONFIG_FILE) and
-TEMPORAL_TASK_QUEUE for the bootstrap server; KUBECONFIG and HELM_BIN for the clusters; the
-usual AWS_* variables (RDS, Secrets Manager, S3); TEMPORAL_BOOTSTRAP_STATE_DIR for where the
-embedded server and prepared charts live (default ./.state); TEMPORAL_BOOTSTRAP_IN_CLUSTER
-(true/false; default: true when a service-account token is mounted) for how the new cluster's
-frontend is reached when an environment does not say (frontend.connect: direct inside a
-cluster, port-forward through the Kubernetes API outside).
+TEMPORAL_TASK_QUEUE for the bootstrap server; KUBECONFIG (in a pod without it: the pod's
+ServiceAccount, and TEMPORAL_BOOTSTRAP_IN_CLUSTER_CONTEXT, the kube context name environment
+files use for that cluster) and HELM_BIN for the clusters; the usual AWS_* variables (RDS,
+Secrets Manager, S3); TEMPORAL_BOOTSTRAP_STATE_DIR for where the embedded server and prepared
+charts live (default ./.state); TEMPORAL_BOOTSTRAP_IN_CLUSTER (true/false; default: true when
+the worker uses its pod's ServiceAccount) for how the new cluster's frontend is reached when
+an environment does not say (frontend.connect: direct inside the cluster, port-forward
+through the Kubernetes API outside). deploy/README.md runs it in a cluster.
 
 Exit codes: 0 stopped on SIGTERM/SIGINT, 1 the bootstrap server cannot be reached (or no
 local stack runs for --local-stack), 3 invalid command line (the starter's "invalid input").
@@ -61,16 +63,16 @@ from workflows.upgrade import UpgradeWorkflow
 log = logging.getLogger("temporal-bootstrap.worker")
 
 
-def build_activities(kubeconfig: str | None, helm_binary: str | None) -> list[Callable[..., Any]]:
-    """Every activity, bound to clients built once here."""
+def build_activities(kube: KubeClients, helm_binary: str | None) -> list[Callable[..., Any]]:
+    """Every activity, bound to clients built once here (`kube`: the worker's Kubernetes
+    credentials, `KubeClients.from_environment()`)."""
     aws = AwsClients()
-    kube = KubeClients(kubeconfig)
     # The new frontend: port-forward through the Kubernetes API outside a cluster, the
     # Service's DNS name inside one (TEMPORAL_BOOTSTRAP_IN_CLUSTER overrides the guess).
     target = TargetTemporalClients(kube)
     # Reads both databases' schema_version exactly as the preflight does.
     preflight = DatabasePreflight(aws, kube)
-    installer = ChartInstaller(helm_binary, kubeconfig, kube)
+    installer = ChartInstaller(helm_binary, kube=kube)
     return [
         preflight.check_database,
         CaBundlePublisher(aws, kube).ensure_ca_bundle,
@@ -140,8 +142,19 @@ async def main(argv: Sequence[str] | None = None) -> int:
     if args.local_stack and not apply_local_stack_env():
         log.error("no running local stack: start it with `python -m local_stack up`")
         return 1
+    kube = KubeClients.from_environment()
     try:
-        settings = resolve(ClientSettings.load(), start_embedded=True)
+        loaded = ClientSettings.load()
+        if kube.in_cluster is not None and not loaded.address:
+            # An embedded server in the worker's own container would keep every run's history
+            # on a volume that goes with the pod: in a cluster the server is named explicitly.
+            log.error(
+                "running in a pod without TEMPORAL_ADDRESS: point it at an existing Temporal, "
+                "or deploy the bootstrap server of deploy/components/embedded-server "
+                "(deploy/README.md)"
+            )
+            return 1
+        settings = resolve(loaded, start_embedded=True)
     except (SettingsError, EmbeddedServerError) as exc:
         log.error("%s", exc)
         return 1
@@ -151,7 +164,13 @@ async def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, RuntimeError) as exc:
         log.error("%s", connect_failure(settings.address, exc))
         return 1
-    activities = build_activities(os.environ.get("KUBECONFIG"), os.environ.get("HELM_BIN"))
+    if kube.in_cluster is not None:
+        log.info(
+            "Kubernetes: this pod's ServiceAccount at %s (kube context %s)",
+            kube.in_cluster.server,
+            kube.in_cluster.context or "unset",
+        )
+    activities = build_activities(kube, os.environ.get("HELM_BIN"))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -25,6 +25,12 @@ edit (`kubectl scale`, `kubectl edit`) makes its author the owner of the field a
 apply would fail with a conflict on it: the declaration wins, after the drift check has
 reported the edit. Neither removes what the manifest never set (an env var added by hand).
 
+helm is not asked to create the namespace (`--create-namespace`): ensure_ca_bundle and
+ensure_db_secret run first and create it when it is missing. With the flag, helm v4 applies the
+Namespace object on every install and helm v3 posts one, which a worker restricted to its
+target namespace may not do (deploy/: a Role cannot grant creating namespaces); a release
+whose namespace is gone fails with helm's `namespaces "..." not found`.
+
 Every run reports how the release differed from the declaration before it acted (`drift`:
 missing, pending or failed, another chart version, the dotted paths of differing values, never
 the values). `dry_run` only reads: no upgrade, rollback or uninstall.
@@ -41,12 +47,14 @@ from typing import Any, Literal
 
 import yaml
 from kubernetes import client as k8s
+from kubernetes.config.config_exception import ConfigException
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.clients import KubeClients
 from activities.errors import ErrorType, activity_error
 from activities.errors.helm import helm_error
+from activities.errors.kubernetes import kubernetes_error
 from activities.helm_cli import (
     TERMINATE_GRACE_S,
     HelmCli,
@@ -98,7 +106,8 @@ def _parse_time(text: str) -> datetime | None:
 
 
 class ChartInstaller:
-    """Runs helm with one kubeconfig; the context comes from each environment."""
+    """Runs helm with the worker's Kubernetes credentials (`KubeClients`: a kubeconfig, or in
+    a pod its ServiceAccount); the context comes from each environment."""
 
     def __init__(
         self,
@@ -107,17 +116,20 @@ class ChartInstaller:
         kube: KubeClients | None = None,
     ):
         self._helm_binary = helm_binary
-        self._kubeconfig = kubeconfig
         self._kube = kube or KubeClients(kubeconfig)
         self._base: HelmCli | None = None
 
     def helm_for(self, env: Environment) -> HelmCli:
-        if self._base is None:
-            try:
-                self._base = HelmCli(self._helm_binary, self._kubeconfig)
-            except HelmNotFound as exc:
-                raise activity_error(str(exc), ErrorType.CONFIGURATION_MISMATCH) from None
-        return self._base.with_context(env.kubernetes.context)
+        context = env.kubernetes.context
+        try:
+            helm_context = self._kube.helm_context(context)
+            if self._base is None:
+                self._base = HelmCli(self._helm_binary, self._kube.helm_kubeconfig())
+        except HelmNotFound as exc:
+            raise activity_error(str(exc), ErrorType.CONFIGURATION_MISMATCH) from None
+        except (ConfigException, OSError) as exc:
+            raise kubernetes_error(f"kube context {context or '(current)'}", exc) from None
+        return self._base.with_context(helm_context)
 
     def render(self, env: Environment) -> str:
         """The manifest `install_chart` would install for env (`helm template` of the same
@@ -415,7 +427,6 @@ class _Install:
             "--values",
             "-",  # on stdin: no values file to leak when the worker is killed
             "--reset-values",
-            "--create-namespace",
             *self.helm.apply_flags(),
             *self.helm.wait_flags(),
             *self._timeout_flags(),

@@ -8,9 +8,10 @@ How the frontend is reached (`frontend.connect` of the environment):
   only resolves inside it.
 - `direct`: dial `frontend.address` (default: the Service's in-cluster DNS name); a client is
   cached per (address, TLS settings), and a failed connection is never cached.
-Unset, `TargetTemporalClients(in_cluster=...)` decides: direct inside a cluster (the worker's
-pod has a service-account token, or TEMPORAL_BOOTSTRAP_IN_CLUSTER=true), port-forward
-outside it.
+Unset, `TargetTemporalClients(in_cluster=...)` decides: direct inside the target cluster (the
+worker reaches Kubernetes with its pod's ServiceAccount, activities/clients.py, or
+TEMPORAL_BOOTSTRAP_IN_CLUSTER=true), port-forward outside it (a kubeconfig: a laptop, CI, or
+a pod in another cluster).
 
 `FrontendConnection.client()` raises `FrontendUnreachable` (with a message naming the Service
 and port, or the address) when the frontend cannot be dialled; callers decide whether that
@@ -40,19 +41,18 @@ from activities.port_forward import PortForwardFailed, ServicePortForward
 from declared_state.models import Environment, FrontendConnect, FrontendTls
 
 _CacheKey = tuple[str, bool, str | None, str | None]
-SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 IN_CLUSTER_SETTING = "TEMPORAL_BOOTSTRAP_IN_CLUSTER"
 
 
-def running_in_cluster() -> bool:
-    """TEMPORAL_BOOTSTRAP_IN_CLUSTER (true/false) if set, else: is there a pod's
-    service-account token?"""
+def running_in_cluster(kube: KubeClients) -> bool:
+    """TEMPORAL_BOOTSTRAP_IN_CLUSTER (true/false) if set, else: does the worker reach
+    Kubernetes with its pod's ServiceAccount (no KUBECONFIG)?"""
     setting = os.environ.get(IN_CLUSTER_SETTING, "").strip().lower()
     if setting in ("1", "true", "yes"):
         return True
     if setting in ("0", "false", "no"):
         return False
-    return SERVICE_ACCOUNT_TOKEN.is_file()
+    return kube.in_cluster is not None
 
 
 class FrontendUnreachable(Exception):
@@ -93,7 +93,7 @@ class TargetTemporalClients:
     ):
         self.kube = kube or KubeClients()
         self.namespace = namespace
-        self.in_cluster = running_in_cluster() if in_cluster is None else in_cluster
+        self.in_cluster = running_in_cluster(self.kube) if in_cluster is None else in_cluster
         self._clients: dict[_CacheKey, Client] = {}
         self._lock = asyncio.Lock()
 

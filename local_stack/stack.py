@@ -243,7 +243,7 @@ class LocalStack:
             ],
             port=port,
         )
-        self.kube_url = str(info.get("url") or f"http://{LOOPBACK}:{port}")
+        self.kube_url = str(info.get("url") or f"https://{LOOPBACK}:{port}")
 
     def _start_charts(self) -> None:
         directory = self.state_dir / "chart-repository"

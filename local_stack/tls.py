@@ -1,13 +1,17 @@
-"""A throwaway CA and a server certificate whose only SAN is one DNS name.
+"""A throwaway CA and a server certificate whose SAN is one DNS name (and, when asked, IPs).
 
-The SAN deliberately omits IP addresses, so connecting to `127.0.0.1` with host-name
-verification fails just as connecting to an RDS instance by IP would.
+The database's certificate deliberately omits IP addresses, so connecting to `127.0.0.1` with
+host-name verification fails just as connecting to an RDS instance by IP would. The
+Kubernetes API stand-in's certificate names `127.0.0.1` too, as a cluster's API server
+certificate names the address clients dial.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +29,7 @@ def _key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -78,9 +82,11 @@ class CertificateAuthority:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
     def issue_server_cert(
-        self, dns_name: str = DEFAULT_SERVER_NAME
+        self, dns_name: str = DEFAULT_SERVER_NAME, ip_addresses: Sequence[str] = ()
     ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         key = _key()
+        names: list[x509.GeneralName] = [x509.DNSName(dns_name)]
+        names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
         now = dt.datetime.now(dt.UTC)
         cert = (
             x509.CertificateBuilder()
@@ -90,7 +96,7 @@ class CertificateAuthority:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(
@@ -132,6 +138,6 @@ def write_tls_files(directory: Path, server_name: str = DEFAULT_SERVER_NAME) -> 
     )
     files.ca_path.write_bytes(ca.cert_pem)
     files.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files.key_path.write_bytes(_key_pem(key))
+    files.key_path.write_bytes(key_pem(key))
     os.chmod(files.key_path, 0o600)
     return files

@@ -148,11 +148,12 @@ def _reference_pairs() -> list[tuple[str, object]]:
 
 
 def test_every_typed_activity_reference_has_a_registered_implementation():
+    from activities.clients import KubeClients
     from worker import build_activities
 
     implementations = {
         activity._Definition.must_from_callable(fn).name: fn
-        for fn in build_activities(kubeconfig=None, helm_binary=None)
+        for fn in build_activities(KubeClients(), helm_binary=None)
     }
     references = _reference_pairs()
     assert {name for name, _ in references} == set(implementations)

@@ -9,9 +9,10 @@ The kubernetes client fails in three ways, all of them caught as `KUBERNETES_ERR
 - urllib3 errors (`MaxRetryError` once its connection retries are spent, `ProtocolError`,
   `ReadTimeoutError`) and `OSError`: no answer at all (connection refused, DNS, TLS,
   timeout). Always retryable; they used to escape unclassified from some callers.
-- `ConfigException`: the kubeconfig cannot be loaded or has no such context. Raised when
-  the client is built (`KubeClients.core_v1`), before any request; an operator must fix
-  the environment's `kubernetes.context` or the worker's kubeconfig.
+- `ConfigException`: the kubeconfig cannot be loaded or has no such context, or a worker in
+  a pod is asked for another cluster than its own (activities/clients.py). Raised when the
+  client is built (`KubeClients.core_v1`), before any request; an operator must fix the
+  environment's `kubernetes.context` or the worker's credentials.
 
 404 and 409 are ordinary outcomes for most callers (missing object: create it; conflict:
 read again), so callers handle those before they ask `kubernetes_error`. The API server's
@@ -82,8 +83,8 @@ KUBERNETES_EXCEPTIONS: tuple[tuple[type[Exception], KubernetesRow], ...] = (
         ConfigException,
         KubernetesRow(
             ErrorType.CONFIGURATION_MISMATCH,
-            "{what}: the kubeconfig cannot be used ({exc}); fix kubernetes.context in the "
-            "environment file or the worker's kubeconfig",
+            "{what}: the worker's Kubernetes credentials cannot be used for it ({exc}); fix "
+            "kubernetes.context in the environment file or the worker's kubeconfig",
         ),
     ),
     (urllib3.exceptions.HTTPError, _UNREACHABLE),

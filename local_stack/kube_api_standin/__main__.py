@@ -1,6 +1,8 @@
 """`python -m local_stack.kube_api_standin --port 0 --kubeconfig PATH`: serve until SIGTERM.
 
-Prints one JSON line ({"url", "port", "kubeconfig"}) once listening, so a parent can wait on it.
+Prints one JSON line ({"url", "port", "kubeconfig", "certificate_authority"}) once listening,
+so a parent can wait on it; `certificate_authority` is the PEM of the CA its HTTPS
+certificate comes from (the kubeconfig carries it too).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ async def serve(args: argparse.Namespace) -> None:
         "url": standin.url,
         "port": standin.port,
         "kubeconfig": str(kubeconfig) if kubeconfig else None,
+        "certificate_authority": standin.ca_pem.decode(),
     }
     print(json.dumps(line), flush=True)
     stop = asyncio.Event()

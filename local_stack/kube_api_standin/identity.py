@@ -1,25 +1,35 @@
 """Who sent a request and what it asked for, as the real API server's authentication and
-RequestInfo see it; the stand-in records both with every request in its request log.
+RequestInfo see it; the stand-in records both with every request in its request log, and
+rbac.py decides with them whether the request is allowed.
 
-Authentication: a bearer token maps to a user name through the stand-in's token table (the
-kubeconfigs it writes carry such a token; `KubeApiStandIn.issue_token(user)` adds one, e.g. for
-a ServiceAccount `system:serviceaccount:<namespace>:<name>`). An unknown token is answered
-401 Unauthorized, as a real API server does; a request without credentials is
-`system:anonymous`. Basic auth and client certificates are not served (the stand-in speaks
-plain HTTP on loopback). There is no authorization: every authenticated user may do anything,
-and what a user did is read back from the request log.
+Authentication (bearer tokens only, over TLS: client-go never sends credentials over plain
+HTTP, which is why the stand-in serves HTTPS):
+- the stand-in's admin token (in every kubeconfig `write_kubeconfig` writes by default) is
+  `standin-admin` in group `system:masters`, which the API server lets do anything;
+- `KubeApiStandIn.issue_token(user)` adds a static token for any user name (a ServiceAccount's
+  name `system:serviceaccount:<namespace>:<name>` gets that ServiceAccount's groups);
+- the TokenRequest API (`POST .../serviceaccounts/<name>/token`, what `kubectl create token`
+  calls and what kubelet projects into a pod) issues a token bound to the ServiceAccount
+  object: valid until its `expirationSeconds` pass (default 1 hour) and only while that
+  ServiceAccount (same uid) exists, as the real service-account token authenticator checks.
+An unknown, expired or orphaned token is answered 401 Unauthorized. A request without
+credentials is `system:anonymous` in group `system:unauthenticated`; every authenticated user
+is also in `system:authenticated`. Basic auth and client certificates are not served.
 
 Request attributes follow the API server's RequestInfo: `verb` is get / list / watch (GET on
 one object, a collection, or with `watch`), create (POST), update (PUT), patch (PATCH), delete
 or deletecollection (DELETE on one object or a collection); `resource`, `subresource`, `group`,
-`namespace` and `name` come from the path. Paths outside /api and /apis (discovery, /version,
-/openapi, health) are non-resource requests: verb `get` and no resource (the log's `path`
-says which).
+`namespace` and `name` come from the path (the namespace of `/api/v1/namespaces/NAME` is
+NAME, so a Role can grant reading its own Namespace object). Paths outside /api and /apis
+(discovery, /version, /openapi, health) are non-resource requests: verb `get` and no resource
+(the log's `path` says which).
 """
 
 from __future__ import annotations
 
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,31 +38,86 @@ from .errors import ApiError
 ADMIN_USER = "standin-admin"
 ADMIN_TOKEN = "standin-dummy-token"  # what every kubeconfig written before tokens existed had
 ANONYMOUS = "system:anonymous"
+MASTERS = "system:masters"
+AUTHENTICATED = "system:authenticated"
+UNAUTHENTICATED = "system:unauthenticated"
+SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
+DEFAULT_TOKEN_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    groups: tuple[str, ...] = ()
+
+
+def service_account_user(namespace: str, name: str) -> str:
+    return f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}"
+
+
+def user_of(name: str) -> User:
+    """The groups the authenticators give a user name: a ServiceAccount's are
+    `system:serviceaccounts` and `system:serviceaccounts:<namespace>`."""
+    if name == ADMIN_USER:
+        return User(name, (MASTERS, AUTHENTICATED))
+    if name.startswith(SERVICE_ACCOUNT_PREFIX):
+        namespace = name[len(SERVICE_ACCOUNT_PREFIX) :].partition(":")[0]
+        groups = ("system:serviceaccounts", f"system:serviceaccounts:{namespace}")
+        return User(name, (*groups, AUTHENTICATED))
+    return User(name, (AUTHENTICATED,))
+
+
+@dataclass(frozen=True)
+class BoundToken:
+    """A TokenRequest's token: the ServiceAccount (by uid) it is bound to and its expiry."""
+
+    namespace: str
+    name: str
+    uid: str
+    expires: float
 
 
 class Tokens:
-    """Bearer token -> user name. Survives `reset()`: it is the cluster's authentication
-    configuration, not an object in it."""
+    """Bearer token -> user. Survives `reset()`: static tokens are the cluster's authentication
+    configuration, and a bound token dies with its ServiceAccount anyway."""
 
     def __init__(self) -> None:
-        self._users = {ADMIN_TOKEN: ADMIN_USER}
+        self._users: dict[str, str] = {ADMIN_TOKEN: ADMIN_USER}
+        self._bound: dict[str, BoundToken] = {}
 
     def issue(self, user: str) -> str:
         token = f"standin-{secrets.token_urlsafe(18)}"
         self._users[token] = user
         return token
 
-    def user(self, authorization: str | None) -> str:
-        """The authenticated user of a request's Authorization header."""
+    def issue_bound(self, namespace: str, name: str, uid: str, seconds: int) -> tuple[str, float]:
+        """A token for ServiceAccount namespace/name (uid), valid for `seconds`."""
+        token = f"standin-sa-{secrets.token_urlsafe(24)}"
+        expires = time.time() + seconds
+        self._bound[token] = BoundToken(namespace, name, uid, expires)
+        return token, expires
+
+    def user(
+        self, authorization: str | None, service_account_uid: Callable[[str, str], str | None]
+    ) -> User:
+        """The authenticated user of a request's Authorization header;
+        `service_account_uid(namespace, name)` is the live ServiceAccount's uid (None: gone)."""
         if not authorization:
-            return ANONYMOUS
+            return User(ANONYMOUS, (UNAUTHENTICATED,))
         scheme, _, credential = authorization.partition(" ")
         if scheme.lower() != "bearer":
             raise ApiError(401, "Unauthorized", "Unauthorized")
-        user = self._users.get(credential.strip())
-        if user is None:
+        credential = credential.strip()
+        bound = self._bound.get(credential)
+        if bound is not None:
+            alive = service_account_uid(bound.namespace, bound.name) == bound.uid
+            if not alive or time.time() >= bound.expires:
+                raise ApiError(401, "Unauthorized", "Unauthorized")
+            return user_of(service_account_user(bound.namespace, bound.name))
+        name = self._users.get(credential)
+        if name is None:
             raise ApiError(401, "Unauthorized", "Unauthorized")
-        return user
+        return user_of(name)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""Just enough Kubernetes protobuf: decoding the request bodies helm sends (Secrets for its
-release storage, DeleteOptions) and encoding the minimal OpenAPI v2 document it validates with.
+"""Just enough Kubernetes protobuf: decoding the request bodies helm and kubectl send (Secrets
+for helm's release storage, DeleteOptions, `kubectl create token`'s TokenRequest) and encoding the minimal OpenAPI v2 document it validates with.
 Responses stay JSON, which the Go clients accept."""
 
 from __future__ import annotations
@@ -139,7 +139,23 @@ def _delete_options(buf: bytes) -> dict[str, Any]:
     return obj
 
 
+def _token_request(buf: bytes) -> dict[str, Any]:
+    """authentication/v1 TokenRequest: spec (2) = {audiences (1), expirationSeconds (4)};
+    the bound object reference (3) is not served."""
+    spec: dict[str, Any] = {}
+    for num, value in fields(buf):
+        if num != 2:
+            continue
+        for field_num, field_value in fields(value):
+            if field_num == 1:
+                spec.setdefault("audiences", []).append(field_value.decode())
+            elif field_num == 4:
+                spec["expirationSeconds"] = field_value
+    return {"spec": spec}
+
+
 DECODERS: dict[str, Callable[[bytes], dict[str, Any]]] = {
+    "TokenRequest": _token_request,
     "Secret": _secret,
     "ConfigMap": _config_map,
     "Namespace": _metadata_only,

@@ -19,6 +19,8 @@ class Resource:
     status: bool = False  # has a /status subresource, so main writes keep status as it is
     generation: bool = False  # workloads: metadata.generation follows spec changes
     categories: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = tuple(VERBS)
+    stored: bool = True  # False: a review the API server answers without storing it
 
     @property
     def api_version(self) -> str:
@@ -35,7 +37,7 @@ class Resource:
             "singularName": self.kind.lower(),
             "namespaced": self.namespaced,
             "kind": self.kind,
-            "verbs": VERBS,
+            "verbs": list(self.verbs),
         }
         if self.short_names:
             entry["shortNames"] = list(self.short_names)
@@ -50,6 +52,15 @@ class Resource:
             scale: dict = {"name": f"{self.plural}/scale", "singularName": "", "kind": "Scale"}
             scale.update(group="autoscaling", version="v1", namespaced=self.namespaced)
             out.append({**scale, "verbs": ["get", "patch", "update"]})
+        if self.kind == "ServiceAccount":
+            # kubectl create token: the TokenRequest subresource (identity.py)
+            token: dict = {
+                "name": f"{self.plural}/token",
+                "singularName": "",
+                "kind": "TokenRequest",
+            }
+            token.update(group="authentication.k8s.io", version="v1", namespaced=True)
+            out.append({**token, "verbs": ["create"]})
         return out
 
 
@@ -112,6 +123,25 @@ RESOURCES: list[Resource] = [
         "customresourcedefinitions",
         "crd",
         flags="cluster status",
+    ),
+    # Access reviews (rbac.py): answered, never stored.
+    Resource(
+        "authorization.k8s.io",
+        "v1",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        namespaced=False,
+        verbs=("create",),
+        stored=False,
+    ),
+    Resource(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        namespaced=False,
+        verbs=("create",),
+        stored=False,
     ),
     # The chart's ServiceMonitor (server.metrics.serviceMonitor.enabled) needs the operator's CRD.
     _r("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors", "smon"),

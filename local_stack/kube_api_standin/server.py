@@ -11,19 +11,20 @@ from __future__ import annotations
 import asyncio
 import collections
 import copy
+import datetime
 import json
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import yaml
 from aiohttp import web
 
-from . import patches, portforward, protobuf
+from . import patches, portforward, protobuf, rbac
 from .controller import Controller
-from .errors import ApiError
-from .identity import Tokens, request_info
+from .errors import ApiError, invalid, not_found
+from .identity import DEFAULT_TOKEN_SECONDS, RequestInfo, Tokens, User, request_info
 from .jobs import JobController
 from .ownership import manager_of
 from .resources import RESOURCES, SCALABLE, Registry, Resource
@@ -95,7 +96,8 @@ class ApiServer:
         self.controller.enabled = controller
         self.faults: list[Fault] = []
         self.tokens = Tokens()
-        self.requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=5000)
+        self.authorizer = rbac.Authorizer(lambda kind: self.store.of_kind(rbac.RBAC, kind))
+        self.requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=20000)
         self.writes: collections.deque[dict[str, Any]] = collections.deque(maxlen=50000)
         self.jobs = JobController(self.store, self.controller, self.record_write)
         self.app = web.Application(client_max_size=256 * 1024**2, middlewares=[self._middleware])
@@ -164,16 +166,21 @@ class ApiServer:
         fault = None
         admin = request.path.startswith("/_standin/")
         user = ""
+        checked: list[str] = []
+        info = request_info(request.method, request.path, dict(request.query))
         if not admin:
             fault = next((f for f in self.faults if f.hits(request.method, request.path)), None)
         try:
             if not admin:
-                user = self.tokens.user(request.headers.get("Authorization"))
+                who = self.tokens.user(
+                    request.headers.get("Authorization"), self._service_account_uid
+                )
+                user = who.name
+                self._authorize(who, info, request, checked)
         except ApiError as e:
             resp = _json(e.status(), e.code)
         else:
             resp = await self._handle(request, handler, fault)
-        info = request_info(request.method, request.path, dict(request.query))
         entry = {"method": request.method, "path": request.path_qs, "status": resp.status}
         self.requests.append(
             {
@@ -181,11 +188,33 @@ class ApiServer:
                 "content_type": request.headers.get("Content-Type", ""),
                 "user": user,
                 **info.as_log(),
+                "authorized": checked,
             }
         )
         if request.method in WRITE_METHODS and not admin:
             self._log_write(request, resp)
         return resp
+
+    def _service_account_uid(self, namespace: str, name: str) -> str | None:
+        res = self.registry.by_kind("v1", "ServiceAccount")
+        found = self.store.raw(res, namespace, name) if res is not None else None
+        return found["metadata"]["uid"] if found is not None else None
+
+    def _authorize(
+        self, user: User, info: RequestInfo, request: web.Request, checked: list[str]
+    ) -> None:
+        """Authorize the request (rbac.py), adding each verb asked about to `checked`; a
+        denial raises 403."""
+        verbs = [info.verb]
+        websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+        if rbac.connect_needs_create(request.method, info, websocket):
+            verbs.append("create")
+        for verb in verbs:
+            checked.append(verb)
+            attributes = replace(info, verb=verb)
+            decision = self.authorizer.authorize(user, attributes, request.path)
+            if not decision.allowed:
+                raise rbac.forbidden(user, attributes, request.path, decision.reason)
 
     async def _handle(
         self, request: web.Request, handler: Any, fault: Fault | None
@@ -306,9 +335,62 @@ class ApiServer:
             return await portforward.serve(pods, request, self.store.raw(res, ns, name), name)
         if sub == "log" and res.kind == "Pod" and name and ns and request.method == "GET":
             return self.jobs.pod_log(request, ns, name)
+        if sub == "token" and res.kind == "ServiceAccount" and name and ns is not None:
+            return await self._token_request(request, res, ns, name)
+        if not res.stored:
+            return await self._review(request, res, name)
         if sub not in (None, "status", "scale") or (name and res.namespaced and ns is None):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return await self._resource(request, res, ns, name, sub, watch)
+
+    async def _token_request(
+        self, request: web.Request, res: Resource, ns: str, name: str
+    ) -> web.Response:
+        """TokenRequest (`kubectl create token`): a token bound to the ServiceAccount."""
+        if request.method != "POST":
+            raise ApiError(405, "MethodNotAllowed", f"{request.method} is not supported here")
+        account = self.store.raw(res, ns, name)
+        if account is None:
+            raise not_found(res.qualified, name)
+        body = await self._body(request) or {}
+        spec = dict((body.get("spec") if isinstance(body, dict) else None) or {})
+        seconds = spec.get("expirationSeconds") or DEFAULT_TOKEN_SECONDS
+        if not isinstance(seconds, int) or seconds < 600:
+            raise invalid(
+                "spec.expirationSeconds: Invalid value: may not specify a duration less than "
+                "10 minutes"
+            )
+        token, expires = self.tokens.issue_bound(ns, name, account["metadata"]["uid"], seconds)
+        stamp = datetime.datetime.fromtimestamp(expires, datetime.UTC)
+        spec.update(
+            expirationSeconds=seconds,
+            audiences=spec.get("audiences") or ["https://kubernetes.default.svc"],
+        )
+        answer = {
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": ns, "creationTimestamp": None},
+            "spec": spec,
+            "status": {"token": token, "expirationTimestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ")},
+        }
+        return _json(answer, 201)
+
+    async def _review(self, request: web.Request, res: Resource, name: str | None) -> web.Response:
+        """SubjectAccessReview / SelfSubjectAccessReview, answered by rbac.py, never stored."""
+        if request.method != "POST" or name is not None:
+            raise ApiError(405, "MethodNotAllowed", f"{request.method} is not supported here")
+        body = await self._body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
+            raise ApiError(400, "BadRequest", "request body must be an access review with a spec")
+        caller = None
+        if res.kind == "SelfSubjectAccessReview":
+            caller = self.tokens.user(
+                request.headers.get("Authorization"), self._service_account_uid
+            )
+        status = rbac.access_review(self.authorizer, body["spec"], caller)
+        return _json(
+            {**body, "apiVersion": res.api_version, "kind": res.kind, "status": status}, 201
+        )
 
     # -- resources -----------------------------------------------------------------------
     async def _resource(

@@ -1,10 +1,17 @@
-"""Running the stand-in: in a background thread, inside a running loop, or as a process."""
+"""Running the stand-in: in a background thread, inside a running loop, or as a process.
+
+It serves HTTPS, as an API server's secure port does, with a certificate for 127.0.0.1 from a
+CA made when it starts (a file the kubeconfigs it writes name): client-go
+(kubectl, helm) sends credentials only over TLS, so without it every request of theirs would be
+anonymous."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import socket
+import ssl
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +19,9 @@ from typing import Any, TypeVar
 
 import yaml
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+
+from local_stack.tls import CertificateAuthority, key_pem
 
 from .identity import ADMIN_TOKEN, ADMIN_USER
 from .pods import ContainerRuntime
@@ -34,10 +44,33 @@ class KubeApiStandIn:
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._ca = CertificateAuthority.generate("kube-api-standin CA")
+        cert, key = self._ca.issue_server_cert("localhost", ip_addresses=["127.0.0.1"])
+        self._server_pem = cert.public_bytes(serialization.Encoding.PEM), key_pem(key)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca_pem(self) -> bytes:
+        """The CA that signed the stand-in's serving certificate (a pod's `ca.crt`)."""
+        return self._ca.cert_pem
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """An SSL context that trusts the stand-in, for plain HTTP clients (urllib)."""
+        return ssl.create_default_context(cadata=self.ca_pem.decode())
+
+    def _server_ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert, key = self._server_pem
+        # load_cert_chain reads files only; the pair lives just long enough to be read.
+        with tempfile.TemporaryDirectory() as folder:
+            cert_file, key_file = Path(folder) / "tls.crt", Path(folder) / "tls.key"
+            cert_file.write_bytes(cert)
+            key_file.write_bytes(key)
+            context.load_cert_chain(cert_file, key_file)
+        return context
 
     # -- lifecycle -----------------------------------------------------------------------
     @classmethod
@@ -79,7 +112,7 @@ class KubeApiStandIn:
         self.port = sock.getsockname()[1]
         self._runner = web.AppRunner(self.api.app, access_log=None, shutdown_timeout=2)
         await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        await web.SockSite(self._runner, sock, ssl_context=self._server_ssl_context()).start()
 
     async def _close(self) -> None:
         self.api.controller.pods.stop_all()
@@ -177,34 +210,64 @@ class KubeApiStandIn:
     @property
     def requests(self) -> list[dict[str, Any]]:
         """Recent requests, oldest first: method, path, content_type, status, the caller's
-        `user`, and the request attributes (verb, resource, subresource, group, namespace,
-        name; resource '' for non-resource requests), see identity.py."""
+        `user`, the request attributes (verb, resource, subresource, group, namespace, name;
+        resource '' for non-resource requests, see identity.py) and `authorized`, the verbs
+        RBAC was asked about (`get` and `create` for a port-forward WebSocket, rbac.py)."""
         return self._call(lambda: list(self.api.requests))
 
     def issue_token(self, user: str) -> str:
         """A bearer token the stand-in authenticates as `user` (e.g.
-        `system:serviceaccount:NS:NAME`); its requests are logged under that name."""
+        `system:serviceaccount:NS:NAME`, with that ServiceAccount's groups); its requests are
+        logged under that name and authorized by RBAC (rbac.py). A ServiceAccount's own
+        token, bound to the object, comes from the TokenRequest API (`kubectl create token`)."""
         return self._call(lambda: self.api.tokens.issue(user))
 
+    def authorize(self, user: str, verb: str, **attributes: str) -> bool:
+        """Would RBAC allow `user` (with the groups its name implies) this request? Attributes
+        as in the request log: resource, subresource, group, namespace, name, or path."""
+        from .identity import RequestInfo, user_of
+
+        path = attributes.pop("path", "")
+        info = RequestInfo(verb=verb, **attributes)
+        return self._call(lambda: self.api.authorizer.authorize(user_of(user), info, path).allowed)
+
     def write_kubeconfig(
-        self, path: str | Path, namespace: str | None = None, user: str = ADMIN_USER
+        self,
+        path: str | Path,
+        namespace: str | None = None,
+        user: str = ADMIN_USER,
+        token: str | None = None,
     ) -> Path:
         """A kubeconfig the real clients use unchanged: context `standin`, a bearer token
-        that the stand-in authenticates as `user` (the admin by default)."""
+        that the stand-in authenticates as `user` (the admin by default), or `token` as it is
+        (e.g. a ServiceAccount's from `kubectl create token`). The CA is a file beside it
+        (`<name>.ca.crt`) rather than `certificate-authority-data`, which the Python client
+        would copy into a temporary file that a killed process leaves behind."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ca_file = path.parent / f"{path.name}.ca.crt"
+        ca_file.write_bytes(self.ca_pem)
         context: dict[str, Any] = {"cluster": CONTEXT, "user": CONTEXT}
         if namespace:
             context["namespace"] = namespace
-        token = ADMIN_TOKEN if user == ADMIN_USER else self.issue_token(user)
+        if token is None:
+            token = ADMIN_TOKEN if user == ADMIN_USER else self.issue_token(user)
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": CONTEXT, "cluster": {"server": self.url}}],
+            "clusters": [
+                {
+                    "name": CONTEXT,
+                    "cluster": {
+                        "server": self.url,
+                        "certificate-authority": str(ca_file),
+                    },
+                }
+            ],
             "users": [{"name": CONTEXT, "user": {"token": token}}],
             "contexts": [{"name": CONTEXT, "context": context}],
             "current-context": CONTEXT,
         }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         path.chmod(0o600)  # clients warn about group/world-readable kubeconfigs
         return path

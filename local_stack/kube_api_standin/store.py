@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import defaulting, validation
+from . import defaulting, rbac, validation
 from .errors import ApiError, already_exists, conflict, invalid, not_found
 from .ownership import Ownership
 from .resources import Registry, Resource
@@ -99,6 +99,15 @@ class Store:
         self._ips = 0
         for ns in SYSTEM_NAMESPACES:
             self.create(self.registry.namespace, None, {"metadata": {"name": ns}})
+        for kind, obj in rbac.bootstrap_policy():
+            res = self.registry.by_kind(rbac.RBAC, kind)
+            assert res is not None
+            self.create(res, None, obj)
+
+    def of_kind(self, api_version: str, kind: str) -> list[Obj]:
+        """The stored objects of a kind (not copies: for read-only lookups on the loop)."""
+        res = self.registry.by_kind(api_version, kind)
+        return list(self.objects[res].values()) if res is not None else []
 
     # -- reads ---------------------------------------------------------------------------
     def raw(self, res: Resource, ns: str | None, name: str) -> Obj | None:

@@ -177,8 +177,8 @@ class StandinWrites:
     def mark(self) -> str:
         marker = f"marker-{uuid.uuid4().hex}"
         url = f"{self.standin.url}/api/v1/namespaces/{marker}"
-        with pytest.raises(urllib.error.HTTPError):
-            urllib.request.urlopen(url, timeout=10)
+        with pytest.raises(urllib.error.HTTPError):  # 403: anonymous may not read namespaces
+            urllib.request.urlopen(url, timeout=10, context=self.standin.client_ssl_context())
         return marker
 
     def since(self, marker: str) -> list[dict[str, Any]]:

@@ -364,11 +364,13 @@ def _statuses(operator, namespace: str) -> list[str]:
 
 
 def _request_log_mark(kube_standin):
-    """The stand-in's request log keeps the latest 5000 requests, so positions shift: mark
+    """The stand-in's request log keeps the latest requests only, so positions shift: mark
     the log with a request of its own and return what gives the requests after it."""
     marker = f"/api/v1/namespaces/log-marker-{uuid.uuid4().hex}"
-    with contextlib.suppress(urllib.error.HTTPError):
-        urllib.request.urlopen(kube_standin.url + marker, timeout=10)
+    with contextlib.suppress(urllib.error.HTTPError):  # 403: anonymous may not read namespaces
+        urllib.request.urlopen(
+            kube_standin.url + marker, timeout=10, context=kube_standin.client_ssl_context()
+        )
 
     def since() -> list[dict]:
         log = kube_standin.requests

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socketserver
 import subprocess
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHART = PROJECT_ROOT.parent / "shared" / "charts" / "temporal-0.52.0"
 # scripts/setup.sh puts it there (from the same PyPI wheel as helm v4); never the machine's.
 KUBECTL = str(PROJECT_ROOT / ".tools" / "kubectl" / "kubectl")
+NS = "default"
 
 
 def copy_chart_without_dependencies(src: Path, dest: Path) -> Path:
@@ -112,3 +115,72 @@ def wait_for() -> Callable[..., Any]:
         return helpers.wait_for(predicate, timeout, what, every=0.05)
 
     return _wait
+
+
+# -- pods and what their containers serve (test_pods.py, test_rbac.py) -------------------
+def deployment(name: str, replicas: int = 1, **pod_spec: Any) -> dict[str, Any]:
+    container = {"name": "app", "image": f"{name}:1", "ports": [{"containerPort": 8080}]}
+    container.update(pod_spec.pop("container", {}))
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [container], **pod_spec},
+            },
+        },
+    }
+
+
+def pods_of(core: client.CoreV1Api, app: str, namespace: str = NS) -> list[client.V1Pod]:
+    return core.list_namespaced_pod(namespace, label_selector=f"app={app}").items
+
+
+def waiting(pod: client.V1Pod) -> tuple[str, str | None]:
+    state = pod.status.container_statuses[0].state.waiting
+    return (state.reason, state.message)
+
+
+def ready(pod: client.V1Pod) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+class EchoRuntime:
+    """A container runtime for the test: pods labelled app=echo serve an echo on port 8080."""
+
+    def __init__(self) -> None:
+        handler = type(
+            "Echo",
+            (socketserver.StreamRequestHandler,),
+            {"handle": lambda self: [self.wfile.write(line) for line in self.rfile]},
+        )
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.started: list[str] = []
+        self.stopped: list[str] = []
+
+    def start(self, pod: dict, files: Mapping[str, bytes]) -> None:
+        if pod["metadata"]["labels"].get("app") == "echo":
+            self.started.append(pod["metadata"]["name"])
+
+    def stop(self, pod: dict) -> None:
+        if pod["metadata"]["name"] in self.started:
+            self.stopped.append(pod["metadata"]["name"])
+
+    def address(self, pod: dict, port: int) -> tuple[str, int] | None:
+        running = pod["metadata"]["name"] in self.started
+        return self.server.server_address if running and port == 8080 else None  # type: ignore[return-value]
+
+
+@pytest.fixture
+def echo(standin: KubeApiStandIn) -> Iterator[EchoRuntime]:
+    runtime = EchoRuntime()
+    standin.add_runtime(runtime)
+    yield runtime
+    standin.api.controller.pods.runtimes.remove(runtime)
+    runtime.server.shutdown()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import ssl
 import subprocess
 import sys
 import urllib.request
@@ -88,7 +89,7 @@ def test_cli_process_serves_until_sigterm(tmp_path: Path, run) -> None:
         line = json.loads(proc.stdout.readline())
         assert (
             line["kubeconfig"] == str(kubeconfig)
-            and line["url"] == f"http://127.0.0.1:{line['port']}"
+            and line["url"] == f"https://127.0.0.1:{line['port']}"
         )
         run(KUBECTL, "--kubeconfig", str(kubeconfig), "create", "namespace", "from-cli")
         names = run(
@@ -96,7 +97,8 @@ def test_cli_process_serves_until_sigterm(tmp_path: Path, run) -> None:
         ).stdout.split()
         assert "namespace/from-cli" in names
         req = urllib.request.Request(line["url"] + "/_standin/reset", b"{}", method="POST")
-        urllib.request.urlopen(req, timeout=10).close()
+        trust = ssl.create_default_context(cadata=line["certificate_authority"])
+        urllib.request.urlopen(req, timeout=10, context=trust).close()
         names = run(
             KUBECTL, "--kubeconfig", str(kubeconfig), "get", "ns", "-o", "name"
         ).stdout.split()

@@ -7,11 +7,7 @@ in the request log."""
 from __future__ import annotations
 
 import socket
-import socketserver
-import threading
-from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
@@ -20,40 +16,7 @@ from kubernetes.stream import portforward
 
 from local_stack.kube_api_standin import KubeApiStandIn
 
-from .conftest import KUBECTL
-
-NS = "default"
-
-
-def deployment(name: str, replicas: int = 1, **pod_spec: Any) -> dict[str, Any]:
-    container = {"name": "app", "image": f"{name}:1", "ports": [{"containerPort": 8080}]}
-    container.update(pod_spec.pop("container", {}))
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [container], **pod_spec},
-            },
-        },
-    }
-
-
-def pods_of(core: client.CoreV1Api, app: str) -> list[client.V1Pod]:
-    return core.list_namespaced_pod(NS, label_selector=f"app={app}").items
-
-
-def waiting(pod: client.V1Pod) -> tuple[str, str | None]:
-    state = pod.status.container_statuses[0].state.waiting
-    return (state.reason, state.message)
-
-
-def ready(pod: client.V1Pod) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+from .conftest import KUBECTL, NS, EchoRuntime, deployment, pods_of, ready, waiting
 
 
 def available(apps: client.AppsV1Api, name: str) -> bool:
@@ -160,43 +123,6 @@ def test_missing_configmap_volume_keeps_pod_creating_with_a_failed_mount_event(
     wait_for(lambda: available(apps, "db-client"), what="the Deployment to recover")
 
 
-class EchoRuntime:
-    """A container runtime for the test: pods labelled app=echo serve an echo on port 8080."""
-
-    def __init__(self) -> None:
-        handler = type(
-            "Echo",
-            (socketserver.StreamRequestHandler,),
-            {"handle": lambda self: [self.wfile.write(line) for line in self.rfile]},
-        )
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.started: list[str] = []
-        self.stopped: list[str] = []
-
-    def start(self, pod: dict, files: Mapping[str, bytes]) -> None:
-        if pod["metadata"]["labels"].get("app") == "echo":
-            self.started.append(pod["metadata"]["name"])
-
-    def stop(self, pod: dict) -> None:
-        if pod["metadata"]["name"] in self.started:
-            self.stopped.append(pod["metadata"]["name"])
-
-    def address(self, pod: dict, port: int) -> tuple[str, int] | None:
-        running = pod["metadata"]["name"] in self.started
-        return self.server.server_address if running and port == 8080 else None  # type: ignore[return-value]
-
-
-@pytest.fixture
-def echo(standin: KubeApiStandIn) -> Iterator[EchoRuntime]:
-    runtime = EchoRuntime()
-    standin.add_runtime(runtime)
-    yield runtime
-    standin.api.controller.pods.runtimes.remove(runtime)
-    runtime.server.shutdown()
-
-
 def test_port_forward_with_the_python_client_reaches_what_the_pod_serves(
     standin: KubeApiStandIn, echo: EchoRuntime, core, apps, wait_for
 ) -> None:
@@ -277,13 +203,22 @@ def test_requests_are_logged_with_the_callers_identity(
     other = standin.write_kubeconfig(tmp_path / "sa.kubeconfig", user=sa)
     from kubernetes import config
 
-    with config.new_client_from_config(config_file=str(other)) as api:
+    # No binding grants the ServiceAccount anything (rbac.py): its request is denied, and logged.
+    with (
+        config.new_client_from_config(config_file=str(other)) as api,
+        pytest.raises(ApiException) as denied,
+    ):
         client.CoreV1Api(api).read_namespace(NS)
-    logged = [(r["user"], r["verb"], r["resource"], r["name"]) for r in standin.requests]
-    assert ("standin-admin", "list", "configmaps", "") in logged
-    assert (sa, "get", "namespaces", NS) in logged
+    assert denied.value.status == 403
+    logged = [
+        (r["user"], r["verb"], r["resource"], r["name"], r["status"]) for r in standin.requests
+    ]
+    assert ("standin-admin", "list", "configmaps", "", 200) in logged
+    assert (sa, "get", "namespaces", NS, 403) in logged
 
-    bad = socket.create_connection(("127.0.0.1", standin.port))
+    bad = standin.client_ssl_context().wrap_socket(
+        socket.create_connection(("127.0.0.1", standin.port)), server_hostname="127.0.0.1"
+    )
     bad.sendall(
         b"GET /api/v1/namespaces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer forged\r\n"
         b"Connection: close\r\n\r\n"

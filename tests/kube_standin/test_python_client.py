@@ -7,12 +7,14 @@ import json
 import threading
 import time
 import urllib.request
+from typing import Any
 
 import kubernetes
 import pytest
 from kubernetes import client, watch
 
 from local_stack.kube_api_standin import KubeApiStandIn
+from local_stack.kube_api_standin.identity import ADMIN_TOKEN
 
 
 def _reason(exc: client.ApiException) -> str:
@@ -251,7 +253,7 @@ def test_never_ready_deployment_reports_unavailable(
 def test_never_ready_over_the_admin_endpoint(
     standin: KubeApiStandIn, apps: client.AppsV1Api, wait_for
 ) -> None:
-    _post(standin.url + "/_standin/never-ready", {"namespace": "default", "name": "held"})
+    _post(standin, "/_standin/never-ready", {"namespace": "default", "name": "held"})
     apps.create_namespaced_deployment("default", _deployment("held"))
     apps.create_namespaced_deployment("default", _deployment("free"))
     wait_for(_when(apps, "free", available_replicas=2))
@@ -330,9 +332,7 @@ def test_watch_with_initial_events_ends_them_with_a_bookmark(
 ) -> None:
     core.create_namespaced_config_map("default", {"metadata": {"name": "existing"}})
     query = "watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=1"
-    with urllib.request.urlopen(
-        f"{standin.url}/api/v1/namespaces/default/configmaps?{query}", timeout=10
-    ) as resp:
+    with _open(standin, f"/api/v1/namespaces/default/configmaps?{query}") as resp:
         events = [json.loads(line) for line in resp.read().splitlines()]
     assert [(e["type"], e["object"]["metadata"].get("name")) for e in events] == [
         ("ADDED", "existing"),
@@ -352,7 +352,8 @@ def test_fault_bursts_of_500_and_429(standin: KubeApiStandIn, core: client.CoreV
 
     # A 429 without Retry-After reaches the caller ...
     _post(
-        standin.url + "/_standin/faults",
+        standin,
+        "/_standin/faults",
         {"path_regex": "^/api/v1/namespaces$", "status": 429, "count": 1},
     )
     with pytest.raises(client.ApiException) as err:
@@ -370,7 +371,7 @@ def test_fault_bursts_of_500_and_429(standin: KubeApiStandIn, core: client.CoreV
 
 def test_reset_over_the_admin_endpoint(standin: KubeApiStandIn, core: client.CoreV1Api) -> None:
     core.create_namespace({"metadata": {"name": "gone-after-reset"}})
-    _post(standin.url + "/_standin/reset", {})
+    _post(standin, "/_standin/reset", {})
     assert sorted(n.metadata.name for n in core.list_namespace().items) == [
         "default",
         "kube-node-lease",
@@ -385,8 +386,10 @@ async def test_runs_inside_a_running_event_loop() -> None:
     server = await KubeApiStandIn.start_in_loop(port=0)
     try:
         async with (
-            aiohttp.ClientSession() as session,
-            session.get(server.url + "/api/v1/namespaces/default") as resp,
+            aiohttp.ClientSession(headers=ADMIN) as session,
+            session.get(
+                server.url + "/api/v1/namespaces/default", ssl=server.client_ssl_context()
+            ) as resp,
         ):
             assert resp.status == 200
             assert (await resp.json())["metadata"]["name"] == "default"
@@ -394,9 +397,21 @@ async def test_runs_inside_a_running_event_loop() -> None:
         await server.stop_async()
 
 
-def _post(url: str, body: dict) -> dict:
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def _open(standin: KubeApiStandIn, path: str, body: dict | None = None) -> Any:
+    """A plain HTTPS request as the stand-in's admin (urllib, no kubernetes client)."""
+    data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(
-        url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
+        standin.url + path,
+        data,
+        {"Content-Type": "application/json", **ADMIN},
+        method="GET" if body is None else "POST",
     )
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    return urllib.request.urlopen(req, timeout=10, context=standin.client_ssl_context())
+
+
+def _post(standin: KubeApiStandIn, path: str, body: dict) -> dict:
+    with _open(standin, path, body) as resp:
         return json.loads(resp.read())

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -71,8 +72,11 @@ def test_in_process_stack_up_and_down(tmp_path: Path) -> None:
 
         # Kubernetes stand-in answers at the kubeconfig's server.
         kubeconfig = yaml.safe_load(Path(state["kubernetes"]["kubeconfig"]).read_text())
-        assert kubeconfig["clusters"][0]["cluster"]["server"] == state["kubernetes"]["url"]
-        with urllib.request.urlopen(state["kubernetes"]["url"] + "/version", timeout=5) as r:
+        cluster = kubeconfig["clusters"][0]["cluster"]
+        assert cluster["server"] == state["kubernetes"]["url"]
+        trust = ssl.create_default_context(cafile=cluster["certificate-authority"])
+        # /version is public (system:public-info-viewer), so no credentials are needed.
+        with urllib.request.urlopen(cluster["server"] + "/version", timeout=5, context=trust) as r:
             assert r.status == 200
 
         # The chart repository serves every shared chart, indexed.
@@ -100,8 +104,8 @@ def test_in_process_stack_up_and_down(tmp_path: Path) -> None:
         assert env["KUBECONFIG"] == state["kubernetes"]["kubeconfig"]
         assert env["AWS_ENDPOINT_URL"] == state["aws"]["endpoint_url"]
         # Nothing listens beyond loopback.
-        for url in (env["AWS_ENDPOINT_URL"], state["kubernetes"]["url"]):
-            assert url.startswith("http://127.0.0.1:")
+        assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+        assert state["kubernetes"]["url"].startswith("https://127.0.0.1:")
 
         with pytest.raises(StackAlreadyRunning):
             LocalStack(state_dir).start()
