@@ -128,12 +128,8 @@ class BootstrapWorkflow(OperatedRun):
                 else:
                     await self._run_step(STEP_ACTIVITIES[name], input)
         except Aborted:
-            self._state = RunState.ABORTED
-            raise ApplicationError(
-                f"provisioning of {input.environment.name} aborted: {self._done_list()}",
-                self.progress().model_dump(mode="json"),
-                type="BootstrapAborted",
-                non_retryable=True,
+            raise self._aborted(
+                f"provisioning of {input.environment.name} aborted", "BootstrapAborted"
             ) from None
         self._state = RunState.DONE
         steps = self._step_records()

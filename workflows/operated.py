@@ -314,6 +314,17 @@ class OperatedRun(OperatorInbox):
     def _step_records(self) -> tuple[StepProgress, ...]:
         return tuple(record.frozen() for record in self._steps.values())
 
+    def _aborted(self, message: str, error_type: str) -> ApplicationError:
+        """The error an aborted run ends with: non-retryable, with the steps so far and, as
+        details, what the subclass's `progress` query shows."""
+        self._state = RunState.ABORTED
+        return ApplicationError(
+            f"{message}: {self._done_list()}",
+            self.progress().model_dump(mode="json"),  # type: ignore[attr-defined]
+            type=error_type,
+            non_retryable=True,
+        )
+
     def _done_list(self) -> str:
         parts = [
             f"{s.name} {s.status.value}" + (f" ({s.summary})" if s.summary else "")

@@ -103,12 +103,8 @@ class UpgradeWorkflow(OperatedRun):
                 for hop in self._plan:
                     await self._run_hop(input, hop)
         except Aborted:
-            self._state = RunState.ABORTED
-            raise ApplicationError(
-                f"upgrade of {env.name} aborted: {self._cluster()}. Steps: {self._done_list()}",
-                self.progress().model_dump(mode="json"),
-                type="UpgradeAborted",
-                non_retryable=True,
+            raise self._aborted(
+                f"upgrade of {env.name} aborted: {self._cluster()}. Steps", "UpgradeAborted"
             ) from None
         self._state = RunState.DONE
         self._hop = None
