@@ -31,6 +31,13 @@ def arguments(description: str, rounds: int) -> argparse.ArgumentParser:
         help=f"rounds per figure (default {rounds}; BENCH_ROUNDS overrides)",
     )
     parser.add_argument("--label", default="", help="stored with the results (e.g. before/after)")
+    parser.add_argument(
+        "--code",
+        type=Path,
+        default=ROOT,
+        help="run worker.py / starter.py from this checkout (e.g. `git archive` of the "
+        "commit before) with this venv; default: this one",
+    )
     return parser
 
 

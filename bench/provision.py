@@ -51,7 +51,7 @@ def main() -> None:
     steps: dict[str, dict[str, list[float]]] = {}
     for rnd in range(args.rounds):
         with tempfile.TemporaryDirectory(prefix="bench-provision-") as tmp:
-            stack = Stack(Path(tmp)).up()
+            stack = Stack(Path(tmp), args.code).up()
             try:
                 worker = stack.start_worker()
 

@@ -42,6 +42,9 @@ def rss_mb(pid: int) -> float:
 @dataclass
 class Stack:
     workdir: Path
+    code: Path = ROOT
+    """Where worker.py, starter.py and local_stack come from: another checkout measures
+    another version (`--code`) with this one's instrument."""
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -63,7 +66,7 @@ class Stack:
             env=self.env,
             check=True,
             capture_output=True,
-            cwd=ROOT,
+            cwd=self.code,
             timeout=300,
         )
         return self
@@ -80,7 +83,7 @@ class Stack:
         proc = subprocess.Popen(
             [PY, "worker.py", "--local-stack"],
             env=self.env,
-            cwd=ROOT,
+            cwd=self.code,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -99,7 +102,7 @@ class Stack:
         done = subprocess.run(
             [PY, "starter.py", "--local-stack", *args],
             env=self.env,
-            cwd=ROOT,
+            cwd=self.code,
             capture_output=True,
             text=True,
             timeout=600,
@@ -130,7 +133,7 @@ class Stack:
         subprocess.run(
             [PY, "-m", "local_stack", "down"],
             env=self.env,
-            cwd=ROOT,
+            cwd=self.code,
             capture_output=True,
             timeout=120,
         )
