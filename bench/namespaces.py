@@ -6,7 +6,8 @@ Methods (interleaved within each round, in a rotating order; each sample gets it
 ~3 MB per namespace and its namespace cache with it):
 - `project`: the register_namespaces activity (default concurrency), run in-process through
   temporalio's ActivityEnvironment, until every namespace is usable (its own check);
-- `project-c64`: the same with concurrency 64 (a too-high setting);
+- `project-c1`, `project-c16`, `project-c64`: the same with concurrency 1, 16, 64 (64: a
+  too-high setting);
 - `cli`: `temporal operator namespace create` once per namespace, repeated when the server
   rejects it (RESOURCE_EXHAUSTED), no usability check;
 - `cli+check`: the same, each followed by `temporal workflow list --limit 1` until it answers;
@@ -43,7 +44,7 @@ from declared_state.models import Environment, FrontendSpec, TemporalNamespace
 from local_stack.temporal_servers import target_server, temporal_cli
 from workflows.steps import NAMESPACE_RETRY
 
-METHODS = ("project", "project-c64", "floor", "cli", "cli+check")
+METHODS = ("project", "project-c1", "project-c16", "project-c64", "floor", "cli", "cli+check")
 CLI_RETRY = 0.1  # what a careful shell loop sleeps before trying again
 
 

@@ -25,8 +25,11 @@ from typing import Any
 import yaml
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.common import ROOT
+from declared_state.loader import load_environment
+from declared_state.models import Environment
 from tests.helpers import copy_environments
 
 PY = str(ROOT / ".venv" / "bin" / "python")
@@ -121,6 +124,21 @@ class Stack:
             {"name": f"ns-{i:03d}", "retention": "168h"} for i in range(count)
         ]
         path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    def declare_environments(self, count: int, template: str = "local") -> list[str]:
+        """`count` copies of `template`.yaml named <template>-NN: each its own Kubernetes
+        namespace (my-app-<env>), release and frontend; the database and AWS are shared."""
+        text = (self.environments / f"{template}.yaml").read_text()
+        names = [f"{template}-{i:02d}" for i in range(count)]
+        for name in names:
+            (self.environments / f"{name}.yaml").write_text(text)
+        return names
+
+    def load(self, name: str) -> Environment:
+        return load_environment(name, self.environments, variables=self.state()["env"])
+
+    async def client(self) -> Client:
+        return await Client.connect(self.bootstrap_address, data_converter=pydantic_data_converter)
 
     def down(self) -> None:
         for proc in self.workers:
