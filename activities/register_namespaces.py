@@ -14,9 +14,9 @@ costs a ListNamespaces page per 100 namespaces on the server.
 The server admits only so many registrations a second (the dev server: a burst of ~40, then
 ~25/s) and rejects the rest with RESOURCE_EXHAUSTED. A rejected call is paced and repeated
 inside the step (`RpcPacer`), never a failed attempt: after a rejection every call of the
-step waits its turn at a spacing that grows with each rejection and shrinks with each
-success, so the step settles near the admitted rate whatever `concurrency` says (a too-high
-setting only makes the first burst bigger). Only when the server keeps rejecting until the
+step of that kind waits its turn at a spacing that grows with each rejection and shrinks with
+each success, so the step settles near the admitted rate whatever `concurrency` says (a
+too-high setting only makes the first burst bigger). Only when the server keeps rejecting until the
 attempt's deadline does the attempt fail (retryable).
 
 The result's `drift` lists how each namespace differed from its declaration before any write.
@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from typing import TypeVar
@@ -140,30 +141,41 @@ def _frontend_down(target: str, reason: str) -> RegisterNamespacesResult:
 T = TypeVar("T")
 
 
+@dataclass
+class _Lane:
+    spacing: float = 0.0
+    last_sent: float = 0.0
+    raised_at: float = 0.0
+    gate: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 class RpcPacer:
     """Paces the calls of one step run that the server rejects with RESOURCE_EXHAUSTED.
 
-    While the server accepts everything, calls go straight through (`spacing` 0). A rejection
-    raises the spacing (x1.5, at least `MIN_SPACING`, at most `MAX_SPACING`) and the rejected
-    call is repeated; from then on every call of the run takes a turn, `spacing` apart, and
-    each success lowers the spacing (x0.9) until it is negligible again. So a burst of
-    concurrent calls collapses into a steady stream near the rate the server admits instead
-    of a storm of rejections. Past `deadline` (a `time.monotonic()` value) a rejection is
-    raised to the caller.
+    Each kind of call has its own lane (the server limits each of its methods on its own: the
+    dev server limits registrations, never describes). While the server accepts everything,
+    calls go straight through (`spacing` 0). A rejection raises its lane's spacing (x1.25, at
+    least `MIN_SPACING`, at most `MAX_SPACING`; once for the calls sent before that raise, so
+    a burst of 64 rejections is one signal, not 64) and the rejected call is repeated; from then on
+    every call in that lane takes a turn, `spacing` apart, and each success lowers the spacing
+    (x0.85) until it is negligible again. So a burst of concurrent calls collapses into a
+    steady stream near the rate the server admits (a rejection costs one short round trip, so
+    the lane probes slightly above it) instead of a storm of rejections or a failed attempt.
+    Past `deadline` (a `time.monotonic()` value) a rejection is raised to the caller.
     """
 
-    MIN_SPACING = 0.02
+    MIN_SPACING = 0.01
     MAX_SPACING = 1.0
 
     def __init__(self, deadline: float):
         self.deadline = deadline
-        self.spacing = 0.0
         self.rejections = 0
-        self._next_turn = 0.0
+        self._lanes: dict[str, _Lane] = {}
 
-    async def call(self, rpc: Callable[[], Awaitable[T]]) -> T:
+    async def call(self, lane: str, rpc: Callable[[], Awaitable[T]]) -> T:
+        paced = self._lanes.setdefault(lane, _Lane())
         while True:
-            await self._turn()
+            sent = await self._turn(paced)
             try:
                 answer = await rpc()
             except RPCError as exc:
@@ -172,20 +184,30 @@ class RpcPacer:
                 if time.monotonic() >= self.deadline:
                     raise
                 self.rejections += 1
-                self.spacing = min(max(self.spacing * 1.5, self.MIN_SPACING), self.MAX_SPACING)
-                activity.heartbeat({"phase": "paced", "rejections": self.rejections})
+                # One raise per round of calls: the rest of a concurrent burst was sent before
+                # the last raise and says nothing about the new spacing.
+                if sent >= paced.raised_at:
+                    paced.raised_at = time.monotonic()
+                    paced.spacing = min(
+                        max(paced.spacing * 1.25, self.MIN_SPACING), self.MAX_SPACING
+                    )
+                activity.heartbeat({"phase": f"paced ({lane})", "rejections": self.rejections})
                 continue
-            self.spacing = 0.0 if self.spacing < self.MIN_SPACING / 4 else self.spacing * 0.9
+            paced.spacing = 0.0 if paced.spacing < self.MIN_SPACING / 4 else paced.spacing * 0.85
             return answer
 
-    async def _turn(self) -> None:
-        if not self.spacing:
-            return
-        now = time.monotonic()
-        turn = max(now, self._next_turn)
-        self._next_turn = turn + self.spacing
-        if turn > now:
-            await asyncio.sleep(turn - now)
+    @staticmethod
+    async def _turn(lane: _Lane) -> float:
+        """Wait for this lane's next turn (none while it is not paced); when the call goes.
+        Turns are taken one at a time, each `spacing` after the last as it is then, so a
+        spacing that shrinks speeds up the calls already waiting."""
+        if lane.spacing:
+            async with lane.gate:
+                wait = lane.last_sent + lane.spacing - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                lane.last_sent = time.monotonic()
+        return time.monotonic()
 
 
 class RegisterNamespaces:
@@ -197,9 +219,10 @@ class RegisterNamespaces:
     ) -> DescribeNamespaceResponse | None:
         try:
             return await pacer.call(
+                "describe",
                 lambda: client.workflow_service.describe_namespace(
                     DescribeNamespaceRequest(namespace=name), timeout=_RPC_TIMEOUT
-                )
+                ),
             )
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
@@ -234,7 +257,8 @@ class RegisterNamespaces:
             )
             try:
                 await pacer.call(
-                    lambda: service.register_namespace(registration, timeout=_RPC_TIMEOUT)
+                    "register",
+                    lambda: service.register_namespace(registration, timeout=_RPC_TIMEOUT),
                 )
             except RPCError as exc:
                 # ALREADY_EXISTS, or a refusal of the registration itself (a global namespace
@@ -336,7 +360,7 @@ class RegisterNamespaces:
             request.update_info.CopyFrom(UpdateNamespaceInfo(description=ns.description))
         try:
             response = await pacer.call(
-                lambda: service.update_namespace(request, timeout=_RPC_TIMEOUT)
+                "update", lambda: service.update_namespace(request, timeout=_RPC_TIMEOUT)
             )
         except RPCError as exc:
             raise _failure(ns.name, "update", exc) from None
@@ -356,17 +380,19 @@ class RegisterNamespaces:
         service = client.workflow_service
         try:
             await pacer.call(
+                "describe",
                 lambda: service.describe_namespace(
                     DescribeNamespaceRequest(namespace=name), timeout=_RPC_TIMEOUT
-                )
+                ),
             )
             # Namespace-scoped calls resolve the name through the frontend's namespace cache,
             # which is what workflow starts use too.
             await pacer.call(
+                "list workflows",
                 lambda: service.list_workflow_executions(
                     ListWorkflowExecutionsRequest(namespace=name, page_size=1),
                     timeout=_RPC_TIMEOUT,
-                )
+                ),
             )
         except RPCError as exc:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.UNAVAILABLE):
@@ -417,7 +443,8 @@ class RegisterNamespaces:
             request = ListNamespacesRequest(page_size=100, next_page_token=token)
             try:
                 page = await pacer.call(
-                    partial(client.workflow_service.list_namespaces, request, timeout=_RPC_TIMEOUT)
+                    "list namespaces",
+                    partial(client.workflow_service.list_namespaces, request, timeout=_RPC_TIMEOUT),
                 )
             except RPCError as exc:
                 raise _failure("*", "list namespaces", exc) from None
