@@ -5,8 +5,9 @@ update retention and description when they differ from the declaration; otherwis
 alone. Registering first matters: a describe of a namespace that does not exist yet makes the
 frontend cache "not found" for about a second, so describe-then-register made every new
 namespace unusable for that long (the usability check then slept a whole poll interval).
-Afterwards the step checks that each namespace is usable through the frontend, first after
-50 ms, then at growing intervals up to `poll_interval`, instead of sleeping a fixed time.
+Afterwards the step checks that each namespace is usable through the frontend, first at
+once, then after 25 ms and at intervals growing by half up to `poll_interval`, instead of
+sleeping a fixed time.
 Namespaces nobody declared are never changed or deleted; they are listed (`undeclared`) on
 dry runs (the drift check) or when asked: provisioning reads nothing of that list, and it
 costs a ListNamespaces page per 100 namespaces on the server.
@@ -71,7 +72,7 @@ from contracts.register_namespaces import (
 from declared_state.models import TemporalNamespace, format_duration
 
 _RPC_TIMEOUT = timedelta(seconds=10)
-_FIRST_USABLE_CHECK = 0.05  # seconds; a namespace registered first is usable within ms
+_FIRST_USABLE_CHECK = 0.025  # seconds; a namespace registered first is usable within ms
 _SYSTEM_NAMESPACES = {"temporal-system"}
 REGISTERED_BY = "temporal-bootstrap.registered-by"
 """Key in a namespace's data: the workflow run whose step registered it."""
@@ -432,7 +433,7 @@ class RegisterNamespaces:
                     ErrorType.FRONTEND_UNHEALTHY,
                 )
             await asyncio.sleep(min(pause, left))
-            pause = min(pause * 2, interval)
+            pause = min(pause * 1.5, interval)
 
     async def _undeclared(
         self, client: Client, pacer: RpcPacer, declared: set[str]
