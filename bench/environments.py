@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from bench.common import Recorder, arguments, fmt, table
-from bench.stack import Stack, rss_mb
+from bench.stack import Stack, rss_mb, tree_cpu_seconds
 from contracts.bootstrap import BootstrapInput, bootstrap_workflow_id
 from operations.settings import TASK_QUEUE
 from workflows.bootstrap import BootstrapWorkflow
@@ -58,14 +58,22 @@ def main() -> None:
                     # The worker's first run pays once for its start (the workflow sandbox
                     # loads the workflow modules, clients connect): not what is compared.
                     asyncio.run(provision_all(stack, [warm]))
+                    cpu = tree_cpu_seconds(stack.pids())
                     alone = asyncio.run(provision_all(stack, [one]))
+                    cpu_one = tree_cpu_seconds(stack.pids()) - cpu
                     together = asyncio.run(provision_all(stack, many))
+                    cpu_many = tree_cpu_seconds(stack.pids()) - cpu - cpu_one
+                    worker_cpu = sum(tree_cpu_seconds([p]) for p in pids)
+                    rec.add(f"cpu-one@{workers}", cpu_one)
+                    rec.add(f"cpu-many@{workers}", cpu_many)
+                    rec.add(f"worker-cpu-total@{workers}", worker_cpu)
                     rec.add(f"one@{workers}", alone)
                     rec.add(f"many@{workers}", together)
                     rec.add(f"rss-mb@{workers}", max(rss_mb(p) for p in pids))
                     print(
                         f"round {rnd + 1}, {workers} worker(s): 1 environment {alone:.2f}s, "
-                        f"{args.count} at once {together:.2f}s",
+                        f"{args.count} at once {together:.2f}s; CPU of stack and workers: "
+                        f"{cpu_one:.1f}s for 1, {cpu_many:.1f}s for {args.count}",
                         flush=True,
                     )
                 finally:
@@ -74,10 +82,27 @@ def main() -> None:
     base = rec.stats("one@1")["median"]
     for workers in (1, 2):
         s_one, s_many = rec.stats(f"one@{workers}"), rec.stats(f"many@{workers}")
-        rows.append([workers, fmt(s_one), fmt(s_many), f"{s_many['median'] / base:.1f}×"])
+        cpu = rec.stats(f"cpu-many@{workers}")["median"]
+        rows.append(
+            [
+                workers,
+                fmt(s_one),
+                fmt(s_many),
+                f"{s_many['median'] / base:.1f}×",
+                f"{cpu:.1f}",
+                f"{cpu / 2:.1f}",
+            ]
+        )
     text = table(
         f"{args.count} environments at once, seconds: median (min–max)",
-        ["workers", "1 environment", f"{args.count} at once", "ratio to 1 environment, 1 worker"],
+        [
+            "workers",
+            "1 environment",
+            f"{args.count} at once",
+            "ratio to 1 environment, 1 worker",
+            f"CPU s used by stack + workers for the {args.count}",
+            "that CPU on 2 cores, s (floor)",
+        ],
         rows,
     )
     rec.write(text)

@@ -42,6 +42,40 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds of the process and its waited-for children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # fields[0] is the state; ppid, then utime stime cutime cstime at 11..14 of the full line
+    return int(fields[1]), sum(int(v) for v in fields[11:15]) / _TICK
+
+
+def tree_cpu_seconds(roots: list[int]) -> float:
+    """CPU seconds used so far by `roots` and every live descendant (helm runs, the frontend
+    pods' dev servers), exited children included through their parents' counters."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (got := _stat(int(entry.name))) is not None:
+            stats[int(entry.name)] = got
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo, seen = 0.0, list(roots), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in stats:
+            continue
+        seen.add(pid)
+        total += stats[pid][1]
+        todo += children.get(pid, [])
+    return total
+
+
 @dataclass
 class Stack:
     workdir: Path
@@ -76,6 +110,11 @@ class Stack:
 
     def state(self) -> dict[str, Any]:
         return json.loads((self.workdir / "state" / "local-stack" / "stack.json").read_text())
+
+    def pids(self) -> list[int]:
+        """The stack's processes and the workers (for CPU accounting)."""
+        started = [int(p["pid"]) for p in self.state()["processes"].values()]
+        return started + [w.pid for w in self.workers]
 
     @property
     def bootstrap_address(self) -> str:
