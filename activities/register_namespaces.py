@@ -1,8 +1,9 @@
 """Register the declared Temporal namespaces on the new cluster and keep their settings.
 
-Per declared namespace: register it; when the server answers ALREADY_EXISTS, describe it and
-update retention and description when they differ from the declaration; otherwise leave it
-alone. Registering first matters: a describe of a namespace that does not exist yet makes the
+Per declared namespace: register it; when the server answers ALREADY_EXISTS (or refuses the
+registration otherwise: an existing namespace is compared before any refusal is reported),
+describe it and update retention and description when they differ from the declaration;
+otherwise leave it alone. Registering first matters: a describe of a namespace that does not exist yet makes the
 frontend cache "not found" for about a second, so describe-then-register made every new
 namespace unusable for that long (the usability check then slept a whole poll interval).
 Afterwards the step checks that each namespace is usable through the frontend, first at
@@ -14,11 +15,12 @@ costs a ListNamespaces page per 100 namespaces on the server.
 
 The server admits only so many registrations a second (the dev server: a burst of ~40, then
 ~25/s) and rejects the rest with RESOURCE_EXHAUSTED. A rejected call is paced and repeated
-inside the step (`RpcPacer`), never a failed attempt: after a rejection every call of the
-step of that kind waits its turn at a spacing that grows with each rejection and shrinks with
-each success, so the step settles near the admitted rate whatever `concurrency` says (a
-too-high setting only makes the first burst bigger). Only when the server keeps rejecting until the
-attempt's deadline does the attempt fail (retryable).
+inside the step (`RpcPacer`), never a failed attempt: after a rejection every call of that
+kind waits its turn at a spacing that grows with each rejection and shrinks with each
+success, so the step settles near the admitted rate whatever `concurrency` says (a too-high
+setting only makes the first burst bigger; bench/namespaces.py measures it against the
+floor). Only when the server keeps rejecting until the attempt's deadline does the attempt
+fail (retryable).
 
 The result's `drift` lists how each namespace differed from its declaration before any write.
 `dry_run` only describes: nothing is registered or updated, and there is no usability wait.
