@@ -1,5 +1,5 @@
 # Two entry points; both install what they need first (scripts/setup.sh is idempotent).
-.PHONY: setup test lint demo
+.PHONY: setup test lint demo bench
 
 setup:
 	@scripts/setup.sh
@@ -14,3 +14,8 @@ test: lint
 
 demo: setup
 	scripts/demo.sh
+
+# Benchmarks (never part of `make test`): every bench/ script, each prints its table and
+# writes bench/results/<name>.json. ROUNDS=1 for a quick look (default: each script's own).
+bench: setup
+	BENCH_ROUNDS=$(ROUNDS) .venv/bin/python -m bench $(if $(LABEL),--label $(LABEL))

@@ -69,7 +69,7 @@ from declared_state.models import (
 )
 from declared_state.paths import ENVIRONMENTS_VARIABLE, environments_dir
 from operations import drift as drift_ops
-from operations import environments, helmfile_import, render
+from operations import environments, render
 from operations import runs as run_ops
 from operations import upgrade as upgrade_ops
 from operations.embedded import EmbeddedServerError
@@ -329,6 +329,9 @@ def import_helmfile(
     input it cannot read (or files that exist, without --force), 1 when the chart cannot be
     read.
     """
+    # Only this command reads helmfile projects: its parser stays out of every other start.
+    from operations import helmfile_import
+
     if not env:
         raise CommandFailed(EXIT_INVALID, "--env: name at least one helmfile environment")
     try:

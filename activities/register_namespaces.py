@@ -1,10 +1,26 @@
 """Register the declared Temporal namespaces on the new cluster and keep their settings.
 
-Per declared namespace: describe it; register it when it is missing; update retention and
-description when they differ from the declaration; otherwise leave it alone. Namespaces
-nobody declared are reported, never changed or deleted. Afterwards the step polls until each
-namespace is usable through the frontend (its namespace cache refreshes every ~10 s), instead
-of sleeping a fixed time.
+Per declared namespace: register it; when the server answers ALREADY_EXISTS (or refuses the
+registration otherwise: an existing namespace is compared before any refusal is reported),
+describe it and update retention and description when they differ from the declaration;
+otherwise leave it alone. Registering first matters: a describe of a namespace that does not exist yet makes the
+frontend cache "not found" for about a second, so describe-then-register made every new
+namespace unusable for that long (the usability check then slept a whole poll interval).
+Afterwards the step checks that each namespace is usable through the frontend, first at
+once, then after 25 ms and at intervals growing by half up to `poll_interval`, instead of
+sleeping a fixed time.
+Namespaces nobody declared are never changed or deleted; they are listed (`undeclared`) on
+dry runs (the drift check) or when asked: provisioning reads nothing of that list, and it
+costs a ListNamespaces page per 100 namespaces on the server.
+
+The server admits only so many registrations a second (the dev server: a burst of ~40, then
+~25/s) and rejects the rest with RESOURCE_EXHAUSTED. A rejected call is paced and repeated
+inside the step (`RpcPacer`), never a failed attempt: after a rejection every call of that
+kind waits its turn at a spacing that grows with each rejection and shrinks with each
+success, so the step settles near the admitted rate whatever `concurrency` says (a too-high
+setting only makes the first burst bigger; bench/namespaces.py measures it against the
+floor). Only when the server keeps rejecting until the attempt's deadline does the attempt
+fail (retryable).
 
 The result's `drift` lists how each namespace differed from its declaration before any write.
 `dry_run` only describes: nothing is registered or updated, and there is no usability wait.
@@ -26,7 +42,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
+from typing import TypeVar
 
 from google.protobuf.duration_pb2 import Duration
 from temporalio import activity
@@ -54,6 +74,7 @@ from contracts.register_namespaces import (
 from declared_state.models import TemporalNamespace, format_duration
 
 _RPC_TIMEOUT = timedelta(seconds=10)
+_FIRST_USABLE_CHECK = 0.025  # seconds; a namespace registered first is usable within ms
 _SYSTEM_NAMESPACES = {"temporal-system"}
 REGISTERED_BY = "temporal-bootstrap.registered-by"
 """Key in a namespace's data: the workflow run whose step registered it."""
@@ -120,14 +141,91 @@ def _frontend_down(target: str, reason: str) -> RegisterNamespacesResult:
     )
 
 
+T = TypeVar("T")
+
+
+@dataclass
+class _Lane:
+    spacing: float = 0.0
+    last_sent: float = 0.0
+    raised_at: float = 0.0
+    gate: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class RpcPacer:
+    """Paces the calls of one step run that the server rejects with RESOURCE_EXHAUSTED.
+
+    Each kind of call has its own lane (the server limits each of its methods on its own: the
+    dev server limits registrations, never describes). While the server accepts everything,
+    calls go straight through (`spacing` 0). A rejection raises its lane's spacing (x1.25, at
+    least `MIN_SPACING`, at most `MAX_SPACING`; once for the calls sent before that raise, so
+    a burst of 64 rejections is one signal, not 64) and the rejected call is repeated; from then on
+    every call in that lane takes a turn, `spacing` apart, and each success lowers the spacing
+    (x0.85) until it is negligible again. So a burst of concurrent calls collapses into a
+    steady stream near the rate the server admits (a rejection costs one short round trip, so
+    the lane probes slightly above it) instead of a storm of rejections or a failed attempt.
+    Past `deadline` (a `time.monotonic()` value) a rejection is raised to the caller.
+    """
+
+    MIN_SPACING = 0.01
+    MAX_SPACING = 1.0
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.rejections = 0
+        self._lanes: dict[str, _Lane] = {}
+
+    async def call(self, lane: str, rpc: Callable[[], Awaitable[T]]) -> T:
+        paced = self._lanes.setdefault(lane, _Lane())
+        while True:
+            sent = await self._turn(paced)
+            try:
+                answer = await rpc()
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.RESOURCE_EXHAUSTED:
+                    raise
+                if time.monotonic() >= self.deadline:
+                    raise
+                self.rejections += 1
+                # One raise per round of calls: the rest of a concurrent burst was sent before
+                # the last raise and says nothing about the new spacing.
+                if sent >= paced.raised_at:
+                    paced.raised_at = time.monotonic()
+                    paced.spacing = min(
+                        max(paced.spacing * 1.25, self.MIN_SPACING), self.MAX_SPACING
+                    )
+                activity.heartbeat({"phase": f"paced ({lane})", "rejections": self.rejections})
+                continue
+            paced.spacing = 0.0 if paced.spacing < self.MIN_SPACING / 4 else paced.spacing * 0.85
+            return answer
+
+    @staticmethod
+    async def _turn(lane: _Lane) -> float:
+        """Wait for this lane's next turn (none while it is not paced); when the call goes.
+        Turns are taken one at a time, each `spacing` after the last as it is then, so a
+        spacing that shrinks speeds up the calls already waiting."""
+        if lane.spacing:
+            async with lane.gate:
+                wait = lane.last_sent + lane.spacing - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                lane.last_sent = time.monotonic()
+        return time.monotonic()
+
+
 class RegisterNamespaces:
     def __init__(self, clients: TargetTemporalClients):
         self._clients = clients
 
-    async def _describe(self, client: Client, name: str) -> DescribeNamespaceResponse | None:
+    async def _describe(
+        self, client: Client, pacer: RpcPacer, name: str
+    ) -> DescribeNamespaceResponse | None:
         try:
-            return await client.workflow_service.describe_namespace(
-                DescribeNamespaceRequest(namespace=name), timeout=_RPC_TIMEOUT
+            return await pacer.call(
+                "describe",
+                lambda: client.workflow_service.describe_namespace(
+                    DescribeNamespaceRequest(namespace=name), timeout=_RPC_TIMEOUT
+                ),
             )
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
@@ -135,11 +233,10 @@ class RegisterNamespaces:
             raise _failure(name, "describe", exc) from None
 
     async def _reconcile(
-        self, client: Client, ns: TemporalNamespace, dry_run: bool
+        self, client: Client, pacer: RpcPacer, ns: TemporalNamespace, dry_run: bool
     ) -> tuple[NamespaceOutcome, list[DriftItem]]:
         """The outcome for `ns` and how it differed from its declaration (before any write)."""
         service = client.workflow_service
-        found = await self._describe(client, ns.name)
         missing = _drift(ns, f"namespace {ns.name} missing")
         created = NamespaceOutcome(
             name=ns.name,
@@ -148,39 +245,49 @@ class RegisterNamespaces:
             retention_after=ns.retention,
             description_changed=False,
         )
-        if found is None:
-            drift: list[DriftItem] = [missing]
-            if dry_run:
-                return created, drift
+        if dry_run:
+            found = await self._describe(client, pacer, ns.name)
+            if found is None:
+                return created, [missing]
+        else:
+            # Register first (see the module docstring); an existing one is compared below.
+            registration = RegisterNamespaceRequest(
+                namespace=ns.name,
+                description=ns.description,
+                workflow_execution_retention_period=_duration(ns.retention),
+                is_global_namespace=ns.is_global,
+                data={REGISTERED_BY: _this_run()},
+            )
             try:
-                await service.register_namespace(
-                    RegisterNamespaceRequest(
-                        namespace=ns.name,
-                        description=ns.description,
-                        workflow_execution_retention_period=_duration(ns.retention),
-                        is_global_namespace=ns.is_global,
-                        data={REGISTERED_BY: _this_run()},
-                    ),
-                    timeout=_RPC_TIMEOUT,
+                await pacer.call(
+                    "register",
+                    lambda: service.register_namespace(registration, timeout=_RPC_TIMEOUT),
                 )
             except RPCError as exc:
-                if exc.status != RPCStatusCode.ALREADY_EXISTS:
-                    raise _failure(ns.name, "register", exc) from None
-                # Someone registered it between our describe and register: compare below.
-                found = await self._describe(client, ns.name)
+                # ALREADY_EXISTS, or a refusal of the registration itself (a global namespace
+                # on a cluster without replication) that must not hide an existing one's
+                # comparison: the namespace as it is decides.
+                found = await self._describe(client, pacer, ns.name)
                 if found is None:
-                    raise _failure(ns.name, "describe after ALREADY_EXISTS", exc) from None
+                    what = (
+                        "register"
+                        if exc.status != RPCStatusCode.ALREADY_EXISTS
+                        else (
+                            "describe after ALREADY_EXISTS"  # deleted right after that answer
+                        )
+                    )
+                    raise _failure(ns.name, what, exc) from None
             else:
                 activity.logger.info(
                     "namespace %s registered (retention %s)",
                     ns.name,
                     format_duration(ns.retention),
                 )
-                after = await self._describe(client, ns.name)
+                after = await self._describe(client, pacer, ns.name)
                 if after is not None:
                     retention_after = after.config.workflow_execution_retention_ttl.ToTimedelta()
                     created = created.model_copy(update={"retention_after": retention_after})
-                return created, drift
+                return created, [missing]
 
         retention = found.config.workflow_execution_retention_ttl.ToTimedelta()
         description = found.namespace_info.description
@@ -255,7 +362,9 @@ class RegisterNamespaces:
         if description_differs:
             request.update_info.CopyFrom(UpdateNamespaceInfo(description=ns.description))
         try:
-            response = await service.update_namespace(request, timeout=_RPC_TIMEOUT)
+            response = await pacer.call(
+                "update", lambda: service.update_namespace(request, timeout=_RPC_TIMEOUT)
+            )
         except RPCError as exc:
             raise _failure(ns.name, "update", exc) from None
         retention_after = response.config.workflow_execution_retention_ttl.ToTimedelta()
@@ -269,16 +378,24 @@ class RegisterNamespaces:
         outcome = created if ours else updated
         return outcome.model_copy(update={"retention_after": retention_after}), drift
 
-    async def _usable(self, client: Client, name: str) -> str | None:
+    async def _usable(self, client: Client, pacer: RpcPacer, name: str) -> str | None:
         """None when `name` is usable through the frontend, else why not (yet)."""
+        service = client.workflow_service
         try:
-            await client.workflow_service.describe_namespace(
-                DescribeNamespaceRequest(namespace=name), timeout=_RPC_TIMEOUT
+            await pacer.call(
+                "describe",
+                lambda: service.describe_namespace(
+                    DescribeNamespaceRequest(namespace=name), timeout=_RPC_TIMEOUT
+                ),
             )
             # Namespace-scoped calls resolve the name through the frontend's namespace cache,
             # which is what workflow starts use too.
-            await client.workflow_service.list_workflow_executions(
-                ListWorkflowExecutionsRequest(namespace=name, page_size=1), timeout=_RPC_TIMEOUT
+            await pacer.call(
+                "list workflows",
+                lambda: service.list_workflow_executions(
+                    ListWorkflowExecutionsRequest(namespace=name, page_size=1),
+                    timeout=_RPC_TIMEOUT,
+                ),
             )
         except RPCError as exc:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.UNAVAILABLE):
@@ -287,14 +404,15 @@ class RegisterNamespaces:
         return None
 
     async def _wait_usable(
-        self, client: Client, names: list[str], deadline: float, interval: float
+        self, client: Client, pacer: RpcPacer, names: list[str], deadline: float, interval: float
     ) -> None:
         pending = list(names)
         started = time.monotonic()
         checks = 0
+        pause = min(_FIRST_USABLE_CHECK, interval)
         while True:
             checks += 1
-            answers = await asyncio.gather(*(self._usable(client, n) for n in pending))
+            answers = await asyncio.gather(*(self._usable(client, pacer, n) for n in pending))
             waiting = {n: why for n, why in zip(pending, answers, strict=True) if why}
             activity.heartbeat(
                 {
@@ -316,16 +434,20 @@ class RegisterNamespaces:
                     "cache may be lagging, will retry",
                     ErrorType.FRONTEND_UNHEALTHY,
                 )
-            await asyncio.sleep(min(interval, left))
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 1.5, interval)
 
-    async def _undeclared(self, client: Client, declared: set[str]) -> tuple[str, ...]:
+    async def _undeclared(
+        self, client: Client, pacer: RpcPacer, declared: set[str]
+    ) -> tuple[str, ...]:
         names: list[str] = []
         token = b""
         while True:
+            request = ListNamespacesRequest(page_size=100, next_page_token=token)
             try:
-                page = await client.workflow_service.list_namespaces(
-                    ListNamespacesRequest(page_size=100, next_page_token=token),
-                    timeout=_RPC_TIMEOUT,
+                page = await pacer.call(
+                    "list namespaces",
+                    partial(client.workflow_service.list_namespaces, request, timeout=_RPC_TIMEOUT),
                 )
             except RPCError as exc:
                 raise _failure("*", "list namespaces", exc) from None
@@ -354,13 +476,14 @@ class RegisterNamespaces:
         self, input: RegisterNamespacesInput, client: Client
     ) -> RegisterNamespacesResult:
         env = input.environment
-
+        # Rejections are paced until shortly before this attempt's own deadline.
+        pacer = RpcPacer(attempt_deadline(timedelta(hours=1)))
         limit = asyncio.Semaphore(input.concurrency)
         done: list[str] = []
 
         async def one(ns: TemporalNamespace) -> tuple[NamespaceOutcome, list[DriftItem]]:
             async with limit:
-                outcome, drift = await self._reconcile(client, ns, input.dry_run)
+                outcome, drift = await self._reconcile(client, pacer, ns, input.dry_run)
             done.append(f"{ns.name}: {outcome.action}")
             activity.heartbeat({"phase": "reconcile", "done": list(done)})
             return outcome, drift
@@ -378,11 +501,17 @@ class RegisterNamespaces:
         if not input.dry_run:
             await self._wait_usable(
                 client,
+                pacer,
                 [o.name for o, _ in outcomes],
                 attempt_deadline(input.usable_timeout),
                 input.poll_interval.total_seconds(),
             )
-        undeclared = await self._undeclared(client, {ns.name for ns in env.temporal_namespaces})
+        list_undeclared = input.dry_run if input.list_undeclared is None else input.list_undeclared
+        undeclared = (
+            await self._undeclared(client, pacer, {ns.name for ns in env.temporal_namespaces})
+            if list_undeclared
+            else ()
+        )
         actions = [f"{o.name} {o.action}" for o, _ in outcomes]
         return RegisterNamespacesResult(
             changed=any(o.action != "unchanged" for o, _ in outcomes),

@@ -10,6 +10,7 @@ become the typed errors of operations.runs. Nothing here prints.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeAlias
@@ -104,15 +105,17 @@ DriftEvent: TypeAlias = CheckWaiting | CheckFinished | WorkerMissing | WorkerBac
 
 async def follow_check(handle: DriftHandle, task_queue: str) -> AsyncIterator[DriftEvent]:
     """Events until the check ends or waits for approval."""
-    async for current in poll(handle, task_queue, lambda: check_progress(handle, task_queue)):
-        if isinstance(current, WorkerMissing | WorkerBack):
-            yield current
-            continue
-        if current.state == DriftState.WAITING_FOR_APPROVAL:
-            yield CheckWaiting(current)
-            return
-        if current.state not in (DriftState.CHECKING, DriftState.REPAIRING):
-            break
+    polled = poll(handle, task_queue, lambda: check_progress(handle, task_queue))
+    async with aclosing(polled):
+        async for current in polled:
+            if isinstance(current, WorkerMissing | WorkerBack):
+                yield current
+                continue
+            if current.state == DriftState.WAITING_FOR_APPROVAL:
+                yield CheckWaiting(current)
+                return
+            if current.state not in (DriftState.CHECKING, DriftState.REPAIRING):
+                break
     try:
         yield CheckFinished(await handle.result())
     except RPCError as exc:

@@ -13,7 +13,7 @@ import shlex
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
@@ -33,8 +33,10 @@ from declared_state.helmfile.report import Severity
 from declared_state.loader import display_path
 from declared_state.models import Environment
 from operations.environments import EnvironmentSummary, WebUiExposure
-from operations.helmfile_import import ImportPlan
 from operations.manifest_diff import Difference
+
+if TYPE_CHECKING:  # the helmfile parser loads only for `import-helmfile`
+    from operations.helmfile_import import ImportPlan
 
 # Keys whose values are never printed, whatever they hold.
 SECRET_LIKE = re.compile(r"pass(word)?|secret|token|credential|api_?key|private|auth", re.I)

@@ -28,7 +28,8 @@ action the run refused (`ActionRefused`), the server itself unreachable
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import Enum
@@ -74,6 +75,7 @@ ACTION_TIMEOUT = timedelta(seconds=30)
 # How long to wait for a run to end after it was told to (abort, restart).
 RESULT_TIMEOUT = timedelta(seconds=60)
 POLL_INTERVAL = 1.0
+FIRST_POLL_INTERVAL = 0.125
 WORKER_MISSING_RETRY = 2.0
 
 
@@ -403,29 +405,63 @@ FollowEvent: TypeAlias = (
 P = TypeVar("P")
 
 
+async def _ended(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Returns once the run has closed (True), however it ended; False when the server cannot
+    say (then polling alone decides). One long-poll on the run's close event, so waiting
+    adds nothing to the run's history."""
+    try:
+        await handle.result(rpc_timeout=None)
+    except (WorkflowFailureError, ApplicationError):
+        return True
+    except (RPCError, TimeoutError):
+        return False
+    return True
+
+
+async def _pause(ended: asyncio.Future[bool], seconds: float) -> None:
+    """Sleep `seconds`, or less when the run closes meanwhile."""
+    if ended.done():
+        await asyncio.sleep(seconds)
+    else:
+        await asyncio.wait({ended}, timeout=seconds)
+
+
 async def poll(
     handle: WorkflowHandle[Any, Any], task_queue: str, query: Callable[[], Awaitable[P]]
-) -> AsyncIterator[P | WorkerMissing | WorkerBack]:
-    """`query()`'s answers, one per POLL_INTERVAL (the caller stops when it has seen enough).
+) -> AsyncGenerator[P | WorkerMissing | WorkerBack, None]:
+    """`query()`'s answers, at most POLL_INTERVAL apart (the caller stops when it has seen
+    enough): the first ones FIRST_POLL_INTERVAL apart, doubling, while a query is cheap and
+    a short run may already be done. A run that closes is noticed at once (a long-poll on its
+    close raced with the pause): one more answer, then the polling ends, so `follow` returns
+    as soon as the workflow answers instead of up to a poll interval later.
     While no worker answers, a running workflow yields WorkerMissing once (and WorkerBack when
     one answers again); a workflow that is no longer running ends the polling."""
     worker_missing = False
-    while True:
-        try:
-            answer = await query()
-        except NoWorker:
-            if not await is_running(handle):
+    interval = FIRST_POLL_INTERVAL
+    ended: asyncio.Future[bool] = asyncio.ensure_future(_ended(handle))
+    try:
+        while True:
+            closed = ended.done() and ended.result()
+            try:
+                answer = await query()
+            except NoWorker:
+                if closed or not await is_running(handle):
+                    return
+                if not worker_missing:
+                    worker_missing = True
+                    yield WorkerMissing(task_queue)
+                await _pause(ended, WORKER_MISSING_RETRY)
+                continue
+            if worker_missing:
+                worker_missing = False
+                yield WorkerBack()
+            yield answer
+            if closed:
                 return
-            if not worker_missing:
-                worker_missing = True
-                yield WorkerMissing(task_queue)
-            await asyncio.sleep(WORKER_MISSING_RETRY)
-            continue
-        if worker_missing:
-            worker_missing = False
-            yield WorkerBack()
-        yield answer
-        await asyncio.sleep(POLL_INTERVAL)
+            await _pause(ended, interval)
+            interval = min(interval * 2, POLL_INTERVAL)
+    finally:
+        ended.cancel()
 
 
 async def follow(
@@ -437,29 +473,31 @@ async def follow(
     shown: dict[str, tuple[StepStatus, int]] = {}
     last_note: str | None = None
     refused_seen: tuple[RefusedInput, ...] | None = None
-    async for current in poll(handle, task_queue, lambda: progress(handle, task_queue, query)):
-        if isinstance(current, WorkerMissing | WorkerBack):
-            yield current
-            continue
-        if refused_seen is not None:  # the ones from before we followed are in `status`
-            for refused in current.refused:
-                if refused not in refused_seen:
-                    yield InputRefused(refused)
-        refused_seen = current.refused
-        for step in current.steps:
-            key = (step.status, step.attempts)
-            if step.status != StepStatus.PENDING and shown.get(step.name) != key:
-                shown[step.name] = key
-                yield StepChanged(step)
-        if current.state == RunState.WAITING_FOR_OPERATOR:
-            yield WaitingForOperator(current)
-            return
-        if current.state in (RunState.DONE, RunState.ABORTED):
-            break
-        note = await pending_activity_note(handle)
-        if note and note != last_note:
-            last_note = note
-            yield ActivityNote(note)
+    polled = poll(handle, task_queue, lambda: progress(handle, task_queue, query))
+    async with aclosing(polled):
+        async for current in polled:
+            if isinstance(current, WorkerMissing | WorkerBack):
+                yield current
+                continue
+            if refused_seen is not None:  # the ones from before we followed are in `status`
+                for refused in current.refused:
+                    if refused not in refused_seen:
+                        yield InputRefused(refused)
+            refused_seen = current.refused
+            for step in current.steps:
+                key = (step.status, step.attempts)
+                if step.status != StepStatus.PENDING and shown.get(step.name) != key:
+                    shown[step.name] = key
+                    yield StepChanged(step)
+            if current.state == RunState.WAITING_FOR_OPERATOR:
+                yield WaitingForOperator(current)
+                return
+            if current.state in (RunState.DONE, RunState.ABORTED):
+                break
+            note = await pending_activity_note(handle)
+            if note and note != last_note:
+                last_note = note
+                yield ActivityNote(note)
     yield await final(handle)
 
 

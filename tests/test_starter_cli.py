@@ -609,3 +609,28 @@ async def test_a_run_whose_declaration_this_version_cannot_read_is_not_attached_
     assert code == starter.EXIT_WAITING, out + err
     assert "everything: its declaration cannot be read by this version" in out
     assert "--restart" in out
+
+
+@pytest.mark.parametrize("command", ["provision", "drift"])
+async def test_following_ends_when_the_run_ends_not_a_poll_interval_later(
+    cli, fakes, monkeypatch, command
+):
+    # Polls two minutes apart: a starter that only polls would sit out the pause after the
+    # run ends; racing the pause with the run's close returns when the run answers.
+    monkeypatch.setattr(run_ops, "FIRST_POLL_INTERVAL", 120.0)
+    monkeypatch.setattr(run_ops, "POLL_INTERVAL", 120.0)
+    if command == "drift":
+        assert (await cli("provision", "ENV"))[0] == starter.EXIT_OK
+        fakes.drifted = {"install_chart"}
+    held = {"provision": "check_database", "drift": "install_chart"}[command]
+    fakes.hold[held] = release = asyncio.Event()
+    following = asyncio.create_task(cli(command, "ENV"))
+    await asyncio.sleep(2)  # the starter has started the run and seen it running (held)
+    assert not following.done()
+
+    release.set()
+    code, out, _ = await asyncio.wait_for(asyncio.shield(following), 30)
+
+    expected = {"provision": starter.EXIT_OK, "drift": starter.EXIT_DRIFTED}[command]
+    assert code == expected, out
+    assert ("done (changed)." if command == "provision" else "drifted (policy") in out

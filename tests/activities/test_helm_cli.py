@@ -6,6 +6,7 @@ them, kept in the state folder. An edit anywhere in the chart must reach the nex
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -56,3 +57,28 @@ def test_an_edited_template_reaches_the_next_render(chart_copy, tmp_path, helm_b
     assert ("ConfigMap", "edited-after-first-render") in rendered
     selector = rendered[("Deployment", "temporal-web")]["spec"]["selector"]["matchLabels"]
     assert selector["app.kubernetes.io/component"] == "web-edited"
+
+
+def _logging_helm(path: Path, real: str, log: Path) -> str:
+    """A helm that logs its arguments, then runs the real binary."""
+    path.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {real} "$@"\n')
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_helm_version_is_asked_once_per_binary(tmp_path, helm_binaries):
+    # Every install_chart run binds a new HelmCli to its environment's context; `helm
+    # version` (a process start) is asked once for the binary, not once per run.
+    log = tmp_path / "calls.log"
+    helm = _logging_helm(tmp_path / "helm", helm_binaries["v4"], log)
+
+    majors = [HelmCli(binary=helm).with_context(ctx).major_version for ctx in ("a", "b", "a")]
+
+    assert majors == [4, 4, 4]
+    assert log.read_text().splitlines() == ["version --short"]
+
+    # The binary replaced in place (another mtime) is asked again.
+    _logging_helm(tmp_path / "helm", helm_binaries["v3"], log)
+    os.utime(tmp_path / "helm", ns=(0, 10**18))
+    assert HelmCli(binary=helm).with_context("a").major_version == 3
+    assert log.read_text().splitlines() == ["version --short"] * 2

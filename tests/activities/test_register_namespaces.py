@@ -12,7 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
 from activities.errors import ErrorType
@@ -21,7 +24,7 @@ from activities.temporal_target import TargetTemporalClients
 from contracts.register_namespaces import RegisterNamespacesInput, RegisterNamespacesResult
 from declared_state.models import Environment, FrontendSpec, TemporalNamespace
 from local_stack.processes import LOOPBACK, free_port
-from local_stack.temporal_servers import temporal_cli
+from local_stack.temporal_servers import running, target_server, temporal_cli
 from tests.helpers import drift_messages
 
 
@@ -63,28 +66,49 @@ def retention(address: str, name: str) -> timedelta:
 
 
 class Calls:
-    """Counts (and optionally slows) register/update calls of a real client; they still go
-    to the server."""
+    """Counts the register/update calls of a real client the server took (`counts`: writes;
+    a registration answered ALREADY_EXISTS wrote nothing), optionally slows them, and logs
+    every namespace call with the server's answer (`log`: (rpc, namespace, status name or
+    "OK")); they still go to the server."""
+
+    LOGGED = ("describe_namespace", "list_namespaces")
 
     def __init__(self, service: Any, delay: float = 0.0):
         self.counts = {"register_namespace": 0, "update_namespace": 0}
+        self.log: list[tuple[str, str, str]] = []
         self.in_flight = 0
         self.max_in_flight = 0
-        for name in self.counts:
+        for name in (*self.counts, *self.LOGGED):
             setattr(service, name, self._wrap(name, getattr(service, name), delay))
 
     def _wrap(self, name: str, real: Any, delay: float) -> Any:
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            self.counts[name] += 1
+        async def call(request: Any, *args: Any, **kwargs: Any) -> Any:
+            if name in self.LOGGED:
+                return await self._logged(name, request, real(request, *args, **kwargs))
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:
                 await asyncio.sleep(delay)
-                return await real(*args, **kwargs)
+                answer = await self._logged(name, request, real(request, *args, **kwargs))
             finally:
                 self.in_flight -= 1
+            self.counts[name] += 1
+            return answer
 
         return call
+
+    async def _logged(self, name: str, request: Any, answer: Any) -> Any:
+        namespace = getattr(request, "namespace", "")
+        try:
+            result = await answer
+        except RPCError as exc:
+            self.log.append((name, namespace, exc.status.name))
+            raise
+        self.log.append((name, namespace, "OK"))
+        return result
+
+    def answers(self, rpc: str) -> list[str]:
+        return [status for name, _, status in self.log if name == rpc]
 
 
 @pytest.fixture
@@ -318,14 +342,85 @@ async def test_undeclared_namespace_is_left_alone(local_env, target_temporal, cl
     addr = target_temporal.address
     other, declared = unique("other"), unique("mine")
     cli(addr, "create", "--namespace", other, "--retention", "72h", "--description", "theirs")
+    env = declaring(local_env, TemporalNamespace(name=declared))
+    calls = await spy(clients, env)
 
-    result, _ = await run(clients, declaring(local_env, TemporalNamespace(name=declared)))
+    provisioned, _ = await run(clients, env)
+    # Provisioning reads nothing of the list, so it does not page through every namespace.
+    assert provisioned.undeclared == ()
+    assert calls.answers("list_namespaces") == []
 
-    assert [o.name for o in result.namespaces] == [declared]
-    assert other in result.undeclared
-    assert declared not in result.undeclared
+    for result, _ in (
+        await run(clients, env, list_undeclared=True),
+        await run(clients, env, dry_run=True),
+    ):
+        assert [o.name for o in result.namespaces] == [declared]
+        assert other in result.undeclared
+        assert declared not in result.undeclared
     assert retention(addr, other) == timedelta(hours=72)
     assert described(addr, other)["namespaceInfo"]["description"] == "theirs"
+
+
+async def test_a_new_namespace_is_registered_without_describing_it_first(
+    local_env, target_temporal, clients
+):
+    # A describe of a missing namespace makes the frontend cache "not found" for ~1 s, so the
+    # first call for a new namespace must be its registration.
+    name = unique("fresh")
+    env = declaring(local_env, TemporalNamespace(name=name, retention="24h"))
+    calls = await spy(clients, env)
+
+    result, _ = await run(clients, env)
+
+    assert [(o.name, o.action) for o in result.namespaces] == [(name, "created")]
+    assert calls.log[0] == ("register_namespace", name, "OK")
+    assert ("describe_namespace", name, "NOT_FOUND") not in calls.log
+    assert retention(target_temporal.address, name) == timedelta(hours=24)
+
+
+async def drain_admissions(address: str) -> None:
+    """Register throwaway namespaces until the server rejects one: its admission budget is
+    spent, so the next burst meets the rate limit even on a machine too busy to send one."""
+    client = await Client.connect(address)
+    for i in range(500):
+        request = RegisterNamespaceRequest(namespace=unique(f"drain{i}"))
+        request.workflow_execution_retention_period.FromTimedelta(timedelta(days=1))
+        try:
+            await client.workflow_service.register_namespace(request)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+                return
+            raise
+    raise AssertionError("the server admitted 500 registrations in a row: no rate limit")
+
+
+async def test_rate_limit_rejections_are_paced_per_call_not_a_failed_attempt(
+    local_env, clients, tmp_path
+):
+    # A fresh dev server (it admits a burst of ~40 registrations, then ~25 a second, and
+    # rejects the rest with RESOURCE_EXHAUSTED); its own, so the session's server stays small.
+    # Its budget is spent first, so the step's burst meets the limit however busy the machine.
+    with running(target_server(tmp_path)) as server:
+        names = [unique("burst") for _ in range(80)]
+        env = declaring(local_env, *(TemporalNamespace(name=n) for n in names)).model_copy(
+            update={"frontend": FrontendSpec(connect="direct", address=server.address)}
+        )
+        calls = await spy(clients, env)
+        await drain_admissions(server.address)
+
+        result, _ = await run(clients, env, concurrency=64)  # one attempt; it must not fail
+
+        registered = [(ns, status) for rpc, ns, status in calls.log if rpc == "register_namespace"]
+        rejected = [ns for ns, status in registered if status == "RESOURCE_EXHAUSTED"]
+        assert rejected, "the server admitted the whole burst: nothing was paced"
+        assert {status for _, status in registered} == {"OK", "RESOURCE_EXHAUSTED"}
+        # Only the rejected calls were repeated, each until the server took it, once.
+        accepted = [ns for ns, status in registered if status == "OK"]
+        assert sorted(accepted) == sorted(names)
+        assert len(registered) == len(names) + len(rejected)
+        assert [o.action for o in result.namespaces] == ["created"] * len(names)
+        for name in (rejected[0], rejected[-1], accepted[0]):
+            assert described(server.address, name)["namespaceInfo"]["name"] == name
 
 
 async def test_concurrency_is_bounded(local_env, clients):
