@@ -19,12 +19,6 @@ ENV PATH=/opt/temporal-bootstrap/bin:$PATH \
     HOME=/tmp \
     PYTHONDONTWRITEBYTECODE=1
 
-# MALLOC_ARENA_MAX=2: glibc gives each thread that allocates (8 activity threads, the SDK's
-# core threads) its own malloc arena, and freed memory stays spread over them. Capped at 2,
-# the worker grew +4.2 MB over 190 no-change runs instead of +7.8 MB, at the same run time
-# (docs/benchmarks.md, section 4); it holds no Python objects per run either way.
-ENV MALLOC_ARENA_MAX=2
-
 # Non-root; the root file system can be read-only: state and helm's caches go to volumes.
 USER 10001
 WORKDIR /tmp
