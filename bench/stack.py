@@ -120,11 +120,15 @@ class Stack:
     def bootstrap_address(self) -> str:
         return str(self.state()["temporal"]["bootstrap"]["address"])
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, command: tuple[str, ...] = ("worker.py",), env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """`python worker.py --local-stack` (or `python COMMAND --local-stack`, e.g.
+        `-m bench.traced_worker`), with `env` added to the stack's environment."""
         log = self.workdir / f"worker-{len(self.workers)}.log"
         proc = subprocess.Popen(
-            [PY, "worker.py", "--local-stack"],
-            env=self.env,
+            [PY, *command, "--local-stack"],
+            env={**self.env, **(env or {})},
             cwd=self.code,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
