@@ -11,7 +11,7 @@ import os
 import signal
 
 from tests.e2e.upgrades import assert_schema_first, job_posts, snapshots, writes_in
-from tests.helpers import pids_running, wait_for
+from tests.helpers import pids_running, quiet_for, wait_for
 
 
 def test_kill_9_during_a_schema_job_and_during_a_helm_upgrade(
@@ -47,10 +47,17 @@ def test_kill_9_during_a_schema_job_and_during_a_helm_upgrade(
             "hop 1's helm revision",
         )
         kube_standin.never_ready("temporal-history", namespace=namespace)
+        # pending-upgrade is recorded before helm applies anything; the kill is meant for its
+        # --wait, after every object is applied and the ones 0.63 drops are deleted (killed
+        # mid-apply, helm's own rollback fails on them: "original object ... not found").
+        # Waiting only reads, so helm waits once the namespace has seen no write for a while.
+        settled = quiet_for(lambda: len(writes_in(kube_standin, namespace, since)), seconds=5)
         wait_for(
-            lambda: operator.helm_history(namespace)[-1]["status"] == "pending-upgrade",
+            lambda: (
+                operator.helm_history(namespace)[-1]["status"] == "pending-upgrade" and settled()
+            ),
             240,
-            "hop 2's helm upgrade to wait for readiness",
+            "hop 2's helm upgrade to apply everything and wait for readiness",
         )
         helm = pids_running(operator.env["HELM_BIN"], "upgrade", namespace)
         assert helm and len(job_posts(writes_in(kube_standin, namespace, since))) == 2

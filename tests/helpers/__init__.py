@@ -91,6 +91,20 @@ def wait_for(predicate: Callable[[], T], timeout: float, what: str, every: float
         time.sleep(every)
 
 
+def quiet_for(count: Callable[[], int], seconds: float) -> Callable[[], bool]:
+    """A predicate for `wait_for`: true once `count()` (of log lines, writes, ...) has not
+    changed for `seconds`, i.e. whatever produces them has gone quiet."""
+    last: list[float] = [count(), time.monotonic()]
+
+    def settled() -> bool:
+        now, current = time.monotonic(), count()
+        if current != last[0]:
+            last[:] = [current, now]
+        return now - last[1] >= seconds
+
+    return settled
+
+
 def pids_running(executable: str, *argv_contains: str) -> list[int]:
     """PIDs whose argv[0] is `executable` and whose arguments include every `argv_contains`."""
     pids = []
