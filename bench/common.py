@@ -14,7 +14,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,43 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a count of 1 or more (0 rounds would leave every table empty)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of 1 or more")
+    return value
+
+
+def positive_ints(text: str) -> list[int]:
+    """argparse type: comma-separated counts, e.g. 1,20,200."""
+    return [positive_int(part) for part in text.split(",")]
+
+
+def choices(allowed: Sequence[str]) -> Callable[[str], list[str]]:
+    """argparse type: comma-separated names, each one of `allowed`."""
+
+    def parse(text: str) -> list[str]:
+        names = text.split(",")
+        unknown = [n for n in names if n not in allowed]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown {', '.join(unknown)}; allowed: {', '.join(allowed)}"
+            )
+        return names
+
+    return parse
+
+
 def arguments(description: str, rounds: int) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--rounds",
-        type=int,
-        default=int(os.environ.get("BENCH_ROUNDS", rounds)),
+        type=positive_int,
+        default=os.environ.get("BENCH_ROUNDS", str(rounds)),
         help=f"rounds per figure (default {rounds}; BENCH_ROUNDS overrides)",
     )
     parser.add_argument("--label", default="", help="stored with the results (e.g. before/after)")

@@ -37,7 +37,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.register_namespaces import RegisterNamespaces
 from activities.temporal_target import TargetTemporalClients
-from bench.common import Recorder, arguments, fmt, table
+from bench.common import Recorder, arguments, choices, fmt, positive_ints, table
 from contracts.register_namespaces import RegisterNamespacesInput
 from declared_state.loader import load_environment
 from declared_state.models import Environment, FrontendSpec, TemporalNamespace
@@ -187,11 +187,10 @@ def measure(method: str, address: str, names: list[str]) -> dict:
 
 def main() -> None:
     parser = arguments(__doc__.splitlines()[0], rounds=3)
-    parser.add_argument("--sizes", default="1,20,200")
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--sizes", type=positive_ints, default="1,20,200")
+    parser.add_argument("--methods", type=choices(METHODS), default=",".join(METHODS))
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    methods = args.methods.split(",")
+    sizes, methods = args.sizes, args.methods
     rec = Recorder("namespaces", args)
     details: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -23,7 +23,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from bench.common import Recorder, arguments
+from bench.common import Recorder, arguments, positive_int
 from bench.stack import Stack, rss_mb
 from contracts.bootstrap import BootstrapInput, bootstrap_workflow_id
 from operations.settings import TASK_QUEUE
@@ -104,7 +104,7 @@ async def runs(
 
 def main() -> None:
     parser = arguments(__doc__.splitlines()[0], rounds=1)
-    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--runs", type=positive_int, default=200)
     parser.add_argument(
         "--trace",
         action="store_true",
