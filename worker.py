@@ -37,7 +37,6 @@ from activities.check_database import DatabasePreflight
 from activities.check_live_objects import LiveObjectChecker
 from activities.check_server_version import CheckServerVersion
 from activities.check_temporal import TemporalCheck
-from activities.clients import AwsClients, KubeClients
 from activities.ensure_ca_bundle import CaBundlePublisher
 from activities.ensure_db_secret import DbSecretPublisher
 from activities.install_chart import ChartInstaller
@@ -45,9 +44,10 @@ from activities.read_live_versions import ReadLiveVersions
 from activities.register_namespaces import RegisterNamespaces
 from activities.snapshot_database import SnapshotDatabase
 from activities.soak import Soak
-from activities.temporal_target import TargetTemporalClients
 from activities.update_schema import UpdateSchema
 from activities.wait_frontend_healthy import WaitFrontendHealthy
+from adapters.clients import AwsClients, KubeClients
+from adapters.temporal_target import TargetTemporalClients
 from operations.embedded import EmbeddedServerError
 from operations.settings import (
     ClientSettings,

@@ -34,12 +34,12 @@ import pymysql
 from pymysql.constants import ER
 from temporalio import activity
 
-from activities.clients import AwsClients, KubeClients
-from activities.errors import ErrorType, activity_error
-from activities.errors.aws import AWS_ERRORS, aws_error, aws_error_type
-from activities.errors.mysql import MySqlTarget, mysql_code, mysql_error
 from activities.read_live_versions import read_live_server, refuse_more_than_one_minor
-from activities.sources import (
+from adapters.clients import AwsClients, KubeClients
+from adapters.errors import ErrorType, activity_error
+from adapters.errors.aws import AWS_ERRORS, aws_error, aws_error_type
+from adapters.errors.mysql import MySqlTarget, mysql_code, mysql_error
+from adapters.sources import (
     describe_source,
     fetch_ca_bundle,
     parse_certificates,

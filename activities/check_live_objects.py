@@ -41,11 +41,11 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from temporalio import activity
 
-from activities import object_diff
-from activities.clients import KubeClients
-from activities.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
-from activities.helm_cli import HelmCli, HelmCommandFailed
 from activities.install_chart import ChartInstaller
+from adapters import object_diff
+from adapters.clients import KubeClients
+from adapters.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
+from adapters.helm_cli import HelmCli, HelmCommandFailed
 from contracts.base import DriftItem
 from contracts.check_live_objects import CheckLiveObjectsInput, CheckLiveObjectsResult
 from declared_state.models import Environment, IgnoreRule

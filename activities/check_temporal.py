@@ -31,16 +31,16 @@ from temporalio.service import RPCError
 
 from activities.check_database import DatabasePreflight, schema_problems
 from activities.check_live_objects import rendered_objects
-from activities.errors.temporal_rpc import rpc_answer
 from activities.install_chart import ChartInstaller
-from activities.temporal_target import (
+from activities.wait_frontend_healthy import health_check
+from adapters.errors.temporal_rpc import rpc_answer
+from adapters.temporal_target import (
     FrontendConnection,
     FrontendUnreachable,
     ServerInfo,
     TargetTemporalClients,
     read_server_info,
 )
-from activities.wait_frontend_healthy import health_check
 from contracts.base import DriftItem
 from contracts.check_database import StoreSchema
 from contracts.check_temporal import CheckTemporalInput, CheckTemporalResult

@@ -16,15 +16,15 @@ from typing import Any
 from kubernetes import client as k8s
 from temporalio import activity
 
-from activities.clients import AwsClients, KubeClients
-from activities.errors import ErrorType, activity_error
-from activities.kube_objects import (
+from adapters.clients import AwsClients, KubeClients
+from adapters.errors import ErrorType, activity_error
+from adapters.kube_objects import (
     core_api,
     describe_write,
     ensure_namespaced_object,
     key_differences,
 )
-from activities.sources import describe_source, fetch_ca_bundle, parse_certificates
+from adapters.sources import describe_source, fetch_ca_bundle, parse_certificates
 from contracts.ensure_ca_bundle import EnsureCaBundleInput, EnsureCaBundleResult
 
 # The API server refuses ConfigMaps above 1 MiB; say so before it does.

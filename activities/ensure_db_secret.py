@@ -16,15 +16,15 @@ from typing import Any
 from kubernetes import client as k8s
 from temporalio import activity
 
-from activities.clients import AwsClients, KubeClients
-from activities.errors import ErrorType, activity_error
-from activities.kube_objects import (
+from adapters.clients import AwsClients, KubeClients
+from adapters.errors import ErrorType, activity_error
+from adapters.kube_objects import (
     core_api,
     describe_write,
     ensure_namespaced_object,
     key_differences,
 )
-from activities.sources import read_db_passwords
+from adapters.sources import read_db_passwords
 from contracts.ensure_db_secret import EnsureDbSecretInput, EnsureDbSecretResult
 from declared_state.models import AwsSecretsManagerPasswords
 

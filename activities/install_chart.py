@@ -51,11 +51,11 @@ from kubernetes.config.config_exception import ConfigException
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities.clients import KubeClients
-from activities.errors import ErrorType, activity_error
-from activities.errors.helm import helm_error
-from activities.errors.kubernetes import kubernetes_error
-from activities.helm_cli import (
+from adapters.clients import KubeClients
+from adapters.errors import ErrorType, activity_error
+from adapters.errors.helm import helm_error
+from adapters.errors.kubernetes import kubernetes_error
+from adapters.helm_cli import (
     TERMINATE_GRACE_S,
     HelmCli,
     HelmCommandFailed,
@@ -64,11 +64,11 @@ from activities.helm_cli import (
     release_chart_and_values,
     render_environment,
 )
-from activities.pod_status import unready_pods
+from adapters.pod_status import unready_pods
+from adapters.processes import stop_pid
 from contracts.base import DriftItem, differing_paths
 from contracts.install_chart import InstallChartInput, InstallChartResult, ReleaseAction
 from declared_state.models import Environment
-from operations.processes import stop_pid
 
 HEARTBEAT_EVERY_S = 5.0
 # While helm waits, the release's pods are looked at this often, so a wait that runs out can

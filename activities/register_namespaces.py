@@ -62,9 +62,9 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.errors import ErrorType, activity_error
-from activities.errors.temporal_rpc import rpc_answer, temporal_rpc_error
-from activities.temporal_target import FrontendUnreachable, TargetTemporalClients, attempt_deadline
+from adapters.errors import ErrorType, activity_error
+from adapters.errors.temporal_rpc import rpc_answer, temporal_rpc_error
+from adapters.temporal_target import FrontendUnreachable, TargetTemporalClients, attempt_deadline
 from contracts.base import DriftItem
 from contracts.register_namespaces import (
     NamespaceOutcome,

@@ -20,9 +20,9 @@ from typing import Any
 from botocore.exceptions import WaiterError
 from temporalio import activity
 
-from activities.clients import AwsClients
-from activities.errors import ErrorType, activity_error
-from activities.errors.aws import AWS_ERRORS, aws_error
+from adapters.clients import AwsClients
+from adapters.errors import ErrorType, activity_error
+from adapters.errors.aws import AWS_ERRORS, aws_error
 from contracts.snapshot_database import SnapshotDatabaseInput, SnapshotDatabaseResult
 
 # A snapshot created a moment before the run's recorded start (clock skew between RDS and

@@ -15,9 +15,9 @@ import time
 
 from temporalio import activity
 
-from activities.errors import ErrorType, activity_error
-from activities.temporal_target import FrontendConnection, TargetTemporalClients, attempt_deadline
 from activities.wait_frontend_healthy import health_check
+from adapters.errors import ErrorType, activity_error
+from adapters.temporal_target import FrontendConnection, TargetTemporalClients, attempt_deadline
 from contracts.soak import SoakInput, SoakResult
 
 

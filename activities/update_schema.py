@@ -34,13 +34,13 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from temporalio import activity
 
-from activities.clients import AwsClients, KubeClients
-from activities.errors import ErrorType, activity_error
-from activities.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
-from activities.kube_objects import MANAGED_LABELS
 from activities.read_live_versions import SchemaReader
-from activities.sources import read_db_passwords
-from activities.temporal_target import attempt_deadline
+from adapters.clients import AwsClients, KubeClients
+from adapters.errors import ErrorType, activity_error
+from adapters.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
+from adapters.kube_objects import MANAGED_LABELS
+from adapters.sources import read_db_passwords
+from adapters.temporal_target import attempt_deadline
 from contracts.update_schema import StoreSchemaChange, UpdateSchemaInput, UpdateSchemaResult
 from declared_state.chart_values import CA_VOLUME_NAME
 from declared_state.models import Environment

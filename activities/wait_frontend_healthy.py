@@ -15,9 +15,9 @@ from temporalio import activity
 from temporalio.bridge.proto.health.v1 import HealthCheckRequest, HealthCheckResponse
 from temporalio.service import RPCError
 
-from activities.errors import ErrorType, activity_error
-from activities.errors.temporal_rpc import rpc_answer
-from activities.temporal_target import (
+from adapters.errors import ErrorType, activity_error
+from adapters.errors.temporal_rpc import rpc_answer
+from adapters.temporal_target import (
     FrontendConnection,
     FrontendUnreachable,
     TargetTemporalClients,

@@ -36,7 +36,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
 from activities.register_namespaces import RegisterNamespaces
-from activities.temporal_target import TargetTemporalClients
+from adapters.temporal_target import TargetTemporalClients
 from bench.common import Recorder, arguments, choices, fmt, positive_ints, table
 from contracts.register_namespaces import RegisterNamespacesInput
 from declared_state.loader import load_environment

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from base.model import FrozenModel
 
-
-class FrozenModel(BaseModel):
-    """Base of every model that crosses a boundary: immutable, unknown keys refused."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+__all__ = ["DriftItem", "FrozenModel", "StepResult", "differing_paths"]
 
 
 class DriftItem(FrozenModel):

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from contracts.base import FrozenModel
+from base.model import FrozenModel
 from declared_state import versions
 
 # RFC 1123 label, as Kubernetes requires for namespace names.
@@ -445,7 +445,7 @@ class FrontendSpec(FrozenModel):
     """How the bootstrap reaches the new cluster's frontend.
 
     `connect` unset: decided where the worker runs, port-forward outside a cluster and the
-    in-cluster DNS name inside one (see activities/temporal_target.py). An `address` means
+    in-cluster DNS name inside one (see adapters/temporal_target.py). An `address` means
     `direct`.
     """
 

@@ -14,7 +14,7 @@ and a gap in the path. Pure: used by the upgrade workflow and its tests.
 
 from __future__ import annotations
 
-from contracts.base import FrozenModel
+from base.model import FrozenModel
 from declared_state import versions
 from declared_state.models import ChartSpec
 from declared_state.versions import ChartRelease, version_key

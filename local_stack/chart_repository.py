@@ -102,7 +102,7 @@ class ChartRepository:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from activities.helm_cli import find_helm
+    from adapters.helm_cli import find_helm
 
     parser = argparse.ArgumentParser(prog="python -m local_stack.chart_repository")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")

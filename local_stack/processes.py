@@ -1,6 +1,6 @@
 """Subprocesses of the local stack, always stopped by PID (process group).
 
-The PID, port and process-group helpers are the product's (operations/processes.py, which
+The PID, port and process-group helpers are the product's (adapters/processes.py, which
 the embedded bootstrap server needs too); they are re-exported here for the stack's users.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from operations.processes import (
+from adapters.processes import (
     LOOPBACK,
     free_ports,
     pid_alive,

@@ -248,7 +248,7 @@ class LocalStack:
     def _start_charts(self) -> None:
         directory = self.state_dir / "chart-repository"
         if not self.detached:
-            from activities.helm_cli import find_helm
+            from adapters.helm_cli import find_helm
             from local_stack.chart_repository import ChartRepository
 
             self.charts = ChartRepository.start(directory, find_helm())

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from operations.processes import (
+from adapters.processes import (
     LOOPBACK,
     free_ports,
     pid_alive,

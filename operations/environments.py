@@ -6,7 +6,7 @@ environment in its input (and so in its history), and the server refuses payload
 few MB with a raw RPC error after everything else has passed. `MAX_INPUT_BYTES` keeps it well
 below that, measured as the SDK's data converter serializes it.
 
-`render` runs helm (through activities/helm_cli.py), imported when called, so commands that
+`render` runs helm (through adapters/helm_cli.py), imported when called, so commands that
 never render do not pay for it.
 """
 
@@ -61,7 +61,7 @@ def workflow_input_size(env: Environment) -> int:
 
 def render(env: Environment) -> str:
     """The manifests `helm template` renders for `env` (what provisioning would apply)."""
-    from activities.helm_cli import HelmCommandFailed, HelmNotFound, render_environment
+    from adapters.helm_cli import HelmCommandFailed, HelmNotFound, render_environment
 
     try:
         return render_environment(env)
@@ -114,7 +114,7 @@ class EnvironmentSummary:
 def chart_source(env: Environment) -> str:
     """Where the chart comes from: its local copy, or its repository (and the mirror the
     machine's TEMPORAL_BOOTSTRAP_CHART_REPOSITORY setting sends helm to instead)."""
-    from activities.helm_cli import chart_repository
+    from adapters.helm_cli import chart_repository
 
     chart = env.chart
     if chart.local_path:

@@ -1,10 +1,10 @@
 """Import a helmfile project's Temporal release as environment files, with a report and an
 optional render comparison. Nothing here prints (operations/render.py shows the plan).
 
-`plan_import` reads the project (declared_state/helmfile/project.py), reads the chart's own
+`plan_import` reads the project (operations/helmfile/project.py), reads the chart's own
 defaults with `helm show values` (through the project's chart handling, so the mirror
 setting `TEMPORAL_BOOTSTRAP_CHART_REPOSITORY` and local charts work as for `validate`), maps
-the values (declared_state/helmfile/mapping.py) and lays the environments out as files:
+the values (operations/helmfile/mapping.py) and lays the environments out as files:
 `<env>.yaml` per environment and `base.yaml` with what every imported environment shares.
 Then it loads the planned files exactly as `validate` would (in a temporary folder, through
 the environment loader) and reports anything that does not load. `extra_values` that the
@@ -43,7 +43,9 @@ import yaml
 from declared_state import versions
 from declared_state.chart_files import ChartUnreadable, read_chart_metadata
 from declared_state.extra_values import model_overrides, secret_like_keys
-from declared_state.helmfile.mapping import (
+from declared_state.loader import BASE_FILE, InvalidEnvironment, display_path, load_environment
+from declared_state.models import ChartSpec, Environment, environment_name_problem
+from operations.helmfile.mapping import (
     Imported,
     apply_changes,
     get,
@@ -51,10 +53,8 @@ from declared_state.helmfile.mapping import (
     map_release,
     set_path,
 )
-from declared_state.helmfile.project import HelmfileRelease, HelmfileUnreadable, read_release
-from declared_state.helmfile.report import REMOVE, ReportItem, Severity, ValuesChange
-from declared_state.loader import BASE_FILE, InvalidEnvironment, display_path, load_environment
-from declared_state.models import ChartSpec, Environment, environment_name_problem
+from operations.helmfile.project import HelmfileRelease, HelmfileUnreadable, read_release
+from operations.helmfile.report import REMOVE, ReportItem, Severity, ValuesChange
 from operations.manifest_diff import Difference, differences
 
 FILE_ORDER = (
@@ -170,13 +170,13 @@ def _chart_spec(release: HelmfileRelease) -> ChartSpec:
 
 
 def _helm() -> Any:
-    from activities.helm_cli import HelmCli
+    from adapters.helm_cli import HelmCli
 
     return HelmCli()
 
 
 def _chart_defaults(chart: ChartSpec) -> dict[str, Any]:
-    from activities.helm_cli import HelmCommandFailed, HelmNotFound, chart_reference
+    from adapters.helm_cli import HelmCommandFailed, HelmNotFound, chart_reference
 
     try:
         return _helm().show_values(chart_reference(chart))  # type: ignore[no-any-return]
@@ -418,7 +418,7 @@ def plan_import(
 
 
 def _render_original(item: _Mapped, values: Sequence[dict[str, Any]]) -> str:
-    from activities.helm_cli import chart_reference
+    from adapters.helm_cli import chart_reference
 
     release = item.release
     env = item.environment
@@ -445,7 +445,7 @@ def _single_item_renders(item: _Mapped, user: dict[str, Any]) -> dict[int, str]:
     """The original rendered with each item's change alone, to name the item behind each
     explained difference. A change that does not render alone (a password emptied before
     another item names the Secret) names nothing; the explanation as a whole stands."""
-    from activities.helm_cli import HelmCommandFailed
+    from adapters.helm_cli import HelmCommandFailed
 
     singles = {}
     for number, report_item in enumerate(item.items, start=1):
@@ -459,7 +459,7 @@ def _single_item_renders(item: _Mapped, user: dict[str, Any]) -> dict[int, str]:
 
 
 def _compare_one(name: str, item: _Mapped) -> Comparison:
-    from activities.helm_cli import HelmCommandFailed
+    from adapters.helm_cli import HelmCommandFailed
     from operations.environments import RenderFailed, render
 
     chart = f"temporal {item.chart.version}"

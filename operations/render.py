@@ -29,10 +29,10 @@ from contracts.drift_check import (
 )
 from contracts.operator import OperatorAction, RefusedInput
 from contracts.upgrade import UpgradeProgress, UpgradeResult, snapshot_id
-from declared_state.helmfile.report import Severity
 from declared_state.loader import display_path
 from declared_state.models import Environment
 from operations.environments import EnvironmentSummary, WebUiExposure
+from operations.helmfile.report import Severity
 from operations.manifest_diff import Difference
 
 if TYPE_CHECKING:  # the helmfile parser loads only for `import-helmfile`

@@ -26,9 +26,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
 
+from adapters.processes import pid_alive
 from declared_state.paths import state_dir
 from operations.embedded import find_embedded_server, start_embedded_server
-from operations.processes import pid_alive
 
 TASK_QUEUE = "temporal-bootstrap"
 

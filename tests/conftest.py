@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.clients import AwsClients, KubeClients
+from adapters.clients import AwsClients, KubeClients
 from declared_state.loader import load_environment
 from declared_state.models import Environment
 from local_stack.aws import DatabaseTarget, LocalAws

@@ -6,6 +6,12 @@
 - Workflow modules and the contracts they import never reach an I/O library (boto3,
   kubernetes, pymysql, subprocess, ...), not even through another first-party module: the
   workflow sandbox and determinism depend on it.
+- No cycle between top-level packages: each package sits on a floor and imports only
+  floors below it (bench; starter, worker, local_stack; operations, activities; workflows,
+  adapters; contracts; declared_state; base). A cycle is how "just one import" turns two
+  packages into one that nobody can change alone.
+- The CLI (`starter.py`) only parses and maps outcomes: it reaches workflows and activities
+  through `operations/`, never by importing them.
 - Every typed activity reference in `contracts/` has an implementation the worker registers,
   under the same name, taking and returning the same types.
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import sys
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +32,15 @@ import pytest
 from temporalio import activity
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PRODUCT_PACKAGES = ("activities", "contracts", "declared_state", "operations", "workflows")
+PRODUCT_PACKAGES = (
+    "activities",
+    "adapters",
+    "base",
+    "contracts",
+    "declared_state",
+    "operations",
+    "workflows",
+)
 PRODUCT_MODULES = ("worker", "starter", "bootstrap_server")
 STAND_INS = ("local_stack",)
 IO_LIBRARIES = (
@@ -120,6 +135,58 @@ def test_the_module_graph_is_read():
     assert _reaches("worker", ("kubernetes",))
 
 
+def _top_level_graph() -> dict[str, dict[str, str]]:
+    """Top-level package -> {imported top-level package: one import that shows it}."""
+    graph: dict[str, dict[str, str]] = {}
+    for module in FILES:
+        top = module.split(".")[0]
+        for target, line in _imports(module):
+            inner = _first_party(target)
+            if inner is None or inner.split(".")[0] == top:
+                continue
+            graph.setdefault(top, {}).setdefault(
+                inner.split(".")[0], f"{module} imports {target} (line {line})"
+            )
+    return graph
+
+
+def test_no_cycle_between_top_level_packages():
+    graph = _top_level_graph()
+    cycles = []
+    for start in sorted(graph):
+        stack = [(start, [start])]
+        while stack:
+            node, path = stack.pop()
+            for nxt in sorted(graph.get(node, {})):
+                if nxt == start:
+                    hops = [*path, start]
+                    cycles.append(
+                        "; ".join(graph[a][b] for a, b in zip(hops, hops[1:], strict=False))
+                    )
+                elif nxt not in path and nxt > start:
+                    stack.append((nxt, [*path, nxt]))
+    assert cycles == [], "package cycles:\n" + "\n".join(cycles)
+
+
+def test_the_cycle_check_sees_a_cycle(monkeypatch):
+    # The check must fail on a cycle: plant one (base -> contracts -> base) and look.
+    planted = dict(_top_level_graph())
+    planted["base"] = {"contracts": "planted"}
+    monkeypatch.setattr(sys.modules[__name__], "_top_level_graph", lambda: planted)
+    with pytest.raises(AssertionError, match="package cycles"):
+        test_no_cycle_between_top_level_packages()
+
+
+@pytest.mark.xfail(strict=True, reason="#19.3: starter.py still imports workflows.bootstrap")
+def test_the_cli_imports_neither_workflows_nor_activities():
+    found = [
+        f"{target} (line {line})"
+        for target, line in _imports("starter")
+        if target.split(".")[0] in ("workflows", "activities")
+    ]
+    assert found == [], f"starter.py must go through operations/: {found}"
+
+
 @pytest.mark.parametrize("module", sorted(m for m in FILES if _is_product(m)))
 def test_product_code_never_imports_the_stand_ins(module: str):
     direct = [f"{t} (line {n})" for t, n in _imports(module) if t.split(".")[0] in STAND_INS]
@@ -148,7 +215,7 @@ def _reference_pairs() -> list[tuple[str, object]]:
 
 
 def test_every_typed_activity_reference_has_a_registered_implementation():
-    from activities.clients import KubeClients
+    from adapters.clients import KubeClients
     from worker import build_activities
 
     implementations = {

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from activities.helm_cli import HelmCli, chart_reference
+from adapters.helm_cli import HelmCli, chart_reference
 from declared_state.chart_files import read_chart_metadata
 from declared_state.chart_values import build_chart_values
 from declared_state.loader import load_environment

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from operations.processes import free_ports
+from adapters.processes import free_ports
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXIT_FAILED, EXIT_INVALID = 1, 3

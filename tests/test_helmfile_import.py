@@ -27,9 +27,9 @@ import pytest
 import yaml
 
 import starter
-from declared_state.helmfile.template import render as render_template
 from declared_state.loader import load_environment
 from operations import helmfile_import
+from operations.helmfile.template import render as render_template
 from operations.manifest_diff import HIDDEN, differences
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "helmfile"

@@ -29,7 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import starter
-from activities.errors import ErrorType, activity_error
+from adapters.errors import ErrorType, activity_error
 from contracts.bootstrap import BootstrapInput, BootstrapProgress, RunState
 from declared_state.loader import load_environment
 from operations import runs as run_ops

@@ -10,7 +10,7 @@ another record name (`hop 2: install_chart`) copies it with `dataclasses.replace
 name=...)`.
 
 Retryability is not decided here: an activity error's type says whether it is permanent
-(`activities/errors` sets `non_retryable` from one table), so these policies only say how
+(`adapters/errors` sets `non_retryable` from one table), so these policies only say how
 often and how long to try what is worth trying.
 """
 

@@ -12,7 +12,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from activities.clients import KubeClients
+from adapters.clients import KubeClients
 from declared_state.models import Environment
 from local_stack.mariadb import MariaDB
 from local_stack.processes import LOOPBACK, free_port

@@ -19,8 +19,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.check_database import DatabasePreflight
-from activities.clients import AwsClients, KubeClients
-from activities.errors import ErrorType
+from adapters.clients import AwsClients, KubeClients
+from adapters.errors import ErrorType
 from contracts.check_database import CheckDatabaseInput, CheckDatabaseResult
 from declared_state.models import Environment
 from local_stack.aws import CA_BUCKET, CA_KEY, RDS_INSTANCE_ID, SECRET_ID, LocalAws

@@ -10,7 +10,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.check_server_version import CheckServerVersion
 from activities.soak import Soak
-from activities.temporal_target import TargetTemporalClients
+from adapters.temporal_target import TargetTemporalClients
 from contracts.check_server_version import CheckServerVersionInput
 from contracts.soak import SoakInput
 from declared_state.models import FrontendSpec

@@ -19,7 +19,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.check_database import DatabasePreflight
 from activities.check_temporal import TemporalCheck
 from activities.install_chart import ChartInstaller
-from activities.temporal_target import TargetTemporalClients, read_server_info
+from adapters.temporal_target import TargetTemporalClients, read_server_info
 from contracts.check_temporal import CheckTemporalInput, CheckTemporalResult
 from declared_state.models import Environment
 from tests.activities.test_install_chart import create_ca_config_map, create_db_secret

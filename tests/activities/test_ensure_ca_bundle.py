@@ -15,10 +15,10 @@ from kubernetes.client.exceptions import ApiException
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.clients import AwsClients, KubeClients
 from activities.ensure_ca_bundle import CaBundlePublisher
-from activities.errors import ErrorType
-from activities.kube_objects import MANAGED_BY, MANAGED_BY_LABEL
+from adapters.clients import AwsClients, KubeClients
+from adapters.errors import ErrorType
+from adapters.kube_objects import MANAGED_BY, MANAGED_BY_LABEL
 from contracts.base import DriftItem
 from contracts.ensure_ca_bundle import EnsureCaBundleInput, EnsureCaBundleResult
 from declared_state.models import CaBundleFromFile, CaBundleFromS3, Environment

@@ -14,10 +14,10 @@ from kubernetes import client as k8s
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.clients import AwsClients, KubeClients
 from activities.ensure_db_secret import DbSecretPublisher
-from activities.errors import ErrorType
-from activities.kube_objects import MANAGED_BY, MANAGED_BY_LABEL
+from adapters.clients import AwsClients, KubeClients
+from adapters.errors import ErrorType
+from adapters.kube_objects import MANAGED_BY, MANAGED_BY_LABEL
 from contracts.base import DriftItem
 from contracts.ensure_db_secret import EnsureDbSecretInput, EnsureDbSecretResult
 from declared_state.models import Environment, ExistingKubernetesSecret

@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client as k8s
 from pydantic import ValidationError
 
-from activities.temporal_target import FrontendUnreachable, TargetTemporalClients
+from adapters.temporal_target import FrontendUnreachable, TargetTemporalClients
 from declared_state.models import Environment, FrontendConnect, FrontendSpec
 
 

@@ -1,4 +1,4 @@
-"""The prepared copy of a local chart (activities/helm_cli.py) with the real helm binary.
+"""The prepared copy of a local chart (adapters/helm_cli.py) with the real helm binary.
 
 The offline chart lists subcharts it does not vendor, so helm gets a prepared copy without
 them, kept in the state folder. An edit anywhere in the chart must reach the next render.
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from activities.helm_cli import HelmCli, render_environment
+from adapters.helm_cli import HelmCli, render_environment
 from declared_state.loader import load_environment
 from declared_state.paths import STATE_VARIABLE
 from tests.helpers import PROJECT_ROOT, copy_environments

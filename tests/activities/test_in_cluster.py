@@ -1,4 +1,4 @@
-"""The worker's Kubernetes credentials in a pod (activities/clients.py): no kubeconfig, the
+"""The worker's Kubernetes credentials in a pod (adapters/clients.py): no kubeconfig, the
 ServiceAccount token and CA that kubelet mounts, KUBERNETES_SERVICE_HOST/PORT. Played against
 the Kubernetes API stand-in (HTTPS, TokenRequest tokens, RBAC) with the real Python client and
 the real helm: every request is the ServiceAccount's, and a context that is not this
@@ -14,10 +14,10 @@ from kubernetes import client as k8s
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.clients import InCluster, KubeClients
 from activities.ensure_ca_bundle import CaBundlePublisher
 from activities.install_chart import ChartInstaller
-from activities.temporal_target import TargetTemporalClients
+from adapters.clients import InCluster, KubeClients
+from adapters.temporal_target import TargetTemporalClients
 from contracts.ensure_ca_bundle import EnsureCaBundleInput
 from declared_state.models import Environment
 from tests.helpers.pods import in_cluster_env, project_service_account

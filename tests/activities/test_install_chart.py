@@ -25,9 +25,9 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 
 from activities import install_chart as install_chart_module
-from activities.errors import ErrorType
-from activities.helm_cli import chart_reference
 from activities.install_chart import ChartInstaller
+from adapters.errors import ErrorType
+from adapters.helm_cli import chart_reference
 from contracts.install_chart import InstallChartInput, InstallChartResult
 from declared_state.chart_values import build_chart_values
 from declared_state.models import ChartSpec, Environment

@@ -1,4 +1,4 @@
-"""The comparison rules of activities/object_diff.py, one by one, on hand-written objects
+"""The comparison rules of adapters/object_diff.py, one by one, on hand-written objects
 (what the API server does to real objects is tested against the stand-in in
 test_check_live_objects.py)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from activities.object_diff import MISSING, Difference, brief, compare, shown
+from adapters.object_diff import MISSING, Difference, brief, compare, shown
 
 
 def paths(kind: str, live: dict, declared: dict) -> list[str]:

@@ -11,8 +11,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.check_database import DatabasePreflight
-from activities.clients import AwsClients, KubeClients
 from activities.read_live_versions import ReadLiveVersions
+from adapters.clients import AwsClients, KubeClients
 from contracts.check_database import CheckDatabaseInput
 from contracts.read_live_versions import ReadLiveVersionsInput, ReadLiveVersionsResult
 from declared_state.models import Environment

@@ -18,9 +18,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
-from activities.errors import ErrorType
 from activities.register_namespaces import RegisterNamespaces
-from activities.temporal_target import TargetTemporalClients
+from adapters.errors import ErrorType
+from adapters.temporal_target import TargetTemporalClients
 from contracts.register_namespaces import RegisterNamespacesInput, RegisterNamespacesResult
 from declared_state.models import Environment, FrontendSpec, TemporalNamespace
 from local_stack.processes import LOOPBACK, free_port

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.clients import AwsClients
 from activities.snapshot_database import SnapshotDatabase
+from adapters.clients import AwsClients
 from contracts.snapshot_database import SnapshotDatabaseInput, SnapshotDatabaseResult
 from declared_state.models import Environment
 from local_stack.aws import LocalAws

@@ -18,10 +18,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.check_database import DatabasePreflight
-from activities.clients import AwsClients, KubeClients
 from activities.ensure_ca_bundle import CaBundlePublisher
 from activities.ensure_db_secret import DbSecretPublisher
 from activities.update_schema import UpdateSchema, build_job, job_name
+from adapters.clients import AwsClients, KubeClients
 from contracts.ensure_ca_bundle import EnsureCaBundleInput
 from contracts.ensure_db_secret import EnsureDbSecretInput
 from contracts.update_schema import UpdateSchemaInput, UpdateSchemaResult

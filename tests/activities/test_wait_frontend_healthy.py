@@ -13,9 +13,9 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.errors import ErrorType
-from activities.temporal_target import TargetTemporalClients
 from activities.wait_frontend_healthy import WaitFrontendHealthy
+from adapters.errors import ErrorType
+from adapters.temporal_target import TargetTemporalClients
 from contracts.wait_frontend_healthy import WaitFrontendHealthyInput, WaitFrontendHealthyResult
 from declared_state.models import Environment, FrontendSpec
 from local_stack.processes import LOOPBACK, free_port

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from activities.helm_cli import chart_reference
+from adapters.helm_cli import chart_reference
 from declared_state.chart_values import build_chart_values
 from declared_state.loader import load_environment
 from tests.helpers import wait_for

@@ -28,7 +28,7 @@ from temporalio.common import RetryPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.helm_cli import chart_reference
+from adapters.helm_cli import chart_reference
 from declared_state.chart_values import build_chart_values
 from local_stack.aws import SECRET_ID
 from operations.embedded import temporal_cli

@@ -36,7 +36,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.errors import ErrorType, activity_error
+from adapters.errors import ErrorType, activity_error
 from contracts.base import DriftItem
 from contracts.check_database import CheckDatabaseInput, CheckDatabaseResult, StoreSchema
 from contracts.check_live_objects import CheckLiveObjectsInput, CheckLiveObjectsResult

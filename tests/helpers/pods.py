@@ -2,7 +2,7 @@
 ServiceAccount token (from the TokenRequest API, as kubelet asks for it), the cluster's CA
 and the namespace in a folder, and the KUBERNETES_SERVICE_HOST/PORT variables. A worker
 started with `in_cluster_env(...)` reaches the Kubernetes API stand-in exactly as it would
-reach its own cluster from a pod (activities/clients.py `InCluster`)."""
+reach its own cluster from a pod (adapters/clients.py `InCluster`)."""
 
 from __future__ import annotations
 

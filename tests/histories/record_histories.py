@@ -20,7 +20,7 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpda
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.errors import ErrorType, activity_error
+from adapters.errors import ErrorType, activity_error
 from contracts.bootstrap import BootstrapInput, Redeclaration, RunState
 from contracts.drift_check import DriftCheckInput, DriftState
 from contracts.operator import OperatorRequest

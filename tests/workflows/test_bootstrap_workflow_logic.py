@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.errors import ErrorType, activity_error
+from adapters.errors import ErrorType, activity_error
 from contracts.bootstrap import (
     BootstrapInput,
     BootstrapProgress,

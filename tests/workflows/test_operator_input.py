@@ -19,7 +19,7 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from activities.errors import ErrorType, activity_error
+from adapters.errors import ErrorType, activity_error
 from contracts.bootstrap import BootstrapInput, BootstrapProgress, RunState, StepStatus
 from contracts.drift_check import DriftCheckInput, DriftState
 from contracts.operator import OperatorAction, OperatorRequest

@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.errors import ErrorType, activity_error
+from adapters.errors import ErrorType, activity_error
 from contracts.bootstrap import RunState, StepStatus
 from contracts.operator import OperatorRequest
 from contracts.upgrade import HOP_STEPS, UpgradeInput, UpgradeProgress, hop_step

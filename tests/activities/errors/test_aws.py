@@ -19,8 +19,8 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-from activities.errors import ErrorType
-from activities.errors.aws import AWS_CODES, AWS_ERRORS, AWS_STATUSES, aws_error, aws_error_type
+from adapters.errors import ErrorType
+from adapters.errors.aws import AWS_CODES, AWS_ERRORS, AWS_STATUSES, aws_error, aws_error_type
 from local_stack.aws import LocalAws
 from local_stack.processes import LOOPBACK, free_port
 

@@ -13,9 +13,9 @@ import subprocess
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import ErrorType
-from activities.errors.helm import HELM_ERRORS, helm_error
-from activities.helm_cli import error_message
+from adapters.errors import ErrorType
+from adapters.errors.helm import HELM_ERRORS, helm_error
+from adapters.helm_cli import error_message
 from local_stack.processes import LOOPBACK, free_port
 
 PENDING, TIMEOUT, BAD_VALUES, FAILED = (

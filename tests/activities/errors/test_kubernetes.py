@@ -14,9 +14,9 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from activities.clients import KubeClients
-from activities.errors import ErrorType
-from activities.errors.kubernetes import (
+from adapters.clients import KubeClients
+from adapters.errors import ErrorType
+from adapters.errors.kubernetes import (
     KUBERNETES_ERRORS,
     KUBERNETES_EXCEPTIONS,
     KUBERNETES_STATUSES,

@@ -14,8 +14,8 @@ from dataclasses import replace
 import pymysql
 import pytest
 
-from activities.errors import ErrorType
-from activities.errors.mysql import (
+from adapters.errors import ErrorType
+from adapters.errors.mysql import (
     MYSQL_CAUSES,
     MYSQL_CODES,
     TLS_VERIFY_CODES,

@@ -11,8 +11,8 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.errors import ErrorType
-from activities.errors.temporal_rpc import TEMPORAL_RPC_STATUSES, temporal_rpc_error
+from adapters.errors import ErrorType
+from adapters.errors.temporal_rpc import TEMPORAL_RPC_STATUSES, temporal_rpc_error
 
 S = RPCStatusCode
 PERMANENT = {

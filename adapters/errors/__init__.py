@@ -20,7 +20,7 @@ naming what the activity was doing:
 - `temporal_rpc.py`: `RPCStatusCode` -> permanent or transient -> `temporal_rpc_error`
 
 Each table is data (a dict, or rows tried in order where exception classes nest), so a
-wrong row is one line to fix and one parametrized test to fail (tests/activities/errors/).
+wrong row is one line to fix and one parametrized test to fail (tests/adapters/errors/).
 
 A backend answer that is a normal outcome for one caller (a 404 on read, a 409 on create,
 a missing database, NOT_FOUND on describe) is handled by that caller before it asks the

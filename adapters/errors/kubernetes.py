@@ -10,7 +10,7 @@ The kubernetes client fails in three ways, all of them caught as `KUBERNETES_ERR
   `ReadTimeoutError`) and `OSError`: no answer at all (connection refused, DNS, TLS,
   timeout). Always retryable; they used to escape unclassified from some callers.
 - `ConfigException`: the kubeconfig cannot be loaded or has no such context, or a worker in
-  a pod is asked for another cluster than its own (activities/clients.py). Raised when the
+  a pod is asked for another cluster than its own (adapters/clients.py). Raised when the
   client is built (`KubeClients.core_v1`), before any request; an operator must fix the
   environment's `kubernetes.context` or the worker's credentials.
 
@@ -30,7 +30,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import ErrorType, activity_error
+from adapters.errors import ErrorType, activity_error
 
 KUBERNETES_ERRORS: tuple[type[Exception], ...] = (
     ApiException,

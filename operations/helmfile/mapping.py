@@ -8,7 +8,7 @@ never wrote is judged by what the chart would have done with it.
 
 Output: the environment's keys (as an environment file spells them), `extra_values` for what
 the model does not cover (the leftover keys the layers set, never the keys the model exists
-to guarantee), and the report (declared_state/helmfile/report.py): each problem of the issue's
+to guarantee), and the report (operations/helmfile/report.py): each problem of the issue's
 list, the decisions the import made where the helmfile project says nothing, and for each the
 same decision as a change to the original values, which `--compare` replays.
 
@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from declared_state import versions
-from declared_state.helmfile.project import HelmfileRelease
-from declared_state.helmfile.report import REMOVE, ReportItem, Severity, ValuesChange, ValuesPath
 from declared_state.loader import deep_merge, display_path
+from operations.helmfile.project import HelmfileRelease
+from operations.helmfile.report import REMOVE, ReportItem, Severity, ValuesChange, ValuesPath
 
 MIN_HISTORY_MEMORY = 256 * 1024**2
 SERVER_SERVICES = ("frontend", "history", "matching", "worker")

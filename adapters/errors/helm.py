@@ -29,8 +29,8 @@ from typing import NamedTuple
 
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import ErrorType, activity_error
-from activities.helm_cli import error_message
+from adapters.errors import ErrorType, activity_error
+from adapters.helm_cli import error_message
 
 
 class HelmRow(NamedTuple):

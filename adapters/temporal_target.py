@@ -2,14 +2,14 @@
 
 How the frontend is reached (`frontend.connect` of the environment):
 - `port-forward`: through the Kubernetes API server to a ready pod behind the frontend Service
-  (activities/port_forward.py), a fresh forward per activity attempt, closed when the attempt
+  (adapters/port_forward.py), a fresh forward per activity attempt, closed when the attempt
   ends (also when it is cancelled); the Temporal client dials the forward's local port. This
   is how a worker outside the cluster (a laptop, CI) reaches a frontend whose Service DNS name
   only resolves inside it.
 - `direct`: dial `frontend.address` (default: the Service's in-cluster DNS name); a client is
   cached per (address, TLS settings), and a failed connection is never cached.
 Unset, `TargetTemporalClients(in_cluster=...)` decides: direct inside the target cluster (the
-worker reaches Kubernetes with its pod's ServiceAccount, activities/clients.py, or
+worker reaches Kubernetes with its pod's ServiceAccount, adapters/clients.py, or
 TEMPORAL_BOOTSTRAP_IN_CLUSTER=true), port-forward outside it (a kubeconfig: a laptop, CI, or
 a pod in another cluster).
 
@@ -35,9 +35,9 @@ from temporalio.api.workflowservice.v1 import GetClusterInfoRequest, GetSystemIn
 from temporalio.client import Client
 from temporalio.service import TLSConfig
 
-from activities.clients import KubeClients
-from activities.errors import ErrorType, activity_error
-from activities.port_forward import PortForwardFailed, ServicePortForward
+from adapters.clients import KubeClients
+from adapters.errors import ErrorType, activity_error
+from adapters.port_forward import PortForwardFailed, ServicePortForward
 from declared_state.models import Environment, FrontendConnect, FrontendTls
 
 _CacheKey = tuple[str, bool, str | None, str | None]

@@ -34,7 +34,7 @@ import pymysql
 from pymysql.constants import CR, ER
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import ErrorType, activity_error
+from adapters.errors import ErrorType, activity_error
 
 
 @dataclass(frozen=True)

@@ -47,11 +47,11 @@ from typing import Any
 
 import yaml
 
+from adapters.processes import pid_alive, process_start_time
 from declared_state.chart_files import ChartUnreadable, read_chart_metadata
 from declared_state.chart_values import build_chart_values
 from declared_state.models import ChartSpec, Environment
 from declared_state.paths import state_dir
-from operations.processes import pid_alive, process_start_time
 
 # A checkout's own helm (scripts/setup.sh puts v3 and v4 there); installed elsewhere, HELM_BIN
 # or PATH find it.

@@ -7,7 +7,7 @@ What is read, as helmfile reads it:
   maps) and `kubeContext`; `repositories:` (`name`, `url`); `helmDefaults.kubeContext`;
   `releases:` with `name`, `namespace`, `chart` (`<repository>/<chart>` or a local path),
   `version`, `kubeContext` and `values:` (files relative to helmfile.yaml, `.gotmpl` files
-  rendered, inline maps). helmfile.yaml is rendered twice (declared_state/helmfile/template.py):
+  rendered, inline maps). helmfile.yaml is rendered twice (operations/helmfile/template.py):
   once to find the environment's values, then with them.
 - The release is the one whose chart is named `temporal` (or `--release NAME` when there are
   several).
@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from declared_state.helmfile.report import ReportItem, Severity
-from declared_state.helmfile.template import Rendered, TemplateProblem, render, tokens_in
 from declared_state.loader import (
     InvalidEnvironment,
     deep_merge,
@@ -41,6 +39,8 @@ from declared_state.loader import (
     parse_yaml,
     read_text,
 )
+from operations.helmfile.report import ReportItem, Severity
+from operations.helmfile.template import Rendered, TemplateProblem, render, tokens_in
 
 _DOCUMENT_SEPARATOR = re.compile(r"^---[ \t]*$", re.MULTILINE)
 # Release keys that change what helm receives; the import reads none of them.

@@ -27,7 +27,7 @@ from typing import NamedTuple
 from botocore.exceptions import BotoCoreError, ClientError
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import ErrorType, activity_error
+from adapters.errors import ErrorType, activity_error
 
 AWS_ERRORS: tuple[type[Exception], ...] = (ClientError, BotoCoreError)
 

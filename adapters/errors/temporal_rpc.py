@@ -29,7 +29,7 @@ from typing import Literal
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.errors import ErrorType, activity_error
+from adapters.errors import ErrorType, activity_error
 
 Verdict = Literal["permanent", "transient"]
 

@@ -41,8 +41,8 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import portforward
 
-from activities.clients import KubeClients
-from activities.pod_status import is_ready, unready_pods
+from adapters.clients import KubeClients
+from adapters.pod_status import is_ready, unready_pods
 
 LOOPBACK = "127.0.0.1"
 _READ = 64 * 1024

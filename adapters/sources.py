@@ -16,10 +16,10 @@ from pathlib import Path
 from cryptography import x509
 from kubernetes.client.exceptions import ApiException
 
-from activities.clients import AwsClients, KubeClients
-from activities.errors import ErrorType, activity_error
-from activities.errors.aws import AWS_ERRORS, aws_error
-from activities.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
+from adapters.clients import AwsClients, KubeClients
+from adapters.errors import ErrorType, activity_error
+from adapters.errors.aws import AWS_ERRORS, aws_error
+from adapters.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
 from declared_state.models import (
     AwsSecretsManagerPasswords,
     CaBundleFromFile,

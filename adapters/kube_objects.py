@@ -19,9 +19,9 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from temporalio import activity
 
-from activities.clients import KubeClients
-from activities.errors import ErrorType, activity_error
-from activities.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
+from adapters.clients import KubeClients
+from adapters.errors import ErrorType, activity_error
+from adapters.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
 from contracts.base import DriftItem
 from contracts.ensure_ca_bundle import WriteAction
 
