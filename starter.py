@@ -50,7 +50,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from temporalio.client import Client, WorkflowHandle
@@ -865,15 +864,15 @@ def main(
             obj=state,
             standalone_mode=False,
         )
-    except (click.exceptions.Exit, typer.Exit) as exc:
+    except typer.Exit as exc:
         return exc.exit_code
     except CommandFailed as exc:
         err.print(str(exc), markup=False, highlight=False)
         return exc.code
-    except (click.Abort, typer.Abort):
+    except typer.Abort:
         err.print("aborted", markup=False)
         return EXIT_FAILED
-    except (click.ClickException, typer.TyperException) as exc:
+    except typer.TyperException as exc:
         # Usage errors (unknown option, missing argument, bad value): typer's own exit code
         # would be 2, which means "waiting for an operator" here; they are invalid input.
         show = getattr(exc, "show", None)
