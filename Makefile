@@ -1,6 +1,14 @@
 # Two entry points; both install what they need first (scripts/setup.sh is idempotent).
 .PHONY: setup test lint demo bench
 
+# Build tooling, not the product: the developers' and CI's machines have no internet access
+# but a copy of the charts in ../shared/charts, so the chart mirror setting points there when
+# that folder exists and nothing else set it (docs/charts.md).
+SHARED_CHARTS := $(abspath ../shared/charts)
+ifneq ($(wildcard $(SHARED_CHARTS)),)
+export TEMPORAL_BOOTSTRAP_CHART_MIRROR ?= $(SHARED_CHARTS)
+endif
+
 setup:
 	@scripts/setup.sh
 

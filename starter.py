@@ -3,6 +3,7 @@
 \b
     python starter.py validate staging     check an environment and render it offline
     python starter.py render staging       print the manifests helm would apply
+    python starter.py lock-charts staging [--update]   record the chart's digest in charts.lock
     python starter.py provision staging    start (or attach to) provision-staging and follow it
     python starter.py status staging       every step, its attempts, errors and changes
     python starter.py approve staging      open the approval gate before install_chart
@@ -71,6 +72,7 @@ from operations import drift as drift_ops
 from operations import environments, render
 from operations import runs as run_ops
 from operations import upgrade as upgrade_ops
+from operations.chart_lock import LockStatus
 from operations.embedded import EmbeddedServerError
 from operations.settings import (
     ClientSettings,
@@ -206,9 +208,15 @@ def _load(name: str, directory: Path | None) -> Environment:
         raise CommandFailed(EXIT_INVALID, "\n".join(lines)) from None
 
 
-def _render(env: Environment) -> str:
+def _render(env: Environment, directory: Path | None) -> str:
+    """The chart checked against charts.lock, then rendered; a refusal exits 3."""
+    return _checked_render(env, directory)[0]
+
+
+def _checked_render(env: Environment, directory: Path | None) -> tuple[str, LockStatus]:
     try:
-        return environments.render(env)
+        lock = environments.check_chart_lock(env, _environments_folder(directory))
+        return environments.render(env), lock
     except environments.RenderFailed as exc:
         raise CommandFailed(EXIT_INVALID, str(exc)) from None
 
@@ -268,15 +276,35 @@ def _eprint(lines: str | Sequence[str]) -> None:
 def validate(name: EnvArg, environments_dir: EnvDirOpt = None) -> None:
     """Load and validate ENV, render it with the real chart, and print a short summary."""
     env = _load(name, environments_dir)
-    manifests = _render(env)
-    out.print(render.summary_table(env.name, environments.summarize(env, manifests)))
+    manifests, lock = _checked_render(env, environments_dir)
+    out.print(render.summary_table(env.name, environments.summarize(env, manifests, lock)))
+
+
+@app.command(name="lock-charts")
+def lock_charts(
+    name: EnvArg,
+    environments_dir: EnvDirOpt = None,
+    update: Annotated[
+        bool, typer.Option("--update", help="Accept a chart whose digest differs from the lock.")
+    ] = False,
+) -> None:
+    """Fetch ENV's chart and record its digest in charts.lock beside the environment files
+    (--update replaces an entry whose digest differs)."""
+    env = _load(name, environments_dir)
+    try:
+        lock = environments.check_chart_lock(
+            env, _environments_folder(environments_dir), update=update
+        )
+    except environments.RenderFailed as exc:
+        raise CommandFailed(EXIT_INVALID, str(exc)) from None
+    _print(f"chart {env.chart.name} {env.chart.version}: {lock.text()}")
 
 
 @app.command(name="render")
 def render_manifests(name: EnvArg, environments_dir: EnvDirOpt = None) -> None:
     """Print the manifests that provisioning ENV would apply (like `helmfile template`)."""
     env = _load(name, environments_dir)
-    sys.stdout.write(_render(env))
+    sys.stdout.write(_render(env, environments_dir))
 
 
 @app.command(name="import-helmfile")
@@ -483,7 +511,7 @@ def provision(
     if update_run and restart:
         raise CommandFailed(EXIT_INVALID, "--update-run and --restart exclude each other")
     env = _load(name, environments_dir)
-    _render(env)  # bad values fail here, before anything starts
+    _render(env, environments_dir)  # bad values fail here, before anything starts
     _print(render.exposure_line(environments.web_ui_exposure(env)))
     redeclare = (
         run_ops.Redeclare.UPDATE_RUN
@@ -664,7 +692,7 @@ def upgrade(
     1 failed, aborted or refused, 2 waiting for an operator, 3 invalid input.
     """
     env = _load(name, environments_dir)
-    _render(env)  # bad values fail here, before anything starts
+    _render(env, environments_dir)  # bad values fail here, before anything starts
 
     async def show_plan(client: Client, settings: ClientSettings) -> int:
         outcome = await upgrade_ops.plan(client, settings, env, by=_operator(by))
@@ -737,7 +765,7 @@ def drift(
     waits for `approve` (policy ask), 3 for invalid input.
     """
     env = _load(name, environments_dir)
-    _render(env)
+    _render(env, environments_dir)
     as_json = output == DriftOutput.JSON
     info = _eprint if as_json else _print
 
@@ -791,7 +819,7 @@ def schedule(
     them. Creates the schedule, or updates it in place.
     """
     env = _load(name, environments_dir)
-    _render(env)
+    _render(env, environments_dir)
 
     async def body(client: Client, settings: ClientSettings) -> int:
         upserted = await drift_ops.upsert_schedule(

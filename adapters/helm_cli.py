@@ -30,7 +30,6 @@ imported by workflow code.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -47,6 +46,7 @@ from typing import Any
 
 import yaml
 
+from adapters.charts import directory_digest, fetch_chart
 from adapters.processes import pid_alive, process_start_time
 from declared_state.chart_files import ChartUnreadable, read_chart_metadata
 from declared_state.chart_values import build_chart_values
@@ -107,16 +107,6 @@ class ChartRef:
     flags: tuple[str, ...]
 
 
-def _directory_digest(directory: Path) -> str:
-    """sha256 over every file's relative path and bytes: any edit (a template, values.yaml,
-    a vendored subchart) names a new prepared copy instead of reusing a stale one."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
-
-
 def _strip_missing_dependencies(source: Path) -> Path:
     """A copy of `source` whose Chart.yaml drops dependencies that are not vendored.
 
@@ -131,7 +121,7 @@ def _strip_missing_dependencies(source: Path) -> Path:
     missing = [d for d in deps if not any(v.startswith(d["name"]) for v in vendored)]
     if not missing:
         return source
-    digest = _directory_digest(source)[:12]
+    digest = directory_digest(source)[:12]
     prepared = prepared_charts_dir()
     target = prepared / f"{meta['name']}-{meta['version']}-{digest}"
     if (target / "Chart.yaml").is_file():
@@ -153,26 +143,14 @@ def _strip_missing_dependencies(source: Path) -> Path:
     return target
 
 
-CHART_REPOSITORY_VARIABLE = "TEMPORAL_BOOTSTRAP_CHART_REPOSITORY"
-
-
-def chart_repository(spec: ChartSpec) -> str:
-    """Where charts are pulled from: `TEMPORAL_BOOTSTRAP_CHART_REPOSITORY` when set (a mirror
-    for machines without internet access, e.g. the local stack's repository in tests), else
-    the environment's `chart.repository`. A machine's setting, like helm's own repositories,
-    so it never enters a run's input."""
-    return os.environ.get(CHART_REPOSITORY_VARIABLE) or spec.repository
-
-
 def chart_reference(spec: ChartSpec) -> ChartRef:
     """Resolve the chart to install: a local directory/archive (its path made absolute by the
-    loader), or name + --repo + --version."""
-    if spec.local_path:
-        path = Path(spec.local_path)
-        if path.is_dir():
-            return ChartRef(str(_strip_missing_dependencies(path)), ())
-        return ChartRef(str(path), ())
-    return ChartRef(spec.name, ("--repo", chart_repository(spec), "--version", spec.version))
+    loader), or the chart cache's copy of name + version from its repository or the machine's
+    mirror (adapters/charts.py; raises ChartUnavailable)."""
+    path = Path(spec.local_path) if spec.local_path else fetch_chart(spec).path
+    if path.is_dir():
+        return ChartRef(str(_strip_missing_dependencies(path)), ())
+    return ChartRef(str(path), ())
 
 
 _MAJOR_BY_BINARY: dict[tuple[str, int], int] = {}

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from adapters.charts import ChartUnavailable
 from local_stack.mariadb import MariaDBNotInstalled
 from local_stack.processes import LOOPBACK, tcp_open
 from local_stack.stack import (
@@ -65,6 +66,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     except MariaDBNotInstalled as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ChartUnavailable as exc:  # checked before anything starts
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     print(f"local stack up in {stack.startup_seconds:.2f}s")
     print(describe(stack.state()))
     return 0
@@ -86,6 +90,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except MariaDBNotInstalled as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ChartUnavailable as exc:  # checked before anything starts
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     try:
         print(f"local stack up in {stack.startup_seconds:.2f}s (Ctrl-C stops it)")
         print(describe(stack.state()), flush=True)

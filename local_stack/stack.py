@@ -141,6 +141,11 @@ class LocalStack:
                 raise StackAlreadyRunning(f"a local stack is running from {self.state_dir}")
             state_path(self.state_dir).unlink()
         find_binaries()  # fail early with the install hint, before starting anything
+        # The charts too (no network and no mirror: one line, nothing started).
+        from adapters.helm_cli import find_helm
+        from local_stack.chart_repository import fill_chart_cache
+
+        fill_chart_cache(find_helm())
         began = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tls = write_tls_files(self.state_dir / "tls")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -23,6 +24,9 @@ from contracts.bootstrap import BootstrapInput
 from contracts.drift_check import DriftCheckInput
 from declared_state.loader import InvalidEnvironment, Problem, load_environment
 from declared_state.models import Environment, format_duration
+
+if TYPE_CHECKING:
+    from operations.chart_lock import LockStatus
 
 MAX_INPUT_BYTES = 1024 * 1024
 """The largest workflow input an environment may make (the server's hard limit is 4 MB)."""
@@ -61,6 +65,7 @@ def workflow_input_size(env: Environment) -> int:
 
 def render(env: Environment) -> str:
     """The manifests `helm template` renders for `env` (what provisioning would apply)."""
+    from adapters.charts import ChartUnavailable
     from adapters.helm_cli import HelmCommandFailed, HelmNotFound, render_environment
 
     try:
@@ -69,8 +74,24 @@ def render(env: Environment) -> str:
         raise RenderFailed(
             f"helm could not render environment {env.name!r}:\n{exc.stderr}"
         ) from None
+    except ChartUnavailable as exc:
+        raise RenderFailed(str(exc)) from None
     except (HelmNotFound, FileNotFoundError, ValueError) as exc:
         raise RenderFailed(f"environment {env.name!r}: {exc}") from None
+
+
+def check_chart_lock(env: Environment, directory: Path, *, update: bool = False) -> LockStatus:
+    """Fetch env's chart through the cache and check it against `directory`'s charts.lock
+    (operations/chart_lock.py), before anything renders or starts; every refusal (no
+    chart, another digest, an unreadable lock) is a RenderFailed of one line."""
+    from adapters.charts import ChartUnavailable
+    from adapters.helm_cli import HelmNotFound
+    from operations.chart_lock import ChartLockInvalid, ChartLockMismatch, check_chart
+
+    try:
+        return check_chart(env, directory, update=update)
+    except (ChartUnavailable, ChartLockInvalid, ChartLockMismatch, HelmNotFound) as exc:
+        raise RenderFailed(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -113,17 +134,19 @@ class EnvironmentSummary:
 
 def chart_source(env: Environment) -> str:
     """Where the chart comes from: its local copy, or its repository (and the mirror the
-    machine's TEMPORAL_BOOTSTRAP_CHART_REPOSITORY setting sends helm to instead)."""
-    from adapters.helm_cli import chart_repository
+    machine's TEMPORAL_BOOTSTRAP_CHART_MIRROR setting fetches it from instead)."""
+    from adapters.charts import chart_source as source_of
 
     chart = env.chart
     if chart.local_path:
         return chart.local_path
-    used = chart_repository(chart)
-    return chart.repository if used == chart.repository else f"{chart.repository}, via {used}"
+    used = source_of(chart)
+    return chart.repository if used.setting is None else f"{chart.repository}, via {used.location}"
 
 
-def summarize(env: Environment, manifests: str) -> EnvironmentSummary:
+def summarize(
+    env: Environment, manifests: str, lock: LockStatus | None = None
+) -> EnvironmentSummary:
     kinds = Counter(
         doc["kind"]
         for doc in yaml.safe_load_all(manifests)
@@ -149,6 +172,7 @@ def summarize(env: Environment, manifests: str) -> EnvironmentSummary:
                 or "none",
             ),
             ("rendered objects", ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))),
+            *((("chart lock", lock.text()),) if lock is not None else ()),
         ),
         exposure=web_ui_exposure(env),
     )
@@ -160,6 +184,7 @@ __all__ = [
     "InvalidEnvironment",
     "RenderFailed",
     "WebUiExposure",
+    "check_chart_lock",
     "load",
     "render",
     "summarize",

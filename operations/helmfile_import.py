@@ -3,7 +3,7 @@ optional render comparison. Nothing here prints (operations/render.py shows the 
 
 `plan_import` reads the project (operations/helmfile/project.py), reads the chart's own
 defaults with `helm show values` (through the project's chart handling, so the mirror
-setting `TEMPORAL_BOOTSTRAP_CHART_REPOSITORY` and local charts work as for `validate`), maps
+setting `TEMPORAL_BOOTSTRAP_CHART_MIRROR` and local charts work as for `validate`), maps
 the values (operations/helmfile/mapping.py) and lays the environments out as files:
 `<env>.yaml` per environment and `base.yaml` with what every imported environment shares.
 Then it loads the planned files exactly as `validate` would (in a temporary folder, through
@@ -185,8 +185,8 @@ def _chart_defaults(chart: ChartSpec) -> dict[str, Any]:
             f"cannot read the default values of chart temporal {chart.version} "
             f"({chart.local_path or chart.repository}): {getattr(exc, 'stderr', exc)}\n"
             "the import judges settings the old values never wrote by the chart's defaults; "
-            "on a machine without internet access set TEMPORAL_BOOTSTRAP_CHART_REPOSITORY to a "
-            "mirror"
+            "on a machine without internet access set TEMPORAL_BOOTSTRAP_CHART_MIRROR to a "
+            "folder of charts or a chart repository URL"
         ) from None
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.charts import MIRROR_VARIABLE
 from adapters.clients import AwsClients, KubeClients
 from declared_state.loader import load_environment
 from declared_state.models import Environment
@@ -21,6 +22,21 @@ from local_stack.temporal_servers import TemporalDevServer, target_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 HELM_TOOLS = PROJECT_ROOT / ".tools" / "helm"
+SHARED_CHARTS = PROJECT_ROOT.parent / "shared" / "charts"
+
+# Build tooling, as the Makefile and .ci/run do: the developers' and CI's machines have no
+# internet access but a copy of the charts beside the checkout, so the machine's chart mirror
+# setting points there when it exists (and nothing else set it). The product never reads it
+# by itself.
+if SHARED_CHARTS.is_dir():
+    os.environ.setdefault(MIRROR_VARIABLE, str(SHARED_CHARTS))
+
+
+@pytest.fixture(scope="session")
+def chart_mirror() -> dict[str, str]:
+    """The machine's chart mirror setting, for subprocess environments that drop TEMPORAL_*."""
+    value = os.environ.get(MIRROR_VARIABLE)
+    return {MIRROR_VARIABLE: value} if value else {}
 
 
 @pytest.fixture(scope="session")
@@ -101,7 +117,8 @@ def kube_standin(tmp_path_factory, frontend_pods):
 
 @pytest.fixture(scope="session")
 def chart_repository(tmp_path_factory, helm_binaries) -> Iterator[ChartRepository]:
-    """The local stack's Helm chart repository: every shared chart, packaged and indexed."""
+    """The local stack's Helm chart repository: the chart cache (every chart of the mirror
+    folder), packaged and indexed."""
     repository = ChartRepository.start(
         tmp_path_factory.mktemp("chart-repository"), helm_binaries["v4"]
     )

@@ -83,14 +83,14 @@ def test_worker_against_an_address_nobody_serves_ends_with_one_line():
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_an_embedded_server_that_cannot_start_ends_with_one_line(tmp_path, chart_repository):
+def test_an_embedded_server_that_cannot_start_ends_with_one_line(tmp_path, chart_mirror):
     """No address configured and the embedded server fails (here: its SQLite file is a
     folder) used to end in an EmbeddedServerError traceback."""
     (tmp_path / "embedded-server" / "temporal.sqlite").mkdir(parents=True)
     state = {
         "TEMPORAL_BOOTSTRAP_STATE_DIR": str(tmp_path),
-        # staging's chart comes from the real repository: the local stack's mirror serves it
-        "TEMPORAL_BOOTSTRAP_CHART_REPOSITORY": chart_repository.url,
+        # staging's chart comes from the real repository: the machine's mirror serves it
+        **chart_mirror,
     }
     for script, args in (
         ("starter.py", ("provision", "staging", "--dry-run", "--no-wait")),

@@ -44,7 +44,7 @@ OAUTH = "https://oauth2.example.com"
 @pytest.fixture(autouse=True)
 def mirror(chart_repository, monkeypatch) -> None:
     """The charts come from their repository; this machine's mirror is the local one."""
-    monkeypatch.setenv("TEMPORAL_BOOTSTRAP_CHART_REPOSITORY", chart_repository.url)
+    monkeypatch.setenv("TEMPORAL_BOOTSTRAP_CHART_MIRROR", chart_repository.url)
     monkeypatch.setenv("OAUTH2_PROXY_URL", OAUTH)
 
 

@@ -57,12 +57,6 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-@pytest.fixture(autouse=True)
-def chart_mirror(chart_repository, monkeypatch) -> None:
-    """Staging's chart comes from its repository; this machine's mirror is the local one."""
-    monkeypatch.setenv("TEMPORAL_BOOTSTRAP_CHART_REPOSITORY", chart_repository.url)
-
-
 @pytest.fixture
 def fakes() -> StepFakes:
     return StepFakes(missing=FRESH)

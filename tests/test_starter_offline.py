@@ -1,8 +1,10 @@
 """`starter.py validate` and `render` as an operator runs them: real process, real helm.
 
 Staging pulls its chart from the real repository, like a user's would; here the machine's
-setting TEMPORAL_BOOTSTRAP_CHART_REPOSITORY points helm at the local stack's repository
-(every shared chart, packaged and indexed), so the repository path is the one tested.
+setting TEMPORAL_BOOTSTRAP_CHART_MIRROR points at the local stack's repository (the chart
+cache, packaged and indexed), so the repository path is the one tested. The commands run on
+copies of the environments: the first fetch from a repository records its digest in
+charts.lock beside them, and this repository's address changes every session.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def mirror(chart_repository) -> dict[str, str]:
-    return {"TEMPORAL_BOOTSTRAP_CHART_REPOSITORY": chart_repository.url}
+    return {"TEMPORAL_BOOTSTRAP_CHART_MIRROR": chart_repository.url}
 
 
 def starter(
@@ -39,8 +41,9 @@ def starter(
     )
 
 
-def test_validate_prints_a_summary(mirror, chart_repository):
-    proc = starter("validate", "staging", env=mirror)
+def test_validate_prints_a_summary(mirror, chart_repository, tmp_path):
+    copy_environments(tmp_path)
+    proc = starter("validate", "staging", "--environments-dir", str(tmp_path), env=mirror)
     assert proc.returncode == 0, proc.stderr
     assert (
         f"temporal 0.52.0 (https://go.temporal.io/helm-charts, via {chart_repository.url})"
@@ -62,8 +65,9 @@ def test_a_chart_version_only_the_repository_has(mirror, tmp_path):
     assert "temporal 1.19, temporal_visibility 1.14" in proc.stdout
 
 
-def test_render_prints_the_manifests(mirror):
-    proc = starter("render", "staging", env=mirror)
+def test_render_prints_the_manifests(mirror, tmp_path):
+    copy_environments(tmp_path)
+    proc = starter("render", "staging", "--environments-dir", str(tmp_path), env=mirror)
     assert proc.returncode == 0, proc.stderr
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
     names = {(d["kind"], d["metadata"]["name"]) for d in docs}

@@ -59,7 +59,13 @@ def bootstrap_temporal(tmp_path_factory) -> Iterator[TemporalDevServer]:
 
 @pytest.fixture(scope="session")
 def process_env(
-    stack_variables, local_aws, kube_standin, bootstrap_temporal, helm_binaries, tmp_path_factory
+    stack_variables,
+    local_aws,
+    kube_standin,
+    bootstrap_temporal,
+    helm_binaries,
+    tmp_path_factory,
+    chart_mirror,
 ):
     env = {
         k: v
@@ -68,6 +74,7 @@ def process_env(
     }
     env.update(stack_variables)
     env.update(local_aws.env)
+    env.update(chart_mirror)
     env.update(
         KUBECONFIG=str(kube_standin.kubeconfig_path),
         TEMPORAL_ADDRESS=bootstrap_temporal.address,

@@ -57,12 +57,9 @@ def demo_stack(process_env, tmp_path_factory) -> Iterator[tuple[dict[str, str], 
 
 
 def provision_dry_run(env: dict[str, str], *flags: str) -> subprocess.CompletedProcess[str]:
-    # The staging declaration loads offline (its chart from the session's mirror, as on a
-    # machine without internet access); a dry run with --no-wait only starts a run.
-    mirror = {"TEMPORAL_BOOTSTRAP_CHART_REPOSITORY": env["LOCAL_STACK_CHART_REPOSITORY"]}
-    return starter(
-        {**env, **mirror}, *flags, "provision", "staging", "--dry-run", "--no-wait", timeout=60
-    )
+    # The staging declaration loads offline (its chart from the session's mirror folder, as
+    # on a machine without internet access); a dry run with --no-wait only starts a run.
+    return starter(env, *flags, "provision", "staging", "--dry-run", "--no-wait", timeout=60)
 
 
 def where(proc: subprocess.CompletedProcess[str]) -> tuple[str, str | None]:

@@ -61,7 +61,10 @@ def process_env(tmp_path_factory) -> Iterator[dict[str, str]]:
     """The worker's and starter's environment: a bootstrap dev server of this module's, the
     caller's KUBECONFIG and AWS settings, a state folder of its own."""
     server = bootstrap_server(tmp_path_factory.mktemp("real-cluster-bootstrap")).start()
-    keep = ("TEMPORAL_BOOTSTRAP_CHART_REPOSITORY",)  # a chart mirror, when the laptop has one
+    keep = (
+        "TEMPORAL_BOOTSTRAP_CHART_MIRROR",
+        "TEMPORAL_BOOTSTRAP_CHART_REPOSITORY",
+    )  # a chart mirror, when the laptop has one
     env = {
         k: v
         for k, v in os.environ.items()
