@@ -122,6 +122,11 @@ class ChartRepository:
     def start(cls, directory: Path, helm: str, port: int = 0) -> ChartRepository:
         """Package the cached charts into `directory` and serve them."""
         package_charts(directory, helm)
+        return cls.serve(directory, port)
+
+    @classmethod
+    def serve(cls, directory: Path, port: int = 0) -> ChartRepository:
+        """Serve `directory` as it is (packaged charts and their index.yaml)."""
         repository = cls(directory, port)
         repository._thread.start()
         return repository
