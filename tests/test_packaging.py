@@ -1,32 +1,46 @@
 """The product as a user (and the Dockerfile) installs it: `scripts/install-product.sh` into a
-fresh virtual environment outside the checkout, then the console scripts run from an
-unrelated folder.
+fresh virtual environment outside the checkout, WITHOUT extras (the `[local]` extra holds the
+stand-ins' packages only), then the console scripts run from an unrelated folder.
+
+A module the product imports but does not declare (click, before #18.2: it came in only with
+moto[server] in the `[local]` extra) makes `--help` and the import check below fail.
 
 Paths in the environment files are resolved against the environments folder (not the
-checkout, not site-packages): the copy below lives elsewhere, and its `../../shared/...`
-chart path only resolves because a `shared` folder sits at that distance from the copy.
+checkout, not site-packages); the chart comes from the machine's mirror setting, here a copy
+of the chart in a folder of its own, as on a machine without internet access.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.helpers import ENVIRONMENTS, PROJECT_ROOT, wait_for
 
-SHARED = PROJECT_ROOT.parent / "shared"
+SHARED_CHARTS = PROJECT_ROOT.parent / "shared" / "charts"
+PRODUCT_PACKAGES = (
+    "activities",
+    "adapters",
+    "base",
+    "contracts",
+    "declared_state",
+    "operations",
+    "workflows",
+)
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """A fresh venv made by the image's own install script (with the [local] extra)."""
+    """A fresh venv made by the image's own install script, without extras."""
     root = tmp_path_factory.mktemp("venv") / "temporal-bootstrap"
     proc = subprocess.run(
-        [str(PROJECT_ROOT / "scripts" / "install-product.sh"), str(root), "local"],
+        [str(PROJECT_ROOT / "scripts" / "install-product.sh"), str(root)],
         capture_output=True,
         text=True,
         timeout=900,
@@ -36,32 +50,38 @@ def installed(tmp_path_factory) -> Path:
     return root / "bin"
 
 
-# The `local` environment keeps its chart as an offline copy (`../../shared/...`); the
-# addresses it interpolates are only read, never dialled, by `validate`.
+# The addresses `local` interpolates are only read, never dialled, by `validate`/`render`.
 LOCAL_VARIABLES = {
     "LOCAL_STACK_DB_HOST": "db.local.test",
     "LOCAL_STACK_DB_PORT": "3306",
     "LOCAL_STACK_TARGET_ADDRESS": "127.0.0.1:7233",
-    "LOCAL_STACK_CHART_REPOSITORY": "http://127.0.0.1:9",
 }
 
 
-def _validate(installed: Path, env_dir: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def chart_copy(tmp_path_factory) -> Path:
+    """A mirror folder holding a copy of the chart the environments declare."""
+    mirror = tmp_path_factory.mktemp("chart-mirror")
+    shutil.copytree(SHARED_CHARTS / "temporal-0.52.0", mirror / "temporal-0.52.0")
+    return mirror
+
+
+def _console(
+    installed: Path, *args: str, cwd: Path, mirror: Path, state: Path
+) -> subprocess.CompletedProcess[str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("TEMPORAL_", "VIRTUAL_ENV", "LOCAL_STACK_"))
+        if not k.startswith(("TEMPORAL_", "VIRTUAL_ENV", "LOCAL_STACK_", "HELM_BIN"))
     }
-    env.update(LOCAL_VARIABLES, COLUMNS="250")
-    env["HELM_BIN"] = str(PROJECT_ROOT / ".tools" / "helm" / "v4" / "helm")
+    env.update(LOCAL_VARIABLES, COLUMNS="250", NO_COLOR="1")
+    env.update(
+        TEMPORAL_BOOTSTRAP_CHART_MIRROR=str(mirror),
+        TEMPORAL_BOOTSTRAP_STATE_DIR=str(state),
+        PATH=f"{installed}:{env.get('PATH', '')}",  # the install's own helm
+    )
     return subprocess.run(
-        [
-            str(installed / "temporal-bootstrap"),
-            "validate",
-            "local",
-            "--environments-dir",
-            str(env_dir),
-        ],
+        [str(installed / "temporal-bootstrap"), *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -70,28 +90,70 @@ def _validate(installed: Path, env_dir: Path, cwd: Path) -> subprocess.Completed
     )
 
 
-def test_console_script_validates_a_copy_of_the_environments_elsewhere(installed, tmp_path):
+def test_the_console_script_runs_from_a_plain_install(installed, tmp_path, chart_copy):
+    proc = _console(installed, "--help", cwd=tmp_path, mirror=chart_copy, state=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "validate" in proc.stdout and "provision" in proc.stdout
+
+
+def test_console_script_validates_and_renders_a_copy_of_the_environments_elsewhere(
+    installed, tmp_path, chart_copy
+):
     elsewhere = tmp_path / "platform-repo" / "environments"
     elsewhere.mkdir(parents=True)
-    for source in ENVIRONMENTS.glob("*.yaml"):  # as they are: relative paths included
+    for source in ENVIRONMENTS.glob("*.yaml"):  # as they are
         (elsewhere / source.name).write_text(source.read_text())
-    (tmp_path / "shared").symlink_to(SHARED)  # what ../../shared means from the copy
     work = tmp_path / "somewhere-else"
     work.mkdir()
+    where = ("--environments-dir", str(elsewhere))
 
-    proc = _validate(installed, elsewhere, work)
+    proc = _console(
+        installed, "validate", "local", *where, cwd=work, mirror=chart_copy, state=work / ".s"
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "environment local: valid" in proc.stdout
-    assert f"temporal 0.52.0 ({(SHARED / 'charts' / 'temporal-0.52.0').resolve()})" in proc.stdout
+    assert f"temporal 0.52.0 (https://go.temporal.io/helm-charts, via {chart_copy})" in proc.stdout
     assert "6 Deployment" in proc.stdout
+    assert (elsewhere / "charts.lock").is_file()  # beside the environments, not the checkout
 
-    # Without `shared` beside the copy the same relative path no longer resolves: the path
-    # hangs on the environments folder, not on the checkout or the installed package.
-    (tmp_path / "shared").unlink()
-    moved = _validate(installed, elsewhere, work)
-    assert moved.returncode == 3, moved.stdout + moved.stderr
-    missing = tmp_path / "shared" / "charts" / "temporal-0.52.0"
-    assert f"chart.local_path: {missing} does not exist" in moved.stderr
+    rendered = _console(
+        installed, "render", "staging", *where, cwd=work, mirror=chart_copy, state=work / ".s"
+    )
+    assert rendered.returncode == 0, rendered.stdout + rendered.stderr
+    names = {(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(rendered.stdout) if d}
+    assert ("Deployment", "temporal-frontend") in names
+
+
+def test_every_product_module_imports_in_the_plain_install(installed):
+    """Each module of the product, imported in the venv without extras: an undeclared
+    dependency (a module only a test tool or an extra brings) fails here."""
+    script = (
+        "import importlib, pkgutil, sys\n"
+        f"packages = {PRODUCT_PACKAGES!r}\n"
+        "names = ['starter', 'worker']\n"
+        "for package in packages:\n"
+        "    module = importlib.import_module(package)\n"
+        "    names += [m.name for m in pkgutil.walk_packages(module.__path__, package + '.')]\n"
+        "failed = []\n"
+        "for name in names:\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except Exception as exc:\n"
+        "        failed.append(f'{name}: {type(exc).__name__}: {exc}')\n"
+        "print(len(names))\n"
+        "print('\\n'.join(failed))\n"
+    )
+    proc = subprocess.run(
+        [str(installed / "python"), "-c", script],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    count, *failed = proc.stdout.strip().splitlines()
+    assert failed == []
+    assert int(count) > 60  # every module was found, not just the packages
 
 
 def test_the_product_core_needs_nothing_from_the_local_extra(installed):
