@@ -35,6 +35,16 @@ PRODUCT_PACKAGES = (
 )
 
 
+def plain_environ(*drop: str) -> dict[str, str]:
+    """os.environ without PYTHONPATH (the test runner's points at the checkout, which would
+    shadow the installed package) and without the given prefixes."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PYTHONHOME") and not k.startswith(drop)
+    }
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     """A fresh venv made by the image's own install script, without extras."""
@@ -69,11 +79,7 @@ def chart_copy(tmp_path_factory) -> Path:
 def _console(
     installed: Path, *args: str, cwd: Path, mirror: Path, state: Path
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TEMPORAL_", "VIRTUAL_ENV", "LOCAL_STACK_", "HELM_BIN"))
-    }
+    env = plain_environ("TEMPORAL_", "VIRTUAL_ENV", "LOCAL_STACK_", "HELM_BIN")
     env.update(LOCAL_VARIABLES, COLUMNS="250", NO_COLOR="1")
     env.update(
         TEMPORAL_BOOTSTRAP_CHART_MIRROR=str(mirror),
@@ -140,12 +146,15 @@ def test_every_product_module_imports_in_the_plain_install(installed):
         "        importlib.import_module(name)\n"
         "    except Exception as exc:\n"
         "        failed.append(f'{name}: {type(exc).__name__}: {exc}')\n"
+        "outside = [n for n in names if n in sys.modules and not (sys.modules[n].__file__ or '').startswith(sys.prefix)]\n"
         "print(len(names))\n"
+        "print('\\n'.join(f'{n}: not from the venv' for n in outside))\n"
         "print('\\n'.join(failed))\n"
     )
     proc = subprocess.run(
         [str(installed / "python"), "-c", script],
         cwd="/",
+        env=plain_environ(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -168,6 +177,7 @@ def test_the_product_core_needs_nothing_from_the_local_extra(installed):
     proc = subprocess.run(
         [str(installed / "python"), "-c", script],
         cwd="/",
+        env=plain_environ(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -178,7 +188,7 @@ def test_the_product_core_needs_nothing_from_the_local_extra(installed):
 
 def test_the_installed_worker_starts_and_stops_cleanly(installed, target_temporal, tmp_path):
     """The Dockerfile's entry point, from the script's venv, against a Temporal server."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "VIRTUAL_ENV"))}
+    env = plain_environ("TEMPORAL_", "VIRTUAL_ENV")
     env.update(
         TEMPORAL_ADDRESS=target_temporal.address,
         TEMPORAL_TASK_QUEUE=f"packaging-{os.getpid()}",

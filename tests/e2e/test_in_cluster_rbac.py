@@ -225,7 +225,6 @@ def rbac_run(
         outputs["drift"] = proc.stdout + proc.stderr
         assert proc.returncode == 0, outputs["drift"]
 
-        data["chart"].pop("local_path")  # the hop's chart from the repository
         data["chart"]["version"] = "0.55.0"
         (env_dir / "rbac.yaml").write_text(yaml.safe_dump(data))
         # The hop's schema Job fails once (update_schema reads its pod's log), then is retried.
