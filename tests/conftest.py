@@ -19,17 +19,11 @@ from local_stack.chart_repository import ChartRepository
 from local_stack.frontend_pods import TemporalFrontendPods
 from local_stack.mariadb import MariaDB, start_mariadb
 from local_stack.temporal_servers import TemporalDevServer, target_server
+from tests.helpers import MIRROR_CHARTS  # noqa: F401 - sets the mirror setting first
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 HELM_TOOLS = PROJECT_ROOT / ".tools" / "helm"
-SHARED_CHARTS = PROJECT_ROOT.parent / "shared" / "charts"
-
-# Build tooling, as the Makefile and .ci/run do: the developers' and CI's machines have no
-# internet access but a copy of the charts beside the checkout, so the machine's chart mirror
-# setting points there when it exists (and nothing else set it). The product never reads it
-# by itself.
-if SHARED_CHARTS.is_dir():
-    os.environ.setdefault(MIRROR_VARIABLE, str(SHARED_CHARTS))
+# tests/helpers points the machine's chart mirror setting at ../shared/charts when it exists.
 
 
 @pytest.fixture(scope="session")

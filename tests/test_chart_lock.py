@@ -22,10 +22,10 @@ import pytest
 import yaml
 
 from local_stack.chart_repository import ChartRepository
-from tests.helpers import copy_environments
+from tests.helpers import MIRROR_CHARTS, copy_environments
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHARED_CHART = PROJECT_ROOT.parent / "shared" / "charts" / "temporal-0.52.0"
+SHARED_CHART = MIRROR_CHARTS / "temporal-0.52.0"
 
 
 def _package(source: Path, served: Path, helm: str, extra_values: str = "") -> str:

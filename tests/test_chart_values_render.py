@@ -24,6 +24,7 @@ from declared_state.chart_values import build_chart_values
 from declared_state.loader import load_environment
 from declared_state.models import ChartSpec, Environment
 from declared_state.versions import values_layout, version_key
+from tests.helpers import MIRROR_CHARTS
 from tests.helpers.manifests import (
     SERVER_SERVICES,
     Docs,
@@ -36,9 +37,8 @@ from tests.helpers.manifests import (
     store_settings,
 )
 
-SHARED_CHARTS = Path(__file__).resolve().parents[2] / "shared" / "charts"
 SHIPPED = sorted(
-    (p.name.removeprefix("temporal-") for p in SHARED_CHARTS.glob("temporal-*")),
+    (p.name.removeprefix("temporal-") for p in MIRROR_CHARTS.glob("temporal-*")),
     key=version_key,
 )
 HELM_VERSIONS = ("v3", "v4")
@@ -52,7 +52,7 @@ def environment(chart_version: str, name: str = "staging") -> Environment:
     """The environment with its chart replaced by the offline copy of `chart_version`."""
     env = load_environment(name)
     chart = ChartSpec(
-        version=chart_version, local_path=str(SHARED_CHARTS / f"temporal-{chart_version}")
+        version=chart_version, local_path=str(MIRROR_CHARTS / f"temporal-{chart_version}")
     )
     return env.model_copy(update={"chart": chart})
 

@@ -31,12 +31,12 @@ from declared_state.loader import load_environment
 from operations import helmfile_import
 from operations.helmfile.template import render as render_template
 from operations.manifest_diff import HIDDEN, differences
+from tests.helpers import MIRROR_CHARTS
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "helmfile"
 CLEAN = FIXTURES / "clean" / "helmfile.yaml"
 DEFECTS = FIXTURES / "defects" / "helmfile.yaml"
 NOT_UNDERSTOOD = FIXTURES / "not-understood" / "helmfile.yaml"
-SHARED_CHARTS = Path(__file__).resolve().parents[2] / "shared" / "charts"
 PASSWORD = "hunter2-plaintext-do-not-copy"  # in defects/values/plaintext-password.yaml
 OAUTH = "https://oauth2.example.com"
 
@@ -343,7 +343,7 @@ def test_a_broken_release_is_reported_and_validate_refuses_the_file(capsys, tmp_
     chart from the shared 0.55.0 copy (its Chart.yaml says 0.56.0 / 1.27.0), as a local
     chart of the helmfile project."""
     chart = tmp_path / "project" / "charts" / "temporal"
-    shutil.copytree(SHARED_CHARTS / "temporal-0.55.0", chart)
+    shutil.copytree(MIRROR_CHARTS / "temporal-0.55.0", chart)
     meta = yaml.safe_load((chart / "Chart.yaml").read_text())
     meta.update(version="0.56.0", appVersion="1.27.0")
     (chart / "Chart.yaml").write_text(yaml.safe_dump(meta))

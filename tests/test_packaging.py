@@ -21,9 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ENVIRONMENTS, PROJECT_ROOT, wait_for
+from tests.helpers import ENVIRONMENTS, MIRROR_CHARTS, PROJECT_ROOT, wait_for
 
-SHARED_CHARTS = PROJECT_ROOT.parent / "shared" / "charts"
 PRODUCT_PACKAGES = (
     "activities",
     "adapters",
@@ -72,7 +71,7 @@ LOCAL_VARIABLES = {
 def chart_copy(tmp_path_factory) -> Path:
     """A mirror folder holding a copy of the chart the environments declare."""
     mirror = tmp_path_factory.mktemp("chart-mirror")
-    shutil.copytree(SHARED_CHARTS / "temporal-0.52.0", mirror / "temporal-0.52.0")
+    shutil.copytree(MIRROR_CHARTS / "temporal-0.52.0", mirror / "temporal-0.52.0")
     return mirror
 
 

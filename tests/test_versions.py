@@ -4,21 +4,18 @@ declared chart."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from declared_state import versions
 from declared_state.chart_files import read_chart_metadata
 from declared_state.models import ChartSpec
 from declared_state.upgrade_path import UpgradeRefused, hop_chart, plan_upgrade
+from tests.helpers import MIRROR_CHARTS
 
-SHARED_CHARTS = Path(__file__).resolve().parents[2] / "shared" / "charts"
 
-
-@pytest.mark.parametrize("chart", sorted(p.name for p in SHARED_CHARTS.glob("temporal-*")))
+@pytest.mark.parametrize("chart", sorted(p.name for p in MIRROR_CHARTS.glob("temporal-*")))
 def test_the_table_agrees_with_every_shipped_chart(chart):
-    meta = read_chart_metadata(SHARED_CHARTS / chart)
+    meta = read_chart_metadata(MIRROR_CHARTS / chart)
     assert versions.server_version_for_chart(meta.version) == meta.app_version
     assert versions.schema_versions_for_server(meta.app_version) is not None
 

@@ -16,9 +16,9 @@ import yaml
 from adapters.helm_cli import HelmCli, render_environment
 from declared_state.loader import load_environment
 from declared_state.paths import STATE_VARIABLE
-from tests.helpers import PROJECT_ROOT, copy_environments
+from tests.helpers import MIRROR_CHARTS, copy_environments
 
-CHART = PROJECT_ROOT.parent / "shared" / "charts" / "temporal-0.52.0"
+CHART = MIRROR_CHARTS / "temporal-0.52.0"
 
 
 @pytest.fixture

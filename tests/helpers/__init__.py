@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import shutil
 import time
 import uuid
@@ -18,10 +19,23 @@ import yaml
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from adapters.charts import MIRROR_VARIABLE
+
 T = TypeVar("T")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = PROJECT_ROOT / "environments"
+SHARED_CHARTS = PROJECT_ROOT.parent / "shared" / "charts"
+
+# Build tooling, as the Makefile and .ci/run do: the developers' and CI's machines have no
+# internet access but a copy of the charts beside the checkout, so the machine's chart mirror
+# setting points there when it exists (and nothing else set it). The product never reads it
+# by itself; tests read chart folders through MIRROR_CHARTS only.
+if SHARED_CHARTS.is_dir():
+    os.environ.setdefault(MIRROR_VARIABLE, str(SHARED_CHARTS))
+_MIRROR = os.environ.get(MIRROR_VARIABLE, "")
+MIRROR_CHARTS = Path(_MIRROR) if _MIRROR and "://" not in _MIRROR else SHARED_CHARTS
+"""The machine's mirror folder: the chart folders tests copy or read directly."""
 
 
 def copy_environments(dest: Path) -> Path:

@@ -17,9 +17,10 @@ from kubernetes import client, config
 
 from local_stack.kube_api_standin import KubeApiStandIn
 from tests import helpers
+from tests.helpers import MIRROR_CHARTS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CHART = PROJECT_ROOT.parent / "shared" / "charts" / "temporal-0.52.0"
+CHART = MIRROR_CHARTS / "temporal-0.52.0"
 # scripts/setup.sh puts it there (from the same PyPI wheel as helm v4); never the machine's.
 KUBECTL = str(PROJECT_ROOT / ".tools" / "kubectl" / "kubectl")
 NS = "default"
