@@ -40,6 +40,7 @@ from activities.check_temporal import TemporalCheck
 from activities.ensure_ca_bundle import CaBundlePublisher
 from activities.ensure_db_secret import DbSecretPublisher
 from activities.install_chart import ChartInstaller
+from activities.plan_upgrade import plan_upgrade
 from activities.read_live_versions import ReadLiveVersions
 from activities.register_namespaces import RegisterNamespaces
 from activities.snapshot_database import SnapshotDatabase
@@ -82,6 +83,7 @@ def build_activities(kube: KubeClients, helm_binary: str | None) -> list[Callabl
         RegisterNamespaces(target).register_namespaces,
         # the upgrade's own steps
         ReadLiveVersions(kube, preflight).read_live_versions,
+        plan_upgrade,  # pure: the plan from this release's tables, recorded in the history
         SnapshotDatabase(aws).snapshot_database,
         UpdateSchema(aws, kube, preflight).update_schema,
         CheckServerVersion(target).check_server_version,

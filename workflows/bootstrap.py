@@ -14,6 +14,8 @@ starter's `provision ENV --update-run` after a fixed environment file): validate
 run input, recorded in the history, then the waiting step runs again with it, and so do the
 later steps. Steps already done are not run again; the receipt names them, and
 `provision ENV --restart` (abort, start afresh) is the way when they are affected.
+
+Replay rule: see workflows/__init__.py (a logic change goes behind `workflow.patched`).
 """
 
 from __future__ import annotations

@@ -33,6 +33,8 @@ A check that fails (cluster unreachable, say) is reported as such and does not b
 scheduled run looks again. Started by hand (`starter.py drift ENV`) or by the Temporal Schedule
 `drift-check-<env>` (`starter.py schedule ENV`). Runs started before the two live checks
 existed replay their original steps (`LIVE_CHECKS_PATCH`).
+
+Replay rule: see workflows/__init__.py (a logic change goes behind `workflow.patched`).
 """
 
 from __future__ import annotations

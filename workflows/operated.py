@@ -29,6 +29,8 @@ a late one is never applied to a later failure. `pause` holds the run before its
 Subclasses (`BootstrapWorkflow`, later ones) define `run` and the `progress` query over
 `_step_records()`, `_run_state()`, `_allowed_actions()` and `_refused_inputs()`.
 `DriftCheckWorkflow` uses only `OperatorInbox` (approve).
+
+Replay rule: see workflows/__init__.py (a logic change goes behind `workflow.patched`).
 """
 
 from __future__ import annotations

@@ -18,17 +18,29 @@ Every step is the operator-steered step of workflows/operated.py: a step that fa
 waits for `retry`, `skip` or `abort`; `pause` holds the run between steps; the approval gate
 asks for `approve` before each hop. The `progress` query shows the plan, the hop under way,
 every step (`hop <n>: <step>`), the snapshots taken and where the cluster stands.
+
+The plan is recorded, not recomputed: it comes from the version tables of the release of
+this tool that started the run, through the `plan_upgrade` local activity
+(contracts/plan_upgrade.py), so its result is a marker in the history. A newer worker that
+replays a run waiting at a hop's approval (its tables gained a row meanwhile) reads the
+plan that was approved and completes it. Runs started before the plan was recorded
+(without the `PLAN_RECORDED_PATCH` marker) still plan inline, as they did.
+
+Replay rule: see workflows/__init__.py (a logic change goes behind `workflow.patched`).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from contracts.bootstrap import BootstrapInput, RunState
+    from contracts.plan_upgrade import PlanUpgradeInput, PlanUpgradeResult, plan_upgrade
     from contracts.read_live_versions import ReadLiveVersionsResult
     from contracts.snapshot_database import SnapshotDatabaseResult
     from contracts.update_schema import UpdateSchemaResult
@@ -42,12 +54,19 @@ with workflow.unsafe.imports_passed_through():
         hop_step,
         snapshot_id,
     )
-    from declared_state.upgrade_path import Hop, UpgradeRefused, hop_chart, plan_upgrade
+    from declared_state import upgrade_path
+    from declared_state.upgrade_path import Hop, UpgradeRefused, hop_chart
     from workflows.operated import Aborted, OperatedRun
     from workflows.steps import STEP_ACTIVITIES, UPGRADE_STEP_ACTIVITIES, StepActivity
 
 # The bootstrap's steps an upgrade hop reuses, with the hop's chart.
 _REUSED = ("install_chart", "wait_frontend_healthy")
+
+PLAN_RECORDED_PATCH = "plan-recorded-by-activity"
+"""Runs with this marker read their plan from the plan_upgrade local activity's record."""
+
+# Pure and fast: a failure here is a bug, which a few attempts will not cure.
+_PLAN_TIMEOUT = timedelta(seconds=30)
 
 
 @workflow.defn(name="UpgradeWorkflow")
@@ -97,7 +116,10 @@ class UpgradeWorkflow(OperatedRun):
             self._live = await self._read_live(input)
             self._server, self._chart = self._live.server_version, self._live.chart
             self._schema = (self._live.default_schema, self._live.visibility_schema)
-            self._plan = self._plan_from(self._live, input)
+            if workflow.patched(PLAN_RECORDED_PATCH):
+                self._plan = await self._recorded_plan(self._live, input)
+            else:  # runs started before the plan was recorded: plan inline, as they did
+                self._plan = self._plan_from(self._live, input)
             self._planned = True
             if not input.plan_only:
                 for hop in self._plan:
@@ -139,7 +161,23 @@ class UpgradeWorkflow(OperatedRun):
             )
         return live
 
-    def _plan_from(self, live: ReadLiveVersionsResult, input: UpgradeInput) -> tuple[Hop, ...]:
+    async def _recorded_plan(
+        self, live: ReadLiveVersionsResult, input: UpgradeInput
+    ) -> tuple[Hop, ...]:
+        live_server = self._deployed_server(live, input)
+        planned: PlanUpgradeResult = await workflow.execute_local_activity(
+            plan_upgrade,
+            PlanUpgradeInput(
+                live_server=live_server, live_chart=live.chart, target=input.environment.chart
+            ),
+            start_to_close_timeout=_PLAN_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=3),
+        )
+        if planned.refused is not None:
+            raise self._refusal_error(planned.refused)
+        return planned.hops
+
+    def _deployed_server(self, live: ReadLiveVersionsResult, input: UpgradeInput) -> str:
         env = input.environment
         if live.server_version is None:
             raise self._refusal_error(
@@ -147,8 +185,15 @@ class UpgradeWorkflow(OperatedRun):
                 f"{env.kubernetes.namespace}: provision it first (python starter.py provision "
                 f"{env.name})"
             )
+        return live.server_version
+
+    def _plan_from(self, live: ReadLiveVersionsResult, input: UpgradeInput) -> tuple[Hop, ...]:
+        """The plan computed inline from today's tables: only for runs without
+        PLAN_RECORDED_PATCH (their histories have no plan to read)."""
+        env = input.environment
+        live_server = self._deployed_server(live, input)
         try:
-            return plan_upgrade(live.server_version, live.chart, env.chart)
+            return upgrade_path.plan_upgrade(live_server, live.chart, env.chart)
         except UpgradeRefused as exc:
             raise self._refusal_error(str(exc)) from None
 

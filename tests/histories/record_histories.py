@@ -4,7 +4,10 @@
         [live-drift] [operator]    # default: all five
 
 Record again only on purpose: a history recorded before a change is what proves the change
-does not break workflows that are already running.
+does not break workflows that are already running. The files a previous release of the
+workflows recorded stay as they are (the "previous release" fixtures: `replay-upgrade.json`
+planned inline, before PLAN_RECORDED_PATCH); a change behind `workflow.patched` records
+its histories under new names beside them.
 """
 
 from __future__ import annotations
@@ -189,7 +192,7 @@ async def record_upgrade(env: WorkflowEnvironment) -> None:
         handle = await env.client.start_workflow(
             UpgradeWorkflow.run,
             UpgradeInput(environment=staging, requested_by="recorder"),
-            id="replay-upgrade",
+            id="replay-upgrade-plan-recorded",
             task_queue=worker.task_queue,
         )
         await waiting(handle, UpgradeWorkflow.progress, on="before hop 1")
@@ -201,6 +204,18 @@ async def record_upgrade(env: WorkflowEnvironment) -> None:
         await handle.signal(UpgradeWorkflow.approve_signal, OperatorRequest(by="cab"))
         await handle.result()
         await save(handle)
+    # 7. a run that waits at hop 1's approval (the plan recorded, nothing approved yet), on
+    #    a cluster at 1.25.2 again: the replay test changes the version tables under it
+    async with new_worker(env.client, UpgradeWorkflow, activities=StepFakes().all()) as worker:
+        handle = await env.client.start_workflow(
+            UpgradeWorkflow.run,
+            UpgradeInput(environment=staging, requested_by="recorder"),
+            id="replay-upgrade-waiting-approval",
+            task_queue=worker.task_queue,
+        )
+        await waiting(handle, UpgradeWorkflow.progress, on="before hop 1")
+        await save(handle)
+        await handle.terminate("recorded while waiting")
 
 
 async def record_live_drift_check(env: WorkflowEnvironment) -> None:
