@@ -39,14 +39,22 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from contracts import (
+        check_server_version,
+        install_chart,
+        read_live_versions,
+        snapshot_database,
+        soak,
+        update_schema,
+        wait_frontend_healthy,
+    )
     from contracts.bootstrap import BootstrapInput, RunState
     from contracts.plan_upgrade import PlanUpgradeInput, PlanUpgradeResult, plan_upgrade
     from contracts.read_live_versions import ReadLiveVersionsResult
     from contracts.snapshot_database import SnapshotDatabaseResult
+    from contracts.step_spec import Gate, StepItem, StepSpec
     from contracts.update_schema import UpdateSchemaResult
     from contracts.upgrade import (
-        FIRST_STEP,
-        HOP_STEPS,
         HopInput,
         UpgradeInput,
         UpgradeProgress,
@@ -57,10 +65,20 @@ with workflow.unsafe.imports_passed_through():
     from declared_state import upgrade_path
     from declared_state.upgrade_path import Hop, UpgradeRefused, hop_chart
     from workflows.operated import Aborted, OperatedRun
-    from workflows.steps import STEP_ACTIVITIES, UPGRADE_STEP_ACTIVITIES, StepActivity
+    from workflows.steps import activity_references
 
-# The bootstrap's steps an upgrade hop reuses, with the hop's chart.
-_REUSED = ("install_chart", "wait_frontend_healthy")
+# Every hop, in order: no Deployment is touched before update_schema has been verified. The
+# bootstrap's install_chart and wait_frontend_healthy run with the hop's chart.
+HOP: tuple[StepItem, ...] = (
+    Gate(name="approval", before="the hop"),
+    snapshot_database.SPEC,
+    update_schema.SPEC,
+    install_chart.SPEC,
+    wait_frontend_healthy.SPEC,
+    check_server_version.SPEC,
+    soak.SPEC,
+)
+HOP_STEPS = tuple(item.name for item in HOP)
 
 PLAN_RECORDED_PATCH = "plan-recorded-by-activity"
 """Runs with this marker read their plan from the plan_upgrade local activity's record."""
@@ -73,8 +91,13 @@ _PLAN_TIMEOUT = timedelta(seconds=30)
 class UpgradeWorkflow(OperatedRun):
     """Upgrade one environment; see the module docstring for the hops and signals."""
 
+    @classmethod
+    def activity_references(cls) -> tuple[object, ...]:
+        """What a worker must register for this workflow (the plan's local activity too)."""
+        return (*activity_references((read_live_versions.SPEC, *HOP)), plan_upgrade)
+
     def __init__(self) -> None:
-        super().__init__((FIRST_STEP,))
+        super().__init__((read_live_versions.SPEC.name,))
         self._input: UpgradeInput | None = None
         self._live: ReadLiveVersionsResult | None = None
         self._plan: tuple[Hop, ...] = ()
@@ -154,7 +177,7 @@ class UpgradeWorkflow(OperatedRun):
             requested_by=input.requested_by,
             deadlines=input.deadlines,
         )
-        live = await self._run_step(STEP_ACTIVITIES[FIRST_STEP], steps_input)
+        live = await self._run_step(read_live_versions.SPEC, steps_input)
         if not isinstance(live, ReadLiveVersionsResult):  # skipped by an operator
             raise self._refusal_error(
                 "the live versions were not read (skipped): nothing to plan from"
@@ -226,22 +249,18 @@ class UpgradeWorkflow(OperatedRun):
         )
         # One approval opens one hop's gate: the next hop asks again.
         self._approved_by = None
-        for name in HOP_STEPS[1:]:
+        for step in HOP[1:]:
+            assert isinstance(step, StepSpec)
             await self._between_steps()
-            result = await self._run_step(self._hop_activity(hop, name), hop_input)
+            result = await self._run_step(
+                replace(step, name=hop_step(hop.number, step.name)), hop_input
+            )
             if isinstance(result, SnapshotDatabaseResult):
                 self._snapshots.append(result.snapshot_id)
             elif isinstance(result, UpdateSchemaResult):
                 self._schema = (result.default_store.after, result.visibility_store.after)
-            elif name == "install_chart" and result is not None:
+            elif step is install_chart.SPEC and result is not None:
                 self._server, self._chart = hop.server, hop.chart
-
-    @staticmethod
-    def _hop_activity(hop: Hop, name: str) -> StepActivity[HopInput]:
-        step: StepActivity[HopInput] = (
-            STEP_ACTIVITIES[name] if name in _REUSED else UPGRADE_STEP_ACTIVITIES[name]
-        )
-        return replace(step, name=hop_step(hop.number, name))
 
     # --- where the cluster stands ---------------------------------------------------
 

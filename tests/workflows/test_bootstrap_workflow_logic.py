@@ -123,7 +123,9 @@ async def test_non_retryable_error_waits_for_operator_then_retry_completes(
     assert "retry" in (stuck.waiting_for or "")
     # non-retryable: the activity ran once, no retries burned
     assert fakes.counts()["check_database"] == 1
-    assert stuck.step("ensure_ca_bundle").status == StepStatus.PENDING
+    # ensure_ca_bundle needs nothing of the preflight: it ran at once with it (#19.1)
+    assert stuck.step("ensure_ca_bundle").status == StepStatus.DONE
+    assert stuck.step("install_chart").status == StepStatus.PENDING
 
     await handle.execute_update(
         BootstrapWorkflow.retry, OperatorRequest(by="alice", reason="schema updated")
@@ -214,8 +216,10 @@ async def test_pause_holds_between_steps_and_resume_goes_on(time_skipping_env, w
     paused = await until(handle, lambda p: p.step("check_database").status == StepStatus.DONE)
     assert paused.state == RunState.PAUSED
     await asyncio.sleep(0.5)
-    assert (await progress(handle)).step("ensure_ca_bundle").status == StepStatus.PENDING
-    assert fakes.counts()["ensure_ca_bundle"] == 0
+    # the preflight's group (ensure_ca_bundle, ensure_db_secret ran with it) ended; the next
+    # group waits for resume
+    assert (await progress(handle)).step("install_chart").status == StepStatus.PENDING
+    assert fakes.counts()["install_chart"] == 0
 
     await handle.execute_update(BootstrapWorkflow.resume)
     result = await handle.result()
