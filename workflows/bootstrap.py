@@ -6,8 +6,9 @@ check_database, ensure_ca_bundle, ensure_db_secret (at once: none needs another)
 `STEPS` composes the steps' specs (contracts/<step>.py `SPEC`); what runs at once comes from
 each spec's `after` (contracts/step_spec.py `waves`). Steps that run at once make their first
 attempts together; their outcomes are recorded in list order and a failed one waits for its
-operator in that order, so `progress` reads as before. Runs started before
-(`CONCURRENT_STEPS_PATCH` absent) replay one step at a time, as they ran.
+operator in that order, so `progress` reads as before; `pause` holds the run before its
+next group. Runs started before (`CONCURRENT_STEPS_PATCH` absent) replay one step at a
+time, as they ran.
 
 A step that fails for good (non-retryable error, or its deadline used up) does not fail the
 run: it waits for `retry`, `skip` or `abort` (workflows/operated.py: updates with

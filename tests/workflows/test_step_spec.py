@@ -59,12 +59,13 @@ SPEC: StepSpec[BootstrapInput] = StepSpec(
 
 # --- the new step's activity (activities/check_dns.py) ---------------------------------
 
-dns_started = asyncio.Event()
+dns_started: list[asyncio.Event] = []  # set by the test, on its own event loop
 
 
 @activity.defn(name="test_only_check_dns")
 async def check_dns_impl(input: CheckDnsInput) -> CheckDnsResult:
-    dns_started.set()
+    for started in dns_started:
+        started.set()
     return CheckDnsResult(
         resolved=input.environment.rds.endpoint,
         changed=False,
@@ -116,7 +117,8 @@ async def test_a_step_declared_by_its_spec_alone_runs_in_a_bootstrap(time_skippi
     fakes = StepFakes(missing=("ensure_ca_bundle", "install_chart", "register_namespaces"))
     # ensure_db_secret is held until the new step has started: they run at once.
     fakes.hold["ensure_db_secret"] = asyncio.Event()
-    dns_started.clear()
+    started = asyncio.Event()
+    dns_started[:] = [started]
     activities = registered_activities([BootstrapWithDnsCheck], [*fakes.all(), check_dns_impl])
     async with new_worker(
         time_skipping_env.client,
@@ -132,7 +134,7 @@ async def test_a_step_declared_by_its_spec_alone_runs_in_a_bootstrap(time_skippi
         )
         # Run one by one, check_dns would wait behind the held step forever (a guard, not a
         # speed goal).
-        await asyncio.wait_for(dns_started.wait(), timeout=60)
+        await asyncio.wait_for(started.wait(), timeout=60)
         fakes.hold["ensure_db_secret"].set()
         result = await handle.result()
 
