@@ -1,5 +1,14 @@
 """Fixtures shared by the whole suite. Every service the tests need is started here, by
 pytest itself, on free loopback ports, and stopped by PID at the end of the session.
+
+Tests are laid out by layer, and each layer is a marker set here from the path, so a new
+test gets its marker by where it is put:
+- `tests/unit/<package>/`: no service and no network (the time-skipping test server and
+  workflow replays count as in-process); `make test-fast` runs these.
+- `tests/integration/<package>/`: one layer against real parts: the Kubernetes API
+  stand-in, MariaDB, moto, helm and kubectl, a Temporal dev server.
+- `tests/e2e/`: the real `worker.py` and `starter.py` processes on the local stack.
+- `tests/real_cluster/`: opt-in, against a real cluster (skipped unless configured).
 """
 
 from __future__ import annotations
@@ -20,6 +29,16 @@ from local_stack.mariadb import MariaDB, start_mariadb
 from local_stack.temporal_servers import TemporalDevServer, target_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LAYERS = ("unit", "integration", "e2e", "real_cluster")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = item.path.relative_to(PROJECT_ROOT / "tests").parts
+        if parts[0] in LAYERS:
+            item.add_marker(parts[0])
+
+
 HELM_TOOLS = PROJECT_ROOT / ".tools" / "helm"
 
 

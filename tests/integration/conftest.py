@@ -1,4 +1,5 @@
-"""Fixtures shared by the activity tests that write to the Kubernetes API stand-in."""
+"""Fixtures shared by the integration tests that write to the Kubernetes API stand-in:
+the activities, the adapters and their error tables."""
 
 from __future__ import annotations
 

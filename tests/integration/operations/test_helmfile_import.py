@@ -32,11 +32,11 @@ from operations import helmfile_import
 from operations.helmfile.template import render as render_template
 from operations.manifest_diff import HIDDEN, differences
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "helmfile"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "helmfile"
 CLEAN = FIXTURES / "clean" / "helmfile.yaml"
 DEFECTS = FIXTURES / "defects" / "helmfile.yaml"
 NOT_UNDERSTOOD = FIXTURES / "not-understood" / "helmfile.yaml"
-SHARED_CHARTS = Path(__file__).resolve().parents[2] / "shared" / "charts"
+SHARED_CHARTS = Path(__file__).resolve().parents[4] / "shared" / "charts"
 PASSWORD = "hunter2-plaintext-do-not-copy"  # in defects/values/plaintext-password.yaml
 OAUTH = "https://oauth2.example.com"
 

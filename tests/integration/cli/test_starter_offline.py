@@ -17,7 +17,7 @@ import yaml
 
 from tests.helpers import copy_environments
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

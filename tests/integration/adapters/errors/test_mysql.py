@@ -1,7 +1,7 @@
 """The MySQL error tables, row by row, with exceptions shaped as PyMySQL raises them.
 
 The real-server paths (wrong password, wrong CA, wrong name, refused, silent) are covered
-by tests/activities/test_check_database.py against TLS MariaDB; here every row is, with
+by tests/integration/activities/test_check_database.py against TLS MariaDB; here every row is, with
 the expectations written out, not read from the tables, so a wrong row fails.
 """
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = str(PROJECT_ROOT / ".tools" / "kubectl" / "kubectl")
 
 

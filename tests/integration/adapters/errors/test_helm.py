@@ -1,7 +1,7 @@
 """The helm error table, row by row, with helm's own messages.
 
 Pending releases, timeouts and bad values are also produced by real helm against the
-Kubernetes API stand-in in tests/activities/test_install_chart.py; here each row is checked
+Kubernetes API stand-in in tests/integration/activities/test_install_chart.py; here each row is checked
 with messages as helm v3 and v4 print them, and one real failure (cluster unreachable)
 comes from both helm binaries. The expectations are written out, not read from the table.
 """

@@ -35,7 +35,7 @@ from local_stack.processes import pid_alive
 from tests.helpers import drift_messages, pids_running
 from tests.helpers.manifests import cluster_meaning, parse_manifests
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 SHORT = timedelta(seconds=5)  # helm --timeout where a wait is meant to fail
 
 

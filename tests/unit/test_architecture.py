@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 from temporalio import activity
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PRODUCT_PACKAGES = (
     "activities",
     "adapters",

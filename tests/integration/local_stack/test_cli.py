@@ -15,7 +15,7 @@ from local_stack.processes import pid_alive, tcp_open
 from local_stack.stack import load_state
 from local_stack.temporal_servers import wait_serving
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def cli(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

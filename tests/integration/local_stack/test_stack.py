@@ -21,7 +21,7 @@ from local_stack.stack import LocalStack, StackAlreadyRunning, load_state, proce
 from local_stack.temporal_servers import wait_serving
 from local_stack.tls import write_ca
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 STATE_KEYS = {
     "version",

@@ -22,11 +22,11 @@ from activities.install_chart import ChartInstaller
 from adapters.temporal_target import TargetTemporalClients, read_server_info
 from contracts.check_temporal import CheckTemporalInput, CheckTemporalResult
 from declared_state.models import Environment
-from tests.activities.test_install_chart import create_ca_config_map, create_db_secret
-from tests.activities.test_install_chart import run as install
 from tests.helpers import wait_for
+from tests.integration.activities.test_install_chart import create_ca_config_map, create_db_secret
+from tests.integration.activities.test_install_chart import run as install
 
-KUBECTL = str(Path(__file__).resolve().parents[2] / ".tools" / "kubectl" / "kubectl")
+KUBECTL = str(Path(__file__).resolve().parents[3] / ".tools" / "kubectl" / "kubectl")
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from kubernetes import client, config
 from local_stack.kube_api_standin import KubeApiStandIn
 from tests import helpers
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[4]
 CHART = PROJECT_ROOT.parent / "shared" / "charts" / "temporal-0.52.0"
 # scripts/setup.sh puts it there (from the same PyPI wheel as helm v4); never the machine's.
 KUBECTL = str(PROJECT_ROOT / ".tools" / "kubectl" / "kubectl")

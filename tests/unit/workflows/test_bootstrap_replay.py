@@ -20,7 +20,7 @@ from workflows.bootstrap import BootstrapWorkflow
 from workflows.drift_check import DriftCheckWorkflow
 from workflows.upgrade import UpgradeWorkflow
 
-HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
+HISTORIES = sorted((Path(__file__).resolve().parents[2] / "histories").glob("*.json"))
 
 
 def test_histories_are_recorded():

@@ -13,7 +13,7 @@ from declared_state.chart_files import read_chart_metadata
 from declared_state.models import ChartSpec
 from declared_state.upgrade_path import UpgradeRefused, hop_chart, plan_upgrade
 
-SHARED_CHARTS = Path(__file__).resolve().parents[2] / "shared" / "charts"
+SHARED_CHARTS = Path(__file__).resolve().parents[4] / "shared" / "charts"
 
 
 @pytest.mark.parametrize("chart", sorted(p.name for p in SHARED_CHARTS.glob("temporal-*")))

@@ -13,7 +13,7 @@ import pytest
 
 from adapters.processes import free_ports
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 EXIT_FAILED, EXIT_INVALID = 1, 3
 
 

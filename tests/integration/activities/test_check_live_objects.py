@@ -17,11 +17,15 @@ from activities.install_chart import ChartInstaller
 from contracts.base import DriftItem
 from contracts.check_live_objects import CheckLiveObjectsInput, CheckLiveObjectsResult
 from declared_state.models import Environment, IgnoreRule
-from tests.activities.test_install_chart import create_ca_config_map, create_db_secret, history
-from tests.activities.test_install_chart import run as install
 from tests.helpers.hand_edits import HAND_EDITS, HISTORY_ENV, REMOVE_ADDED_ENV
+from tests.integration.activities.test_install_chart import (
+    create_ca_config_map,
+    create_db_secret,
+    history,
+)
+from tests.integration.activities.test_install_chart import run as install
 
-KUBECTL = str(Path(__file__).resolve().parents[2] / ".tools" / "kubectl" / "kubectl")
+KUBECTL = str(Path(__file__).resolve().parents[3] / ".tools" / "kubectl" / "kubectl")
 OBJECTS = 16  # what chart 0.52.0 renders for environments/local.yaml
 
 

@@ -36,7 +36,7 @@ from tests.helpers.manifests import (
     store_settings,
 )
 
-SHARED_CHARTS = Path(__file__).resolve().parents[2] / "shared" / "charts"
+SHARED_CHARTS = Path(__file__).resolve().parents[4] / "shared" / "charts"
 SHIPPED = sorted(
     (p.name.removeprefix("temporal-") for p in SHARED_CHARTS.glob("temporal-*")),
     key=version_key,
