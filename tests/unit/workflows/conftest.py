@@ -1,4 +1,5 @@
-"""The time-skipping Temporal test server the workflow logic tests run on."""
+"""The time-skipping Temporal test server the workflow logic tests run on: one for the
+session (each test uses task queues and workflow ids of its own, so they do not meet)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     path = shutil.which("temporal-test-server", path=str(Path(sys.executable).parent))
     assert path, "temporal-test-server is missing: run scripts/setup.sh"
