@@ -5,7 +5,7 @@ A step is written in two places, both its own: `contracts/<step>.py` (Input, Res
 typed activity reference and its `SPEC`) and `activities/<step>.py` (the implementation).
 A workflow runs a step by putting its spec in its list; the worker registers the
 implementations of the activities the workflows' specs name (worker.py), and
-tests/test_architecture.py checks that every spec's activity has one.
+tests/unit/test_architecture.py checks that every spec's activity has one.
 
 A spec says:
 
