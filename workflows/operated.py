@@ -354,20 +354,20 @@ class OperatedRun(OperatorInbox):
         self,
         step: StepSpec[RunInput],
         input: RunInput,
-        first: StepResult | ActivityError | None = None,
+        failed: ActivityError | None = None,
     ) -> StepResult | None:
         """Run `step` until it succeeds or an operator skips it (None) or aborts the run;
-        `first`: the outcome of a first attempt already made (`_run_steps_at_once`)."""
+        `failed`: its first attempt, made and recorded already (`_run_steps_at_once`), failed
+        so: it begins by waiting for its operator."""
         record = self._steps[step.name]
-        if first is None:
+        if failed is None:
             record.started_at = workflow.now()
         while True:
-            if first is None:
-                outcome = await self._attempt(step, input)
-            else:
-                outcome, first = first, None
+            outcome = failed or await self._attempt(step, input)
             if isinstance(outcome, ActivityError):
-                self._record_failure(record, outcome)
+                if failed is None:
+                    self._record_failure(record, outcome)
+                failed = None
                 action, request = await self._wait_for_operator(step.name, record)
                 record.operator_actions += (request.describe(action),)
                 if action == OperatorAction.RETRY:
@@ -397,17 +397,21 @@ class OperatedRun(OperatorInbox):
         self, steps: Sequence[StepSpec[RunInput]], input: RunInput
     ) -> list[StepResult | None]:
         """Steps that need nothing from each other: their first attempts run at once; then
-        the outcomes are recorded in list order (whichever finished first), and a failed step
-        waits for its operator decision, in list order too: one waiting step at a time, as
-        when they run one by one."""
+        every outcome is recorded in list order (whichever finished first: a failed step
+        shows its error and waits for an operator), and the failed steps take their operator
+        decisions in list order: `retry`/`skip` apply to the first that waits, as when they
+        run one by one."""
         for step in steps:
             self._steps[step.name].started_at = workflow.now()
         outcomes = await asyncio.gather(*(self._attempt(step, input) for step in steps))
         for step, outcome in zip(steps, outcomes, strict=True):
-            if not isinstance(outcome, ActivityError):
+            if isinstance(outcome, ActivityError):
+                self._record_failure(self._steps[step.name], outcome)
+                self._steps[step.name].status = StepStatus.WAITING_FOR_OPERATOR
+            else:
                 self._done(step.name, outcome)
         return [
-            await self._run_step(step, input, first=outcome)
+            await self._run_step(step, input, failed=outcome)
             if isinstance(outcome, ActivityError)
             else outcome
             for step, outcome in zip(steps, outcomes, strict=True)
