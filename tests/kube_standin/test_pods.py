@@ -288,12 +288,21 @@ def test_kubectl_port_forward_reaches_what_the_pod_serves(
     ) in stderr, stderr
     # kubectl 1.31+ ends the whole session on an error from the pod (client-go portforward).
     assert "lost connection to pod" in stderr, stderr
-    upgrades = [
-        (r["method"], r["status"])
-        for r in standin.requests
-        if r["path"].startswith(f"/api/v1/namespaces/{NS}/pods/{pod.metadata.name}/portforward")
-    ]
-    assert upgrades == ([("GET", 101)] if websockets == "true" else [("POST", 101)]), upgrades
+    # The stand-in logs the upgrade once the session has ended.
+    wanted = [("GET", 101)] if websockets == "true" else [("POST", 101)]
+    wait_for(
+        lambda: (
+            [
+                (r["method"], r["status"])
+                for r in standin.requests
+                if r["path"].startswith(
+                    f"/api/v1/namespaces/{NS}/pods/{pod.metadata.name}/portforward"
+                )
+            ]
+            == wanted
+        ),
+        what=f"{wanted} in the request log",
+    )
 
 
 def test_requests_are_logged_with_the_callers_identity(
