@@ -38,7 +38,7 @@ Simplifications (each also named where it lives):
 - SPDY without flow control (kubectl's spdystream has none either); a port-forward request
   whose second stream never comes is not timed out;
 - Tables only for pods and Deployments (other kinds answer the plain list, and kubectl prints
-  NAME and AGE), and never in watches;
+  NAME and AGE);
 - plain HTTP on 127.0.0.1 only.
 """
 

@@ -586,7 +586,11 @@ class ApiServer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + float(q.get("timeoutSeconds") or 1800)
 
+        as_table = self._as_table(request, res, []) is not None  # kubectl get -w
+
         async def send(type_: str, obj: Obj) -> None:
+            if as_table and type_ in ("ADDED", "MODIFIED", "DELETED"):
+                obj = self._as_table(request, res, [obj]) or obj
             await resp.write(json.dumps({"type": type_, "object": obj}).encode() + b"\n")
 
         try:

@@ -14,13 +14,13 @@ priority 1 are sent and kubectl shows them for `-o wide` only); this follows the
   AVAILABLE, AGE; wide: CONTAINERS, IMAGES, SELECTOR.
 Each row carries the object as the query's `includeObject` says (`apimachinery` handlers,
 `transformObject`/`asTable`): `Metadata` (the default) a `PartialObjectMetadata`, `Object` the
-whole object, `None` nothing. AGE is `duration.HumanDuration` of the time since creation.
+whole object, `None` nothing. AGE is `duration.HumanDuration` of the time since creation. A
+watch asked for as a Table (`kubectl get -w`) carries a one-row Table per event.
 
 Simplifications: kinds without a printer here are answered with the plain list (kubectl then
 prints NAME and AGE itself), where the real server has a printer for every built-in kind
 (ConfigMap's DATA, Service's TYPE/CLUSTER-IP, ...) and the default NAME / Created At table for
-custom resources; watches are never sent as Tables (`kubectl get -w` against the stand-in prints
-through its own fallback); restarts are never shown with their "(5m ago)" suffix since the
+custom resources; every watch event repeats the column definitions; restarts are never shown with their "(5m ago)" suffix since the
 stand-in never restarts a container; `SchedulingGated` and `NodeLost` statuses are never set.
 """
 

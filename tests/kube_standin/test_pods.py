@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -222,6 +223,33 @@ def test_kubectl_get_prints_the_servers_columns_with_kubelets_reasons(
     # Sorting needs the whole objects in the rows (kubectl asks with includeObject=Object).
     by_name = run(*kubectl, "get", "pods", "--sort-by=.metadata.name", "-o", "name").stdout
     assert by_name.split() == sorted(by_name.split())
+
+
+def test_kubectl_get_watch_prints_every_event_in_the_servers_columns(
+    standin: KubeApiStandIn, tool_env: dict[str, str], kubeconfig: Path, apps, core, wait_for
+) -> None:
+    apps.create_namespaced_deployment(NS, deployment("shop"))
+    wait_for(lambda: (p := pods_of(core, "shop")) and ready(p[0]))
+    watch = subprocess.Popen(
+        [KUBECTL, "--kubeconfig", str(kubeconfig), "-n", NS, "get", "pods", "-l", "app=shop", "-w"],
+        env=tool_env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(watch.stdout or []), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: len(lines) >= 2, what="the first row")
+        apps.patch_namespaced_deployment_scale("shop", NS, {"spec": {"replicas": 2}})
+        wait_for(lambda: sum("1/1" in line for line in lines) >= 2, what="the new pod, Ready")
+    finally:
+        watch.terminate()
+        watch.wait(timeout=10)
+        reader.join(timeout=10)
+    rows = _columns("".join(lines))  # one header: every event came in the same columns
+    assert {r["NAME"] for r in rows} == {p.metadata.name for p in pods_of(core, "shop")}
+    assert rows[-1]["READY"] == "1/1" and rows[-1]["STATUS"] == "Running", rows
 
 
 @pytest.mark.parametrize("websockets", ["true", "false"], ids=["spdy-in-websocket", "spdy"])
