@@ -6,10 +6,11 @@ plain list it can only print NAME and AGE. The API server fills the Table from t
 kubernetes `pkg/printers/internalversion/printers.go`, always with `Wide: true` (columns of
 priority 1 are sent and kubectl shows them for `-o wide` only); this follows them for:
 - pods (`printPod`): NAME, READY (ready/total containers, restartable init containers
-  counted), STATUS (the phase, or `status.reason`, overridden by an init container's
-  `Init:<reason>` / `Init:i/n`, then by the last container in order whose state is
-  waiting/terminated with a reason: `ContainerCreating`, `CreateContainerConfigError`, ...;
-  `Terminating` once deleted), RESTARTS, AGE; wide: IP, NODE, NOMINATED NODE, READINESS GATES;
+  counted), STATUS (the phase, or `status.reason`, or `SchedulingGated` from the PodScheduled
+  condition; overridden by an init container's `Init:<reason>` / `Init:i/n`, then by the
+  first container (they are read last to first) whose state is waiting/terminated with a
+  reason: `ContainerCreating`, `CreateContainerConfigError`, ...; `Terminating` once
+  deleted), RESTARTS, AGE; wide: IP, NODE, NOMINATED NODE, READINESS GATES;
 - deployments (`printDeployment`): NAME, READY (readyReplicas/spec.replicas), UP-TO-DATE,
   AVAILABLE, AGE; wide: CONTAINERS, IMAGES, SELECTOR.
 Each row carries the object as the query's `includeObject` says (`apimachinery` handlers,
@@ -21,7 +22,7 @@ Simplifications: kinds without a printer here are answered with the plain list (
 prints NAME and AGE itself), where the real server has a printer for every built-in kind
 (ConfigMap's DATA, Service's TYPE/CLUSTER-IP, ...) and the default NAME / Created At table for
 custom resources; every watch event repeats the column definitions; restarts are never shown with their "(5m ago)" suffix since the
-stand-in never restarts a container; `SchedulingGated` and `NodeLost` statuses are never set.
+stand-in never restarts a container.
 """
 
 from __future__ import annotations
@@ -83,13 +84,13 @@ DEPLOYMENT_COLUMNS = [
     _column("Ready", "string", "Number of the pod with ready state"),
     _column(
         "Up-to-date",
-        "integer",
+        "string",
         "Total number of non-terminated pods targeted by this "
         "deployment that have the desired template spec.",
     ),
     _column(
         "Available",
-        "integer",
+        "string",
         "Total number of available pods (ready for at least "
         "minReadySeconds) targeted by this deployment.",
     ),
@@ -152,6 +153,11 @@ def _pod_cells(pod: Obj) -> tuple[list[Any], list[Obj]]:
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     phase = status.get("phase") or ""
     reason = status.get("reason") or phase
+    if any(
+        c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated"
+        for c in status.get("conditions") or []
+    ):
+        reason = "SchedulingGated"
     conditions: list[Obj] = []
     if phase == "Succeeded":
         conditions = [_row_condition("Succeeded", "The pod has completed successfully.")]
