@@ -31,6 +31,7 @@ imported by workflow code.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -456,6 +457,11 @@ def cluster_of(kubeconfig: str | None, kube_context: str | None) -> str:
         paths = [p for p in os.environ["KUBECONFIG"].split(os.pathsep) if p]
     else:
         paths = [str(Path.home() / ".kube" / "config")]
+    server = _server_of(paths, kube_context)
+    return server or "kubeconfig:" + os.pathsep.join(str(Path(p).resolve()) for p in paths)
+
+
+def _server_of(paths: list[str], kube_context: str | None) -> str | None:
     docs = []
     for path in paths:
         try:
@@ -484,7 +490,7 @@ def cluster_of(kubeconfig: str | None, kube_context: str | None) -> str:
             )
         )
     except (StopIteration, KeyError, TypeError):
-        return "kubeconfig:" + os.pathsep.join(str(Path(p).resolve()) for p in paths)
+        return None
 
 
 def _flag(args: list[str], name: str) -> str | None:
@@ -496,15 +502,20 @@ def _flag(args: list[str], name: str) -> str | None:
     return None
 
 
-def _works_on(argv: list[str], namespace: str, release: str, cluster: str) -> bool:
+def _works_on(pid: str, argv: list[str], namespace: str, release: str, cluster: str) -> bool:
     """A helm command line that changes `release` in `namespace` on `cluster` (by hand, say).
-    One that names no `--kubeconfig` may use any: it counts."""
+    One that names no `--kubeconfig`, or one this process cannot read, may use any cluster:
+    it counts."""
     args = argv[1:]
     if not _RELEASE_COMMANDS & set(args) or release not in args:
         return False
     its_kubeconfig = _flag(args, "--kubeconfig")
-    if its_kubeconfig and cluster_of(its_kubeconfig, _flag(args, "--kube-context")) != cluster:
-        return False
+    if its_kubeconfig:
+        with contextlib.suppress(OSError):  # relative to where that helm runs
+            its_kubeconfig = str(Path(os.readlink(f"/proc/{pid}/cwd")) / its_kubeconfig)
+        server = _server_of([its_kubeconfig], _flag(args, "--kube-context"))
+        if server is not None and server != cluster:
+            return False
     for i, arg in enumerate(args):
         if arg in ("-n", "--namespace") and i + 1 < len(args):
             return args[i + 1] == namespace
@@ -528,7 +539,7 @@ def helms_holding(
             continue
         marker = (_marker(entry.name) or "").split(_SEPARATOR)
         ours = len(marker) == 3 and marker[0] == release_marker
-        if ours or _works_on(argv, namespace, release, cluster):
+        if ours or _works_on(entry.name, argv, namespace, release, cluster):
             start = process_start_time(int(entry.name))
             if start is None or not pid_alive(int(entry.name), start):
                 continue  # gone in between, or a zombie nobody reaped

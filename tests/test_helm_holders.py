@@ -79,13 +79,19 @@ def test_a_helm_by_hand_counts_for_the_cluster_its_kubeconfig_names(
     a = _kubeconfig(tmp_path / "a.yaml", "http://127.0.0.1:40001")
     b = _kubeconfig(tmp_path / "b.yaml", "http://127.0.0.1:40002")
     env = {k: v for k, v in os.environ.items() if k != "TEMPORAL_BOOTSTRAP_HELM_RELEASE"}
-    on_a = subprocess.Popen([fake_helm, *SLEEP, "--kubeconfig", a], env=env)
-    started.append(on_a)
-    unnamed = subprocess.Popen([fake_helm, *SLEEP], env=env)  # any kubeconfig: it counts
-    started.append(unnamed)
+
+    def by_hand(*flags: str) -> int:
+        proc = subprocess.Popen([fake_helm, *SLEEP, *flags], env=env, cwd=tmp_path)
+        started.append(proc)
+        return proc.pid
+
+    on_a = by_hand("--kubeconfig", a)
+    on_a_relative = by_hand("--kubeconfig", "a.yaml")  # relative to where that helm runs
+    unnamed = by_hand()  # any kubeconfig: it counts
+    unreadable = by_hand("--kubeconfig", "/nonexistent/kubeconfig")  # cannot tell: it counts
 
     holders_a = HelmCli(fake_helm, a, "local").holders(NS, RELEASE)
     holders_b = HelmCli(fake_helm, b, "local").holders(NS, RELEASE)
-    assert sorted(h.pid for h in holders_a) == sorted([on_a.pid, unnamed.pid])
-    assert [h.pid for h in holders_b] == [unnamed.pid]
+    assert sorted(h.pid for h in holders_a) == sorted([on_a, on_a_relative, unnamed, unreadable])
+    assert sorted(h.pid for h in holders_b) == sorted([unnamed, unreadable])
     assert all(h.owner is None for h in holders_a + holders_b)
