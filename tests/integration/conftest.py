@@ -44,7 +44,10 @@ def installed_env(
 ) -> Environment:
     """local_env installed by install_chart (helm v4, chart 0.52.0) into a namespace of its
     own, its frontend pod serving (the local stack runs a Temporal dev server for it)."""
-    from tests.integration.activities.test_install_chart import create_ca_config_map, create_db_secret
+    from tests.integration.activities.test_install_chart import (
+        create_ca_config_map,
+        create_db_secret,
+    )
     from tests.integration.activities.test_install_chart import run as install
 
     ns = f"cluster-{uuid.uuid4().hex[:8]}"
