@@ -1,5 +1,5 @@
 # Two entry points; both install what they need first (scripts/setup.sh is idempotent).
-.PHONY: setup test lint demo bench
+.PHONY: setup test test-fast lint demo bench
 
 # Build tooling, not the product: the developers' and CI's machines have no internet access
 # but a copy of the charts in ../shared/charts, so the chart mirror setting points there when
@@ -19,6 +19,10 @@ lint: setup
 
 test: lint
 	.venv/bin/python -m pytest
+
+# Unit tests only (tests/unit: no services), for a quick loop while editing.
+test-fast: setup
+	.venv/bin/python -m pytest tests/unit -q
 
 demo: setup
 	scripts/demo.sh
