@@ -191,7 +191,7 @@ def _state(ctx: typer.Context) -> CliState:
 
 
 def _operator(by: str = "") -> str:
-    return by or os.environ.get("USER") or os.environ.get("LOGNAME") or "operator"
+    return _limited("--by", by) or os.environ.get("USER") or os.environ.get("LOGNAME") or "operator"
 
 
 def _environments_folder(directory: Path | None) -> Path:
@@ -263,7 +263,21 @@ def _run(
     )
 
 
+def _limited(option: str, value: str) -> str:
+    """An operator argument within the run's limit (OperatorRequest's), else one line naming
+    it and exit 3, before anything is sent (a pydantic traceback before, #20.11)."""
+    field = OperatorRequest.model_fields[option.removeprefix("--")]
+    limit = next(m.max_length for m in field.metadata if hasattr(m, "max_length"))
+    if len(value) > limit:
+        raise CommandFailed(
+            EXIT_INVALID, f"{option}: at most {limit} characters (got {len(value)})"
+        )
+    return value
+
+
 def _request(by: str, reason: str) -> OperatorRequest:
+    """The request an operator action carries."""
+    _limited("--reason", reason)
     return OperatorRequest(by=_operator(by), reason=reason)
 
 

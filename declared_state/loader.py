@@ -74,6 +74,8 @@ class Problem:
 
 def display_path(path: str) -> str:
     """Relative to the working directory when that is shorter, as an operator typed it."""
+    if not path:  # a problem of no particular file (relpath("") raises)
+        return path
     relative = os.path.relpath(path)
     return relative if len(relative) < len(path) else path
 

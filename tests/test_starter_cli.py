@@ -182,6 +182,14 @@ async def test_status_of_a_run_that_does_not_exist_exits_1_and_says_so(cli):
     assert f"no provisioning run provision-{cli.name}" in err
 
 
+async def test_status_of_an_upgrade_run_that_does_not_exist_names_an_upgrade_run(cli):
+    # It said "no provisioning run upgrade-ENV" (#20.13).
+    code, _, err = await cli("status", "ENV", "--upgrade")
+    assert code == starter.EXIT_FAILED
+    assert f"no upgrade run upgrade-{cli.name}" in err
+    assert "provisioning" not in err
+
+
 async def test_drift_reports_then_remediates(cli, fakes):
     assert (await cli("provision", "ENV"))[0] == starter.EXIT_OK
     fakes.drifted = {"install_chart"}
