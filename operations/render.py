@@ -154,7 +154,12 @@ def status_lines(progress: BootstrapProgress) -> list[str]:
         hop = f"hop {progress.hop} of {len(progress.plan)}; " if progress.hop else ""
         lines.append(f"{hop}the cluster: {progress.cluster}")
     if progress.refused:
-        lines.append("operator signals the run did not act on:")
+        older = (
+            f" ({progress.refused_dropped} older one(s) not listed; the run's history has all)"
+            if progress.refused_dropped
+            else ""
+        )
+        lines.append(f"operator signals the run did not act on{older}:")
         lines += [f"  {refused_line(r)}" for r in progress.refused]
     return lines
 

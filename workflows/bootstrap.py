@@ -56,6 +56,7 @@ class BootstrapWorkflow(OperatedRun):
             approved_by=self._approved_by,
             dry_run=bool(self._input and self._input.dry_run),
             refused=self._refused_inputs(),
+            refused_dropped=self._refused_dropped,
         )
 
     @workflow.update
