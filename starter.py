@@ -11,6 +11,7 @@
     python starter.py upgrade staging --plan     the hops to the declared chart.version
     python starter.py upgrade staging      move the cluster there, one minor at a time
     python starter.py retry staging --upgrade    (any action) steer the upgrade run instead
+    python starter.py retry staging --dry-run    (any action) steer the dry run instead
     python starter.py drift staging        compare declared and live state now (report/repair)
     python starter.py drift staging -o json   the same, one JSON record per difference
     python starter.py schedule staging     run that check every drift_check.interval
@@ -148,6 +149,12 @@ ReasonOpt = Annotated[str, typer.Option("--reason", help="Free text recorded wit
 UpgradeRunOpt = Annotated[
     bool,
     typer.Option("--upgrade", help="Act on the upgrade run upgrade-ENV instead of provision-ENV."),
+]
+DryRunRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run", help="Act on the dry run provision-ENV-dry-run instead of provision-ENV."
+    ),
 ]
 PolicyOpt = Annotated[
     DriftPolicy | None,
@@ -470,18 +477,25 @@ def provision(
     )
 
 
-def _run_kind(upgrade: bool) -> actions.RunKind:
-    return actions.RunKind.UPGRADE if upgrade else actions.RunKind.PROVISION
+def _run_kind(upgrade: bool, dry_run: bool = False) -> actions.RunKind:
+    if upgrade and dry_run:
+        raise CommandFailed(EXIT_INVALID, "--upgrade and --dry-run exclude each other")
+    if upgrade:
+        return actions.RunKind.UPGRADE
+    return actions.RunKind.DRY_RUN if dry_run else actions.RunKind.PROVISION
 
 
 @app.command()
-def status(ctx: typer.Context, name: EnvArg, upgrade: UpgradeRunOpt = False) -> None:
+def status(
+    ctx: typer.Context, name: EnvArg, upgrade: UpgradeRunOpt = False, dry_run: DryRunRunOpt = False
+) -> None:
     """Show every step of provision-ENV (or, with --upgrade, upgrade-ENV): status, runs,
     last error, what it changed."""
+    kind = _run_kind(upgrade, dry_run)
     _run(
         ctx,
         lambda client, settings: actions.status(
-            client, name, _run_kind(upgrade), settings.task_queue, by=_operator()
+            client, name, kind, settings.task_queue, by=_operator()
         ),
         start_embedded=False,
     )
@@ -495,15 +509,17 @@ def _action_command(action: OperatorAction) -> None:
         reason: ReasonOpt = "",
         no_wait: NoWaitOpt = action not in actions.FOLLOWS_BY_DEFAULT,
         upgrade: UpgradeRunOpt = False,
+        dry_run: DryRunRunOpt = False,
     ) -> None:
         request = _request(by, reason)
+        kind = _run_kind(upgrade, dry_run)
         _run(
             ctx,
             lambda client, settings: actions.act(
                 client,
                 settings,
                 name,
-                _run_kind(upgrade),
+                kind,
                 action,
                 request,
                 follow_run=not no_wait,

@@ -40,16 +40,26 @@ class RunKind(StrEnum):
     """The run an operator action addresses."""
 
     PROVISION = "provision"
+    DRY_RUN = "dry-run"
+    """provision-ENV-dry-run: it may wait for an operator too (#20.4)."""
     UPGRADE = "upgrade"
 
     @property
     def option(self) -> str:
         """What the starter's commands add to address this run."""
-        return " --upgrade" if self is RunKind.UPGRADE else ""
+        return {RunKind.UPGRADE: " --upgrade", RunKind.DRY_RUN: " --dry-run"}.get(self, "")
+
+    @property
+    def described(self) -> str:
+        """How a message names this kind of run ("no upgrade run upgrade-ENV")."""
+        return {RunKind.UPGRADE: "upgrade run", RunKind.DRY_RUN: "dry run"}.get(
+            self, "provisioning run"
+        )
 
 
 WORKFLOWS: dict[RunKind, type[OperatedRun]] = {
     RunKind.PROVISION: BootstrapWorkflow,
+    RunKind.DRY_RUN: BootstrapWorkflow,
     RunKind.UPGRADE: UpgradeWorkflow,
 }
 
@@ -70,7 +80,7 @@ FOLLOWS_BY_DEFAULT = frozenset(OperatorAction) - {OperatorAction.PAUSE}
 def handle_for(client: Client, env_name: str, kind: RunKind) -> WorkflowHandle[Any, Any]:
     if kind is RunKind.UPGRADE:
         return upgrade.handle_for(client, env_name)
-    return runs.handle_for(client, env_name)
+    return runs.handle_for(client, env_name, dry_run=kind is RunKind.DRY_RUN)
 
 
 def action_method(kind: RunKind, action: OperatorAction) -> Any:
@@ -141,7 +151,7 @@ async def status(
     progress: BootstrapProgress = (
         await upgrade.progress(handle, task_queue)
         if kind is RunKind.UPGRADE
-        else await runs.progress(handle, task_queue)
+        else await runs.progress(handle, task_queue, kind=kind.described)
     )
     yield Say(render.status_table(handle.id, progress))
     for line in render.status_lines(progress):
@@ -261,9 +271,8 @@ async def provision(
     if not follow_run:
         yield Outcome.DONE
         return
-    async for said in follow(
-        started.handle, env.name, RunKind.PROVISION, settings.task_queue, by=by
-    ):
+    kind = RunKind.DRY_RUN if dry_run else RunKind.PROVISION
+    async for said in follow(started.handle, env.name, kind, settings.task_queue, by=by):
         if (said is Outcome.DONE or said is Outcome.FAILED) and url:
             yield Say(f"Web UI: {url}")
         yield said

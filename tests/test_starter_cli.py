@@ -154,6 +154,27 @@ async def test_a_failed_step_prints_the_actions_that_unblock_it_then_retry_compl
     assert check.operator_actions == ("retry by dba: schema updated",)
 
 
+async def test_a_waiting_dry_run_prints_commands_that_reach_it(cli, fakes):
+    # The hints addressed provision-ENV, not provision-ENV-dry-run: "no such run" (#20.4).
+    fakes.failures["check_database"] = (
+        1,
+        activity_error("schema is 1.12, server needs 1.14", ErrorType.SCHEMA_OUTDATED),
+    )
+    code, out, _ = await cli("provision", "ENV", "--dry-run")
+    assert code == starter.EXIT_WAITING, out
+    for action in ("retry", "skip", "abort"):
+        assert f"python starter.py {action} {cli.name} --dry-run" in out, out
+        assert f"--workflow-id provision-{cli.name}-dry-run --name {action}" in out
+
+    status, out, _ = await cli("status", "ENV", "--dry-run")
+    assert status == starter.EXIT_WAITING, out
+    assert f"python starter.py retry {cli.name} --dry-run" in out
+
+    code, out, err = await cli("retry", "ENV", "--dry-run", "--by", "dba")
+    assert code == starter.EXIT_OK, out + err
+    assert f"provision-{cli.name}-dry-run took retry: check_database runs again" in out
+
+
 async def test_approval_gate_prints_approve_and_approve_completes(cli, fakes):
     local = cli.env_dir / f"{cli.name}.yaml"
     local.write_text(local.read_text() + "\napproval_required: true\n")
