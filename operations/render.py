@@ -142,7 +142,8 @@ def redeclare_commands(env_name: str, environments_dir: Path | None, dry_run: bo
         base += " --dry-run"
     return [
         "choose one:",
-        f"  {base} --update-run   # hand the run this declaration; its waiting step runs again",
+        f"  {base} --update-run   # hand the run this declaration; its waiting step runs again"
+        " (at the approval gate: approval is asked again)",
         f"  {base} --restart      # abort the run and start a new one with this declaration",
     ]
 

@@ -578,6 +578,32 @@ async def test_provision_with_a_changed_declaration_says_what_differs_and_offers
     assert [i.environment.rds.port for i in fakes.inputs["install_chart"]] == [3306]
 
 
+async def test_provision_update_run_at_the_approval_gate_asks_for_approval_again(cli, fakes):
+    # The gate is the natural moment to fix a declaration; --update-run was offered there
+    # and then refused ("a new declaration is not possible now", #20.5).
+    local = cli.env_dir / f"{cli.name}.yaml"
+    local.write_text(local.read_text() + "\napproval_required: true\n")
+    _set_port(cli.env_dir, cli.name, 3307)
+    assert (await cli("provision", "ENV"))[0] == starter.EXIT_WAITING
+    _set_port(cli.env_dir, cli.name, 3306)
+    code, out, _ = await cli("provision", "ENV")
+    assert code == starter.EXIT_WAITING and "--update-run" in out, out
+
+    code, out, err = await cli("provision", "ENV", "--update-run", "--by", "dba")
+    assert code == starter.EXIT_WAITING, out + err
+    assert "approval is asked again with the new declaration (changed: rds.port)" in out
+    assert f"python starter.py approve {cli.name}" in out.split("unblock it with one of:")[1]
+    progress = await cli.progress()
+    assert progress.approved_by is None
+    assert progress.step("approval").operator_actions == ("declaration replaced by dba: rds.port",)
+    assert fakes.counts()["install_chart"] == 0
+
+    code, out, _ = await cli("approve", "ENV", "--by", "carol")
+    assert code == starter.EXIT_OK, out
+    assert [i.environment.rds.port for i in fakes.inputs["install_chart"]] == [3306]
+    assert fakes.counts()["check_database"] == 1, "steps already done are kept"
+
+
 async def test_provision_restart_aborts_the_waiting_run_and_starts_a_new_one(cli, fakes):
     _set_port(cli.env_dir, cli.name, 3307)
     fakes.failures["check_database"] = (
