@@ -453,6 +453,7 @@ def provision(
     """
     if update_run and restart:
         raise CommandFailed(EXIT_INVALID, "--update-run and --restart exclude each other")
+    operator = _operator(by)
     env = _prepare(name, environments_dir).env
     redeclare = (
         run_ops.Redeclare.UPDATE_RUN
@@ -467,7 +468,7 @@ def provision(
             client,
             settings,
             env,
-            by=_operator(by),
+            by=operator,
             dry_run=dry_run,
             redeclare=redeclare,
             follow_run=not no_wait,
@@ -562,8 +563,8 @@ def upgrade(
     1 when the upgrade is refused (a downgrade, nothing deployed). Without --plan: 0 done,
     1 failed, aborted or refused, 2 waiting for an operator, 3 invalid input.
     """
-    env = _prepare(name, environments_dir).env
     operator = _operator(by)
+    env = _prepare(name, environments_dir).env
     _run(
         ctx,
         lambda client, settings: (
@@ -625,6 +626,7 @@ def drift(
     check could not run (or could not read something) or a repair left differences, 2 when it
     waits for `approve` (policy ask), 3 for invalid input.
     """
+    operator = _operator(by)
     env = _prepare(name, environments_dir).env
     as_json = output == DriftOutput.JSON
     info = _eprint if as_json else _print
@@ -637,7 +639,7 @@ def drift(
             _print([*render.drift_lines(result), *last])
 
     async def body(client: Client, settings: ClientSettings) -> int:
-        handle = await drift_ops.start_check(client, settings, env, policy=policy, by=_operator(by))
+        handle = await drift_ops.start_check(client, settings, env, policy=policy, by=operator)
         info(f"drift check {handle.id} on {settings.address}")
         if url := settings.workflow_url(handle.id):
             info(f"Web UI: {url}")
@@ -678,11 +680,12 @@ def schedule(
     The schedule carries a snapshot of the environment files: run this again after editing
     them. Creates the schedule, or updates it in place.
     """
+    operator = _operator(by)
     env = _prepare(name, environments_dir).env
 
     async def body(client: Client, settings: ClientSettings) -> int:
         upserted = await drift_ops.upsert_schedule(
-            client, settings, env, policy=policy, by=_operator(by)
+            client, settings, env, policy=policy, by=operator
         )
         effective = policy or env.drift_check.policy
         next_run = (
