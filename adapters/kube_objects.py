@@ -18,6 +18,7 @@ from typing import Any, Literal, NamedTuple
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from adapters.clients import KubeClients
 from adapters.errors import ErrorType, activity_error
@@ -246,6 +247,16 @@ def ensure_namespace_labels(
         live = _call(where, "reading", "Namespace", core.read_namespace, namespace)
     except _NotFound:
         live = None
+    except ApplicationError as exc:
+        if exc.type != ErrorType.KUBERNETES_FORBIDDEN:
+            raise
+        # A worker whose Role is confined to the namespace (deploy/) cannot see it.
+        raise activity_error(
+            f"reading {where} to keep its Pod Security labels is forbidden ({exc.message}); "
+            "grant get and patch on this namespace, or declare pod_security: none and label "
+            "it yourself (deploy/target-namespace/namespace.yaml does)",
+            ErrorType.KUBERNETES_FORBIDDEN,
+        ) from None
     if live is None:
         drift: tuple[DriftItem, ...] = (
             DriftItem(message=f"{where} missing", kind="Namespace", name=namespace),
