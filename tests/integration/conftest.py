@@ -13,11 +13,12 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from activities.install_chart import ChartInstaller
 from adapters.clients import KubeClients
 from declared_state.models import Environment
 from local_stack.mariadb import MariaDB
 from local_stack.processes import LOOPBACK, free_port
-from tests.helpers import drift_messages
+from tests.helpers import drift_messages, wait_for
 
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -35,6 +36,29 @@ def restore_db(mariadb: MariaDB) -> Iterator[MariaDB]:
 @pytest.fixture
 def core(kube_clients: KubeClients, local_env: Environment) -> k8s.CoreV1Api:
     return kube_clients.core_v1(local_env.kubernetes.context)
+
+
+@pytest.fixture
+def installed_env(
+    local_env: Environment, core: k8s.CoreV1Api, helm_binaries, kube_standin, frontend_pods
+) -> Environment:
+    """local_env installed by install_chart (helm v4, chart 0.52.0) into a namespace of its
+    own, its frontend pod serving (the local stack runs a Temporal dev server for it)."""
+    from tests.integration.activities.test_install_chart import (
+        create_ca_config_map,
+        create_db_secret,
+    )
+    from tests.integration.activities.test_install_chart import run as install
+
+    ns = f"cluster-{uuid.uuid4().hex[:8]}"
+    env = local_env.model_copy(
+        update={"kubernetes": local_env.kubernetes.model_copy(update={"namespace": ns})}
+    )
+    create_db_secret(core, env)
+    create_ca_config_map(core, env)
+    install(ChartInstaller(helm_binaries["v4"], str(kube_standin.kubeconfig_path)), env)
+    wait_for(lambda: frontend_pods.address_of(ns), 60, "the release's frontend server")
+    return env
 
 
 @pytest.fixture

@@ -231,3 +231,16 @@ def test_every_typed_activity_reference_has_a_registered_implementation():
             list(got.values())[0],
             got["return"],
         ), name
+
+
+def test_the_worker_registers_exactly_what_the_workflows_step_specs_name():
+    """#19.1: the worker registers the activities the workflows' specs name, and nothing a
+    spec does not name is left registered or unimplemented."""
+    from adapters.clients import KubeClients
+    from contracts.step_spec import activity_name
+    from worker import WORKFLOWS, build_activities, registered_activities
+
+    implementations = build_activities(KubeClients(), helm_binary=None)
+    registered = {activity_name(fn) for fn in registered_activities(WORKFLOWS, implementations)}
+    assert registered == {activity_name(fn) for fn in implementations}
+    assert registered == {name for name, _ in _reference_pairs()}

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from kubernetes import client as k8s
 from temporalio.testing import ActivityEnvironment
 
 from activities.check_database import DatabasePreflight
@@ -22,9 +20,6 @@ from activities.install_chart import ChartInstaller
 from adapters.temporal_target import TargetTemporalClients, read_server_info
 from contracts.check_temporal import CheckTemporalInput, CheckTemporalResult
 from declared_state.models import Environment
-from tests.helpers import wait_for
-from tests.integration.activities.test_install_chart import create_ca_config_map, create_db_secret
-from tests.integration.activities.test_install_chart import run as install
 
 KUBECTL = str(Path(__file__).resolve().parents[3] / ".tools" / "kubectl" / "kubectl")
 
@@ -44,17 +39,8 @@ def checker(installer, kube_clients, aws_clients) -> TemporalCheck:
 
 
 @pytest.fixture
-def env(local_env: Environment, core: k8s.CoreV1Api, installer, frontend_pods) -> Environment:
-    """local_env installed into a namespace of its own, its frontend serving."""
-    ns = f"cluster-{uuid.uuid4().hex[:8]}"
-    env = local_env.model_copy(
-        update={"kubernetes": local_env.kubernetes.model_copy(update={"namespace": ns})}
-    )
-    create_db_secret(core, env)
-    create_ca_config_map(core, env)
-    install(installer, env)
-    wait_for(lambda: frontend_pods.address_of(ns), 60, "the release's frontend server")
-    return env
+def env(installed_env: Environment) -> Environment:
+    return installed_env
 
 
 async def check(checker: TemporalCheck, env: Environment) -> CheckTemporalResult:

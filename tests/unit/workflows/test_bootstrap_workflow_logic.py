@@ -123,7 +123,9 @@ async def test_non_retryable_error_waits_for_operator_then_retry_completes(
     assert "retry" in (stuck.waiting_for or "")
     # non-retryable: the activity ran once, no retries burned
     assert fakes.counts()["check_database"] == 1
-    assert stuck.step("ensure_ca_bundle").status == StepStatus.PENDING
+    # ensure_ca_bundle needs nothing of the preflight: it ran at once with it (#19.1)
+    assert stuck.step("ensure_ca_bundle").status == StepStatus.DONE
+    assert stuck.step("install_chart").status == StepStatus.PENDING
 
     await handle.execute_update(
         BootstrapWorkflow.retry, OperatorRequest(by="alice", reason="schema updated")
@@ -214,8 +216,10 @@ async def test_pause_holds_between_steps_and_resume_goes_on(time_skipping_env, w
     paused = await until(handle, lambda p: p.step("check_database").status == StepStatus.DONE)
     assert paused.state == RunState.PAUSED
     await asyncio.sleep(0.5)
-    assert (await progress(handle)).step("ensure_ca_bundle").status == StepStatus.PENDING
-    assert fakes.counts()["ensure_ca_bundle"] == 0
+    # the preflight's group (ensure_ca_bundle, ensure_db_secret ran with it) ended; the next
+    # group waits for resume
+    assert (await progress(handle)).step("install_chart").status == StepStatus.PENDING
+    assert fakes.counts()["install_chart"] == 0
 
     await handle.execute_update(BootstrapWorkflow.resume)
     result = await handle.result()
@@ -230,3 +234,43 @@ async def test_dry_run_runs_the_read_only_preflight_only(time_skipping_env, work
     assert [s.status for s in result.steps if s.name != "check_database"] == [
         StepStatus.SKIPPED
     ] * 6
+
+
+async def test_two_steps_of_a_group_fail_both_show_it_and_take_decisions_in_order(
+    time_skipping_env, worker, fakes
+):
+    """check_database and ensure_db_secret run at once (#19.1) and both fail: both show
+    their error and wait, a retry goes to the first in list order, then to the second."""
+    fakes.failures["check_database"] = (
+        1,
+        activity_error("schema of temporal is 1.12", ErrorType.SCHEMA_OUTDATED),
+    )
+    fakes.failures["ensure_db_secret"] = (
+        1,
+        activity_error("the password source is empty", ErrorType.PASSWORD_SOURCE_INVALID),
+    )
+    handle = await start(time_skipping_env, worker, bootstrap_input())
+    stuck = await until(handle, waiting)
+    assert stuck.step("ensure_ca_bundle").status == StepStatus.DONE
+    for name, error in (
+        ("check_database", "SchemaOutdated"),
+        ("ensure_db_secret", "PasswordSourceInvalid"),
+    ):
+        assert stuck.step(name).status == StepStatus.WAITING_FOR_OPERATOR
+        assert stuck.step(name).last_error_type == error
+    assert (stuck.waiting_for or "").startswith("check_database failed")
+
+    await handle.execute_update(BootstrapWorkflow.retry, OperatorRequest(by="dba"))
+    second = await until(
+        handle, lambda p: waiting(p) and (p.waiting_for or "").startswith("ensure_db_secret")
+    )
+    assert second.step("check_database").status == StepStatus.DONE
+    assert fakes.counts()["install_chart"] == 0
+
+    await handle.execute_update(BootstrapWorkflow.retry, OperatorRequest(by="sec"))
+    result = await handle.result()
+    by_name = {s.name: s for s in result.steps}
+    assert by_name["check_database"].operator_actions == ("retry by dba",)
+    assert by_name["ensure_db_secret"].operator_actions == ("retry by sec",)
+    assert by_name["ensure_db_secret"].attempts == 2
+    assert result.state == RunState.DONE

@@ -16,12 +16,12 @@ from temporalio.worker import Worker
 from adapters.errors import ErrorType, activity_error
 from contracts.bootstrap import RunState, StepStatus
 from contracts.operator import OperatorRequest
-from contracts.upgrade import HOP_STEPS, UpgradeInput, UpgradeProgress, hop_step
+from contracts.upgrade import UpgradeInput, UpgradeProgress, hop_step
 from declared_state.loader import load_environment
 from declared_state.models import ChartSpec
 from tests.helpers import assert_eventually, new_worker
 from tests.helpers.fakes import StepFakes
-from workflows.upgrade import UpgradeWorkflow
+from workflows.upgrade import HOP_STEPS, UpgradeWorkflow
 
 TARGET = "1.6.0"
 

@@ -6,7 +6,10 @@ in the request log."""
 
 from __future__ import annotations
 
+import re
 import socket
+import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -180,19 +183,154 @@ def test_port_forward_to_a_pod_that_is_not_running_is_refused(
         portforward(core.connect_get_namespaced_pod_portforward, "no-such-pod", NS, ports="8080")
 
 
-def test_kubectl_lists_pods_and_is_told_that_its_port_forward_is_not_served(
+def _columns(out: str) -> list[dict[str, str]]:
+    """kubectl's table output as rows keyed by header (columns split on 2+ spaces)."""
+    header, *lines = out.strip().splitlines()
+    names = re.split(r"\s{2,}", header.strip())
+    return [dict(zip(names, re.split(r"\s{2,}", line.strip()), strict=True)) for line in lines]
+
+
+def test_kubectl_get_prints_the_servers_columns_with_kubelets_reasons(
     standin: KubeApiStandIn, run, kubeconfig: Path, apps, core, wait_for
 ) -> None:
-    apps.create_namespaced_deployment(NS, deployment("shop"))
-    (pod,) = wait_for(lambda: (p := pods_of(core, "shop")) and ready(p[0]) and p)
+    """kubectl asks for a meta.k8s.io Table and prints the columns the server chose: READY is
+    ready/total containers, STATUS the kubelet's waiting reason when there is one."""
+    apps.create_namespaced_deployment(NS, deployment("shop", replicas=2))
+    env = [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "pw"}}}]
+    apps.create_namespaced_deployment(NS, deployment("locked", container={"env": env}))
+    wait_for(lambda: len(pods_of(core, "shop")) == 2 and all(map(ready, pods_of(core, "shop"))))
+    wait_for(lambda: (p := pods_of(core, "locked")) and p[0].status.container_statuses)
     kubectl = (KUBECTL, "--kubeconfig", str(kubeconfig), "-n", NS)
-    listed = run(*kubectl, "get", "pods", "-l", "app=shop", "-o", "name").stdout.split()
-    assert listed == [f"pod/{pod.metadata.name}"]
-    proc = run(
-        *kubectl, "port-forward", f"pod/{pod.metadata.name}", "0:8080", check=False, timeout=30
+
+    rows = _columns(run(*kubectl, "get", "pods").stdout)
+    seen = sorted((r["NAME"].split("-")[0], r["READY"], r["STATUS"], r["RESTARTS"]) for r in rows)
+    assert seen == [
+        ("locked", "0/1", "CreateContainerConfigError", "0"),
+        ("shop", "1/1", "Running", "0"),
+        ("shop", "1/1", "Running", "0"),
+    ]
+    assert all(re.fullmatch(r"\d+s", r["AGE"]) for r in rows), rows
+    wide = _columns(run(*kubectl, "get", "pods", "-l", "app=shop", "-o", "wide").stdout)
+    assert {r["NODE"] for r in wide} == {"standin-node"}
+    assert {r["IP"] for r in wide} == {p.status.pod_ip for p in pods_of(core, "shop")}
+
+    deployments = _columns(run(*kubectl, "get", "deployments").stdout)
+    assert sorted(
+        (r["NAME"], r["READY"], r["UP-TO-DATE"], r["AVAILABLE"]) for r in deployments
+    ) == [("locked", "0/1", "1", "0"), ("shop", "2/2", "2", "2")]
+    (one,) = _columns(run(*kubectl, "get", "deployment", "shop", "-o", "wide").stdout)
+    assert (one["CONTAINERS"], one["IMAGES"], one["SELECTOR"]) == ("app", "shop:1", "app=shop")
+    # Sorting needs the whole objects in the rows (kubectl asks with includeObject=Object).
+    by_name = run(*kubectl, "get", "pods", "--sort-by=.metadata.name", "-o", "name").stdout
+    assert by_name.split() == sorted(by_name.split())
+
+
+def test_kubectl_get_watch_prints_every_event_in_the_servers_columns(
+    standin: KubeApiStandIn, tool_env: dict[str, str], kubeconfig: Path, apps, core, wait_for
+) -> None:
+    apps.create_namespaced_deployment(NS, deployment("shop"))
+    wait_for(lambda: (p := pods_of(core, "shop")) and ready(p[0]))
+    watch = subprocess.Popen(
+        [KUBECTL, "--kubeconfig", str(kubeconfig), "-n", NS, "get", "pods", "-l", "app=shop", "-w"],
+        env=tool_env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    assert proc.returncode != 0
-    assert "kubectl's SPDY port-forward is not served" in proc.stderr, proc.stderr
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(watch.stdout or []), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: len(lines) >= 2, what="the first row")
+        apps.patch_namespaced_deployment_scale("shop", NS, {"spec": {"replicas": 2}})
+        wait_for(lambda: sum("1/1" in line for line in lines) >= 2, what="the new pod, Ready")
+    finally:
+        watch.terminate()
+        watch.wait(timeout=10)
+        reader.join(timeout=10)
+    rows = _columns("".join(lines))  # one header: every event came in the same columns
+    assert {r["NAME"] for r in rows} == {p.metadata.name for p in pods_of(core, "shop")}
+    assert rows[-1]["READY"] == "1/1" and rows[-1]["STATUS"] == "Running", rows
+
+
+@pytest.mark.parametrize("websockets", ["true", "false"], ids=["spdy-in-websocket", "spdy"])
+def test_kubectl_port_forward_reaches_what_the_pod_serves(
+    standin: KubeApiStandIn,
+    echo: EchoRuntime,
+    tool_env: dict[str, str],
+    kubeconfig: Path,
+    apps,
+    core,
+    wait_for,
+    websockets: str,
+) -> None:
+    """kubectl 1.33 speaks SPDY/3.1 inside a WebSocket, or (KUBECTL_PORT_FORWARD_WEBSOCKETS=
+    false, or when the server refuses that) over a plain SPDY upgrade; both reach the port
+    the pod serves, a connection at a time, and a port nobody serves is reported."""
+    apps.create_namespaced_deployment(NS, deployment("echo"))
+    (pod,) = wait_for(lambda: (p := pods_of(core, "echo")) and ready(p[0]) and p)
+    proc = subprocess.Popen(
+        [
+            KUBECTL,
+            "--kubeconfig",
+            str(kubeconfig),
+            "-n",
+            NS,
+            "port-forward",
+            "deploy/echo",
+            "--address",
+            "127.0.0.1",
+            ":8080",
+            ":9999",
+        ],
+        env={**tool_env, "KUBECTL_PORT_FORWARD_WEBSOCKETS": websockets},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ports = [
+            int(re.match(r"Forwarding from 127.0.0.1:(\d+) ->", proc.stdout.readline()).group(1))  # type: ignore[union-attr]
+            for _ in range(2)
+        ]
+        for text in (b"hello\n", b"again, on a new connection\n" * 5000):
+            with socket.create_connection(("127.0.0.1", ports[0]), timeout=10) as conn:
+                conn.sendall(text)
+                got = b""
+                while len(got) < len(text):
+                    chunk = conn.recv(65536)
+                    assert chunk, f"closed after {len(got)} bytes"
+                    got += chunk
+                assert got == text
+        with socket.create_connection(("127.0.0.1", ports[1]), timeout=10) as conn:
+            conn.sendall(b"anyone?\n")
+            assert conn.recv(100) == b""  # kubectl closes it once the error arrives
+        proc.wait(timeout=20)
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=10)
+    assert (
+        f"an error occurred forwarding {ports[1]} -> 9999: error forwarding port 9999 to pod "
+        f"{pod.metadata.name}, uid {pod.metadata.uid}: failed to connect to localhost:9999 "
+        "inside the pod's network namespace: connection refused"
+    ) in stderr, stderr
+    # kubectl 1.31+ ends the whole session on an error from the pod (client-go portforward).
+    assert "lost connection to pod" in stderr, stderr
+    # The stand-in logs the upgrade once the session has ended.
+    wanted = [("GET", 101)] if websockets == "true" else [("POST", 101)]
+    wait_for(
+        lambda: (
+            [
+                (r["method"], r["status"])
+                for r in standin.requests
+                if r["path"].startswith(
+                    f"/api/v1/namespaces/{NS}/pods/{pod.metadata.name}/portforward"
+                )
+            ]
+            == wanted
+        ),
+        what=f"{wanted} in the request log",
+    )
 
 
 def test_requests_are_logged_with_the_callers_identity(
