@@ -647,6 +647,19 @@ class UpgradeSpec(FrozenModel):
         return value
 
 
+class PodSecurityLevel(StrEnum):
+    """The Pod Security Standard the release's namespace enforces (#23.1).
+
+    The bootstrap labels the namespace `pod-security.kubernetes.io/{enforce,audit,warn}` with
+    this level (and `-version: latest`); `none` leaves the namespace's labels alone (for a
+    cluster whose platform team sets them). The chart's pods are hardened for `restricted`
+    whatever the level."""
+
+    RESTRICTED = "restricted"
+    BASELINE = "baseline"
+    NONE = "none"
+
+
 class Environment(FrozenModel):
     """One environment's declared state, after layering base.yaml and <env>.yaml."""
 
@@ -663,6 +676,10 @@ class Environment(FrozenModel):
     approval_required: bool = False
     drift_check: DriftCheckSpec = DriftCheckSpec()
     upgrade: UpgradeSpec = UpgradeSpec()
+    pod_security: PodSecurityLevel = Field(
+        default=PodSecurityLevel.RESTRICTED,
+        description="Pod Security level the namespace enforces: restricted, baseline or none.",
+    )
     extra_values: dict[str, Any] = Field(
         default_factory=dict,
         description="Chart values the model does not cover; deep-merged last.",
