@@ -80,6 +80,12 @@ class LockStatus:
     entry: LockEntry | None = None
     previous: LockEntry | None = None
 
+    def entry_text(self) -> str:
+        """`temporal 0.52.0: <status>`, for lock-charts."""
+        if self.entry is None:
+            return self.text()
+        return f"{self.entry.name} {self.entry.version}: {self.text()}"
+
     def text(self) -> str:
         if self.entry is None:
             return "not locked (chart.local_path is the environment's own file)"

@@ -95,6 +95,32 @@ def check_chart_lock(env: Environment, directory: Path, *, update: bool = False)
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """An environment loaded, validated and rendered once: every command that starts
+    something renders first (bad values fail before anything starts) and keeps the render
+    for what it shows, instead of rendering again."""
+
+    env: Environment
+    manifests: str
+    lock: LockStatus | None = None
+    """The chart checked against charts.lock (operations/chart_lock.py)."""
+
+
+def prepare(name: str, directory: Path) -> Prepared:
+    """`load`, the chart checked against charts.lock, then `render`; raises
+    `InvalidEnvironment` or `RenderFailed`."""
+    env = load(name, directory)
+    lock = check_chart_lock(env, directory)
+    return Prepared(env, render(env), lock)
+
+
+def lock_charts(name: str, directory: Path, update: bool = False) -> LockStatus:
+    """`starter.py lock-charts`: load, fetch the chart and record (or with `update`
+    replace) its charts.lock entry; raises `InvalidEnvironment` or `RenderFailed`."""
+    return check_chart_lock(load(name, directory), directory, update=update)
+
+
+@dataclass(frozen=True)
 class WebUiExposure:
     """Who can reach the new cluster's Web UI, and how (shown before anything starts)."""
 
@@ -182,10 +208,13 @@ __all__ = [
     "MAX_INPUT_BYTES",
     "EnvironmentSummary",
     "InvalidEnvironment",
+    "Prepared",
     "RenderFailed",
     "WebUiExposure",
     "check_chart_lock",
+    "lock_charts",
     "load",
+    "prepare",
     "render",
     "summarize",
     "web_ui_exposure",
