@@ -167,7 +167,7 @@ def unavailable(spec: ChartSpec, source: Source, why: str) -> ChartUnavailable:
 
 
 def _from_repository(spec: ChartSpec, source: Source, helm: str | None) -> FetchedChart:
-    from adapters.helm_cli import error_message, find_helm
+    from adapters.helm_cli import HelmCommandFailed, error_message, find_helm
 
     key = hashlib.sha256(source.location.encode()).hexdigest()[:16]
     folder = cache_dir() / key
@@ -187,7 +187,9 @@ def _from_repository(spec: ChartSpec, source: Source, helm: str | None) -> Fetch
             except subprocess.TimeoutExpired:
                 raise unavailable(spec, source, f"no answer in {PULL_TIMEOUT_S} s") from None
             if proc.returncode != 0:
-                why = error_message(proc.stderr.splitlines()).splitlines()[0]
+                # HelmCommandFailed says so when the binary is no helm (it prints nothing).
+                stderr = HelmCommandFailed(["pull"], proc.returncode, proc.stderr).stderr
+                why = error_message(stderr.splitlines()).splitlines()[0]
                 raise unavailable(spec, source, why.removeprefix("Error: ")[:300])
             pulled = list(Path(tmp).glob("*.tgz"))
             if len(pulled) != 1:
