@@ -1,8 +1,11 @@
 """update_schema: both Temporal databases to an upgrade hop's exact schema versions, by a
 Kubernetes Job, verified against the databases.
 
-The Job (`<release>-schema-update-<server>`, in the release's namespace) runs the hop's
-`temporalio/admin-tools:<server>` image: one init container per store runs
+The Job (`<release>-schema-update-<server>`, in the release's namespace) runs the admin-tools
+image the hop's chart pins (`admintools.image` in its values, e.g.
+`temporalio/admin-tools:1.27.2-tctl-1.18.2-cli-1.3.0` for chart 0.63.0; never a tag built
+from the server version, which is missing from the registry for several releases) with the
+environment's `images.admin_tools` override: one init container per store runs
 `temporal-sql-tool update-schema --schema-dir /etc/temporal/schema/mysql/v8/<store>/versioned
 -v <target>` with the environment the chart's own schema Job uses (`SQL_*`, the password from
 the DB Secret's key for that store, TLS with the CA bundle mounted from its ConfigMap and
@@ -44,10 +47,9 @@ from adapters.temporal_target import attempt_deadline
 from contracts.update_schema import StoreSchemaChange, UpdateSchemaInput, UpdateSchemaResult
 from declared_state.chart_values import CA_VOLUME_NAME
 from declared_state.models import Environment
-from declared_state.upgrade_path import Hop
+from declared_state.upgrade_path import Hop, hop_chart
 from declared_state.versions import version_key
 
-ADMIN_TOOLS = "temporalio/admin-tools"
 SCHEMA_DIRS = {"default": "temporal", "visibility": "visibility"}
 CREATED_BY = "temporal-bootstrap/created-by"
 LOG_TAIL_LINES = 20
@@ -58,11 +60,17 @@ def job_name(env: Environment, hop: Hop) -> str:
 
 
 def admin_tools_image(env: Environment, hop: Hop) -> str:
-    """The hop's admin-tools release (from the image repository the values name, if any)."""
-    repository = (
-        env.extra_values.get("admintools", {}).get("image", {}).get("repository") or ADMIN_TOOLS
+    """The admin-tools image the hop's chart pins, the environment's overrides applied."""
+    images = hop.images or env.images.resolve(
+        hop_chart(env.chart, hop), declared=hop.chart == env.chart.version
     )
-    return f"{repository}:{hop.server}"
+    if images.admin_tools is None:
+        raise activity_error(
+            f"chart {hop.chart} is not in the image table, so the admin-tools image its values "
+            "pin is unknown: declare images.admin_tools (repository and tag) in the environment",
+            ErrorType.CONFIGURATION_MISMATCH,
+        )
+    return images.admin_tools.reference
 
 
 def _container(env: Environment, hop: Hop, store: str) -> k8s.V1Container:

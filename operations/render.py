@@ -289,6 +289,9 @@ def _short_duration(value: timedelta) -> str:
     return "".join(parts) or "0s"
 
 
+_UNKNOWN_IMAGE = "(the chart's own default: not in the image table)"
+
+
 def _schema_change(before: str | None, after: str) -> str:
     return f"{after} (unchanged)" if before == after else f"{before or 'missing'} -> {after}"
 
@@ -330,13 +333,20 @@ def upgrade_plan_lines(
         "  " + "".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
+    lines += ["", "Images each hop runs (as its chart pins them, with the environment's images):"]
+    for hop in run.plan:
+        lines.append(f"  hop {hop.number} (chart {hop.chart}):")
+        lines += [
+            f"    {name.replace('_', '-'):<12}{image.reference if image else _UNKNOWN_IMAGE}"
+            for name, image in (hop.images.components() if hop.images else ())
+        ]
     first = run.plan[0]
     approval = "approval, " if env.approval_required else ""
     lines += [
         "",
         f"Each hop: {approval}RDS snapshot ({snapshot_id(env.name, first)}, ...), schema Job "
-        f"(temporalio/admin-tools:<server>, both databases), helm upgrade to the hop's chart "
-        f"(server image pinned), frontend health and reported version, soak "
+        f"(the hop's admin-tools image, both databases), helm upgrade to the hop's chart "
+        f"(images pinned), frontend health and reported version, soak "
         f"{_short_duration(env.upgrade.soak)}.",
         f"Plan: {len(run.plan)} hop{'s' if len(run.plan) != 1 else ''} to chart "
         f"{env.chart.version}."

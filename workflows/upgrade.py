@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
         hop_step,
         snapshot_id,
     )
-    from declared_state.upgrade_path import Hop, UpgradeRefused, hop_chart, plan_upgrade
+    from declared_state.upgrade_path import Hop, UpgradeRefused, hop_environment, plan_upgrade
     from workflows.operated import Aborted, OperatedRun
     from workflows.steps import STEP_ACTIVITIES, UPGRADE_STEP_ACTIVITIES, StepActivity
 
@@ -148,7 +148,7 @@ class UpgradeWorkflow(OperatedRun):
                 f"{env.name})"
             )
         try:
-            return plan_upgrade(live.server_version, live.chart, env.chart)
+            return plan_upgrade(live.server_version, live.chart, env.chart, env.images)
         except UpgradeRefused as exc:
             raise self._refusal_error(str(exc)) from None
 
@@ -166,7 +166,7 @@ class UpgradeWorkflow(OperatedRun):
         self._hop = hop.number
         self._add_steps(tuple(hop_step(hop.number, s) for s in HOP_STEPS))
         hop_input = HopInput(
-            environment=env.model_copy(update={"chart": hop_chart(env.chart, hop)}),
+            environment=hop_environment(env, hop),
             requested_by=input.requested_by,
             deadlines=input.deadlines,
             hop=hop,

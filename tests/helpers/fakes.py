@@ -381,7 +381,7 @@ class StepFakes:
         return UpdateSchemaResult(
             job=f"temporal-schema-update-{hop.server.replace('.', '-')}",
             namespace=input.environment.kubernetes.namespace,
-            image=f"temporalio/admin-tools:{hop.server}",
+            image=str(hop.images.admin_tools if hop.images else None),
             action="updated",
             default_store=StoreSchemaChange(
                 database="temporal", before=before[0], after=self.schema[0], target=self.schema[0]
