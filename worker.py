@@ -34,6 +34,7 @@ from typing import Any, NoReturn
 from temporalio.worker import Worker
 
 from activities.check_database import DatabasePreflight
+from activities.check_images import CheckImages
 from activities.check_live_objects import LiveObjectChecker
 from activities.check_server_version import CheckServerVersion
 from activities.check_temporal import TemporalCheck
@@ -75,6 +76,7 @@ def build_activities(kube: KubeClients, helm_binary: str | None) -> list[Callabl
     installer = ChartInstaller(helm_binary, kube=kube)
     return [
         preflight.check_database,
+        CheckImages(installer).check_images,
         CaBundlePublisher(aws, kube).ensure_ca_bundle,
         DbSecretPublisher(aws, kube).ensure_db_secret,
         installer.install_chart,

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from contracts.base import FrozenModel, differing_paths
 from contracts.check_database import CheckDatabaseResult
+from contracts.check_images import CheckImagesResult
 from contracts.check_server_version import CheckServerVersionResult
 from contracts.ensure_ca_bundle import EnsureCaBundleResult
 from contracts.ensure_db_secret import EnsureDbSecretResult
@@ -25,6 +26,7 @@ from declared_state.models import Environment
 
 BOOTSTRAP_STEPS = (
     "check_database",
+    "check_images",
     "ensure_ca_bundle",
     "ensure_db_secret",
     "approval",
@@ -44,7 +46,8 @@ AnyStepResult = Annotated[
     | SnapshotDatabaseResult
     | UpdateSchemaResult
     | CheckServerVersionResult
-    | SoakResult,
+    | SoakResult
+    | CheckImagesResult,
     Field(union_mode="left_to_right"),
 ]
 """The typed result of any step, as the progress query and the run's result carry it."""
@@ -59,6 +62,7 @@ class StepDeadlines(FrozenModel):
     """How long each step may take in total (all retries) before it waits for an operator."""
 
     check_database: timedelta = timedelta(minutes=10)
+    check_images: timedelta = timedelta(minutes=10)
     ensure_ca_bundle: timedelta = timedelta(minutes=5)
     ensure_db_secret: timedelta = timedelta(minutes=5)
     install_chart: timedelta = timedelta(minutes=30)

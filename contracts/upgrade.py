@@ -21,6 +21,7 @@ from declared_state.upgrade_path import Hop
 # Every hop, in order: no Deployment is touched before update_schema has been verified.
 HOP_STEPS = (
     "approval",
+    "check_images",
     "snapshot_database",
     "update_schema",
     "install_chart",

@@ -344,8 +344,8 @@ def upgrade_plan_lines(
     approval = "approval, " if env.approval_required else ""
     lines += [
         "",
-        f"Each hop: {approval}RDS snapshot ({snapshot_id(env.name, first)}, ...), schema Job "
-        f"(the hop's admin-tools image, both databases), helm upgrade to the hop's chart "
+        f"Each hop: {approval}image preflight, RDS snapshot ({snapshot_id(env.name, first)}, "
+        f"...), schema Job (the hop's admin-tools image, both databases), helm upgrade to the hop's chart "
         f"(images pinned), frontend health and reported version, soak "
         f"{_short_duration(env.upgrade.soak)}.",
         f"Plan: {len(run.plan)} hop{'s' if len(run.plan) != 1 else ''} to chart "

@@ -1,6 +1,6 @@
 """BootstrapWorkflow: provision one environment, step by step, steered by an operator.
 
-check_database -> ensure_ca_bundle -> ensure_db_secret -> (approval) -> install_chart ->
+check_database -> check_images (before the first write) -> ensure_ca_bundle -> ensure_db_secret -> (approval) -> install_chart ->
 wait_frontend_healthy -> register_namespaces.
 
 A step that fails for good (non-retryable error, or its deadline used up) does not fail the
@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.operator import ActionReceipt, OperatorAction, OperatorRequest
     from workflows.operated import ACTION_REFUSED, Aborted, OperatedRun
-    from workflows.steps import STEP_ACTIVITIES
+    from workflows.steps import BEFORE_PREFLIGHT, IMAGE_PREFLIGHT_PATCH, STEP_ACTIVITIES
 
 
 @workflow.defn(name="BootstrapWorkflow")
@@ -116,6 +116,10 @@ class BootstrapWorkflow(OperatedRun):
         try:
             for name in BOOTSTRAP_STEPS:
                 await self._between_steps()
+                if name == "check_images" and not workflow.patched(IMAGE_PREFLIGHT_PATCH):
+                    # A run recorded before the preflight existed replays without it.
+                    self._finish(name, StepStatus.SKIPPED, summary=BEFORE_PREFLIGHT)
+                    continue
                 if input.dry_run and not (
                     name in STEP_ACTIVITIES and STEP_ACTIVITIES[name].read_only
                 ):

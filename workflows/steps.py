@@ -27,6 +27,7 @@ from temporalio.common import RetryPolicy
 from contracts.base import FrozenModel, StepResult
 from contracts.bootstrap import BootstrapInput
 from contracts.check_database import CheckDatabaseInput, check_database
+from contracts.check_images import CheckImagesInput, check_images
 from contracts.check_live_objects import CheckLiveObjectsInput, check_live_objects
 from contracts.check_server_version import CheckServerVersionInput, check_server_version
 from contracts.check_temporal import CheckTemporalInput, check_temporal
@@ -40,6 +41,11 @@ from contracts.soak import SoakInput, soak
 from contracts.update_schema import UpdateSchemaInput, update_schema
 from contracts.upgrade import HopInput
 from contracts.wait_frontend_healthy import WaitFrontendHealthyInput, wait_frontend_healthy
+
+# The image preflight (check_images) came after runs were recorded: a run replays without
+# it where its history has no marker (`workflow.patched`), and its record says so.
+IMAGE_PREFLIGHT_PATCH = "image-preflight"
+BEFORE_PREFLIGHT = "not run: the run started before the image preflight existed"
 
 # Retry policies, one per concern.
 PREFLIGHT_RETRY = RetryPolicy(
@@ -147,6 +153,16 @@ STEP_ACTIVITIES: dict[str, StepActivity[BootstrapInput]] = {
             read_only=True,
         ),
         StepActivity[BootstrapInput](
+            "check_images",
+            check_images,
+            lambda i: CheckImagesInput(environment=i.environment),
+            lambda i: i.deadlines.check_images,
+            lambda i: timedelta(minutes=5),
+            PREFLIGHT_RETRY,
+            heartbeat=timedelta(seconds=30),
+            read_only=True,
+        ),
+        StepActivity[BootstrapInput](
             "ensure_ca_bundle",
             ensure_ca_bundle,
             lambda i: EnsureCaBundleInput(environment=i.environment),
@@ -231,6 +247,23 @@ STEP_ACTIVITIES: dict[str, StepActivity[BootstrapInput]] = {
 UPGRADE_STEP_ACTIVITIES: dict[str, StepActivity[HopInput]] = {
     s.name: s
     for s in (
+        StepActivity[HopInput](
+            "check_images",
+            check_images,
+            lambda i: CheckImagesInput(
+                environment=i.environment,
+                job_images=(
+                    (i.hop.images.admin_tools.reference,)
+                    if i.hop.images and i.hop.images.admin_tools
+                    else ()
+                ),
+            ),
+            lambda i: i.deadlines.check_images,
+            lambda i: timedelta(minutes=5),
+            PREFLIGHT_RETRY,
+            heartbeat=timedelta(seconds=30),
+            read_only=True,
+        ),
         StepActivity[HopInput](
             "snapshot_database",
             snapshot_database,

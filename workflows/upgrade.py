@@ -4,8 +4,9 @@ schema first, steered by an operator (`upgrade-<environment>`).
 read_live_versions (what the cluster runs: never assumed) -> the plan
 (declared_state/upgrade_path.py: one hop per minor, the declared chart last) -> per hop:
 
-    approval (when approval_required) -> snapshot_database -> update_schema ->
-    install_chart (the hop's chart, image tag pinned) -> wait_frontend_healthy ->
+    approval (when approval_required) -> check_images (every image exists, before any
+    write) -> snapshot_database -> update_schema ->
+    install_chart (the hop's chart, images pinned) -> wait_frontend_healthy ->
     check_server_version -> soak
 
 No Deployment is touched before the hop's update_schema step has verified the databases:
@@ -28,7 +29,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.bootstrap import BootstrapInput, RunState
+    from contracts.bootstrap import BootstrapInput, RunState, StepStatus
     from contracts.read_live_versions import ReadLiveVersionsResult
     from contracts.snapshot_database import SnapshotDatabaseResult
     from contracts.update_schema import UpdateSchemaResult
@@ -44,7 +45,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from declared_state.upgrade_path import Hop, UpgradeRefused, hop_environment, plan_upgrade
     from workflows.operated import Aborted, OperatedRun
-    from workflows.steps import STEP_ACTIVITIES, UPGRADE_STEP_ACTIVITIES, StepActivity
+    from workflows.steps import (
+        BEFORE_PREFLIGHT,
+        IMAGE_PREFLIGHT_PATCH,
+        STEP_ACTIVITIES,
+        UPGRADE_STEP_ACTIVITIES,
+        StepActivity,
+    )
 
 # The bootstrap's steps an upgrade hop reuses, with the hop's chart.
 _REUSED = ("install_chart", "wait_frontend_healthy")
@@ -183,6 +190,11 @@ class UpgradeWorkflow(OperatedRun):
         self._approved_by = None
         for name in HOP_STEPS[1:]:
             await self._between_steps()
+            if name == "check_images" and not workflow.patched(IMAGE_PREFLIGHT_PATCH):
+                self._finish(
+                    hop_step(hop.number, name), StepStatus.SKIPPED, summary=BEFORE_PREFLIGHT
+                )
+                continue
             result = await self._run_step(self._hop_activity(hop, name), hop_input)
             if isinstance(result, SnapshotDatabaseResult):
                 self._snapshots.append(result.snapshot_id)
