@@ -42,6 +42,7 @@ from adapters.clients import AwsClients, KubeClients
 from adapters.errors import ErrorType, activity_error
 from adapters.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
 from adapters.kube_objects import MANAGED_LABELS
+from adapters.pod_status import pull_failures
 from adapters.sources import read_db_passwords
 from adapters.temporal_target import attempt_deadline
 from contracts.update_schema import StoreSchemaChange, UpdateSchemaInput, UpdateSchemaResult
@@ -299,6 +300,8 @@ class _Update:
                     ErrorType.SCHEMA_JOB_RUNNING,
                 )
             outcome = _finished(job)
+            if outcome is None:
+                self._raise_if_image_cannot_be_pulled()
             elapsed = round(time.monotonic() - started, 1)
             activity.heartbeat(
                 {"phase": f"{self.name}: {outcome or 'running'}", "elapsed_s": elapsed}
@@ -312,6 +315,23 @@ class _Update:
                 )
             time.sleep(
                 min(self.input.poll_interval.total_seconds(), max(0.1, deadline - time.monotonic()))
+            )
+
+    def _raise_if_image_cannot_be_pulled(self) -> None:
+        """A Job pod in ImagePullBackOff would wait out the whole deadline: report it now,
+        naming the image (the Job is kept; kubelet keeps trying, so a retry after the image
+        is pushed, or the registry reached, waits for the same Job)."""
+        try:
+            failures = pull_failures(self.core, self.namespace, f"job-name={self.name}")
+        except KUBERNETES_ERRORS:
+            return  # the Job's own status still decides; this is only a shortcut
+        if failures:
+            raise activity_error(
+                f"{self.where} cannot start: {'; '.join(failures)}. Nothing was deployed and "
+                "the schema is unchanged. Push or mirror the image (the hop's chart pins it; "
+                "`python starter.py upgrade ENV --plan` lists it), or fix images.admin_tools "
+                "and image_registry, then retry (or abort)",
+                ErrorType.IMAGE_PULL_BACKOFF,
             )
 
     def _failure_message(self) -> str:

@@ -22,10 +22,11 @@ from activities.ensure_ca_bundle import CaBundlePublisher
 from activities.ensure_db_secret import DbSecretPublisher
 from activities.update_schema import UpdateSchema, build_job, job_name
 from adapters.clients import AwsClients, KubeClients
+from adapters.errors import ErrorType
 from contracts.ensure_ca_bundle import EnsureCaBundleInput
 from contracts.ensure_db_secret import EnsureDbSecretInput
 from contracts.update_schema import UpdateSchemaInput, UpdateSchemaResult
-from declared_state.models import Environment
+from declared_state.models import Environment, Image
 from declared_state.upgrade_path import Hop
 from local_stack.mariadb import MariaDB
 from tests.helpers import attempt, in_namespace
@@ -230,3 +231,21 @@ def test_later_hops_move_the_main_store_too(step, env, restore_db, kube_standin)
         "1.16",
         "1.9",
     )
+
+
+def test_a_job_image_the_registry_lacks_is_reported_as_image_pull_back_off_at_once(
+    step, env, restore_db
+):
+    """The attempt may run a day (start_to_close): it ends because the pod is in
+    ImagePullBackOff, not because time ran out."""
+    nope = "temporalio/admin-tools:1.26.2-nope"
+    images = env.images.resolve(env.chart).model_copy(
+        update={"admin_tools": Image(repository="temporalio/admin-tools", tag="1.26.2-nope")}
+    )
+    hop = HOP.model_copy(update={"images": images})
+    with pytest.raises(ApplicationError) as info:
+        run(step, env, hop=hop, start_to_close_timeout=timedelta(days=1))
+    assert info.value.type == ErrorType.IMAGE_PULL_BACKOFF and info.value.non_retryable
+    assert f"cannot pull {nope}: ImagePullBackOff" in info.value.message
+    assert f'Back-off pulling image "{nope}"' in info.value.message
+    assert restore_db.schema_version("temporal_visibility") == "1.6", "the schema is untouched"
