@@ -107,6 +107,7 @@ class UpgradeWorkflow(OperatedRun):
         self._plan: tuple[Hop, ...] = ()
         self._planned = False
         self._hop: int | None = None
+        self._image_preflight = True
         self._snapshots: list[str] = []
         self._schema: tuple[str | None, str | None] = (None, None)
         self._server: str | None = None
@@ -137,6 +138,9 @@ class UpgradeWorkflow(OperatedRun):
     @workflow.run
     async def run(self, input: UpgradeInput) -> UpgradeResult:
         self._input = input
+        # Asked first, before any activity: a patch marker recorded in the same workflow task
+        # as the plan's local activity marker does not replay (a query's replay failed so).
+        self._image_preflight = workflow.patched(IMAGE_PREFLIGHT_PATCH)
         env = input.environment
         try:
             await self._between_steps()
@@ -259,7 +263,7 @@ class UpgradeWorkflow(OperatedRun):
         for step in HOP[1:]:
             assert isinstance(step, StepSpec)
             await self._between_steps()
-            if step is check_images.HOP_SPEC and not workflow.patched(IMAGE_PREFLIGHT_PATCH):
+            if step is check_images.HOP_SPEC and not self._image_preflight:
                 # A run recorded before the image preflight replays without it.
                 name = hop_step(hop.number, step.name)
                 self._finish(name, StepStatus.SKIPPED, summary=BEFORE_PREFLIGHT)

@@ -309,7 +309,7 @@ async def test_upgrade_plan_names_each_hops_admin_tools_image_as_its_chart_pins_
     code, out, _ = await cli("upgrade", "ENV", "--plan")
     assert code == starter.EXIT_WAITING, out
     assert "Plan: 6 hops to chart 1.6.0" in out
-    charts = Path(__file__).resolve().parents[2] / "shared" / "charts"
+    charts = Path(__file__).resolve().parents[4] / "shared" / "charts"
     expected = []
     for chart in ("0.55.0", "0.63.0", "0.67.0", "0.73.2", "0.74.0", "1.6.0"):
         image = yaml.safe_load((charts / f"temporal-{chart}" / "values.yaml").read_text())[
