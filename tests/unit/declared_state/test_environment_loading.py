@@ -194,16 +194,18 @@ def test_a_broken_release_is_refused_naming_the_next_good_one(env_dir):
     assert "1.27.1 (chart 0.56.1-0.58.x)" in found
 
 
-def test_a_chart_the_sources_disagree_on_needs_its_server_version(env_dir):
-    edit(env_dir, "staging", lambda d: d.update(chart={"version": "0.70.0"}))
-    (found,) = problems(env_dir)
-    assert "chart.server_version: chart 0.70.0 deploys server 1.29.0 or 1.29.1" in found
+def test_every_1_29_chart_deploys_one_exact_server(env_dir):
+    # Upstream Chart.yaml appVersions: 0.69.0 -> 1.29.1, 0.70.0/0.71.0 -> 1.29.0, 0.72.0 on -> 1.29.1.
+    for chart, server in (("0.69.0", "1.29.1"), ("0.70.0", "1.29.0"), ("0.72.0", "1.29.1")):
+        edit(env_dir, "staging", lambda d, chart=chart: d.update(chart={"version": chart}))
+        assert load_environment("staging", env_dir).chart.target_server_version == server
     edit(
         env_dir,
         "staging",
-        lambda d: d.update(chart={"version": "0.70.0", "server_version": "1.29.0"}),
+        lambda d: d.update(chart={"version": "0.70.0", "server_version": "1.29.1"}),
     )
-    assert load_environment("staging", env_dir).chart.target_server_version == "1.29.0"
+    (found,) = problems(env_dir)
+    assert "chart.server_version: chart 0.70.0 deploys server 1.29.0, not 1.29.1" in found
 
 
 def _local_chart(tmp_path: Path, version: str, app_version: str) -> Path:
@@ -730,3 +732,55 @@ def test_extra_values_may_not_set_an_image_the_model_declares(env_dir):
     edit(env_dir, "staging", lambda d: d.update(extra_values=extra))
     (found,) = problems(env_dir)
     assert "extra_values.admintools.image.tag" in found and "images.admin_tools" in found
+
+
+# --- issue #20 items 8 and 9: forms the model used to accept -------------------------------
+
+
+@pytest.mark.parametrize("version", ["0.52", "1.6", "0.52.0.1", "v0.52.0", "0.52.x", " 0.52.0"])
+def test_a_chart_version_is_major_minor_patch(env_dir, version):
+    # '0.52' used to pass validate and plan a hop 0.52.0 -> 0.52 for nothing (#20.8).
+    edit(env_dir, "staging", lambda d: d.setdefault("chart", {}).update(version=version))
+    (found,) = problems(env_dir)
+    assert "chart.version" in found and "MAJOR.MINOR.PATCH" in found, found
+
+
+@pytest.mark.parametrize("port", [True, False, 3306.0, "3306.0", "port"])
+def test_rds_port_is_a_whole_number_not_a_boolean_or_text(env_dir, port):
+    # `port: true` was read as port 1 (#20.9). Text of digits stays allowed: `${PORT}` is text.
+    edit(env_dir, "staging", lambda d: d["rds"].update(port=port))
+    (found,) = problems(env_dir)
+    assert "rds.port" in found and "integer" in found, found
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("endpoint", "db\x00.example.com"),
+        ("endpoint", "dé.example.com"),
+        ("endpoint", "db example.com"),
+        ("endpoint", "-db.example.com"),
+        ("instance_id", "temporal staging"),
+        ("instance_id", "1temporal"),
+        ("instance_id", "témporal"),
+        ("instance_id", "temporal--staging"),
+    ],
+)
+def test_rds_endpoint_and_instance_id_are_checked_for_form(env_dir, key, value):
+    edit(env_dir, "staging", lambda d: d["rds"].update({key: value}))
+    (found,) = problems(env_dir)
+    assert f"rds.{key}" in found, found
+    assert "\x00" not in found
+
+
+@pytest.mark.parametrize("text", ["${HOME", "db-${X:-a.example.com", "a${", "${}"])
+def test_an_unterminated_variable_is_an_error_wherever_variables_are_read(env_dir, text):
+    edit(env_dir, "staging", lambda d: d["rds"].update(endpoint=text))
+    found = problems(env_dir)
+    assert any("rds.endpoint" in p and "${" in p and "unterminated" in p for p in found), found
+
+
+def test_a_closed_variable_with_a_default_still_works(env_dir, monkeypatch):
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    edit(env_dir, "staging", lambda d: d["rds"].update(endpoint="${NOT_SET_ANYWHERE:-db.x.test}"))
+    assert load_environment("staging", env_dir).rds.endpoint == "db.x.test"
