@@ -211,6 +211,13 @@ def drift_lines(result: DriftCheckResult) -> list[str]:
             lines.append(f"     ? {item.message}")
         if finding.error:
             lines.append(f"     {finding.error}")
+    skewed = [d for f in result.findings for d in f.shown if d.version_skew]
+    if skewed:
+        lines.append(
+            f" The release was left alone: {_plural(len(skewed), 'difference')} come from "
+            "version skew (the cluster runs another chart or server version than declared); "
+            f"remediate never moves versions: python starter.py upgrade {result.environment}"
+        )
     return lines
 
 
