@@ -1,5 +1,5 @@
 # Two entry points; both install what they need first (scripts/setup.sh is idempotent).
-.PHONY: setup test lint demo bench
+.PHONY: setup test test-fast lint demo bench
 
 setup:
 	@scripts/setup.sh
@@ -11,6 +11,10 @@ lint: setup
 
 test: lint
 	.venv/bin/python -m pytest
+
+# Unit tests only (tests/unit: no services), for a quick loop while editing.
+test-fast: setup
+	.venv/bin/python -m pytest tests/unit -q
 
 demo: setup
 	scripts/demo.sh

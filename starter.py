@@ -711,7 +711,7 @@ OutputOpt = Annotated[
         "-o",
         help="text: the report for people; json: one record per difference (step, kind, "
         "namespace, name, path, live, declared, ignored, repairable, how, message, checked), "
-        "for scripts and alerting (README: 'Drift records'). Progress lines go to stderr.",
+        "for scripts and alerting (docs/drift.md: 'Drift records'). Progress lines go to stderr.",
     ),
 ]
 

@@ -43,6 +43,7 @@ from activities.check_temporal import TemporalCheck
 from activities.ensure_ca_bundle import CaBundlePublisher
 from activities.ensure_db_secret import DbSecretPublisher
 from activities.install_chart import ChartInstaller
+from activities.plan_upgrade import plan_upgrade
 from activities.read_live_versions import ReadLiveVersions
 from activities.register_namespaces import RegisterNamespaces
 from activities.snapshot_database import SnapshotDatabase
@@ -51,6 +52,7 @@ from activities.update_schema import UpdateSchema
 from activities.wait_frontend_healthy import WaitFrontendHealthy
 from adapters.clients import CREDENTIAL_ERRORS, DEFAULT_KUBECONFIG, AwsClients, KubeClients
 from adapters.temporal_target import TargetTemporalClients
+from contracts.step_spec import activity_name
 from operations.embedded import EmbeddedServerError
 from operations.settings import (
     ClientSettings,
@@ -66,9 +68,13 @@ from workflows.upgrade import UpgradeWorkflow
 log = logging.getLogger("temporal-bootstrap.worker")
 
 
+WORKFLOWS = (BootstrapWorkflow, DriftCheckWorkflow, UpgradeWorkflow)
+
+
 def build_activities(kube: KubeClients, helm_binary: str | None) -> list[Callable[..., Any]]:
-    """Every activity, bound to clients built once here (`kube`: the worker's Kubernetes
-    credentials, `KubeClients.from_environment()`)."""
+    """Every activity implementation, bound to clients built once here (`kube`: the worker's
+    Kubernetes credentials, `KubeClients.from_environment()`). The worker registers those the
+    workflows' step specs name (`registered_activities`)."""
     aws = AwsClients()
     # The new frontend: port-forward through the Kubernetes API outside a cluster, the
     # Service's DNS name inside one (TEMPORAL_BOOTSTRAP_IN_CLUSTER overrides the guess).
@@ -85,6 +91,7 @@ def build_activities(kube: KubeClients, helm_binary: str | None) -> list[Callabl
         RegisterNamespaces(target).register_namespaces,
         # the upgrade's own steps
         ReadLiveVersions(kube, preflight).read_live_versions,
+        plan_upgrade,  # pure: the plan from this release's tables, recorded in the history
         SnapshotDatabase(aws).snapshot_database,
         UpdateSchema(aws, kube, preflight).update_schema,
         CheckServerVersion(target).check_server_version,
@@ -93,6 +100,22 @@ def build_activities(kube: KubeClients, helm_binary: str | None) -> list[Callabl
         LiveObjectChecker(installer, kube).check_live_objects,
         TemporalCheck(target, preflight, installer).check_temporal,
     ]
+
+
+def registered_activities(
+    workflows: Sequence[Any], implementations: Sequence[Callable[..., Any]]
+) -> list[Callable[..., Any]]:
+    """The implementations of the activities `workflows` call (each workflow class's
+    `activity_references()`: its step specs' activities), by activity name, in the order
+    the workflows name them. Raises LookupError naming an activity without one."""
+    by_name = {activity_name(fn): fn for fn in implementations}
+    wanted = dict.fromkeys(
+        activity_name(reference) for wf in workflows for reference in wf.activity_references()
+    )
+    missing = [name for name in wanted if name not in by_name]
+    if missing:
+        raise LookupError(f"no implementation for the activities {missing} the workflows call")
+    return [by_name[name] for name in wanted]
 
 
 EXIT_USAGE = 3  # the starter's "invalid input"; argparse's own 2 means "waiting" there
@@ -215,7 +238,9 @@ async def main(argv: Sequence[str] | None = None) -> int:
             kube.in_cluster.server,
             kube.in_cluster.context or "unset",
         )
-    activities = build_activities(kube, os.environ.get("HELM_BIN"))
+    activities = registered_activities(
+        WORKFLOWS, build_activities(kube, os.environ.get("HELM_BIN"))
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -224,7 +249,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         worker = Worker(
             client,
             task_queue=settings.task_queue,
-            workflows=[BootstrapWorkflow, DriftCheckWorkflow, UpgradeWorkflow],
+            workflows=list(WORKFLOWS),
             activities=activities,
             activity_executor=pool,
             max_concurrent_activities=args.max_concurrent_activities,

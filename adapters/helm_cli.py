@@ -13,10 +13,11 @@ worker's terminal reaches helm only through that path.
 A helm that outlives the worker that started it (the worker was SIGKILLed; helm runs in a
 session of its own, so it lives on) would still be working on the release when the next
 attempt recovers it. Every long helm therefore carries `TEMPORAL_BOOTSTRAP_HELM_RELEASE=
-<context>/<namespace>/<release>`, the activity and the worker's PID in its environment,
+<API server URL> <context>/<namespace>/<release>`, the activity and the worker's PID in its environment,
 and `helms_holding` finds the helm processes working on a release in /proc: ours by that
-marker (with the activity that started it and whether its worker still lives), anyone
-else's (an operator's `helm upgrade` by hand) by its command line. Only processes on this
+marker (which names the cluster by its API server URL, so two stacks on one host never take
+each other's helm for theirs; with the activity that started it and whether its worker still
+lives), anyone else's (an operator's `helm upgrade` by hand) by its command line. Only processes on this
 host (this PID namespace) are visible: a worker that died with its pod took its helm with it. Values are
 handed to helm on stdin (`--values -`), so a killed worker leaves no values file behind.
 
@@ -30,6 +31,7 @@ imported by workflow code.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -232,7 +234,10 @@ class HelmCli:
         return [self.binary, *args, *self.global_flags()]
 
     def release_marker(self, namespace: str, release: str) -> str:
-        return f"{self.kube_context or ''}/{namespace}/{release}"
+        """Names the release on its cluster: two stacks on one host (two kubeconfigs, each
+        with a context called `local`) hold different releases of the same name."""
+        cluster = cluster_of(self.kubeconfig, self.kube_context)
+        return f"{cluster} {self.kube_context or ''}/{namespace}/{release}"
 
     def start(
         self,
@@ -252,7 +257,12 @@ class HelmCli:
 
     def holders(self, namespace: str, release: str) -> list[HelmHolder]:
         """The helm processes on this host working on `release` now (see the module doc)."""
-        return helms_holding(self.release_marker(namespace, release), namespace, release)
+        return helms_holding(
+            self.release_marker(namespace, release),
+            namespace,
+            release,
+            cluster_of(self.kubeconfig, self.kube_context),
+        )
 
     def run_kube(self, args: list[str], timeout: float | None = 120) -> str:
         """`run` with this CLI's kubeconfig and context."""
@@ -437,11 +447,75 @@ def _marker(pid: str) -> str | None:
     return found[len(prefix) :].decode(errors="replace") if found else None
 
 
-def _works_on(argv: list[str], namespace: str, release: str) -> bool:
-    """A helm command line that changes `release` in `namespace` (by hand, say)."""
+def cluster_of(kubeconfig: str | None, kube_context: str | None) -> str:
+    """The API server URL that `kubeconfig` (else $KUBECONFIG, else ~/.kube/config) and
+    `kube_context` (else its current context) point at: what tells two clusters apart on one
+    host. A kubeconfig that cannot be read is named by its path instead."""
+    if kubeconfig:
+        paths = [kubeconfig]
+    elif os.environ.get("KUBECONFIG"):
+        paths = [p for p in os.environ["KUBECONFIG"].split(os.pathsep) if p]
+    else:
+        paths = [str(Path.home() / ".kube" / "config")]
+    server = _server_of(paths, kube_context)
+    return server or "kubeconfig:" + os.pathsep.join(str(Path(p).resolve()) for p in paths)
+
+
+def _server_of(paths: list[str], kube_context: str | None) -> str | None:
+    docs = []
+    for path in paths:
+        try:
+            doc = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(doc, dict):
+            docs.append(doc)
+    # kubectl merges a KUBECONFIG list: the first file to set a key wins.
+    context = kube_context or next(
+        (d["current-context"] for d in docs if d.get("current-context")), None
+    )
+    try:
+        cluster = next(
+            c["context"]["cluster"]
+            for d in docs
+            for c in d.get("contexts") or []
+            if c.get("name") == context
+        )
+        return str(
+            next(
+                c["cluster"]["server"]
+                for d in docs
+                for c in d.get("clusters") or []
+                if c.get("name") == cluster
+            )
+        )
+    except (StopIteration, KeyError, TypeError):
+        return None
+
+
+def _flag(args: list[str], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _works_on(pid: str, argv: list[str], namespace: str, release: str, cluster: str) -> bool:
+    """A helm command line that changes `release` in `namespace` on `cluster` (by hand, say).
+    One that names no `--kubeconfig`, or one this process cannot read, may use any cluster:
+    it counts."""
     args = argv[1:]
     if not _RELEASE_COMMANDS & set(args) or release not in args:
         return False
+    its_kubeconfig = _flag(args, "--kubeconfig")
+    if its_kubeconfig:
+        with contextlib.suppress(OSError):  # relative to where that helm runs
+            its_kubeconfig = str(Path(os.readlink(f"/proc/{pid}/cwd")) / its_kubeconfig)
+        server = _server_of([its_kubeconfig], _flag(args, "--kube-context"))
+        if server is not None and server != cluster:
+            return False
     for i, arg in enumerate(args):
         if arg in ("-n", "--namespace") and i + 1 < len(args):
             return args[i + 1] == namespace
@@ -450,10 +524,12 @@ def _works_on(argv: list[str], namespace: str, release: str) -> bool:
     return namespace == "default"
 
 
-def helms_holding(release_marker: str, namespace: str, release: str) -> list[HelmHolder]:
-    """The helm processes on this host working on `release` in `namespace`: those whose
-    `HOLDER_VARIABLE` names `release_marker` (ours), and any other helm whose command line
-    changes it."""
+def helms_holding(
+    release_marker: str, namespace: str, release: str, cluster: str
+) -> list[HelmHolder]:
+    """The helm processes on this host working on `release` in `namespace` on `cluster` (the
+    API server URL, see `cluster_of`): those whose `HOLDER_VARIABLE` names `release_marker`
+    (ours), and any other helm whose command line changes it."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -463,7 +539,7 @@ def helms_holding(release_marker: str, namespace: str, release: str) -> list[Hel
             continue
         marker = (_marker(entry.name) or "").split(_SEPARATOR)
         ours = len(marker) == 3 and marker[0] == release_marker
-        if ours or _works_on(argv, namespace, release):
+        if ours or _works_on(entry.name, argv, namespace, release, cluster):
             start = process_start_time(int(entry.name))
             if start is None or not pid_alive(int(entry.name), start):
                 continue  # gone in between, or a zombie nobody reaped

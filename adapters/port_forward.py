@@ -163,6 +163,20 @@ class ServicePortForward:
         task = asyncio.current_task()
         assert task is not None
         self._bridges.add(task)
+        try:
+            await self._bridge_once(reader, writer)
+        except asyncio.CancelledError:
+            # close() cancels the bridges it owns. This task is the connection handler of
+            # asyncio.start_server, whose done-callback logs a cancelled handler at ERROR with
+            # a traceback (streams.py, Python 3.11): ending it quietly here is the normal end
+            # of a forward, and nothing awaits this task's cancellation but close().
+            pass
+        finally:
+            self._bridges.discard(task)
+
+    async def _bridge_once(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         stream = None
         try:
             try:
@@ -188,7 +202,6 @@ class ServicePortForward:
             if stream is not None:
                 with contextlib.suppress(Exception):
                     stream.close()
-            self._bridges.discard(task)
 
 
 async def _copy_both_ways(

@@ -39,10 +39,10 @@ from activities.register_namespaces import RegisterNamespaces
 from adapters.temporal_target import TargetTemporalClients
 from bench.common import Recorder, arguments, choices, fmt, positive_ints, table
 from contracts.register_namespaces import RegisterNamespacesInput
+from contracts.step_spec import NAMESPACE_RETRY
 from declared_state.loader import load_environment
 from declared_state.models import Environment, FrontendSpec, TemporalNamespace
 from local_stack.temporal_servers import target_server, temporal_cli
-from workflows.steps import NAMESPACE_RETRY
 
 METHODS = ("project", "project-c1", "project-c16", "project-c64", "floor", "cli", "cli+check")
 CLI_RETRY = 0.1  # what a careful shell loop sleeps before trying again

@@ -6,6 +6,6 @@ One module per step (`contracts/<step>.py`: its input, its result and the typed 
 the workflows call it by), and one per workflow (`bootstrap.py`, `drift_check.py`,
 `upgrade.py`).
 
-A check (tests/test_architecture.py) fails the build when anything here, or any workflow
+A check (tests/unit/test_architecture.py) fails the build when anything here, or any workflow
 module, reaches an I/O library, directly or through another first-party module.
 """

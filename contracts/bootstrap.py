@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, SerializeAsAny
 
-from contracts.base import FrozenModel, differing_paths
+from contracts.base import FrozenModel, StepResult, differing_paths
 from contracts.check_database import CheckDatabaseResult
 from contracts.check_server_version import CheckServerVersionResult
 from contracts.ensure_ca_bundle import EnsureCaBundleResult
@@ -23,15 +23,13 @@ from contracts.update_schema import UpdateSchemaResult
 from contracts.wait_frontend_healthy import WaitFrontendHealthyResult
 from declared_state.models import Environment
 
-BOOTSTRAP_STEPS = (
-    "check_database",
-    "ensure_ca_bundle",
-    "ensure_db_secret",
-    "approval",
-    "install_chart",
-    "wait_frontend_healthy",
-    "register_namespaces",
-)
+
+class UnlistedStepResult(StepResult):
+    """A result of a step AnyStepResult does not list, read back from JSON: the StepResult
+    fields every workflow reads, and the step's own fields kept as they came."""
+
+    model_config = ConfigDict(extra="allow")
+
 
 AnyStepResult = Annotated[
     CheckDatabaseResult
@@ -44,10 +42,14 @@ AnyStepResult = Annotated[
     | SnapshotDatabaseResult
     | UpdateSchemaResult
     | CheckServerVersionResult
-    | SoakResult,
+    | SoakResult
+    | SerializeAsAny[StepResult]
+    | SerializeAsAny[UnlistedStepResult],
     Field(union_mode="left_to_right"),
 ]
-"""The typed result of any step, as the progress query and the run's result carry it."""
+"""The typed result of any step, as the progress query and the run's result carry it; a
+step this union does not name (a new one) is carried whole, its own fields included, and
+read back as an UnlistedStepResult."""
 
 
 def bootstrap_workflow_id(environment: str) -> str:
@@ -56,7 +58,11 @@ def bootstrap_workflow_id(environment: str) -> str:
 
 
 class StepDeadlines(FrozenModel):
-    """How long each step may take in total (all retries) before it waits for an operator."""
+    """How long each step may take in total (all retries) before it waits for an operator.
+
+    The steps' specs read these (a run's input may set them); they stay fields because run
+    inputs in recorded histories carry them. A new step's spec needs no field here: its
+    `deadline` may return a fixed value (contracts/step_spec.py)."""
 
     check_database: timedelta = timedelta(minutes=10)
     ensure_ca_bundle: timedelta = timedelta(minutes=5)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from temporalio import activity
 
 from contracts.base import FrozenModel, StepResult
+from contracts.step_spec import PREFLIGHT_RETRY, StepSpec
 from declared_state.models import Environment
+
+if TYPE_CHECKING:
+    from contracts.bootstrap import BootstrapInput
 
 
 class CheckDatabaseInput(FrozenModel):
@@ -47,3 +52,16 @@ class CheckDatabaseResult(StepResult):
 def check_database(input: CheckDatabaseInput) -> CheckDatabaseResult:
     """Typed reference the workflows call; implemented by activities/check_database.py."""
     raise NotImplementedError
+
+
+SPEC: StepSpec[BootstrapInput] = StepSpec(
+    name="check_database",
+    activity=check_database,
+    make_input=lambda i: CheckDatabaseInput(environment=i.environment),
+    deadline=lambda i: i.deadlines.check_database,
+    start_to_close=lambda i: timedelta(minutes=1),
+    retry=PREFLIGHT_RETRY,
+    after=(),  # reads only: runs at once with the steps before it
+    read_only=True,
+)
+"""How every workflow runs this step (contracts/step_spec.py)."""

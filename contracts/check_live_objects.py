@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
 from temporalio import activity
 
 from contracts.base import FrozenModel, StepResult
+from contracts.step_spec import PREFLIGHT_RETRY, StepSpec
 from declared_state.models import Environment
+
+if TYPE_CHECKING:
+    from contracts.bootstrap import BootstrapInput
 
 
 class CheckLiveObjectsInput(FrozenModel):
@@ -35,3 +42,16 @@ class CheckLiveObjectsResult(StepResult):
 def check_live_objects(input: CheckLiveObjectsInput) -> CheckLiveObjectsResult:
     """Typed reference the workflows call; implemented by activities/check_live_objects.py."""
     raise NotImplementedError
+
+
+SPEC: StepSpec[BootstrapInput] = StepSpec(
+    name="check_live_objects",
+    activity=check_live_objects,
+    make_input=lambda i: CheckLiveObjectsInput(environment=i.environment),
+    deadline=lambda i: i.deadlines.check_live_objects,
+    start_to_close=lambda i: timedelta(minutes=2),
+    retry=PREFLIGHT_RETRY,
+    read_only=True,
+    drift_checked=True,
+)
+"""How every workflow runs this step (contracts/step_spec.py)."""

@@ -3,11 +3,18 @@ declaration (frontend health, server version, history shards, schema versions)."
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
 from temporalio import activity
 
 from contracts.base import FrozenModel, StepResult
 from contracts.check_database import StoreSchema
+from contracts.step_spec import PREFLIGHT_RETRY, StepSpec
 from declared_state.models import Environment
+
+if TYPE_CHECKING:
+    from contracts.bootstrap import BootstrapInput
 
 
 class CheckTemporalInput(FrozenModel):
@@ -39,3 +46,16 @@ class CheckTemporalResult(StepResult):
 def check_temporal(input: CheckTemporalInput) -> CheckTemporalResult:
     """Typed reference the workflows call; implemented by activities/check_temporal.py."""
     raise NotImplementedError
+
+
+SPEC: StepSpec[BootstrapInput] = StepSpec(
+    name="check_temporal",
+    activity=check_temporal,
+    make_input=lambda i: CheckTemporalInput(environment=i.environment),
+    deadline=lambda i: i.deadlines.check_temporal,
+    start_to_close=lambda i: timedelta(minutes=2),
+    retry=PREFLIGHT_RETRY,
+    read_only=True,
+    drift_checked=True,
+)
+"""How every workflow runs this step (contracts/step_spec.py)."""

@@ -12,18 +12,8 @@ from contracts.bootstrap import StepDeadlines
 from contracts.operator import RefusedInput
 from declared_state.models import DriftPolicy, Environment
 
-# What the drift check compares, in bootstrap order: the state each step owns, the live
-# objects the chart installed (after the release itself) and the running cluster (last:
-# frontend health, the server release and both schema versions, which only `upgrade` moves).
-DRIFT_CHECKED_STEPS = (
-    "ensure_ca_bundle",
-    "ensure_db_secret",
-    "install_chart",
-    "check_live_objects",
-    "register_namespaces",
-    "check_temporal",
-)
-# Runs started before the live checks existed replay with the steps they had.
+# What the drift check compares is the specs marked `drift_checked` (workflows/drift_check.py
+# CHECKED). Runs started before the live checks existed replay with the steps they had.
 DRIFT_CHECKED_STEPS_V1 = (
     "ensure_ca_bundle",
     "ensure_db_secret",

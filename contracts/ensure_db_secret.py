@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import timedelta
+from typing import TYPE_CHECKING, Literal
 
 from temporalio import activity
 
 from contracts.base import FrozenModel, StepResult
+from contracts.step_spec import KUBERNETES_WRITE_RETRY, StepSpec
 from declared_state.models import Environment
+
+if TYPE_CHECKING:
+    from contracts.bootstrap import BootstrapInput
 
 
 class EnsureDbSecretInput(FrozenModel):
@@ -31,3 +36,16 @@ class EnsureDbSecretResult(StepResult):
 def ensure_db_secret(input: EnsureDbSecretInput) -> EnsureDbSecretResult:
     """Typed reference the workflows call; implemented by activities/ensure_db_secret.py."""
     raise NotImplementedError
+
+
+SPEC: StepSpec[BootstrapInput] = StepSpec(
+    name="ensure_db_secret",
+    activity=ensure_db_secret,
+    make_input=lambda i: EnsureDbSecretInput(environment=i.environment),
+    deadline=lambda i: i.deadlines.ensure_db_secret,
+    start_to_close=lambda i: timedelta(minutes=1),
+    retry=KUBERNETES_WRITE_RETRY,
+    after=(),  # its own Secret, from Secrets Manager: needs nothing another step does
+    drift_checked=True,
+)
+"""How every workflow runs this step (contracts/step_spec.py)."""

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from temporalio import activity
 
 from contracts.base import FrozenModel, StepResult
+from contracts.step_spec import HELM_RETRY, INSTALL_HEARTBEAT, StepSpec
 from declared_state.models import Environment
+
+if TYPE_CHECKING:
+    from contracts.bootstrap import BootstrapInput
 
 ReleaseAction = Literal["installed", "upgraded", "unchanged"]
 
@@ -48,3 +52,23 @@ class InstallChartResult(StepResult):
 def install_chart(input: InstallChartInput) -> InstallChartResult:
     """Typed reference the workflows call; implemented by activities/install_chart.py."""
     raise NotImplementedError
+
+
+SPEC: StepSpec[BootstrapInput] = StepSpec(
+    name="install_chart",
+    activity=install_chart,
+    make_input=lambda i: InstallChartInput(
+        environment=i.environment,
+        timeout=i.deadlines.helm_timeout,
+        # A retry comes only after the previous attempt missed its heartbeats for this
+        # long, so a release still pending then was left by a dead helm: recover it.
+        pending_grace=INSTALL_HEARTBEAT,
+    ),
+    deadline=lambda i: i.deadlines.install_chart,
+    # a pending-release recovery (rollback wait), the upgrade wait and its own rollback
+    start_to_close=lambda i: i.deadlines.helm_timeout * 3 + timedelta(minutes=1),
+    retry=HELM_RETRY,
+    heartbeat=INSTALL_HEARTBEAT,
+    drift_checked=True,
+)
+"""How every workflow runs this step (contracts/step_spec.py)."""

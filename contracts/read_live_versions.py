@@ -9,11 +9,18 @@ The upgrade plans from it; the drift check reports how it differs from the decla
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 from temporalio import activity
 
 from contracts.base import FrozenModel, StepResult
+from contracts.step_spec import PREFLIGHT_RETRY, StepSpec
 from declared_state.models import Environment
+
+if TYPE_CHECKING:
+    from contracts.bootstrap import BootstrapInput
 
 
 class ReadLiveVersionsInput(FrozenModel):
@@ -47,3 +54,15 @@ class ReadLiveVersionsResult(StepResult):
 def read_live_versions(input: ReadLiveVersionsInput) -> ReadLiveVersionsResult:
     """Typed reference the workflows call; implemented by activities/read_live_versions.py."""
     raise NotImplementedError
+
+
+SPEC: StepSpec[BootstrapInput] = StepSpec(
+    name="read_live_versions",
+    activity=read_live_versions,
+    make_input=lambda i: ReadLiveVersionsInput(environment=i.environment),
+    deadline=lambda i: i.deadlines.read_live_versions,
+    start_to_close=lambda i: timedelta(minutes=1),
+    retry=PREFLIGHT_RETRY,
+    read_only=True,
+)
+"""How every workflow runs this step (contracts/step_spec.py)."""

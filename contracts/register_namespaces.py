@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from temporalio import activity
 
 from contracts.base import FrozenModel, StepResult
+from contracts.step_spec import NAMESPACE_RETRY, WAIT_HEARTBEAT, StepSpec
 from declared_state.models import Environment
+
+if TYPE_CHECKING:
+    from contracts.bootstrap import BootstrapInput
 
 NamespaceAction = Literal["created", "updated", "unchanged"]
 
@@ -64,3 +68,16 @@ class RegisterNamespacesResult(StepResult):
 def register_namespaces(input: RegisterNamespacesInput) -> RegisterNamespacesResult:
     """Typed reference the workflows call; implemented by activities/register_namespaces.py."""
     raise NotImplementedError
+
+
+SPEC: StepSpec[BootstrapInput] = StepSpec(
+    name="register_namespaces",
+    activity=register_namespaces,
+    make_input=lambda i: RegisterNamespacesInput(environment=i.environment),
+    deadline=lambda i: i.deadlines.register_namespaces,
+    start_to_close=lambda i: timedelta(minutes=5),
+    retry=NAMESPACE_RETRY,
+    heartbeat=WAIT_HEARTBEAT,
+    drift_checked=True,
+)
+"""How every workflow runs this step (contracts/step_spec.py)."""

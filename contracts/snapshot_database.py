@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from temporalio import activity
 
 from contracts.base import FrozenModel, StepResult
+from contracts.step_spec import AWS_WAIT_RETRY, WAIT_HEARTBEAT, StepSpec
 from declared_state.models import Environment
+
+if TYPE_CHECKING:
+    from contracts.upgrade import HopInput
 
 
 class SnapshotDatabaseInput(FrozenModel):
@@ -38,3 +42,18 @@ class SnapshotDatabaseResult(StepResult):
 def snapshot_database(input: SnapshotDatabaseInput) -> SnapshotDatabaseResult:
     """Typed reference the workflows call; implemented by activities/snapshot_database.py."""
     raise NotImplementedError
+
+
+SPEC: StepSpec[HopInput] = StepSpec(
+    name="snapshot_database",
+    activity=snapshot_database,
+    make_input=lambda i: SnapshotDatabaseInput(
+        environment=i.environment, snapshot_id=i.snapshot_id, not_before=i.not_before
+    ),
+    deadline=lambda i: i.deadlines.snapshot_database,
+    # one attempt waits for the snapshot in heartbeats; a retry takes the same one up
+    start_to_close=lambda i: timedelta(minutes=30),
+    retry=AWS_WAIT_RETRY,
+    heartbeat=WAIT_HEARTBEAT,
+)
+"""How every workflow runs this step (contracts/step_spec.py)."""

@@ -5,14 +5,18 @@ verified by reading `schema_version` from the databases (the database is the tru
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from temporalio import activity
 
 from contracts.base import FrozenModel, StepResult
+from contracts.step_spec import SCHEMA_RETRY, WAIT_HEARTBEAT, StepSpec
 from declared_state.models import Environment
 from declared_state.upgrade_path import Hop
+
+if TYPE_CHECKING:
+    from contracts.upgrade import HopInput
 
 
 class UpdateSchemaInput(FrozenModel):
@@ -43,3 +47,15 @@ class UpdateSchemaResult(StepResult):
 def update_schema(input: UpdateSchemaInput) -> UpdateSchemaResult:
     """Typed reference the workflows call; implemented by activities/update_schema.py."""
     raise NotImplementedError
+
+
+SPEC: StepSpec[HopInput] = StepSpec(
+    name="update_schema",
+    activity=update_schema,
+    make_input=lambda i: UpdateSchemaInput(environment=i.environment, hop=i.hop),
+    deadline=lambda i: i.deadlines.update_schema,
+    start_to_close=lambda i: timedelta(minutes=30),
+    retry=SCHEMA_RETRY,
+    heartbeat=WAIT_HEARTBEAT,
+)
+"""How every workflow runs this step (contracts/step_spec.py)."""

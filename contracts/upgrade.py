@@ -2,7 +2,7 @@
 
 The run reads what the cluster runs (read_live_versions), plans the hops to the declared
 chart (declared_state/upgrade_path.py) and takes them one by one; each hop's steps are
-`HOP_STEPS`, recorded as `hop <n>: <step>`. Progress and result extend the bootstrap's, so
+`UpgradeWorkflow.HOP` (workflows/upgrade.py), recorded as `hop <n>: <step>`. Progress and result extend the bootstrap's, so
 the operations layer follows, renders and steers both alike.
 """
 
@@ -13,22 +13,13 @@ from datetime import datetime, timedelta
 
 from pydantic import Field
 
+from contracts import read_live_versions
 from contracts.base import FrozenModel
 from contracts.bootstrap import BootstrapInput, BootstrapProgress, BootstrapResult, StepDeadlines
 from declared_state.models import Environment
 from declared_state.upgrade_path import Hop
 
-# Every hop, in order: no Deployment is touched before update_schema has been verified.
-HOP_STEPS = (
-    "approval",
-    "snapshot_database",
-    "update_schema",
-    "install_chart",
-    "wait_frontend_healthy",
-    "check_server_version",
-    "soak",
-)
-FIRST_STEP = "read_live_versions"
+FIRST_STEP = read_live_versions.SPEC.name
 
 
 def upgrade_workflow_id(environment: str, *, plan_only: bool = False) -> str:

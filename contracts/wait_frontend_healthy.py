@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from temporalio import activity
 
 from contracts.base import FrozenModel, StepResult
+from contracts.step_spec import FRONTEND_RETRY, WAIT_HEARTBEAT, StepSpec
 from declared_state.models import Environment
+
+if TYPE_CHECKING:
+    from contracts.bootstrap import BootstrapInput
 
 
 class WaitFrontendHealthyInput(FrozenModel):
@@ -37,3 +42,17 @@ class WaitFrontendHealthyResult(StepResult):
 def wait_frontend_healthy(input: WaitFrontendHealthyInput) -> WaitFrontendHealthyResult:
     """Typed reference the workflows call; implemented by activities/wait_frontend_healthy.py."""
     raise NotImplementedError
+
+
+SPEC: StepSpec[BootstrapInput] = StepSpec(
+    name="wait_frontend_healthy",
+    activity=wait_frontend_healthy,
+    make_input=lambda i: WaitFrontendHealthyInput(
+        environment=i.environment, max_wait=i.deadlines.frontend_max_wait
+    ),
+    deadline=lambda i: i.deadlines.wait_frontend_healthy,
+    start_to_close=lambda i: i.deadlines.frontend_max_wait + timedelta(minutes=1),
+    retry=FRONTEND_RETRY,
+    heartbeat=WAIT_HEARTBEAT,
+)
+"""How every workflow runs this step (contracts/step_spec.py)."""

@@ -13,7 +13,7 @@
   server 1.30 the dockerize and elasticsearch-tool shims are switched off.
 
 Both layouts are built from the same model, so an environment means the same thing on
-either side of the 0.74 -> 1.x change (tests/test_chart_values_render.py renders every
+either side of the 0.74 -> 1.x change (tests/integration/declared_state/test_chart_values_render.py renders every
 shipped chart with helm v3 and v4 and checks each rule on the manifests; the upgrade e2e
 compares the deployed manifests across the change). The server image tag is always pinned
 to the chart's server version, so an upgrade hop deploys exactly the release it planned.

@@ -335,7 +335,9 @@ def _problems_from(exc: ValidationError, layers: list[tuple[str, dict[str, Any]]
         file = _file_setting(loc, layers)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; allowed keys are listed in the README)"
+            message = (
+                "unknown key (check the spelling; allowed keys are listed in docs/environments.md)"
+            )
         elif error["type"] == "missing":
             message = "required key is missing"
         # Model validators report "field: message"; fold the field into the key path.

@@ -375,7 +375,7 @@ def plan_import(
             _file_text(
                 base,
                 f"# Imported from {display_path(str(helmfile))} by `starter.py import-helmfile`"
-                ": what every imported environment shares. Field reference: README.md.",
+                ": what every imported environment shares. Field reference: docs/environments.md.",
             ),
             (directory / BASE_FILE).exists(),
         )

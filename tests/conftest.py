@@ -1,12 +1,23 @@
 """Fixtures shared by the whole suite. Every service the tests need is started here, by
 pytest itself, on free loopback ports, and stopped by PID at the end of the session.
+
+Tests are laid out by layer, and each layer is a marker set here from the path, so a new
+test gets its marker by where it is put:
+- `tests/unit/<package>/`: no service and no network (the time-skipping test server and
+  workflow replays count as in-process); `make test-fast` runs these.
+- `tests/integration/<package>/`: one layer against real parts: the Kubernetes API
+  stand-in, MariaDB, moto, helm and kubectl, a Temporal dev server.
+- `tests/e2e/`: the real `worker.py` and `starter.py` processes on the local stack.
+- `tests/real_cluster/`: opt-in, against a real cluster (skipped unless configured).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +31,16 @@ from local_stack.mariadb import MariaDB, start_mariadb
 from local_stack.temporal_servers import TemporalDevServer, target_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LAYERS = ("unit", "integration", "e2e", "real_cluster")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = item.path.relative_to(PROJECT_ROOT / "tests").parts
+        if parts[0] in LAYERS:
+            item.add_marker(parts[0])
+
+
 HELM_TOOLS = PROJECT_ROOT / ".tools" / "helm"
 
 
@@ -93,10 +114,44 @@ def kube_standin(tmp_path_factory, frontend_pods):
     server = KubeApiStandIn.start(port=0)
     server.add_runtime(frontend_pods)
     server.kubeconfig_path = server.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
+    _SESSION_STANDIN.append((server, _namespaces(server)))
     try:
         yield server
     finally:
+        _SESSION_STANDIN.clear()
         server.stop()
+
+
+_SESSION_STANDIN: list[tuple[Any, set[str]]] = []  # (stand-in, namespaces it started with)
+
+
+def _core(server: Any) -> Any:
+    from kubernetes import client, config
+
+    return client.CoreV1Api(config.new_client_from_config(str(server.kubeconfig_path)))
+
+
+def _namespaces(server: Any) -> set[str]:
+    return {ns.metadata.name for ns in _core(server).list_namespace().items}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_what_the_module_installed() -> Iterator[None]:
+    """Delete the namespaces a test module created in the session's stand-in when the module
+    ends. Every installed release runs a Temporal dev server behind its frontend pods (the
+    local stack's frontend runtime): kept to the end of the session they piled up to ~60
+    servers and ~10 GB. A namespace's deletion takes its pods, and their servers stop.
+    Torn down after the module's own fixtures (its worker stops first); a module that needs a
+    release sets it up itself, as it must to run alone."""
+    before = _namespaces(_SESSION_STANDIN[0][0]) if _SESSION_STANDIN else None
+    yield
+    if not _SESSION_STANDIN:
+        return
+    server, at_start = _SESSION_STANDIN[0]
+    core = _core(server)
+    for name in sorted(_namespaces(server) - (before if before is not None else at_start)):
+        with contextlib.suppress(Exception):
+            core.delete_namespace(name)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,14 @@
 """BootstrapWorkflow: provision one environment, step by step, steered by an operator.
 
-check_database -> ensure_ca_bundle -> ensure_db_secret -> (approval) -> install_chart ->
-wait_frontend_healthy -> register_namespaces.
+check_database, ensure_ca_bundle, ensure_db_secret (at once: none needs another) ->
+(approval) -> install_chart -> wait_frontend_healthy -> register_namespaces.
+
+`STEPS` composes the steps' specs (contracts/<step>.py `SPEC`); what runs at once comes from
+each spec's `after` (contracts/step_spec.py `waves`). Steps that run at once make their first
+attempts together; their outcomes are recorded in list order and a failed one waits for its
+operator in that order, so `progress` reads as before; `pause` holds the run before its
+next group. Runs started before (`CONCURRENT_STEPS_PATCH` absent) replay one step at a
+time, as they ran.
 
 A step that fails for good (non-retryable error, or its deadline used up) does not fail the
 run: it waits for `retry`, `skip` or `abort` (workflows/operated.py: updates with
@@ -14,16 +21,27 @@ starter's `provision ENV --update-run` after a fixed environment file): validate
 run input, recorded in the history, then the waiting step runs again with it, and so do the
 later steps. Steps already done are not run again; the receipt names them, and
 `provision ENV --restart` (abort, start afresh) is the way when they are affected.
+
+Replay rule: see workflows/__init__.py (a logic change goes behind `workflow.patched`).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from contracts import (
+        check_database,
+        ensure_ca_bundle,
+        ensure_db_secret,
+        install_chart,
+        register_namespaces,
+        wait_frontend_healthy,
+    )
     from contracts.bootstrap import (
-        BOOTSTRAP_STEPS,
         BootstrapInput,
         BootstrapProgress,
         BootstrapResult,
@@ -33,16 +51,36 @@ with workflow.unsafe.imports_passed_through():
         declaration_changes,
     )
     from contracts.operator import ActionReceipt, OperatorAction, OperatorRequest
+    from contracts.step_spec import Gate, StepItem, StepSpec, waves
     from workflows.operated import ACTION_REFUSED, Aborted, OperatedRun
-    from workflows.steps import STEP_ACTIVITIES
+    from workflows.steps import activity_references
+
+CONCURRENT_STEPS_PATCH = "independent-steps-at-once"
+"""Runs with this marker run steps that need nothing from each other at once."""
 
 
 @workflow.defn(name="BootstrapWorkflow")
 class BootstrapWorkflow(OperatedRun):
     """Provision one environment; see the module docstring for the steps and signals."""
 
+    STEPS: ClassVar[tuple[StepItem, ...]] = (
+        check_database.SPEC,
+        ensure_ca_bundle.SPEC,
+        ensure_db_secret.SPEC,
+        Gate(name="approval", before="install_chart"),
+        install_chart.SPEC,
+        wait_frontend_healthy.SPEC,
+        register_namespaces.SPEC,
+    )
+    """The steps in order (a subclass composes another list the same way)."""
+
+    @classmethod
+    def activity_references(cls) -> tuple[object, ...]:
+        """What a worker must register for this workflow."""
+        return activity_references(cls.STEPS)
+
     def __init__(self) -> None:
-        super().__init__(BOOTSTRAP_STEPS)
+        super().__init__(tuple(item.name for item in self.STEPS))
         self._input: BootstrapInput | None = None
 
     @workflow.query
@@ -70,9 +108,9 @@ class BootstrapWorkflow(OperatedRun):
             )
         waiting = self._waiting_step()
         decision = OperatorRequest(by=request.by, reason=request.reason)
-        self._steps[waiting].operator_actions.append(
+        self._steps[waiting].operator_actions += (
             f"declaration replaced by {request.by}: {', '.join(changed)}"
-            + (f" ({request.reason})" if request.reason else "")
+            + (f" ({request.reason})" if request.reason else ""),
         )
         self._decision = (OperatorAction.RETRY, decision)
         done = [s.name for s in self._steps.values() if s.status == StepStatus.DONE]
@@ -109,24 +147,33 @@ class BootstrapWorkflow(OperatedRun):
     def _step_input(self, input: BootstrapInput) -> BootstrapInput:
         return self._input or input
 
+    async def _run_group(self, group: tuple[StepItem, ...], input: BootstrapInput) -> None:
+        steps: list[StepSpec[BootstrapInput]] = []
+        for item in group:
+            if input.dry_run and not (isinstance(item, StepSpec) and item.read_only):
+                self._finish(item.name, StepStatus.SKIPPED, summary="dry run")
+            elif isinstance(item, Gate):
+                assert self._input is not None
+                await self._approval_gate(
+                    item.name, self._input.environment.approval_required, before=item.before
+                )
+            else:
+                steps.append(item)
+        if len(steps) == 1:
+            await self._run_step(steps[0], input)
+        elif steps:
+            await self._run_steps_at_once(steps, input)
+
     @workflow.run
     async def run(self, input: BootstrapInput) -> BootstrapResult:
         self._input = input
         self._approval_pending = input.environment.approval_required and not input.dry_run
+        at_once = workflow.patched(CONCURRENT_STEPS_PATCH)
+        groups = waves(self.STEPS) if at_once else tuple((item,) for item in self.STEPS)
         try:
-            for name in BOOTSTRAP_STEPS:
+            for group in groups:
                 await self._between_steps()
-                if input.dry_run and not (
-                    name in STEP_ACTIVITIES and STEP_ACTIVITIES[name].read_only
-                ):
-                    self._finish(name, StepStatus.SKIPPED, summary="dry run")
-                    continue
-                if name == "approval":
-                    await self._approval_gate(
-                        name, self._input.environment.approval_required, before="install_chart"
-                    )
-                else:
-                    await self._run_step(STEP_ACTIVITIES[name], input)
+                await self._run_group(group, input)
         except Aborted:
             raise self._aborted(
                 f"provisioning of {input.environment.name} aborted", "BootstrapAborted"

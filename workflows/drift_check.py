@@ -32,11 +32,16 @@ refused signals and unknown signal names are recorded in `refused` (workflows/op
 A check that fails (cluster unreachable, say) is reported as such and does not block: the next
 scheduled run looks again. Started by hand (`starter.py drift ENV`) or by the Temporal Schedule
 `drift-check-<env>` (`starter.py schedule ENV`). Runs started before the two live checks
-existed replay their original steps (`LIVE_CHECKS_PATCH`).
+existed replay their original steps (`LIVE_CHECKS_PATCH`). The dry runs only read, so they
+run at once (`CONCURRENT_CHECKS_PATCH`; earlier runs replay them one by one); the findings
+are kept in CHECKED's order whatever finishes first. Repairs run one by one, in that order.
+
+Replay rule: see workflows/__init__.py (a logic change goes behind `workflow.patched`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,7 +51,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from contracts.bootstrap import BootstrapInput
     from contracts.drift_check import (
-        DRIFT_CHECKED_STEPS,
         DRIFT_CHECKED_STEPS_V1,
         LIVE_CHECKS_PATCH,
         REPAIRED_BY,
@@ -58,9 +62,19 @@ with workflow.unsafe.imports_passed_through():
         drift_records,
     )
     from contracts.operator import OperatorAction, OperatorRequest
+    from contracts.step_spec import StepSpec
     from declared_state.models import DriftPolicy
     from workflows.operated import OperatorInbox
-    from workflows.steps import STEP_ACTIVITIES, StepActivity
+    from workflows.steps import CATALOG, activity_references, execute_step
+
+# What the drift check compares, in bootstrap order (workflows/steps.py CATALOG, the specs
+# marked `drift_checked`): the state each step owns, the live objects the chart installed
+# (after the release itself) and the running cluster (last: frontend health, the server
+# release and both schema versions, which only `upgrade` moves).
+CHECKED: tuple[StepSpec[BootstrapInput], ...] = tuple(s for s in CATALOG if s.drift_checked)
+CHECKED_BY_NAME = {s.name: s for s in CATALOG}
+CONCURRENT_CHECKS_PATCH = "dry-runs-at-once"
+"""Runs with this marker make their dry runs (reads only) at once; findings stay in order."""
 
 # A dry run only reads; when it cannot read for this long the check reports that instead.
 DRY_RUN_DEADLINE = timedelta(minutes=5)
@@ -85,6 +99,11 @@ class _Repair:
 @workflow.defn(name="DriftCheckWorkflow")
 class DriftCheckWorkflow(OperatorInbox):
     """Check one environment for drift; see the module docstring."""
+
+    @classmethod
+    def activity_references(cls) -> tuple[object, ...]:
+        """What a worker must register for this workflow."""
+        return activity_references(CHECKED)
 
     def __init__(self) -> None:
         super().__init__()
@@ -140,8 +159,12 @@ class DriftCheckWorkflow(OperatorInbox):
 
     # -- the check ---------------------------------------------------------------------------
     async def _check_and_repair(self, input: DriftCheckInput, steps_input: BootstrapInput) -> None:
-        for name in DRIFT_CHECKED_STEPS:
-            self._findings[name] = await self._check(STEP_ACTIVITIES[name], steps_input)
+        if workflow.patched(CONCURRENT_CHECKS_PATCH):
+            found = await asyncio.gather(*(self._check(step, steps_input) for step in CHECKED))
+            self._findings.update((finding.step, finding) for finding in found)
+        else:  # runs started before: one dry run after the other
+            for step in CHECKED:
+                self._findings[step.name] = await self._check(step, steps_input)
         repairs = self._repairs()
         policy = input.effective_policy
         if repairs and policy == DriftPolicy.ASK:
@@ -180,7 +203,7 @@ class DriftCheckWorkflow(OperatorInbox):
             repair = runs.setdefault(step, _Repair(step))
             repair.options.update(options)
             repair.covers.append(name)
-        return sorted(runs.values(), key=lambda r: DRIFT_CHECKED_STEPS.index(r.step))
+        return sorted(runs.values(), key=lambda r: [s.name for s in CHECKED].index(r.step))
 
     async def _wait_for_approval(self, input: DriftCheckInput, steps: list[str]) -> None:
         self._state = DriftState.WAITING_FOR_APPROVAL
@@ -192,9 +215,9 @@ class DriftCheckWorkflow(OperatorInbox):
             workflow.logger.info("not approved in time; drift only reported")
 
     async def _repair_with(self, repair: _Repair, steps_input: BootstrapInput) -> None:
-        step = STEP_ACTIVITIES[repair.step]
+        step = CHECKED_BY_NAME[repair.step]
         try:
-            result = await step.execute(steps_input, options=repair.options or None)
+            result = await execute_step(step, steps_input, options=repair.options or None)
         except ActivityError as err:
             for name in repair.covers:
                 self._findings[name] = self._findings[name].model_copy(
@@ -209,7 +232,7 @@ class DriftCheckWorkflow(OperatorInbox):
 
     async def _check_again(self, name: str, steps_input: BootstrapInput) -> None:
         repaired = self._findings[name]
-        again = await self._check(STEP_ACTIVITIES[name], steps_input)
+        again = await self._check(CHECKED_BY_NAME[name], steps_input)
         if again.status == FindingStatus.IN_SYNC:
             return
         if again.status == FindingStatus.DRIFTED:
@@ -235,7 +258,7 @@ class DriftCheckWorkflow(OperatorInbox):
     ) -> None:
         """The check as it was before LIVE_CHECKS_PATCH, for runs started then."""
         for name in DRIFT_CHECKED_STEPS_V1:
-            self._findings[name] = await self._check(STEP_ACTIVITIES[name], steps_input)
+            self._findings[name] = await self._check(CHECKED_BY_NAME[name], steps_input)
 
         # Only drift that re-applying the step repairs is ever repaired (or asked about).
         drifted = [
@@ -253,9 +276,11 @@ class DriftCheckWorkflow(OperatorInbox):
                 repair.covers.append(name)
                 await self._repair_with(repair, steps_input)
 
-    async def _check(self, step: StepActivity, steps_input: BootstrapInput) -> DriftFinding:
+    async def _check(
+        self, step: StepSpec[BootstrapInput], steps_input: BootstrapInput
+    ) -> DriftFinding:
         try:
-            result = await step.execute(steps_input, dry_run=True, within=DRY_RUN_DEADLINE)
+            result = await execute_step(step, steps_input, dry_run=True, within=DRY_RUN_DEADLINE)
         except ActivityError as err:
             return DriftFinding(
                 step=step.name, status=FindingStatus.CHECK_FAILED, error=_error_text(err)

@@ -29,16 +29,18 @@ a late one is never applied to a later failure. `pause` holds the run before its
 Subclasses (`BootstrapWorkflow`, later ones) define `run` and the `progress` query over
 `_step_records()`, `_run_state()`, `_allowed_actions()` and `_refused_inputs()`.
 `DriftCheckWorkflow` uses only `OperatorInbox` (approve).
+
+Replay rule: see workflows/__init__.py (a logic change goes behind `workflow.patched`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, ClassVar
 
+from pydantic import ConfigDict
 from temporalio import exceptions, workflow
 from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -54,7 +56,8 @@ from contracts.operator import (
     RefusedInput,
     parse_request,
 )
-from workflows.steps import RunInput, StepActivity
+from contracts.step_spec import RunInput, StepSpec
+from workflows.steps import execute_step
 
 _STEP_DECISIONS = (OperatorAction.RETRY, OperatorAction.SKIP, OperatorAction.ABORT)
 
@@ -181,38 +184,15 @@ class Aborted(Exception):
     """Raised inside the run when an operator aborted it."""
 
 
-@dataclass
-class _StepRecord:
-    """The workflow's own, mutable record of one step; `progress()` shows a frozen copy."""
+class _StepRecord(StepProgress):
+    """The workflow's own, mutable record of one step: StepProgress's fields and no others
+    (it is one), changed in place; `progress()` shows a frozen copy."""
 
-    name: str
-    status: StepStatus = StepStatus.PENDING
-    attempts: int = 0
-    last_error: str | None = None
-    last_error_type: str | None = None
-    retry_state: str | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    changed: bool | None = None
-    summary: str = ""
-    result: StepResult | None = None
-    operator_actions: list[str] = field(default_factory=list)
+    model_config = ConfigDict(frozen=False)
 
     def frozen(self) -> StepProgress:
-        return StepProgress(
-            name=self.name,
-            status=self.status,
-            attempts=self.attempts,
-            last_error=self.last_error,
-            last_error_type=self.last_error_type,
-            retry_state=self.retry_state,
-            started_at=self.started_at,
-            ended_at=self.ended_at,
-            changed=self.changed,
-            summary=self.summary,
-            result=self.result,  # type: ignore[arg-type]  # one of AnyStepResult
-            operator_actions=tuple(self.operator_actions),
-        )
+        # Field by field as they are (a result stays its own type), not via a dump.
+        return StepProgress(**dict(self))
 
 
 class OperatedRun(OperatorInbox):
@@ -370,19 +350,26 @@ class OperatedRun(OperatorInbox):
         for name in names:
             self._steps.setdefault(name, _StepRecord(name=name))
 
-    async def _run_step(self, step: StepActivity[RunInput], input: RunInput) -> StepResult | None:
-        """Run `step` until it succeeds or an operator skips it (None) or aborts the run."""
+    async def _run_step(
+        self,
+        step: StepSpec[RunInput],
+        input: RunInput,
+        failed: ActivityError | None = None,
+    ) -> StepResult | None:
+        """Run `step` until it succeeds or an operator skips it (None) or aborts the run;
+        `failed`: its first attempt, made and recorded already (`_run_steps_at_once`), failed
+        so: it begins by waiting for its operator."""
         record = self._steps[step.name]
-        record.started_at = workflow.now()
+        if failed is None:
+            record.started_at = workflow.now()
         while True:
-            record.status = StepStatus.RUNNING
-            record.attempts += 1
-            try:
-                result = await step.execute(self._step_input(input))
-            except ActivityError as err:
-                self._record_failure(record, err)
+            outcome = failed or await self._attempt(step, input)
+            if isinstance(outcome, ActivityError):
+                if failed is None:
+                    self._record_failure(record, outcome)
+                failed = None
                 action, request = await self._wait_for_operator(step.name, record)
-                record.operator_actions.append(request.describe(action))
+                record.operator_actions += (request.describe(action),)
                 if action == OperatorAction.RETRY:
                     continue
                 if action == OperatorAction.SKIP:
@@ -390,9 +377,49 @@ class OperatedRun(OperatorInbox):
                     return None
                 self._finish(step.name, StepStatus.FAILED)
                 raise Aborted() from None
-            record.result = result
-            self._finish(step.name, StepStatus.DONE, changed=result.changed, summary=result.summary)
-            return result
+            self._done(step.name, outcome)
+            return outcome
+
+    async def _attempt(
+        self, step: StepSpec[RunInput], input: RunInput
+    ) -> StepResult | ActivityError:
+        """One attempt of a step's activity (its own retries included): its result, or the
+        error it failed with for good."""
+        record = self._steps[step.name]
+        record.status = StepStatus.RUNNING
+        record.attempts += 1
+        try:
+            return await execute_step(step, self._step_input(input))
+        except ActivityError as err:
+            return err
+
+    async def _run_steps_at_once(
+        self, steps: Sequence[StepSpec[RunInput]], input: RunInput
+    ) -> list[StepResult | None]:
+        """Steps that need nothing from each other: their first attempts run at once; then
+        every outcome is recorded in list order (whichever finished first: a failed step
+        shows its error and waits for an operator), and the failed steps take their operator
+        decisions in list order: `retry`/`skip` apply to the first that waits, as when they
+        run one by one."""
+        for step in steps:
+            self._steps[step.name].started_at = workflow.now()
+        outcomes = await asyncio.gather(*(self._attempt(step, input) for step in steps))
+        for step, outcome in zip(steps, outcomes, strict=True):
+            if isinstance(outcome, ActivityError):
+                self._record_failure(self._steps[step.name], outcome)
+                self._steps[step.name].status = StepStatus.WAITING_FOR_OPERATOR
+            else:
+                self._done(step.name, outcome)
+        return [
+            await self._run_step(step, input, failed=outcome)
+            if isinstance(outcome, ActivityError)
+            else outcome
+            for step, outcome in zip(steps, outcomes, strict=True)
+        ]
+
+    def _done(self, name: str, result: StepResult) -> None:
+        self._steps[name].result = result
+        self._finish(name, StepStatus.DONE, changed=result.changed, summary=result.summary)
 
     def _step_input(self, input: Any) -> Any:
         """The input each attempt of a step runs with; a subclass that lets an operator hand

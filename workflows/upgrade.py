@@ -18,23 +18,43 @@ Every step is the operator-steered step of workflows/operated.py: a step that fa
 waits for `retry`, `skip` or `abort`; `pause` holds the run between steps; the approval gate
 asks for `approve` before each hop. The `progress` query shows the plan, the hop under way,
 every step (`hop <n>: <step>`), the snapshots taken and where the cluster stands.
+
+The plan is recorded, not recomputed: it comes from the version tables of the release of
+this tool that started the run, through the `plan_upgrade` local activity
+(contracts/plan_upgrade.py), so its result is a marker in the history. A newer worker that
+replays a run waiting at a hop's approval (its tables gained a row meanwhile) reads the
+plan that was approved and completes it. Runs started before the plan was recorded
+(without the `PLAN_RECORDED_PATCH` marker) still plan inline, as they did.
+
+Replay rule: see workflows/__init__.py (a logic change goes behind `workflow.patched`).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from contracts import (
+        check_server_version,
+        install_chart,
+        read_live_versions,
+        snapshot_database,
+        soak,
+        update_schema,
+        wait_frontend_healthy,
+    )
     from contracts.bootstrap import BootstrapInput, RunState
+    from contracts.plan_upgrade import PlanUpgradeInput, PlanUpgradeResult, plan_upgrade
     from contracts.read_live_versions import ReadLiveVersionsResult
     from contracts.snapshot_database import SnapshotDatabaseResult
+    from contracts.step_spec import Gate, StepItem, StepSpec
     from contracts.update_schema import UpdateSchemaResult
     from contracts.upgrade import (
-        FIRST_STEP,
-        HOP_STEPS,
         HopInput,
         UpgradeInput,
         UpgradeProgress,
@@ -42,20 +62,42 @@ with workflow.unsafe.imports_passed_through():
         hop_step,
         snapshot_id,
     )
-    from declared_state.upgrade_path import Hop, UpgradeRefused, hop_chart, plan_upgrade
+    from declared_state import upgrade_path
+    from declared_state.upgrade_path import Hop, UpgradeRefused, hop_chart
     from workflows.operated import Aborted, OperatedRun
-    from workflows.steps import STEP_ACTIVITIES, UPGRADE_STEP_ACTIVITIES, StepActivity
+    from workflows.steps import activity_references
 
-# The bootstrap's steps an upgrade hop reuses, with the hop's chart.
-_REUSED = ("install_chart", "wait_frontend_healthy")
+# Every hop, in order: no Deployment is touched before update_schema has been verified. The
+# bootstrap's install_chart and wait_frontend_healthy run with the hop's chart.
+HOP: tuple[StepItem, ...] = (
+    Gate(name="approval", before="the hop"),
+    snapshot_database.SPEC,
+    update_schema.SPEC,
+    install_chart.SPEC,
+    wait_frontend_healthy.SPEC,
+    check_server_version.SPEC,
+    soak.SPEC,
+)
+HOP_STEPS = tuple(item.name for item in HOP)
+
+PLAN_RECORDED_PATCH = "plan-recorded-by-activity"
+"""Runs with this marker read their plan from the plan_upgrade local activity's record."""
+
+# Pure and fast: a failure here is a bug, which a few attempts will not cure.
+_PLAN_TIMEOUT = timedelta(seconds=30)
 
 
 @workflow.defn(name="UpgradeWorkflow")
 class UpgradeWorkflow(OperatedRun):
     """Upgrade one environment; see the module docstring for the hops and signals."""
 
+    @classmethod
+    def activity_references(cls) -> tuple[object, ...]:
+        """What a worker must register for this workflow (the plan's local activity too)."""
+        return (*activity_references((read_live_versions.SPEC, *HOP)), plan_upgrade)
+
     def __init__(self) -> None:
-        super().__init__((FIRST_STEP,))
+        super().__init__((read_live_versions.SPEC.name,))
         self._input: UpgradeInput | None = None
         self._live: ReadLiveVersionsResult | None = None
         self._plan: tuple[Hop, ...] = ()
@@ -97,7 +139,10 @@ class UpgradeWorkflow(OperatedRun):
             self._live = await self._read_live(input)
             self._server, self._chart = self._live.server_version, self._live.chart
             self._schema = (self._live.default_schema, self._live.visibility_schema)
-            self._plan = self._plan_from(self._live, input)
+            if workflow.patched(PLAN_RECORDED_PATCH):
+                self._plan = await self._recorded_plan(self._live, input)
+            else:  # runs started before the plan was recorded: plan inline, as they did
+                self._plan = self._plan_from(self._live, input)
             self._planned = True
             if not input.plan_only:
                 for hop in self._plan:
@@ -132,14 +177,30 @@ class UpgradeWorkflow(OperatedRun):
             requested_by=input.requested_by,
             deadlines=input.deadlines,
         )
-        live = await self._run_step(STEP_ACTIVITIES[FIRST_STEP], steps_input)
+        live = await self._run_step(read_live_versions.SPEC, steps_input)
         if not isinstance(live, ReadLiveVersionsResult):  # skipped by an operator
             raise self._refusal_error(
                 "the live versions were not read (skipped): nothing to plan from"
             )
         return live
 
-    def _plan_from(self, live: ReadLiveVersionsResult, input: UpgradeInput) -> tuple[Hop, ...]:
+    async def _recorded_plan(
+        self, live: ReadLiveVersionsResult, input: UpgradeInput
+    ) -> tuple[Hop, ...]:
+        live_server = self._deployed_server(live, input)
+        planned: PlanUpgradeResult = await workflow.execute_local_activity(
+            plan_upgrade,
+            PlanUpgradeInput(
+                live_server=live_server, live_chart=live.chart, target=input.environment.chart
+            ),
+            start_to_close_timeout=_PLAN_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=3),
+        )
+        if planned.refused is not None:
+            raise self._refusal_error(planned.refused)
+        return planned.hops
+
+    def _deployed_server(self, live: ReadLiveVersionsResult, input: UpgradeInput) -> str:
         env = input.environment
         if live.server_version is None:
             raise self._refusal_error(
@@ -147,8 +208,15 @@ class UpgradeWorkflow(OperatedRun):
                 f"{env.kubernetes.namespace}: provision it first (python starter.py provision "
                 f"{env.name})"
             )
+        return live.server_version
+
+    def _plan_from(self, live: ReadLiveVersionsResult, input: UpgradeInput) -> tuple[Hop, ...]:
+        """The plan computed inline from today's tables: only for runs without
+        PLAN_RECORDED_PATCH (their histories have no plan to read)."""
+        env = input.environment
+        live_server = self._deployed_server(live, input)
         try:
-            return plan_upgrade(live.server_version, live.chart, env.chart)
+            return upgrade_path.plan_upgrade(live_server, live.chart, env.chart)
         except UpgradeRefused as exc:
             raise self._refusal_error(str(exc)) from None
 
@@ -181,22 +249,18 @@ class UpgradeWorkflow(OperatedRun):
         )
         # One approval opens one hop's gate: the next hop asks again.
         self._approved_by = None
-        for name in HOP_STEPS[1:]:
+        for step in HOP[1:]:
+            assert isinstance(step, StepSpec)
             await self._between_steps()
-            result = await self._run_step(self._hop_activity(hop, name), hop_input)
+            result = await self._run_step(
+                replace(step, name=hop_step(hop.number, step.name)), hop_input
+            )
             if isinstance(result, SnapshotDatabaseResult):
                 self._snapshots.append(result.snapshot_id)
             elif isinstance(result, UpdateSchemaResult):
                 self._schema = (result.default_store.after, result.visibility_store.after)
-            elif name == "install_chart" and result is not None:
+            elif step is install_chart.SPEC and result is not None:
                 self._server, self._chart = hop.server, hop.chart
-
-    @staticmethod
-    def _hop_activity(hop: Hop, name: str) -> StepActivity[HopInput]:
-        step: StepActivity[HopInput] = (
-            STEP_ACTIVITIES[name] if name in _REUSED else UPGRADE_STEP_ACTIVITIES[name]
-        )
-        return replace(step, name=hop_step(hop.number, name))
 
     # --- where the cluster stands ---------------------------------------------------
 

@@ -3,7 +3,7 @@
 Every failure an activity reports is an `ApplicationError` whose `type` is an `ErrorType`
 and whose retryability follows from that type alone: `NON_RETRYABLE` below is the only
 place that says which types are permanent (an operator must change something first).
-The workflows' retry policies (workflows/steps.py) only say how often and how long to try;
+The workflows' retry policies (contracts/step_spec.py) only say how often and how long to try;
 they never list types, so an activity and the workflow cannot disagree about retrying.
 
 What a library raises is turned into an `ErrorType` by one table per backend, each in its

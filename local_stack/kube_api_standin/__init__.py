@@ -13,7 +13,9 @@ helm's protobuf release Secrets (protobuf.py); a controller that makes workloads
 writes `deployment.kubernetes.io/revision` (controller.py); ReplicaSet-owned pods
 whose readiness depends on the Secrets and ConfigMaps they reference, and container runtimes
 that run processes for Ready pods (pods.py); port-forward over the Python client's WebSocket
-protocol (portforward.py); bearer-token identities and request attributes in the request log
+protocol (portforward.py) and kubectl's SPDY/3.1, tunnelled in a WebSocket or over a plain
+upgrade (portforward_spdy.py, spdy.py); the Tables `kubectl get` prints for pods and
+Deployments (tables.py); bearer-token identities and request attributes in the request log
 (identity.py); injected faults and never-ready / never-serving marks for tests.
 
 Simplifications (each also named where it lives):
@@ -33,8 +35,10 @@ Simplifications (each also named where it lives):
 - a pod port is served only by a registered container runtime (the local stack runs a
   Temporal dev server per release with a Ready frontend pod); any other pod port refuses
   connections;
-- port-forward is served for the Python client's `v4.channel.k8s.io` WebSocket protocol;
-  kubectl's SPDY port-forward is not (portforward.py says why) and is answered 400;
+- SPDY without flow control (kubectl's spdystream has none either); a port-forward request
+  whose second stream never comes is not timed out;
+- Tables only for pods and Deployments (other kinds answer the plain list, and kubectl prints
+  NAME and AGE);
 - plain HTTP on 127.0.0.1 only.
 """
 

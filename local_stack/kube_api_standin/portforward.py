@@ -14,16 +14,8 @@ Inside the "pod", the port is wherever the pod's container runtime serves it (po
 process listens on would. A pod that does not exist answers 404; one that is not Running
 answers 400, as the API server does before upgrading.
 
-Not served: kubectl's port-forward. kubectl (1.30+) first asks for a WebSocket with
-subprotocol `SPDY/3.1+portforward.k8s.io` (SPDY framing tunnelled inside WebSocket, KEP-4006),
-then falls back to a plain SPDY/3.1 upgrade. Both need a SPDY/3.1 session: control frames
-(SYN_STREAM / SYN_REPLY / RST_STREAM / GOAWAY / PING / SETTINGS / WINDOW_UPDATE), header
-blocks compressed with zlib and SPDY's preset dictionary, and per-stream flow control, with a
-pair of streams (`streamType: data|error`, `port`, `requestID` headers) per connection. The
-only Python implementation (spdy-py) has been unmaintained since 2021, and a hand-written one
-that merely satisfied kubectl would be a second, untested protocol stack in the stand-in;
-the product uses the Python client's protocol, which this serves. Such a request is answered
-400 with a message saying so; `kubectl port-forward` is for a real cluster.
+kubectl's port-forward (SPDY/3.1, tunnelled in a WebSocket or over a plain SPDY upgrade) is
+served by portforward_spdy.py; `serve` picks the protocol the client asked for.
 """
 
 from __future__ import annotations
@@ -34,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
+from . import portforward_spdy
 from .errors import ApiError, not_found
 
 if TYPE_CHECKING:
@@ -66,15 +59,18 @@ async def serve(pods: Pods, request: web.Request, pod: Obj | None, name: str) ->
     offered = [
         p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
     ]
-    if request.headers.get("Upgrade", "").lower() != "websocket" or PROTOCOL not in offered:
+    upgrade = request.headers.get("Upgrade", "").lower()
+    websocket = upgrade == "websocket"
+    spdy_tunnel = websocket and portforward_spdy.WEBSOCKET_PROTOCOL in offered
+    plain_spdy = upgrade == "spdy/3.1"
+    if not (websocket and PROTOCOL in offered) and not spdy_tunnel and not plain_spdy:
         raise ApiError(
             400,
             "BadRequest",
-            "the Kubernetes API stand-in serves port-forward over WebSocket with subprotocol "
-            f"{PROTOCOL} only (the kubernetes Python client's); kubectl's SPDY port-forward "
-            "is not served (see local_stack/kube_api_standin/portforward.py)",
+            "unable to upgrade connection: port-forward is served over WebSocket with "
+            f"subprotocol {PROTOCOL} or {portforward_spdy.WEBSOCKET_PROTOCOL}, or as an "
+            "Upgrade: SPDY/3.1",
         )
-    ports = _ports(request)  # kubectl sends them in SPDY stream headers instead
     phase = (pod.get("status") or {}).get("phase", "Pending")
     if phase != "Running":
         raise ApiError(
@@ -82,6 +78,9 @@ async def serve(pods: Pods, request: web.Request, pod: Obj | None, name: str) ->
             "BadRequest",
             f"unable to upgrade connection: pod {name} is not running (phase {phase})",
         )
+    if plain_spdy or (spdy_tunnel and PROTOCOL not in offered):
+        return await portforward_spdy.serve(pods, request, pod, tunnelled=not plain_spdy)
+    ports = _ports(request)  # kubectl sends them in SPDY stream headers instead
     ws = web.WebSocketResponse(protocols=(PROTOCOL,), autoping=True)
     await ws.prepare(request)
     await _Session(pods, pod, ws, ports).run()
@@ -116,23 +115,12 @@ class _Session:
             await self.ws.close()
 
     async def _connect(self, i: int, port: int) -> asyncio.StreamReader | None:
-        meta = self.pod["metadata"]
-        where = self.pods.address(self.pod, port)
-        why = "connection refused"
-        if where is not None:
-            try:
-                reader, writer = await asyncio.open_connection(*where)
-            except OSError as exc:
-                why = exc.strerror or str(exc)
-            else:
-                self.writers[i] = writer
-                return reader
-        message = (
-            f"error forwarding port {port} to pod {meta['name']}, uid {meta['uid']}: "
-            f"failed to connect to localhost:{port} inside the pod's network namespace: {why}"
-        )
-        await self.ws.send_bytes(bytes([2 * i + 1]) + message.encode())
-        return None
+        dialled = await portforward_spdy.dial(self.pods, self.pod, port)
+        if isinstance(dialled, str):
+            await self.ws.send_bytes(bytes([2 * i + 1]) + dialled.encode())
+            return None
+        reader, self.writers[i] = dialled
+        return reader
 
     async def _from_pod(self, i: int, reader: asyncio.StreamReader) -> None:
         while data := await reader.read(_READ):

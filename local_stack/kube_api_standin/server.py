@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import patches, portforward, protobuf, rbac
+from . import patches, portforward, protobuf, rbac, tables
 from .controller import Controller
 from .errors import ApiError, invalid, not_found
 from .identity import DEFAULT_TOKEN_SECONDS, RequestInfo, Tokens, User, request_info
@@ -415,7 +415,8 @@ class ApiServer:
             if method == "GET" and (watch or q.get("watch") in ("1", "true")):
                 return await self._watch(request, res, ns)
             if method == "GET":
-                return _json(self._list(res, store.select(res, ns, labels, fields)))
+                listed = self._list(res, store.select(res, ns, labels, fields))
+                return _json(self._as_table(request, res, listed["items"]) or listed)
             if method == "POST":
                 body = await self._body(request)
                 if not isinstance(body, dict):
@@ -429,7 +430,8 @@ class ApiServer:
                 ]
                 return _json(self._list(res, gone))
         elif method == "GET":
-            return _json(store.get(res, ns, name))
+            got = store.get(res, ns, name)
+            return _json(self._as_table(request, res, [got]) or got)
         elif method == "PUT":
             body = await self._body(request)
             if not isinstance(body, dict):
@@ -461,6 +463,16 @@ class ApiServer:
                 }
             )
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported here")
+
+    def _as_table(self, request: web.Request, res: Resource, items: list[Obj]) -> Obj | None:
+        """The Table kubectl's `get` asks for (tables.py), if the client asked for one and
+        the stand-in prints that kind."""
+        if not tables.wants_table(request.headers.get("Accept", "")):
+            return None
+        include = request.query.get("includeObject")
+        if include not in (None, "None", "Object", "Metadata"):
+            raise ApiError(400, "BadRequest", f"includeObject: unsupported value {include!r}")
+        return tables.table(res.api_version, res.kind, items, str(self.store.rv), include)
 
     def _list(self, res: Resource, items: list[Obj]) -> Obj:
         meta = {"resourceVersion": str(self.store.rv)}
@@ -574,7 +586,11 @@ class ApiServer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + float(q.get("timeoutSeconds") or 1800)
 
+        as_table = self._as_table(request, res, []) is not None  # kubectl get -w
+
         async def send(type_: str, obj: Obj) -> None:
+            if as_table and type_ in ("ADDED", "MODIFIED", "DELETED"):
+                obj = self._as_table(request, res, [obj]) or obj
             await resp.write(json.dumps({"type": type_, "object": obj}).encode() + b"\n")
 
         try:

@@ -389,6 +389,10 @@ class Store:
                 spec.setdefault("progressDeadlineSeconds", 600)
         elif res.kind in ("DaemonSet", "Job", "Pod"):
             defaulting.workload(res.kind, obj)
+            if res.kind == "Pod" and cur is None:  # the pod strategy's PrepareForCreate
+                status = obj.get("status")
+                status = status if isinstance(status, dict) else {}
+                obj["status"] = {**status, "phase": status.get("phase") or "Pending"}
         elif res.kind == "Service" and isinstance(spec, dict):
             spec.setdefault("type", "ClusterIP")
             defaulting.service(spec)

@@ -50,6 +50,14 @@ def test_provision_local_installs_chart_and_registers_namespaces(
     assert again.returncode == 0, again.stdout + again.stderr
     assert "provision-local done (nothing changed)" in again.stdout
     assert len(operator.helm_history()) == 1, "a second run must not add a helm revision"
+    # An operator reads ERROR as something to act on: a clean provision logs none (every
+    # port-forward close used to log a cancelled handler at ERROR with its traceback).
+    noisy = [
+        line
+        for line in worker.log.read_text().splitlines()
+        if "ERROR" in line or "Traceback" in line
+    ]
+    assert noisy == [], "\n".join(noisy[:10])
 
 
 def test_stale_schema_waits_then_retry_signal_from_temporal_cli_completes(

@@ -36,6 +36,7 @@ from typing import Any
 
 from temporalio import activity
 
+from activities.plan_upgrade import plan_upgrade
 from adapters.errors import ErrorType, activity_error
 from contracts.base import DriftItem
 from contracts.check_database import CheckDatabaseInput, CheckDatabaseResult, StoreSchema
@@ -130,6 +131,7 @@ class StepFakes:
             self.wait_frontend_healthy,
             self.register_namespaces,
             self.read_live_versions,
+            plan_upgrade,  # the real one: pure, over the version tables
             self.snapshot_database,
             self.update_schema,
             self.check_server_version,

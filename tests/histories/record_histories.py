@@ -1,10 +1,13 @@
 """Re-record the workflow histories the replay test checks (run by hand, then commit the JSON).
 
     .venv/bin/python -m tests.histories.record_histories [bootstrap] [drift] [upgrade]
-        [live-drift] [operator]    # default: all five
+        [live-drift] [operator] [at-once]    # default: all six
 
 Record again only on purpose: a history recorded before a change is what proves the change
-does not break workflows that are already running.
+does not break workflows that are already running. The files a previous release of the
+workflows recorded stay as they are (the "previous release" fixtures: `replay-upgrade.json`
+planned inline, before PLAN_RECORDED_PATCH); a change behind `workflow.patched` records
+its histories under new names beside them.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ async def main(which: set[str]) -> None:
         await record_live_drift_check(env)
     if "operator" in which:
         await record_operator_input(env)
+    if "at-once" in which:
+        await record_at_once(env)
     await env.shutdown()
 
 
@@ -189,7 +194,7 @@ async def record_upgrade(env: WorkflowEnvironment) -> None:
         handle = await env.client.start_workflow(
             UpgradeWorkflow.run,
             UpgradeInput(environment=staging, requested_by="recorder"),
-            id="replay-upgrade",
+            id="replay-upgrade-plan-recorded",
             task_queue=worker.task_queue,
         )
         await waiting(handle, UpgradeWorkflow.progress, on="before hop 1")
@@ -201,6 +206,18 @@ async def record_upgrade(env: WorkflowEnvironment) -> None:
         await handle.signal(UpgradeWorkflow.approve_signal, OperatorRequest(by="cab"))
         await handle.result()
         await save(handle)
+    # 7. a run that waits at hop 1's approval (the plan recorded, nothing approved yet), on
+    #    a cluster at 1.25.2 again: the replay test changes the version tables under it
+    async with new_worker(env.client, UpgradeWorkflow, activities=StepFakes().all()) as worker:
+        handle = await env.client.start_workflow(
+            UpgradeWorkflow.run,
+            UpgradeInput(environment=staging, requested_by="recorder"),
+            id="replay-upgrade-waiting-approval",
+            task_queue=worker.task_queue,
+        )
+        await waiting(handle, UpgradeWorkflow.progress, on="before hop 1")
+        await save(handle)
+        await handle.terminate("recorded while waiting")
 
 
 async def record_live_drift_check(env: WorkflowEnvironment) -> None:
@@ -220,6 +237,39 @@ async def record_live_drift_check(env: WorkflowEnvironment) -> None:
         await save(handle)
 
 
+async def record_at_once(env: WorkflowEnvironment) -> None:
+    """8. steps that need nothing from each other run at once (CONCURRENT_STEPS_PATCH,
+    CONCURRENT_CHECKS_PATCH): a bootstrap whose ensure_db_secret fails while its group
+    runs, waits and is retried; a drift check whose dry runs run at once, remediated."""
+    fakes = StepFakes(missing=FRESH)
+    async with new_worker(
+        env.client, BootstrapWorkflow, DriftCheckWorkflow, activities=fakes.all()
+    ) as worker:
+        fakes.failures["ensure_db_secret"] = (
+            1,
+            activity_error("the password source is empty", ErrorType.PASSWORD_SOURCE_INVALID),
+        )
+        handle = await env.client.start_workflow(
+            BootstrapWorkflow.run,
+            bootstrap_input(),
+            id="replay-at-once",
+            task_queue=worker.task_queue,
+        )
+        await waiting(handle, on="ensure_db_secret failed")
+        await handle.execute_update(BootstrapWorkflow.retry, OperatorRequest(by="ops"))
+        await handle.result()
+        await save(handle)
+        fakes.drifted = {"ensure_ca_bundle", "install_chart", "check_live_objects"}
+        handle = await env.client.start_workflow(
+            DriftCheckWorkflow.run,
+            DriftCheckInput(environment=load_environment("staging"), policy=DriftPolicy.REMEDIATE),
+            id="replay-drift-at-once",
+            task_queue=worker.task_queue,
+        )
+        await handle.result()
+        await save(handle)
+
+
 async def save(handle) -> None:
     history = await handle.fetch_history()
     (HERE / f"{handle.id}.json").write_text(history.to_json())
@@ -228,7 +278,10 @@ async def save(handle) -> None:
 
 if __name__ == "__main__":
     asyncio.run(
-        main(set(sys.argv[1:]) or {"bootstrap", "drift", "upgrade", "live-drift", "operator"})
+        main(
+            set(sys.argv[1:])
+            or {"bootstrap", "drift", "upgrade", "live-drift", "operator", "at-once"}
+        )
     )
     sys.stdout.flush()
     # Skip interpreter finalization, where the SDK's runtime can abort (PyGILState_Release).

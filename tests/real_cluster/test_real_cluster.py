@@ -10,7 +10,7 @@ suite to a cluster):
   never runs against a cluster the file does not declare);
 - `KUBECONFIG` (optional, else ~/.kube/config) and the usual AWS_* variables;
 - `TEMPORAL_BOOTSTRAP_REAL_CLUSTER_PROVISION=yes`: also provision (writes to the cluster).
-The worker runs as a process here, on a bootstrap dev server of its own. README.md ("A real
+The worker runs as a process here, on a bootstrap dev server of its own. docs/in-cluster.md ("A real
 cluster") shows the kind set-up. Skipped with one line naming what is missing otherwise.
 """
 
@@ -38,7 +38,7 @@ pytestmark = [
     pytest.mark.skipif(
         not (ENV_FILE and CONTEXT),
         reason="no real cluster: set TEMPORAL_BOOTSTRAP_REAL_CLUSTER_ENV and "
-        "TEMPORAL_BOOTSTRAP_REAL_CLUSTER_CONTEXT (README.md, A real cluster)",
+        "TEMPORAL_BOOTSTRAP_REAL_CLUSTER_CONTEXT (docs/in-cluster.md, A real cluster)",
     ),
 ]
 

@@ -1,0 +1,352 @@
+"""The generated values, rendered by the real helm v3 and v4 with every shipped chart
+(0.52.0 to 1.6.0, both values layouts).
+
+One `helm template` per chart per helm version (cached for the module), every check run on
+it. Each check reads the rendered manifests and compares them with what the environment
+declares, never with the values that produced them. `test_each_check_catches_its_broken_field`
+breaks one field of the values per check and layout and shows that check fails, so none of
+them can pass by accident. `test_the_layout_change_keeps_the_meaning` renders the last chart
+of the old layout and the 1.x charts and finds the same cluster in all of them.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.helm_cli import HelmCli, chart_reference
+from declared_state.chart_files import read_chart_metadata
+from declared_state.chart_values import build_chart_values
+from declared_state.loader import load_environment
+from declared_state.models import ChartSpec, Environment
+from declared_state.versions import values_layout, version_key
+from tests.helpers.manifests import (
+    SERVER_SERVICES,
+    Docs,
+    cluster_meaning,
+    container,
+    mounted_server_config,
+    objects,
+    parse_manifests,
+    server_deployments,
+    store_settings,
+)
+
+SHARED_CHARTS = Path(__file__).resolve().parents[4] / "shared" / "charts"
+SHIPPED = sorted(
+    (p.name.removeprefix("temporal-") for p in SHARED_CHARTS.glob("temporal-*")),
+    key=version_key,
+)
+HELM_VERSIONS = ("v3", "v4")
+
+
+def test_every_chart_of_the_issue_is_shipped():
+    assert SHIPPED == ["0.52.0", "0.55.0", "0.63.0", "0.67.0", "0.73.2", "0.74.0", "1.1.1", "1.6.0"]
+
+
+def environment(chart_version: str, name: str = "staging") -> Environment:
+    """The environment with its chart replaced by the offline copy of `chart_version`."""
+    env = load_environment(name)
+    chart = ChartSpec(
+        version=chart_version, local_path=str(SHARED_CHARTS / f"temporal-{chart_version}")
+    )
+    return env.model_copy(update={"chart": chart})
+
+
+def render_values(helm_binary: str, env: Environment, values: dict[str, Any]) -> Docs:
+    helm = HelmCli(binary=helm_binary)
+    text = helm.template(
+        env.kubernetes.release, env.kubernetes.namespace, chart_reference(env.chart), values
+    )
+    return parse_manifests(text)
+
+
+@functools.cache
+def _rendered(helm_binary: str, chart_version: str) -> tuple[Environment, Docs]:
+    env = environment(chart_version)
+    return env, render_values(helm_binary, env, build_chart_values(env))
+
+
+@pytest.fixture(params=[(c, h) for c in SHIPPED for h in HELM_VERSIONS], ids=lambda p: "-".join(p))
+def rendered(request, helm_binaries) -> tuple[Environment, Docs]:
+    chart_version, helm = request.param
+    return _rendered(helm_binaries[helm], chart_version)
+
+
+def app_version(env: Environment) -> str:
+    """The server version the chart itself names (its Chart.yaml), read independently."""
+    assert env.chart.local_path
+    found = read_chart_metadata(Path(env.chart.local_path)).app_version
+    assert found
+    return found
+
+
+# --- checks -----------------------------------------------------------------------------
+
+
+def check_store_connections(docs: Docs, env: Environment) -> None:
+    config = mounted_server_config(docs)
+    persistence = config["persistence"]
+    assert persistence["defaultStore"] == "default"
+    assert persistence["visibilityStore"] == "visibility"
+    for store, database in (
+        ("default", env.database.default_store),
+        ("visibility", env.database.visibility_store),
+    ):
+        sql = persistence["datastores"][store]["sql"]
+        assert sql["pluginName"] == "mysql8", store
+        assert sql["databaseName"] == database, store
+        assert sql["connectAddr"] == f"{env.rds.endpoint}:{env.rds.port}", store
+        assert sql["user"] == env.database.user, store
+        assert sql["maxConns"] == env.database.max_conns, store
+        assert sql["maxConnLifetime"] == env.database.max_conn_lifetime, store
+        tls = sql["tls"]
+        assert tls["enabled"] is True, store
+        assert tls.get("caFile") == env.ca_bundle.mount_path, store
+        assert "caData" not in tls, f"{store}: caData is not read by the MySQL driver"
+        assert tls.get("enableHostVerification") is True, store
+        assert tls.get("serverName") == env.db_tls_server_name, store
+
+
+def check_passwords_from_existing_secret(docs: Docs, env: Environment) -> None:
+    """Each store's password is the env variable its config names, and every server pod
+    fills that variable from the declared Secret's key for the store."""
+    secret = env.database.kubernetes_secret
+    settings = store_settings(docs)
+    assert settings["default"]["password"] == (secret.name, secret.default_store_key)
+    assert settings["visibility"]["password"] == (secret.name, secret.visibility_store_key)
+
+
+def check_no_chart_secret(docs: Docs, env: Environment) -> None:
+    assert objects(docs, "Secret") == {}, "the chart rendered a Secret with a default password"
+
+
+def check_deployments_replicas_and_resources(docs: Docs, env: Environment) -> None:
+    deployments = objects(docs, "Deployment")
+    assert set(deployments) == {f"temporal-{s}" for s in (*SERVER_SERVICES, "web", "admintools")}
+    for svc in (*SERVER_SERVICES, "web"):
+        spec = getattr(env.services, svc)
+        dep = deployments[f"temporal-{svc}"]
+        assert dep["spec"]["replicas"] == spec.replicas, svc
+        assert container(dep)["resources"] == spec.resources.model_dump(exclude_none=True), svc
+    admintools = container(deployments["temporal-admintools"])
+    assert admintools["resources"] == env.services.admintools.resources.model_dump(
+        exclude_none=True
+    )
+
+
+def check_ca_bundle_mounted(docs: Docs, env: Environment) -> None:
+    ca = env.ca_bundle
+    for svc, dep in server_deployments(docs).items():
+        volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+        ca_volumes = [
+            v for v in volumes.values() if v.get("configMap", {}).get("name") == ca.config_map
+        ]
+        assert len(ca_volumes) == 1, f"{svc}: no volume from ConfigMap {ca.config_map}"
+        mounts = [m for m in container(dep)["volumeMounts"] if m["name"] == ca_volumes[0]["name"]]
+        assert [(m["mountPath"], m.get("subPath")) for m in mounts] == [(ca.mount_path, ca.key)], (
+            svc
+        )
+
+
+def check_ingress_access_control(docs: Docs, env: Environment) -> None:
+    ingress = objects(docs, "Ingress")["temporal-web"]
+    annotations = ingress["metadata"].get("annotations", {})
+    assert ingress["spec"]["ingressClassName"] == env.web_ingress.class_name
+    assert annotations.get("nginx.ingress.kubernetes.io/proxy-body-size") == "15m"
+    assert annotations.get("nginx.ingress.kubernetes.io/whitelist-source-range") == ",".join(
+        env.web_ingress.access.allowed_cidrs
+    )
+    assert ingress["spec"]["rules"][0]["host"] == env.web_ingress.host
+    assert ingress["spec"]["tls"] == [
+        {"hosts": [env.web_ingress.host], "secretName": env.web_ingress.tls_secret}
+    ]
+
+
+def check_schema_jobs_off(docs: Docs, env: Environment) -> None:
+    """No Job the chart renders touches the database: the schema is this tool's job.
+    (Charts 1.x always render their schema hook Job; with both stores' createDatabase and
+    manageSchema off it only echoes.)"""
+    for name, job in objects(docs, "Job").items():
+        spec = job["spec"]["template"]["spec"]
+        for c in [*(spec.get("initContainers") or []), *spec["containers"]]:
+            command = " ".join([*(c.get("command") or []), *(c.get("args") or [])])
+            assert "temporal-sql-tool" not in command, f"Job {name} runs {command}"
+            assert not any(e["name"].startswith("SQL_") for e in c.get("env") or []), name
+
+
+def check_server_image_pinned(docs: Docs, env: Environment) -> None:
+    """Every server pod runs the server release the chart names (the hop's exact version)."""
+    expected = f"temporalio/server:{app_version(env)}"
+    for svc, dep in server_deployments(docs).items():
+        assert container(dep)["image"] == expected, svc
+
+
+def check_config_readable_by_the_image(docs: Docs, env: Environment) -> None:
+    """Server images from 1.30 have no dockerize: the config they get must be the sprig
+    template, read from the path TEMPORAL_SERVER_CONFIG_FILE_PATH names, with no dockerize
+    shim mounted."""
+    server_text = mounted_server_config(docs, raw=True)
+    for svc, dep in server_deployments(docs).items():
+        env_vars = {e["name"]: e.get("value") for e in container(dep)["env"]}
+        mounts = {m["mountPath"] for m in container(dep)["volumeMounts"]}
+        if version_key(app_version(env)) >= (1, 30, 0):
+            assert server_text.startswith("# enable-template"), svc
+            assert "{{ .Env." not in server_text, f"{svc}: dockerize syntax"
+            assert env_vars.get("TEMPORAL_SERVER_CONFIG_FILE_PATH") == (
+                "/etc/temporal/config/config_template.yaml"
+            ), svc
+            assert "/usr/local/bin/dockerize" not in mounts, svc
+        else:
+            assert "TEMPORAL_SERVER_CONFIG_FILE_PATH" not in env_vars, svc
+
+
+CHECKS = {
+    f.__name__: f
+    for f in (
+        check_store_connections,
+        check_passwords_from_existing_secret,
+        check_no_chart_secret,
+        check_deployments_replicas_and_resources,
+        check_ca_bundle_mounted,
+        check_ingress_access_control,
+        check_schema_jobs_off,
+        check_server_image_pinned,
+        check_config_readable_by_the_image,
+    )
+}
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_generated_values_pass(rendered, check):
+    env, docs = rendered
+    CHECKS[check](docs, env)
+
+
+# --- every check fails on its broken field ------------------------------------------------
+
+_DELETE = object()
+VIS = "server.config.persistence.visibility.sql"
+DS_DEFAULT = "server.config.persistence.datastores.default.sql"
+DS_VIS = "server.config.persistence.datastores.visibility.sql"
+
+# (chart, check, dotted path, wrong value): the check named must fail on it.
+BREAKAGES: list[tuple[str, str, str, Any]] = [
+    *(
+        (chart, check, path, wrong)
+        for chart in ("0.52.0", "0.74.0")
+        for check, path, wrong in (
+            ("check_store_connections", f"{VIS}.tls", {"enabled": True, "caData": "LS0tLQ=="}),
+            ("check_store_connections", "server.config.persistence.default.sql.port", 3307),
+            ("check_store_connections", f"{VIS}.tls.serverName", _DELETE),
+            ("check_store_connections", f"{VIS}.tls.enableHostVerification", False),
+            ("check_store_connections", "server.config.persistence.default.sql.tls.serverName", ""),
+            ("check_passwords_from_existing_secret", f"{VIS}.secretKey", _DELETE),
+            ("check_no_chart_secret", f"{VIS}.existingSecret", _DELETE),
+            ("check_deployments_replicas_and_resources", "server.history.resources", {}),
+            ("check_deployments_replicas_and_resources", "server.matching.replicaCount", 3),
+            ("check_ca_bundle_mounted", "server.additionalVolumeMounts", []),
+            ("check_ingress_access_control", "web.ingress.annotations", {}),
+            ("check_schema_jobs_off", "schema.setup.enabled", True),
+            ("check_server_image_pinned", "server.image.tag", "1.25.1"),
+        )
+    ),
+    ("0.74.0", "check_config_readable_by_the_image", "server.configMapsToMount", _DELETE),
+    *(
+        ("1.6.0", check, path, wrong)
+        for check, path, wrong in (
+            ("check_store_connections", f"{DS_VIS}.tls", {"enabled": True, "caData": "LS0tLQ=="}),
+            ("check_store_connections", f"{DS_DEFAULT}.connectAddr", "elsewhere:3306"),
+            ("check_store_connections", f"{DS_VIS}.tls.enableHostVerification", False),
+            ("check_store_connections", f"{DS_DEFAULT}.tls.serverName", ""),
+            ("check_passwords_from_existing_secret", f"{DS_VIS}.secretKey", _DELETE),
+            ("check_no_chart_secret", f"{DS_VIS}.existingSecret", _DELETE),
+            ("check_deployments_replicas_and_resources", "server.history.resources", {}),
+            ("check_deployments_replicas_and_resources", "server.matching.replicaCount", 3),
+            ("check_ca_bundle_mounted", "server.additionalVolumeMounts", []),
+            ("check_ingress_access_control", "web.ingress.annotations", {}),
+            ("check_schema_jobs_off", f"{DS_VIS}.manageSchema", True),
+            ("check_server_image_pinned", "server.image.tag", "1.31.0"),
+            ("check_config_readable_by_the_image", "shims.dockerize", True),
+        )
+    ),
+]
+
+
+def _set(values: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for p in parents:
+        values = values[p]
+    if value is _DELETE:
+        del values[last]
+    else:
+        values[last] = value
+
+
+@pytest.mark.parametrize(
+    ("chart", "check", "path", "wrong"),
+    BREAKAGES,
+    ids=[f"{chart}:{check}:{path}" for chart, check, path, _ in BREAKAGES],
+)
+def test_each_check_catches_its_broken_field(helm_binaries, chart, check, path, wrong):
+    env = environment(chart)
+    values = copy.deepcopy(build_chart_values(env))
+    if path == f"{VIS}.existingSecret":
+        values["server"]["config"]["persistence"]["visibility"]["sql"]["password"] = "temporal"
+    _set(values, path, wrong)
+    docs = render_values(helm_binaries["v4"], env, values)
+    with pytest.raises(AssertionError):
+        CHECKS[check](docs, env)
+
+
+def test_breakages_cover_every_check_in_both_layouts():
+    for layout in ("persistence", "datastores"):
+        broken = {check for chart, check, _, _ in BREAKAGES if values_layout(chart) == layout}
+        assert broken == set(CHECKS), layout
+
+
+# --- the same cluster in every layout -----------------------------------------------------
+
+
+def test_the_layout_change_keeps_the_meaning(helm_binaries):
+    """0.74.0 (the last chart of the old layout), 1.1.1 and 1.6.0 deploy the same database
+    connections, passwords, CA mounts, replicas, resources and ingress."""
+    meanings = {
+        chart: cluster_meaning(_rendered(helm_binaries["v4"], chart)[1])
+        for chart in ("0.74.0", "1.1.1", "1.6.0")
+    }
+    assert meanings["0.74.0"]["stores"]["visibility"]["password"] == (
+        "temporal-db-secret",
+        "visibility-password",
+    )
+    assert meanings["1.1.1"] == meanings["0.74.0"]
+    assert meanings["1.6.0"] == meanings["0.74.0"]
+
+
+def test_auth_url_access_control_renders_auth_annotations(helm_binaries):
+    for chart in ("0.52.0", "1.6.0"):
+        env = environment(chart, "production")
+        docs = render_values(helm_binaries["v4"], env, build_chart_values(env))
+        annotations = objects(docs, "Ingress")["temporal-web"]["metadata"]["annotations"]
+        access = env.web_ingress.access
+        assert annotations["nginx.ingress.kubernetes.io/auth-url"] == access.auth_url, chart
+        assert annotations["nginx.ingress.kubernetes.io/auth-signin"] == access.auth_signin
+        assert "nginx.ingress.kubernetes.io/whitelist-source-range" not in annotations
+
+
+def test_extra_values_merge_last(helm_binaries):
+    for chart in ("0.52.0", "1.6.0"):
+        base = environment(chart)
+        custom = base.model_copy(
+            update={"extra_values": {"server": {"config": {"logLevel": "warn"}}}}
+        )
+        values = build_chart_values(custom)
+        assert values["server"]["config"]["logLevel"] == "warn"
+        # merged, not replaced: the persistence built from the model is still there
+        assert values["server"]["config"]["persistence"]["defaultStore"] == "default"
+        docs = render_values(helm_binaries["v4"], custom, values)
+        assert mounted_server_config(docs)["log"]["level"] == "warn", chart
