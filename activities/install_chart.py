@@ -2,8 +2,14 @@
 
 Idempotent: a release that is `deployed` with the declared chart version and exactly the
 declared values is left alone (no new revision). A release left `pending-*` by a worker that
-died mid-helm is rolled back (or, never deployed, uninstalled) once it is older than
-`pending_grace`, then upgraded. Before any of that, the step looks for a helm still working
+died mid-helm is recovered once it is older than `pending_grace`: its pending revision is
+marked `failed` in helm's record (helm_release_record.py), as helm marks an upgrade it saw
+fail, and the step's `helm upgrade` then starts from the last deployed revision's state
+(helm adopts what the killed helm created, deletes what the new chart drops); a first
+install that never deployed is uninstalled instead. Not `helm rollback`: helm killed
+mid-apply of a chart that drops objects (0.55 -> 0.63 drops `temporal-admintools`) leaves
+them in the cluster but not in the pending revision's manifest, and the rollback fails on
+them ("original object Service ... not found"), as a rollback by hand would. Before any of that, the step looks for a helm still working
 on the release (helm_cli.helms_holding). One nobody will ever read the outcome of (started
 by an earlier attempt of this step, or by a worker that is gone since) is stopped like a
 cancelled one (SIGTERM, then SIGKILL) and waited for, after which the release it left is
@@ -54,7 +60,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from adapters.clients import KubeClients
 from adapters.errors import ErrorType, activity_error
 from adapters.errors.helm import helm_error
-from adapters.errors.kubernetes import kubernetes_error
+from adapters.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
 from adapters.helm_cli import (
     TERMINATE_GRACE_S,
     HelmCli,
@@ -63,6 +69,12 @@ from adapters.helm_cli import (
     error_message,
     release_chart_and_values,
     render_environment,
+)
+from adapters.helm_release_record import (
+    RecordChanged,
+    UnsupportedDriver,
+    mark_failed,
+    record_name,
 )
 from adapters.pod_status import unready_pods
 from adapters.processes import stop_pid
@@ -342,15 +354,22 @@ class _Install:
         return self._quick(["get", "values", self.release])
 
     # -- pending releases ----------------------------------------------------------------
-    def _rollback_hint(self, history: list[dict[str, Any]]) -> str:
-        deployed = [h for h in history if h["status"] in ("deployed", "superseded")]
-        if deployed:
-            rev = deployed[-1]["revision"]
-            return (
-                f"helm rollback {self.release} {rev} --namespace {self.namespace} "
-                f"(once no other helm works on it)"
-            )
-        return f"helm uninstall {self.release} --namespace {self.namespace}"
+    def _by_hand(self, history: list[dict[str, Any]]) -> str:
+        """What an operator can run, once no helm works on the release, for the step to go
+        on: a command that works on a real helm (never `helm rollback`: see the docstring)."""
+        latest = history[-1] if history else None
+        if latest is None or latest["status"] not in PENDING_STATES:
+            return "retry (helm upgrades from the last deployed revision)"
+        deployed = [h for h in history[:-1] if h["status"] == "deployed"]
+        if latest["status"] == "pending-install" and not deployed:
+            return f"helm uninstall {self.release} --namespace {self.namespace}, then retry"
+        start = f"revision {deployed[-1]['revision']}" if deployed else "the revision before"
+        record = record_name(self.release, int(latest["revision"]))
+        return (
+            f"kubectl delete secret {record} --namespace {self.namespace} (helm's record of "
+            f"the abandoned revision {latest['revision']}; helm then upgrades from {start}), "
+            "then retry"
+        )
 
     def _stop_abandoned_helm(self) -> bool:
         """Stop the helm an earlier attempt (or a dead worker) left working on the release
@@ -383,44 +402,63 @@ class _Install:
         return bool(abandoned)
 
     def _recover(self, history: list[dict[str, Any]], *, abandoned: bool = False) -> str:
-        """Roll back (or uninstall) a release left pending by a dead helm; returns its state.
-        `abandoned`: the helm that left it was just stopped, so no grace period applies."""
+        """Recover a release left pending by a dead helm (see the module docstring); returns
+        its state. `abandoned`: the helm that left it was just stopped, so no grace period
+        applies."""
         latest = history[-1]
-        state = str(latest["status"])
+        state, revision = str(latest["status"]), int(latest["revision"])
         updated = _parse_time(str(latest.get("updated", "")))
         age = (datetime.now(UTC) - updated) if updated else None
-        if not abandoned and (age is None or age < self.input.pending_grace):
+        grace = self.input.pending_grace
+        if not abandoned and (age is None or age < grace):
             seen = f"{age.total_seconds():.0f}s ago" if age is not None else "at an unknown time"
             raise activity_error(
-                f"{self.where} is {state} (revision {latest['revision']}, updated {seen}): another "
-                f"helm operation may still be running. If none is, run: "
-                f"{self._rollback_hint(history)}",
+                f"{self.where} is {state} (revision {revision}, updated {seen}): another "
+                f"helm operation may still be running. If none is, retry once it has been "
+                f"pending for {grace.total_seconds():.0f}s (the step then recovers it), or "
+                f"now: {self._by_hand(history)}",
                 ErrorType.HELM_RELEASE_PENDING,
             )
         deployed = [h for h in history[:-1] if h["status"] == "deployed"]
-        if deployed:
-            target = int(deployed[-1]["revision"])
-            args = ["rollback", self.release, str(target), *self.helm.rollback_wait_flags()]
-            what = f"roll back abandoned {state} revision {latest['revision']} to {target}"
-        elif state == "pending-install":
-            args = ["uninstall", self.release, "--wait"]
-            what = f"uninstall abandoned {state} revision {latest['revision']}"
-        else:
-            raise activity_error(
-                f"{self.where} is {state} (revision {latest['revision']}) with no deployed "
-                f"revision to roll back to; an operator must decide: "
-                f"{self._rollback_hint(history)}",
-                ErrorType.HELM_RELEASE_PENDING,
+        if state == "pending-install" and not deployed:
+            what = f"uninstall abandoned {state} revision {revision}"
+            activity.logger.warning("%s: %s", self.where, what)
+            code, lines = self._stream(
+                "recovering", ["uninstall", self.release, "--wait", *self._timeout_flags()]
             )
+            if code != 0:
+                raise activity_error(
+                    f"{self.where} is {state} and could not be recovered ({what}): "
+                    f"{error_message(lines)}. Fix the cause, then: {self._by_hand(history)}",
+                    ErrorType.HELM_RELEASE_PENDING,
+                )
+            return state
+        start = f"revision {deployed[-1]['revision']}" if deployed else "its latest state"
+        what = f"mark abandoned {state} revision {revision} failed, to upgrade from {start}"
         activity.logger.warning("%s: %s", self.where, what)
-        code, lines = self._stream("recovering", [*args, *self._timeout_flags()])
-        if code != 0:
-            message = error_message(lines)
-            raise activity_error(
-                f"{self.where} is {state} and could not be recovered ({what}): {message}. "
-                f"Fix the cause, then run: {self._rollback_hint(history)}",
-                ErrorType.HELM_RELEASE_PENDING,
+        self._heartbeat("recovering")
+        try:
+            mark_failed(
+                self.core,
+                self.namespace,
+                self.release,
+                revision,
+                f"{state} abandoned (helm killed); marked failed by temporal-bootstrap "
+                f"({self.owner}) to upgrade from {start}",
             )
+        except RecordChanged as exc:
+            raise activity_error(
+                f"{self.where}: {exc} (another helm works on it?); the step reads it again",
+                ErrorType.HELM_FAILED,
+            ) from None
+        except (UnsupportedDriver, ValueError) as exc:
+            raise activity_error(
+                f"{self.where} is {state} and could not be recovered ({what}): {exc}. Once "
+                f"no helm works on it: {self._by_hand(history)}",
+                ErrorType.HELM_RELEASE_PENDING,
+            ) from None
+        except KUBERNETES_ERRORS as exc:
+            raise kubernetes_error(f"{what} of {self.where}", exc) from None
         return state
 
     # -- upgrading -----------------------------------------------------------------------
@@ -552,8 +590,8 @@ class _Install:
             else ""
         )
         if "error occurred while rolling back" in message or "error while uninstalling" in message:
-            hint = f" or roll back by hand: {self._rollback_hint(history)}" if history else ""
-            return f"The automatic rollback failed too.{now} Fix the cause, then retry{hint}."
+            # Not pending: a retry's helm upgrade starts from the last deployed revision.
+            return f"The automatic rollback failed too.{now} Fix the cause, then retry."
         if "has been uninstalled" in message:
             return "The first install was uninstalled again (nothing was deployed before)."
         if "rolled back" in message:

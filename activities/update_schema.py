@@ -2,19 +2,22 @@
 Kubernetes Job, verified against the databases.
 
 The Job (`<release>-schema-update-<server>`, in the release's namespace) runs the hop's
-`temporalio/admin-tools:<server>` image: one init container per store runs
-`temporal-sql-tool update-schema --schema-dir /etc/temporal/schema/mysql/v8/<store>/versioned
--v <target>` with the environment the chart's own schema Job uses (`SQL_*`, the password from
+`temporalio/admin-tools:<server>` image: one init container per store BELOW the hop's target
+runs `temporal-sql-tool update-schema --schema-dir
+/etc/temporal/schema/mysql/v8/<store>/versioned -v <target>` with the environment the chart's own schema Job uses (`SQL_*`, the password from
 the DB Secret's key for that store, TLS with the CA bundle mounted from its ConfigMap and
 host verification on), then a `done` container. The password never enters the Job spec.
+A store already at or past its target gets no container: the real tool is a no-op at the
+target, but fails (exit 1, "start version ... must be less than end version") on a database
+newer than `-v`, as a visibility store ahead of the hop would be (temporalio/temporal
+tools/common/schema/updatetask.go, v1.25-v1.31).
 
 Idempotent, and never two Jobs at once for a hop:
 - the Job carries the activity execution that created it (workflow, run, activity id): a
   retry of the same activity (after a crash) finds it and waits for it again;
 - a finished Job left by an earlier execution (an operator's retry after a failure, another
   run) is deleted and replaced; a running one is waited for, never killed mid-update;
-- no Job is created when both databases are at the hop's versions already (or newer: the
-  tool never goes back).
+- no Job is created when both databases are at the hop's versions already (or newer).
 
 The database is the truth, not the Job's status: after the Job completes, `schema_version`
 is read from both databases (over TLS, like the preflight); below the targets the step
@@ -117,7 +120,10 @@ def _container(env: Environment, hop: Hop, store: str) -> k8s.V1Container:
     )
 
 
-def build_job(env: Environment, hop: Hop, created_by: str) -> k8s.V1Job:
+def build_job(
+    env: Environment, hop: Hop, created_by: str, stores: tuple[str, ...] = ("default", "visibility")
+) -> k8s.V1Job:
+    """The hop's schema Job, with an update-schema container for each of `stores`."""
     labels = {
         **MANAGED_LABELS,
         "app.kubernetes.io/instance": env.kubernetes.release,
@@ -137,7 +143,7 @@ def build_job(env: Environment, hop: Hop, created_by: str) -> k8s.V1Job:
                 metadata=k8s.V1ObjectMeta(labels=labels),
                 spec=k8s.V1PodSpec(
                     restart_policy="Never",
-                    init_containers=[_container(env, hop, s) for s in ("default", "visibility")],
+                    init_containers=[_container(env, hop, s) for s in stores],
                     containers=[
                         k8s.V1Container(
                             name="done",
@@ -205,7 +211,7 @@ class _Update:
                 return self._result("unchanged", before, before)
             if self.input.dry_run:
                 return self._result("would update", before, before)
-            job = self._create()
+            job = self._create(self._below(before))
         elif self.input.dry_run:
             now = self.owner._schema.read_schema_versions(self.env)
             return self._result("would update", now, now)
@@ -239,8 +245,8 @@ class _Update:
     def _created_by(job: Any) -> str | None:
         return ((job.metadata and job.metadata.annotations) or {}).get(CREATED_BY)
 
-    def _create(self) -> Any:
-        body = build_job(self.env, self.hop, self.me)
+    def _create(self, stores: tuple[str, ...]) -> Any:
+        body = build_job(self.env, self.hop, self.me, stores)
         try:
             created = self.batch.create_namespaced_job(self.namespace, body)
         except KUBERNETES_ERRORS as exc:
@@ -366,12 +372,19 @@ class _Update:
         return text
 
     # -- versions ------------------------------------------------------------------------
-    def _at_target(self, versions: tuple[str | None, str | None]) -> bool:
+    def _below(self, versions: tuple[str | None, str | None]) -> tuple[str, ...]:
+        """The stores below the hop's targets (a missing version is below), in Job order."""
         targets = (self.hop.default_schema, self.hop.visibility_schema)
-        return all(
-            found is not None and version_key(found) >= version_key(target)
-            for found, target in zip(versions, targets, strict=True)
+        return tuple(
+            store
+            for store, found, target in zip(
+                ("default", "visibility"), versions, targets, strict=True
+            )
+            if found is None or version_key(found) < version_key(target)
         )
+
+    def _at_target(self, versions: tuple[str | None, str | None]) -> bool:
+        return not self._below(versions)
 
     def _versions(self, versions: tuple[str | None, str | None]) -> str:
         db = self.env.database

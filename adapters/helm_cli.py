@@ -289,9 +289,6 @@ class HelmCli:
         three-way merge, which has no conflicts."""
         return ["--force-conflicts"] if self.major_version >= 4 else []
 
-    def rollback_wait_flags(self) -> list[str]:
-        return ["--wait=watcher"] if self.major_version >= 4 else ["--wait"]
-
     def run(
         self, args: list[str], timeout: float | None = 120, stdin_text: str | None = None
     ) -> str:

@@ -135,7 +135,7 @@ class ChartSpec(FrozenModel):
     @model_validator(mode="after")
     def _known_versions(self) -> ChartSpec:
         try:
-            servers = versions.chart_server_versions(self.version)
+            known = versions.server_version_for_chart(self.version)
         except ValueError as exc:
             raise ValueError(f"version: {exc}") from None
         if self.server_version is not None:
@@ -143,7 +143,7 @@ class ChartSpec(FrozenModel):
                 versions.parse_version(self.server_version)
             except ValueError as exc:
                 raise ValueError(f"server_version: {exc}") from None
-        if not servers and (self.server_version is None or self.local_path is None):
+        if known is None and (self.server_version is None or self.local_path is None):
             # A local copy's Chart.yaml names its server (the loader reads it); a chart from
             # a repository must be one the tables know, or its image tag would be a guess.
             raise ValueError(
@@ -151,15 +151,9 @@ class ChartSpec(FrozenModel):
                 f"({versions.supported_chart_versions()}); use one of those, or a local copy "
                 "of the chart (chart.local_path) whose Chart.yaml names its server version"
             )
-        if servers and self.server_version is None and len(servers) > 1:
+        if known is not None and self.server_version not in (None, known):
             raise ValueError(
-                f"server_version: chart {self.version} deploys server {' or '.join(servers)} "
-                "(the sources disagree); set chart.server_version to the appVersion in the "
-                "chart's Chart.yaml, or use a local copy (chart.local_path)"
-            )
-        if servers and self.server_version is not None and self.server_version not in servers:
-            raise ValueError(
-                f"server_version: chart {self.version} deploys server {' or '.join(servers)}, "
+                f"server_version: chart {self.version} deploys server {known}, "
                 f"not {self.server_version}"
             )
         server = self.target_server_version

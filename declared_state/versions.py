@@ -65,18 +65,20 @@ class _Range:
 
 @dataclass(frozen=True)
 class ChartLine:
-    """Charts in `charts` deploy one of `servers`: one server when the sources agree, the
-    candidates when they do not (then the chart's own Chart.yaml must say which)."""
+    """Charts in `charts` deploy server `server` (their Chart.yaml `appVersion`, which is
+    also the `server.image.tag` their values pin)."""
 
     charts: _Range
-    servers: tuple[str, ...]
+    server: str
 
 
-def _line(first: str, last: str, *servers: str) -> ChartLine:
-    return ChartLine(_Range(first, last), servers)
+def _line(first: str, last: str, server: str) -> ChartLine:
+    return ChartLine(_Range(first, last), server)
 
 
-# First match wins: an exact row before the range it refines.
+# Every chart tag's own Chart.yaml, one row per run of equal appVersions. The 1.29 line is
+# not monotonic: 0.69.0 shipped 1.29.1, 0.70.0 and 0.71.0 went back to 1.29.0, 0.72.0 on
+# ship 1.29.1 again.
 CHART_LINES: tuple[ChartLine, ...] = (
     _line("0.51.0", "0.52.*", "1.25.2"),
     _line("0.53.0", "0.55.*", "1.26.2"),
@@ -86,8 +88,9 @@ CHART_LINES: tuple[ChartLine, ...] = (
     _line("0.64.0", "0.64.*", "1.28.0"),
     _line("0.65.0", "0.67.*", "1.28.1"),
     _line("0.68.0", "0.68.*", "1.29.0"),
-    _line("0.73.2", "0.73.2", "1.29.1"),
-    _line("0.69.0", "0.73.*", "1.29.0", "1.29.1"),
+    _line("0.69.0", "0.69.*", "1.29.1"),
+    _line("0.70.0", "0.71.*", "1.29.0"),
+    _line("0.72.0", "0.73.*", "1.29.1"),
     _line("0.74.0", "0.74.0", "1.30.3"),
     _line("1.0.0", "1.1.1", "1.30.3"),
     _line("1.2.0", "1.3.0", "1.31.0"),
@@ -170,19 +173,13 @@ def values_layout(chart_version: str) -> ValuesLayout:
     return "persistence" if _triple(chart_version) < (1, 0, 0) else "datastores"
 
 
-def chart_server_versions(chart_version: str) -> tuple[str, ...]:
-    """The server version(s) chart `chart_version` may deploy: () when the tables do not
-    know the chart, one when they do, several when the sources disagree."""
+def server_version_for_chart(chart_version: str) -> str | None:
+    """The server version chart `chart_version` deploys, or None when the tables do not
+    know the chart."""
     for line in CHART_LINES:
         if chart_version in line.charts:
-            return line.servers
-    return ()
-
-
-def server_version_for_chart(chart_version: str) -> str | None:
-    """The server version chart `chart_version` deploys, or None when not known exactly."""
-    servers = chart_server_versions(chart_version)
-    return servers[0] if len(servers) == 1 else None
+            return line.server
+    return None
 
 
 def schema_versions_for_server(server_version: str) -> SchemaVersions | None:
@@ -195,7 +192,7 @@ def schema_versions_for_server(server_version: str) -> SchemaVersions | None:
 
 def charts_for_server(server_version: str) -> list[str]:
     """The chart lines known to deploy exactly `server_version`, for messages."""
-    return [str(line.charts) for line in CHART_LINES if line.servers == (server_version,)]
+    return [str(line.charts) for line in CHART_LINES if line.server == server_version]
 
 
 def broken_release(server_version: str) -> str | None:

@@ -46,8 +46,11 @@ HELM_ERRORS: tuple[HelmRow, ...] = (
         re.compile(r"another operation \(install/upgrade/rollback\) is in progress"),
         ErrorType.HELM_RELEASE_PENDING,
         "{what}: {message}. Another helm operation holds the release; if none is running, "
-        "roll it back: helm history {release} --namespace {namespace}, then helm rollback "
-        "{release} <last deployed revision> --namespace {namespace}",
+        "retry once it has been pending for the step's grace period: the step then marks "
+        "the abandoned revision failed and upgrades from the last deployed one (helm "
+        "rollback fails when the new chart drops objects). By hand: helm history {release} "
+        "--namespace {namespace}, then kubectl delete secret "
+        "sh.helm.release.v1.{release}.v<pending revision> --namespace {namespace}, and retry",
     ),
     HelmRow(
         re.compile(

@@ -2,8 +2,10 @@
 Jobs, and plays the admin-tools image for the one command the schema Jobs run.
 
 Named stand-in behaviour, "the admin-tools Job": a Job container whose command runs
-`temporal-sql-tool ... update-schema ... -v X` does what that tool does to the database it is
-pointed at, with what the container is given, the way a kubelet would give it:
+`temporal-sql-tool ... update-schema` (or its alias `update`) does what that tool does to the
+database it is pointed at, by the tool's rules (schema_tool.py: `-v` optional, a database
+newer than `-v` fails, one history row per version step, the schema directories of the
+container's image), with what the container is given, the way a kubelet would give it:
 
 - its pod (`<job>-xxxxx`, owned by the Job, labelled `job-name` / `controller-uid`) runs the
   init containers, then the containers, in order; a container stops the pod on a non-zero
@@ -17,10 +19,8 @@ pointed at, with what the container is given, the way a kubelet would give it:
   A missing Secret, key or ConfigMap keeps the pod waiting (`CreateContainerConfigError`, or
   `ContainerCreating` for a volume), and the Job active, as a kubelet does;
 - it connects over TLS (verifying the certificate against that CA file, and the host name
-  unless told not to) with that user and password, and moves the database's
-  `schema_version` row to X (recording a `schema_update_history` row); a database already at
-  X or newer is left alone, as the tool never goes back; a missing row, a refused login or a
-  failed handshake fails the container with the error in its log;
+  unless told not to) with that user and password; a refused login or a failed handshake
+  fails the container with the error in its log;
 - what the container printed is its log (`GET pods/{name}/log?container=&tailLines=`);
 - every database write is added to the stand-in's write log (`ApiServer.writes`) beside the
   API writes, so a test can show what happened in which order.
@@ -32,11 +32,10 @@ next update-schema container exits 1, writing nothing, with `message` in its log
 update-schema containers do not finish until the mode is `run` again. `never_ready` holds
 a Job (or every Job of a name) active like any workload, a disabled controller runs none.
 
-Simplifications: no SQL statement of the versioned schema directories runs, only the
-`schema_version` row and one `schema_update_history` row per container are written (the
-local MariaDB cannot run the MySQL 8 visibility schema: no multi-valued indexes, no `->`);
-`backoffLimit`, restarts and `activeDeadlineSeconds` are not played (a failing container
-fails the Job at once); images, resources and service accounts are ignored.
+Simplifications: those of the tool (schema_tool.py: no SQL statement of a version directory
+runs; only images tagged with a release 1.24.0-1.31.x are known); `backoffLimit`, restarts
+and `activeDeadlineSeconds` are not played (a failing container fails the Job at once);
+images (but for the tool's schema directories), resources and service accounts are ignored.
 """
 
 from __future__ import annotations
@@ -44,21 +43,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import datetime
 import secrets
 import shlex
-import socket
-import ssl
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
-import pymysql
 from aiohttp import web
 
 from .controller import Controller, _conditions
 from .errors import ApiError, not_found
+from .schema_tool import SchemaUpdate, apply, tool_banner
 from .store import Event, Obj, Store, now
 
 MODES = ("run", "fail", "hang")
@@ -77,23 +70,6 @@ class ContainerWaiting(Exception):
         self.reason = reason
 
 
-@dataclass
-class SchemaUpdate:
-    """What one update-schema container is told to do (never printed: holds a password)."""
-
-    host: str
-    port: int
-    database: str
-    user: str
-    password: str = field(repr=False)
-    target: str
-    schema_dir: str
-    tls: bool
-    ca: str | None
-    server_name: str | None
-    verify_host: bool
-
-
 def _flag(tokens: list[str], *names: str) -> str | None:
     for i, token in enumerate(tokens):
         for name in names:
@@ -109,8 +85,10 @@ def schema_command(container: Obj) -> list[str] | None:
     tokens: list[str] = []
     for part in [*(container.get("command") or []), *(container.get("args") or [])]:
         tokens += shlex.split(str(part))
-    if "temporal-sql-tool" in tokens and "update-schema" in tokens:
-        return tokens[tokens.index("temporal-sql-tool") :]
+    if "temporal-sql-tool" in tokens:
+        argv = tokens[tokens.index("temporal-sql-tool") :]
+        if "update-schema" in argv or "update" in argv:  # `update` is the command's alias
+            return argv
     return None
 
 
@@ -265,10 +243,10 @@ class JobController:
             code, lines = 0, []
         elif self.mode == "fail":
             self.mode = "run"  # the next one fails, the ones after it run
-            code, lines = 1, [*_tool_banner(update), self.message]
+            code, lines = 1, [*tool_banner(update), self.message]
         else:
             loop = asyncio.get_running_loop()
-            code, lines, change = await loop.run_in_executor(None, _apply, update)
+            code, lines, change = await loop.run_in_executor(None, apply, update)
             if change is not None:
                 self.record_write(change)
         self.logs[(ns, pod_name, name)] = lines
@@ -353,8 +331,10 @@ class JobController:
             database=setting(("--db", "--database"), "SQL_DATABASE", "temporal"),
             user=setting(("-u", "--user"), "SQL_USER"),
             password=setting(("--pw", "--password"), "SQL_PASSWORD"),
-            target=_flag(tokens, "-v", "--version") or "",
-            schema_dir=_flag(tokens, "-d", "--schema-dir") or "",
+            target=_flag(tokens, "-v", "--v", "-version", "--version") or "",
+            schema_dir=_flag(tokens, "-d", "--d", "-schema-dir", "--schema-dir") or "",
+            schema_name=_flag(tokens, "-s", "--s", "-schema-name", "--schema-name") or "",
+            image=str(container.get("image") or ""),
             tls=tls,
             ca=self._file(ns, pod, container, ca_path) if tls and ca_path else None,
             server_name=setting(("--tls-server-name",), "SQL_TLS_SERVER_NAME") or None,
@@ -463,106 +443,3 @@ class JobController:
 
 def _condition(type_: str, status: str) -> Obj:
     return {"type": type_, "status": status, "lastTransitionTime": now()}
-
-
-def _stamp() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _tool_banner(update: SchemaUpdate) -> list[str]:
-    config = f'{{"DBName": "{update.database}", "TargetVersion": "{update.target}", "SchemaDir": "{update.schema_dir}"}}'
-    return [f'{_stamp()}\tINFO\tUpdateSchemaTask started\t{{"config": {config}}}']
-
-
-class _ServerNameContext(ssl.SSLContext):
-    """Verifies one fixed name whichever host was dialled (the tool's --tls-server-name)."""
-
-    server_name: str
-
-    def wrap_socket(self, sock: socket.socket, *args: Any, **kwargs: Any) -> ssl.SSLSocket:  # type: ignore[override]
-        kwargs["server_hostname"] = self.server_name
-        return super().wrap_socket(sock, *args, **kwargs)
-
-
-def _ssl_context(update: SchemaUpdate) -> ssl.SSLContext:
-    ctx = _ServerNameContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.server_name = update.server_name or update.host
-    ctx.check_hostname = update.verify_host
-    ctx.load_verify_locations(cadata=update.ca or "")
-    return ctx
-
-
-def _apply(update: SchemaUpdate) -> tuple[int, list[str], Obj | None]:
-    """What `temporal-sql-tool update-schema -v X` does to the schema_version row (run on a
-    worker thread: blocking I/O). Returns (exit code, log lines, the write made or None)."""
-    lines = _tool_banner(update)
-    if not update.target:
-        return 1, [*lines, "Error: update-schema: --version is required"], None
-    try:
-        conn = pymysql.connect(
-            host=update.host,
-            port=update.port,
-            user=update.user,
-            password=update.password,
-            database=update.database,
-            ssl=_ssl_context(update) if update.tls else None,
-            connect_timeout=5,
-            autocommit=True,
-        )
-    except (pymysql.err.MySQLError, ssl.SSLError, OSError) as exc:
-        return 1, [*lines, f"Error: unable to connect to {update.host}:{update.port}: {exc}"], None
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT curr_version FROM schema_version WHERE version_partition=0 AND db_name=%s",
-                (update.database,),
-            )
-            row = cur.fetchone()
-            if row is None:
-                return (
-                    1,
-                    [
-                        *lines,
-                        f"Error: no schema_version row for {update.database}: run setup-schema first",
-                    ],
-                    None,
-                )
-            current = str(row[0])
-            if _key(current) >= _key(update.target):
-                lines.append(
-                    f"{_stamp()}\tINFO\tschema is at {current}, not below {update.target}: nothing to do"
-                )
-                return 0, [*lines, f"{_stamp()}\tINFO\tUpdateSchemaTask done"], None
-            cur.execute(
-                "UPDATE schema_version SET curr_version=%s, min_compatible_version=%s, "
-                "creation_time=NOW(6) WHERE version_partition=0 AND db_name=%s",
-                (update.target, update.target, update.database),
-            )
-            cur.execute(
-                "INSERT INTO schema_update_history (version_partition, year, month, update_time, "
-                "description, manifest_md5, new_version, old_version) VALUES "
-                "(0, YEAR(NOW()), MONTH(NOW()), NOW(6), %s, '', %s, %s)",
-                (f"stand-in update-schema {update.schema_dir}", update.target, current),
-            )
-    except pymysql.err.MySQLError as exc:
-        return 1, [*lines, f"Error: update-schema of {update.database}: {exc}"], None
-    finally:
-        conn.close()
-    lines.append(
-        f"{_stamp()}\tINFO\tupdated schema of {update.database} from {current} to {update.target}"
-    )
-    change = {
-        "time": time.time(),
-        "method": "SQL",
-        "path": f"mysql://{update.host}:{update.port}/{update.database}",
-        "status": 0,
-        "schema": {"database": update.database, "from": current, "to": update.target},
-    }
-    return 0, [*lines, f"{_stamp()}\tINFO\tUpdateSchemaTask done"], change
-
-
-def _key(version: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(p) for p in version.split("."))
-    except ValueError:
-        return ()

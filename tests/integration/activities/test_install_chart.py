@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -250,52 +251,72 @@ def test_timeout_rolls_back_to_previous_revision(installer, env, helm_bin, kube_
     assert deployed_values(helm_bin, kube_standin, env) == declared(before)
 
 
-def _kill_helm_mid_wait(
-    helm_bin: str, kube_standin, env: Environment, state: str = "pending-upgrade"
-) -> None:
-    """What a crashed worker leaves behind: helm SIGKILLed while it waits, release pending."""
+@contextlib.contextmanager
+def _helm_upgrade(helm_bin: str, kube_standin, env: Environment, *flags: str) -> Iterator[None]:
+    """helm upgrade of env's chart and values running in the background, SIGKILLed (as a
+    crashed worker's helm dies) when the block ends."""
     chart = chart_reference(env.chart).chart
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as values:
         yaml.safe_dump(build_chart_values(env), values)
         values.flush()
         proc = subprocess.Popen(
-            [
-                helm_bin,
-                "upgrade",
-                "--install",
-                env.kubernetes.release,
-                chart,
-                "--values",
-                values.name,
-                "--namespace",
-                env.kubernetes.namespace,
-                "--create-namespace",
-                "--kubeconfig",
-                str(kube_standin.kubeconfig_path),
-                "--wait" + ("=watcher" if "/v4/" in helm_bin else ""),
-                "--timeout",
-                "120s",
-            ],
+            [helm_bin, "upgrade", env.kubernetes.release, chart, "--values", values.name]
+            + ["--namespace", env.kubernetes.namespace, *flags]
+            + ["--kubeconfig", str(kube_standin.kubeconfig_path)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    revs = history(helm_bin, kube_standin, env)
-                except subprocess.CalledProcessError:  # not created yet
-                    revs = []
-                if revs and revs[-1]["status"] == state:
-                    break
-                time.sleep(0.2)
-            else:
-                pytest.fail(f"helm upgrade never reached {state}")
-            time.sleep(0.5)  # into the wait
+            yield
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
+
+
+def _kill_helm_mid_wait(
+    helm_bin: str, kube_standin, env: Environment, state: str = "pending-upgrade"
+) -> None:
+    """What a crashed worker leaves behind: helm SIGKILLed while it waits, release pending."""
+    wait = "--wait" + ("=watcher" if "/v4/" in helm_bin else "")
+    flags = ("--install", "--create-namespace", wait, "--timeout", "120s")
+    with _helm_upgrade(helm_bin, kube_standin, env, *flags):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                revs = history(helm_bin, kube_standin, env)
+            except subprocess.CalledProcessError:  # not created yet
+                revs = []
+            if revs and revs[-1]["status"] == state:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"helm upgrade never reached {state}")
+        time.sleep(0.5)  # into the wait
     assert history(helm_bin, kube_standin, env)[-1]["status"] == state
+
+
+def _kill_helm_mid_apply(
+    helm_bin: str, kube_standin, env: Environment, deployment: str = "temporal-history"
+) -> None:
+    """helm SIGKILLed mid-apply: pending-upgrade recorded, the objects before `deployment`
+    (kind order: Services first) applied, nothing deleted yet. Its PATCH of `deployment` is
+    answered 429 with a Retry-After that client-go honours, which holds helm there."""
+    path = f"/namespaces/{env.kubernetes.namespace}/deployments/{deployment}"
+    since = len(kube_standin.writes)
+    kube_standin.inject_faults(path + "$", 429, retry_after=600, method="PATCH")
+    try:
+        with _helm_upgrade(helm_bin, kube_standin, env):
+            deadline = time.monotonic() + 60
+            while not any(
+                w["status"] == 429 and w["path"].split("?")[0].endswith(path)
+                for w in kube_standin.writes[since:]
+            ):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"helm upgrade never reached {deployment}")
+                time.sleep(0.2)
+    finally:
+        kube_standin.clear_faults()
+    assert history(helm_bin, kube_standin, env)[-1]["status"] == "pending-upgrade"
 
 
 def test_abandoned_pending_release_is_recovered(installer, env, helm_bin, kube_standin):
@@ -310,7 +331,8 @@ def test_abandoned_pending_release_is_recovered(installer, env, helm_bin, kube_s
     err = run_failing(installer, wanted, pending_grace=timedelta(minutes=10))
     assert err.type == ErrorType.HELM_RELEASE_PENDING
     assert err.non_retryable
-    assert f"helm rollback temporal 1 --namespace {ns}" in err.message
+    assert "retry once it has been pending for 600s" in err.message
+    assert f"kubectl delete secret sh.helm.release.v1.temporal.v2 --namespace {ns}" in err.message
     assert history(helm_bin, kube_standin, env)[-1]["status"] == "pending-upgrade"
 
     # A dry run reports the pending release whatever its age, and recovers nothing.
@@ -333,10 +355,100 @@ def test_abandoned_pending_release_is_recovered(installer, env, helm_bin, kube_s
     assert drift_messages(result) == drift_messages(dry)
     assert (result.action, result.status, result.changed) == ("upgraded", "deployed", True)
     assert deployed_values(helm_bin, kube_standin, env) == declared(wanted)
-    # 1 installed, 2 the killed upgrade (helm leaves it in history), 3 rollback to 1, 4 upgrade
-    statuses = [r["status"] for r in history(helm_bin, kube_standin, env)]
-    assert statuses == ["superseded", "pending-upgrade", "superseded", "deployed"]
-    assert result.revision == 4
+    # 1 installed, 2 the killed upgrade (marked failed, as helm marks a failed upgrade), 3 the
+    # upgrade from 1's state; no rollback revision in between.
+    revisions = history(helm_bin, kube_standin, env)
+    assert [r["status"] for r in revisions] == ["superseded", "failed", "deployed"]
+    assert "marked failed by temporal-bootstrap" in revisions[1]["description"]
+    assert result.revision == 3
+
+
+def test_helm_killed_mid_apply_of_a_chart_that_drops_objects_is_recovered(
+    installer, env, helm_bin, kube_standin, core
+):
+    """The new values drop admintools (as chart 0.63 drops its Service); helm is killed
+    before it deletes them. helm's rollback of that revision fails on them (`original
+    object ... not found` / `no Service with the name ... found`), an upgrade from the last
+    deployed revision's state does not: the step recovers without an operator."""
+    ns = env.kubernetes.namespace
+    assert run(installer, env).revision == 1
+    wanted = with_history_replicas(env, 2).model_copy(
+        update={"extra_values": {"admintools": {"enabled": False}}}
+    )
+    _kill_helm_mid_apply(helm_bin, kube_standin, wanted)
+    services = {s.metadata.name for s in core.list_namespaced_service(ns).items}
+    assert "temporal-admintools" in services, "killed before helm deleted what it drops"
+
+    result = run(installer, wanted, pending_grace=timedelta(0), timeout=timedelta(seconds=60))
+
+    assert (result.recovered_from, result.action, result.status) == (
+        "pending-upgrade",
+        "upgraded",
+        "deployed",
+    )
+    assert [r["status"] for r in history(helm_bin, kube_standin, env)] == [
+        "superseded",
+        "failed",
+        "deployed",
+    ]
+    assert deployed_values(helm_bin, kube_standin, env) == declared(wanted)
+    services = {s.metadata.name for s in core.list_namespaced_service(ns).items}
+    assert "temporal-admintools" not in services
+    deployments = k8s.AppsV1Api(core.api_client).list_namespaced_deployment(ns).items
+    assert "temporal-admintools" not in {d.metadata.name for d in deployments}
+    assert {d.metadata.name: d.spec.replicas for d in deployments}["temporal-history"] == 2
+
+
+def test_helms_own_rollback_fails_after_a_kill_mid_apply(env, installer, helm_bin, kube_standin):
+    """Why the step does not `helm rollback` (helm pkg/kube/client.go): the objects the new
+    chart drops are still there but not in the pending revision's manifest."""
+    ns = env.kubernetes.namespace
+    assert run(installer, env).revision == 1
+    wanted = with_history_replicas(env, 2).model_copy(
+        update={"extra_values": {"admintools": {"enabled": False}}}
+    )
+    _kill_helm_mid_apply(helm_bin, kube_standin, wanted)
+    rollback = subprocess.run(
+        [helm_bin, "rollback", "temporal", "1", "--namespace", ns]
+        + ["--kubeconfig", str(kube_standin.kubeconfig_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert rollback.returncode != 0
+    assert 'with the name "temporal-admintools"' in rollback.stderr, rollback.stderr
+
+
+def test_the_by_hand_command_for_a_pending_release_works(
+    installer, env, helm_bin, kube_standin, core
+):
+    """The command a young pending release's message gives (delete helm's record of the
+    abandoned revision) lets the step upgrade from the last deployed revision, even after a
+    kill mid-apply of a chart that drops objects."""
+    ns = env.kubernetes.namespace
+    assert run(installer, env).revision == 1
+    wanted = with_history_replicas(env, 2).model_copy(
+        update={"extra_values": {"admintools": {"enabled": False}}}
+    )
+    _kill_helm_mid_apply(helm_bin, kube_standin, wanted)
+    err = run_failing(installer, wanted, pending_grace=timedelta(minutes=10))
+    record = "sh.helm.release.v1.temporal.v2"
+    assert f"kubectl delete secret {record} --namespace {ns}" in err.message
+
+    core.delete_namespaced_secret(record, ns)  # what that kubectl command does
+    result = run(
+        installer, wanted, pending_grace=timedelta(minutes=10), timeout=timedelta(seconds=60)
+    )
+
+    assert (result.action, result.status, result.recovered_from) == ("upgraded", "deployed", None)
+    assert [r["status"] for r in history(helm_bin, kube_standin, env)] == [
+        "superseded",
+        "deployed",
+    ]
+    assert "temporal-admintools" not in {
+        s.metadata.name for s in core.list_namespaced_service(ns).items
+    }
 
 
 def test_abandoned_first_install_is_uninstalled_then_installed(
@@ -503,6 +615,7 @@ def test_an_upgrade_across_the_values_layout_change_keeps_the_cluster(
 
 ATTEMPT_IN_A_PROCESS = """
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from temporalio.testing import ActivityEnvironment
 from activities.install_chart import ChartInstaller

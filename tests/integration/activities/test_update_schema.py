@@ -122,11 +122,11 @@ def test_the_job_moves_both_databases_and_is_deleted(
     assert restore_db.schema_version("temporal_visibility") == "1.7"
     assert restore_db.schema_version("temporal") == "1.14"
     # The tool recorded the update where Temporal keeps its history; the main store was at
-    # the target already and was left alone.
+    # the target already: no container ran for it.
     assert history(restore_db, "temporal_visibility") == [("1.6", "1.7")]
     assert history(restore_db, "temporal") == []
     (post,) = job_posts(kube_standin, env)
-    assert post["images"] == ["temporalio/admin-tools:1.26.2"] * 3
+    assert post["images"] == ["temporalio/admin-tools:1.26.2"] * 2
     jobs = batch(kube_clients, env).list_namespaced_job(env.kubernetes.namespace).items
     assert jobs == [], "the Job is deleted once the databases are verified"
     pods = k8s.CoreV1Api(kube_clients.api_client("standin")).list_namespaced_pod(
@@ -147,7 +147,7 @@ def test_a_failing_job_waits_with_its_log_tail_and_an_operator_retry_replaces_it
         run(step, env)
     err = info.value
     assert (err.type, err.non_retryable) == ("SchemaUpdateFailed", True)
-    assert "in container update-default-store (exit 1)" in err.message
+    assert "in container update-visibility-store (exit 1)" in err.message
     assert "Duplicate key name 'x'" in err.message
     assert "the Deployments still run 1.25.2" in err.message
     assert restore_db.schema_version("temporal_visibility") == "1.6", "nothing was written"
@@ -224,3 +224,20 @@ def test_later_hops_move_the_main_store_too(step, env, restore_db):
         "1.16",
         "1.9",
     )
+
+
+def test_only_a_store_below_the_hop_is_updated(step, env, restore_db, kube_standin, kube_clients):
+    """Visibility ahead of the hop (1.13 > 1.9), the main store behind (1.14 < 1.16): the real
+    tool fails `-v 1.9` on a 1.13 database (start version must be less than end version), so
+    the Job runs update-schema for the main store alone."""
+    restore_db.set_schema_version("temporal_visibility", "1.13")
+    result = run(step, env, hop=HOP_2)
+    assert result.action == "updated"
+    assert (result.default_store.before, result.default_store.after) == ("1.14", "1.16")
+    assert (result.visibility_store.before, result.visibility_store.after) == ("1.13", "1.13")
+    assert restore_db.schema_version("temporal") == "1.16"
+    assert restore_db.schema_version("temporal_visibility") == "1.13"
+    assert history(restore_db, "temporal") == [("1.14", "1.15"), ("1.15", "1.16")]
+    assert history(restore_db, "temporal_visibility") == []
+    (post,) = job_posts(kube_standin, env)
+    assert post["images"] == ["temporalio/admin-tools:1.27.2"] * 2, "one update container"

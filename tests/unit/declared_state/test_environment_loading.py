@@ -194,16 +194,18 @@ def test_a_broken_release_is_refused_naming_the_next_good_one(env_dir):
     assert "1.27.1 (chart 0.56.1-0.58.x)" in found
 
 
-def test_a_chart_the_sources_disagree_on_needs_its_server_version(env_dir):
-    edit(env_dir, "staging", lambda d: d.update(chart={"version": "0.70.0"}))
-    (found,) = problems(env_dir)
-    assert "chart.server_version: chart 0.70.0 deploys server 1.29.0 or 1.29.1" in found
+def test_every_1_29_chart_deploys_one_exact_server(env_dir):
+    # Upstream Chart.yaml appVersions: 0.69.0 -> 1.29.1, 0.70.0/0.71.0 -> 1.29.0, 0.72.0 on -> 1.29.1.
+    for chart, server in (("0.69.0", "1.29.1"), ("0.70.0", "1.29.0"), ("0.72.0", "1.29.1")):
+        edit(env_dir, "staging", lambda d, chart=chart: d.update(chart={"version": chart}))
+        assert load_environment("staging", env_dir).chart.target_server_version == server
     edit(
         env_dir,
         "staging",
-        lambda d: d.update(chart={"version": "0.70.0", "server_version": "1.29.0"}),
+        lambda d: d.update(chart={"version": "0.70.0", "server_version": "1.29.1"}),
     )
-    assert load_environment("staging", env_dir).chart.target_server_version == "1.29.0"
+    (found,) = problems(env_dir)
+    assert "chart.server_version: chart 0.70.0 deploys server 1.29.0, not 1.29.1" in found
 
 
 def _local_chart(tmp_path: Path, version: str, app_version: str) -> Path:

@@ -50,20 +50,26 @@ def test_unknown_server_has_no_schema():
 
 
 @pytest.mark.parametrize(
-    ("chart", "servers"),
+    ("chart", "server"),
     [
-        ("0.51.3", ("1.25.2",)),
-        ("0.56.0", ("1.27.0",)),
-        ("0.57.0", ("1.27.1",)),
-        ("0.70.0", ("1.29.0", "1.29.1")),
-        ("0.73.2", ("1.29.1",)),
-        ("1.3.0", ("1.31.0",)),
-        ("1.3.1", ()),
-        ("0.50.0", ()),
+        ("0.51.3", "1.25.2"),
+        ("0.56.0", "1.27.0"),
+        ("0.57.0", "1.27.1"),
+        # the 1.29 line, each tag's Chart.yaml appVersion upstream (the chart went back)
+        ("0.68.1", "1.29.0"),
+        ("0.69.0", "1.29.1"),
+        ("0.70.0", "1.29.0"),
+        ("0.71.0", "1.29.0"),
+        ("0.72.0", "1.29.1"),
+        ("0.73.0", "1.29.1"),
+        ("0.73.2", "1.29.1"),
+        ("1.3.0", "1.31.0"),
+        ("1.3.1", None),
+        ("0.50.0", None),
     ],
 )
-def test_chart_lines(chart, servers):
-    assert versions.chart_server_versions(chart) == servers
+def test_chart_lines(chart, server):
+    assert versions.server_version_for_chart(chart) == server
 
 
 def test_broken_release_names_the_next_good_one():

@@ -115,7 +115,10 @@ def test_messages_say_what_to_do() -> None:
     timeout = _error(SAMPLES[1][0]).message
     bad = _error(SAMPLES[5][0]).message
 
-    assert "helm rollback temporal <last deployed revision> --namespace temporal-ns" in pending
+    assert (
+        "kubectl delete secret sh.helm.release.v1.temporal.v<pending revision> "
+        "--namespace temporal-ns" in pending
+    )
     assert "timed out after 300s waiting for readiness" in timeout
     assert timeout.endswith(". It is now at revision 3 (deployed).")
     assert "the chart rejected the values built from environment 'local'" in bad

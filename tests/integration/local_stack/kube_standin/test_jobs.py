@@ -55,7 +55,12 @@ def publish(core: client.CoreV1Api, db: MariaDB, password: str | None = None) ->
     )
 
 
-def schema_job(db: MariaDB, name: str = "schema", target: str = "1.7") -> dict[str, Any]:
+def schema_job(
+    db: MariaDB,
+    name: str = "schema",
+    target: str | None = "1.7",
+    image: str = "temporalio/admin-tools:1.26.2",
+) -> dict[str, Any]:
     env = [
         {"name": "SQL_PLUGIN", "value": "mysql8"},
         {"name": "SQL_HOST", "value": db.host},
@@ -71,11 +76,12 @@ def schema_job(db: MariaDB, name: str = "schema", target: str = "1.7") -> dict[s
     ]
     update = {
         "name": "update",
-        "image": "temporalio/admin-tools:1.26.2",
+        "image": image,
         "command": ["sh", "-c"],
         "args": [
             "temporal-sql-tool update-schema --schema-dir "
-            f"/etc/temporal/schema/mysql/v8/visibility/versioned -v {target}"
+            "/etc/temporal/schema/mysql/v8/visibility/versioned"
+            + (f" -v {target}" if target is not None else "")
         ],
         "env": env,
         "volumeMounts": [
@@ -127,7 +133,7 @@ def test_a_schema_job_moves_the_database_and_logs_it(standin: KubeApiStandIn, co
     pod = the_pod(core, "schema")
     assert pod.status.phase == "Succeeded"
     log = core.read_namespaced_pod_log(pod.metadata.name, NS, container="update")
-    assert "updated schema of temporal_visibility from 1.6 to 1.7" in log
+    assert "Schema updated from 1.6 to 1.7" in log
     with pytest.raises(ApiException) as info:  # two containers: the client must say which
         core.read_namespaced_pod_log(pod.metadata.name, NS)
     assert info.value.status == 400
@@ -135,12 +141,64 @@ def test_a_schema_job_moves_the_database_and_logs_it(standin: KubeApiStandIn, co
     assert sql["schema"] == {"database": "temporal_visibility", "from": "1.6", "to": "1.7"}
 
 
-def test_the_tool_never_goes_back(standin, core, batch, db):
+def history(db: MariaDB, database: str) -> list[tuple[str, str]]:
+    with db.admin_connect(database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT old_version, new_version FROM schema_update_history")
+        return sorted((str(a), str(b)) for a, b in cur.fetchall())
+
+
+def tool_log(core: client.CoreV1Api, job: str) -> str:
+    pod = the_pod(core, job)
+    return core.read_namespaced_pod_log(pod.metadata.name, NS, container="update")
+
+
+def test_a_database_newer_than_the_target_fails_as_the_real_tool_does(standin, core, batch, db):
+    """temporal-sql-tool's sortAndFilterVersions: start > end is an error, exit 1 (v1.25-v1.31)."""
     publish(core, db)
     db.set_schema_version("temporal_visibility", "1.9")
     batch.create_namespaced_job(NS, schema_job(db, target="1.7"))
+    assert finished(batch, "schema") == "Failed"
+    log = tool_log(core, "schema")
+    assert "Unable to update SQL schema." in log
+    assert "start version '1.9' must be less than end version '1.7'" in log
+    status = the_pod(core, "schema").status.init_container_statuses[0].state.terminated
+    assert status.exit_code == 1
+    assert db.schema_version("temporal_visibility") == "1.9"
+
+
+def test_a_database_at_the_target_is_a_no_op(standin, core, batch, db):
+    publish(core, db)
+    db.set_schema_version("temporal_visibility", "1.7")
+    batch.create_namespaced_job(NS, schema_job(db, target="v1.7"))  # the tool drops the v
+    assert finished(batch, "schema") == "Complete"
+    assert "Start version '1.7' is equal to end version '1.7'" in tool_log(core, "schema")
+    assert db.schema_version("temporal_visibility") == "1.7"
+    assert history(db, "temporal_visibility") == []
+    assert [w for w in standin.writes if w["method"] == "SQL"] == []
+
+
+def test_without_v_the_target_is_the_newest_directory_of_the_image(standin, core, batch, db):
+    """The 1.27.2 image's visibility/versioned ends at v1.9 (temporalio/temporal at v1.27.2);
+    every step is one history row, as the tool writes them."""
+    publish(core, db)
+    job = schema_job(db, target=None, image="temporalio/admin-tools:1.27.2-tctl-1.18.2-cli-1.3.0")
+    batch.create_namespaced_job(NS, job)
     assert finished(batch, "schema") == "Complete"
     assert db.schema_version("temporal_visibility") == "1.9"
+    assert history(db, "temporal_visibility") == [("1.6", "1.7"), ("1.7", "1.8"), ("1.8", "1.9")]
+    # A database newer than the image's newest directory, without -v: nothing to apply.
+    db.set_schema_version("temporal_visibility", "1.13")
+    batch.create_namespaced_job(NS, schema_job(db, name="again", target=None))
+    assert finished(batch, "again") == "Complete"
+    assert db.schema_version("temporal_visibility") == "1.13"
+
+
+def test_a_target_the_image_does_not_have_fails(standin, core, batch, db):
+    publish(core, db)
+    batch.create_namespaced_job(NS, schema_job(db, target="1.9"))  # 1.26.2 ends at v1.7
+    assert finished(batch, "schema") == "Failed"
+    assert "end version '1.9' specified but not found" in tool_log(core, "schema")
+    assert db.schema_version("temporal_visibility") == "1.6"
 
 
 def test_a_missing_secret_keeps_the_pod_waiting_like_a_kubelet(standin, core, batch, db):
