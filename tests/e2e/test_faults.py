@@ -545,6 +545,8 @@ def test_fault_worker_killed_in_the_snapshot_waiter_and_in_an_upgrade_helm_wait(
     history = operator.helm_history(namespace)
     added = history[len(history_before) :]
     assert history[-1]["status"] == "deployed" and history[-1]["chart"] == "temporal-0.55.0"
+    # One deployed revision for the hop; the killed helm's is marked failed (#21.5).
+    assert [r["status"] for r in added] == ["failed", "deployed"], added
     assert not any(pid_alive(pid) for pid in helm), "the orphaned helm was stopped"
     worker_log = a_worker[-1].log.read_text()
     fault_table.record(
@@ -625,6 +627,7 @@ def test_fault_worker_killed_in_a_drift_remediate_helm_wait(
     history = operator.helm_history(ns)
     assert history[-1]["status"] == "deployed"
     added = history[len(history_before) :]
+    assert [r["status"] for r in added] == ["failed", "deployed"], added
     replicas = operator.run(
         [
             KUBECTL,
