@@ -11,6 +11,7 @@
     python starter.py upgrade staging --plan     the hops to the declared chart.version
     python starter.py upgrade staging      move the cluster there, one minor at a time
     python starter.py retry staging --upgrade    (any action) steer the upgrade run instead
+    python starter.py retry staging --dry-run    (any action) steer the dry run instead
     python starter.py drift staging        compare declared and live state now (report/repair)
     python starter.py drift staging -o json   the same, one JSON record per difference
     python starter.py schedule staging     run that check every drift_check.interval
@@ -44,35 +45,31 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, NoReturn
 
 import click
 import typer
 from rich.console import Console
-from temporalio.client import Client, WorkflowHandle
-from temporalio.workflow import UpdateMethodMultiParam
+from temporalio.client import Client
 
-from contracts.bootstrap import RunState
 from contracts.drift_check import DriftCheckResult, DriftState, drift_schedule_id
-from contracts.operator import ActionReceipt, OperatorAction, OperatorRequest
-from contracts.upgrade import UpgradeProgress, UpgradeResult
+from contracts.operator import OperatorAction, OperatorRequest
 from declared_state.loader import InvalidEnvironment
 from declared_state.models import (
     DriftPolicy,
-    Environment,
     environment_name_problem,
     format_duration,
 )
 from declared_state.paths import ENVIRONMENTS_VARIABLE, environments_dir
+from operations import actions, environments, render
 from operations import drift as drift_ops
-from operations import environments, render
 from operations import runs as run_ops
-from operations import upgrade as upgrade_ops
 from operations.embedded import EmbeddedServerError
+from operations.outcome import Outcome, Say
 from operations.settings import (
     ClientSettings,
     SettingsError,
@@ -80,11 +77,15 @@ from operations.settings import (
     connect_failure,
     resolve,
 )
-from workflows.bootstrap import BootstrapWorkflow
 
 EXIT_OK, EXIT_FAILED, EXIT_WAITING, EXIT_INVALID, EXIT_DRIFTED = 0, 1, 2, 3, 4
-
-T = TypeVar("T")
+EXIT_CODES = {
+    Outcome.DONE: EXIT_OK,
+    Outcome.FAILED: EXIT_FAILED,
+    Outcome.WAITING: EXIT_WAITING,
+    Outcome.INVALID: EXIT_INVALID,
+    Outcome.DRIFTED: EXIT_DRIFTED,
+}
 
 app = typer.Typer(
     help=__doc__,
@@ -149,6 +150,12 @@ UpgradeRunOpt = Annotated[
     bool,
     typer.Option("--upgrade", help="Act on the upgrade run upgrade-ENV instead of provision-ENV."),
 ]
+DryRunRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run", help="Act on the dry run provision-ENV-dry-run instead of provision-ENV."
+    ),
+]
 PolicyOpt = Annotated[
     DriftPolicy | None,
     typer.Option(
@@ -191,36 +198,33 @@ def _state(ctx: typer.Context) -> CliState:
 
 
 def _operator(by: str = "") -> str:
-    return by or os.environ.get("USER") or os.environ.get("LOGNAME") or "operator"
+    return _limited("--by", by) or os.environ.get("USER") or os.environ.get("LOGNAME") or "operator"
 
 
 def _environments_folder(directory: Path | None) -> Path:
     return directory or environments_dir()
 
 
-def _load(name: str, directory: Path | None) -> Environment:
-    """Load an environment; on any problem print every one of them and exit 3."""
+def _prepare(name: str, directory: Path | None) -> environments.Prepared:
+    """Load, validate and render an environment once; on any problem print every one of
+    them and exit 3 (before anything starts)."""
     try:
-        return environments.load(name, _environments_folder(directory))
+        return environments.prepare(name, _environments_folder(directory))
     except InvalidEnvironment as exc:
         lines = [f"invalid environment {name!r}:", *(f"  {p}" for p in exc.problems)]
         raise CommandFailed(EXIT_INVALID, "\n".join(lines)) from None
-
-
-def _render(env: Environment) -> str:
-    try:
-        return environments.render(env)
     except environments.RenderFailed as exc:
         raise CommandFailed(EXIT_INVALID, str(exc)) from None
 
 
-def _run(
+def _connected(
     ctx: typer.Context,
     body: Callable[[Client, ClientSettings], Awaitable[int]],
     *,
     start_embedded: bool,
-) -> int:
-    """Connect (or take the injected client) and run `body`; typed failures become exits."""
+) -> NoReturn:
+    """Connect (or take the injected client), run `body` and exit with its code; typed
+    failures become exits."""
     state = _state(ctx)
     assert state.settings is not None
 
@@ -244,11 +248,44 @@ def _run(
         return await body(client, settings)
 
     try:
-        return asyncio.run(go())
+        code = asyncio.run(go())
     except run_ops.ActionRefused as exc:
         raise CommandFailed(EXIT_INVALID, str(exc)) from None
     except run_ops.OperationError as exc:
         raise CommandFailed(EXIT_FAILED, str(exc)) from None
+    raise typer.Exit(code)
+
+
+def _run(
+    ctx: typer.Context,
+    operation: Callable[[Client, ClientSettings], AsyncIterator[Say | Outcome]],
+    *,
+    start_embedded: bool,
+) -> NoReturn:
+    """Run one operation: print what it says, exit with its outcome's code."""
+    _connected(
+        ctx,
+        lambda client, settings: _show(operation(client, settings)),
+        start_embedded=start_embedded,
+    )
+
+
+def _limited(option: str, value: str) -> str:
+    """An operator argument within the run's limit (OperatorRequest's), else one line naming
+    it and exit 3, before anything is sent (a pydantic traceback before, #20.11)."""
+    field = OperatorRequest.model_fields[option.removeprefix("--")]
+    limit = next(m.max_length for m in field.metadata if hasattr(m, "max_length"))
+    if len(value) > limit:
+        raise CommandFailed(
+            EXIT_INVALID, f"{option}: at most {limit} characters (got {len(value)})"
+        )
+    return value
+
+
+def _request(by: str, reason: str) -> OperatorRequest:
+    """The request an operator action carries."""
+    _limited("--reason", reason)
+    return OperatorRequest(by=_operator(by), reason=reason)
 
 
 def _print(lines: str | Sequence[str]) -> None:
@@ -262,22 +299,30 @@ def _eprint(lines: str | Sequence[str]) -> None:
         err.print(line, markup=False, highlight=False)
 
 
+async def _show(report: AsyncIterator[Say | Outcome]) -> int:
+    """Print what an operation says as it says it; its outcome is the exit code."""
+    async for item in report:
+        if isinstance(item, Outcome):
+            return EXIT_CODES[item]
+        (err if item.stderr else out).print(item.content, markup=False, highlight=False)
+    return EXIT_FAILED
+
+
 # --- environment files ------------------------------------------------------------------
 
 
 @app.command()
 def validate(name: EnvArg, environments_dir: EnvDirOpt = None) -> None:
     """Load and validate ENV, render it with the real chart, and print a short summary."""
-    env = _load(name, environments_dir)
-    manifests = _render(env)
-    out.print(render.summary_table(env.name, environments.summarize(env, manifests)))
+    prepared = _prepare(name, environments_dir)
+    summary = environments.summarize(prepared.env, prepared.manifests)
+    out.print(render.summary_table(prepared.env.name, summary))
 
 
 @app.command(name="render")
 def render_manifests(name: EnvArg, environments_dir: EnvDirOpt = None) -> None:
     """Print the manifests that provisioning ENV would apply (like `helmfile template`)."""
-    env = _load(name, environments_dir)
-    sys.stdout.write(_render(env))
+    sys.stdout.write(_prepare(name, environments_dir).manifests)
 
 
 @app.command(name="import-helmfile")
@@ -367,82 +412,7 @@ def import_helmfile(
     raise typer.Exit(code)
 
 
-# --- provisioning: the bootstrap workflow ----------------------------------------------
-
-
-async def _follow(
-    handle: WorkflowHandle[Any, Any],
-    env_name: str,
-    task_queue: str,
-    *,
-    upgrade: bool = False,
-    env: Environment | None = None,
-) -> int:
-    """Print a run's progress until it ends or waits; the exit code for how it stands.
-    An upgrade run's plan is printed once known (when `env` is given)."""
-    events = (
-        upgrade_ops.follow(handle, task_queue) if upgrade else run_ops.follow(handle, task_queue)
-    )
-    run_option = " --upgrade" if upgrade else ""
-    async for event in events:
-        match event:
-            case upgrade_ops.PlanReady(progress):
-                if env is not None:
-                    _print(["", *render.upgrade_plan_lines(env, progress, applying=True), ""])
-            case run_ops.StepChanged(step):
-                _print(render.step_line(step))
-            case run_ops.ActivityNote(text):
-                _print(f"   {text}")
-            case run_ops.WorkerMissing(queue):
-                _print(
-                    f"   no worker answers on task queue {queue}: is `python worker.py` "
-                    "running? (still following; the run waits for it)"
-                )
-            case run_ops.WorkerBack():
-                _print("   a worker answers again")
-            case run_ops.InputRefused(refused):
-                _print(f"   {render.refused_line(refused)}")
-            case run_ops.WaitingForOperator(progress):
-                _print(f"\n{handle.id} waits for an operator: {progress.waiting_for}")
-                if isinstance(progress, UpgradeProgress):
-                    _print(f"the cluster: {progress.cluster}")
-                _print("unblock it with one of:")
-                _print(
-                    render.operator_commands(
-                        env_name,
-                        handle.id,
-                        _unblocking(progress.allowed_actions),
-                        _operator(),
-                        run_option,
-                    )
-                )
-                return EXIT_WAITING
-            case run_ops.Finished(result):
-                if isinstance(result, UpgradeResult):
-                    _print(render.upgrade_done_lines(handle.id, result))
-                    return EXIT_OK
-                changed = "changed" if result.changed else "nothing changed"
-                _print(f"\n{handle.id} done ({changed}).")
-                return EXIT_OK
-            case run_ops.Failed(message):
-                err.print(message, markup=False, highlight=False)
-                return EXIT_FAILED
-    return EXIT_FAILED
-
-
-def _announce(started: run_ops.Started, settings: ClientSettings) -> str | None:
-    """Which run is followed now, and its Web UI link (returned, when there is one)."""
-    verb = "attached to the running" if started.attached else "started"
-    _print(f"{verb} {started.handle.id} (run {started.run_id}) on {settings.address}")
-    url = settings.workflow_url(started.handle.id)
-    if url:
-        _print(f"Web UI: {url}")
-    return url
-
-
-def _unblocking(allowed: Sequence[OperatorAction]) -> list[OperatorAction]:
-    """The actions that answer a wait (pause/resume do not)."""
-    return [a for a in allowed if a not in (OperatorAction.PAUSE, OperatorAction.RESUME)]
+# --- provisioning and upgrade runs: operations/actions.py ------------------------------
 
 
 @app.command()
@@ -467,7 +437,7 @@ def provision(
         bool,
         typer.Option(
             "--restart",
-            help="A run goes with another declaration: abort it and start a new run with this one.",
+            help="A run goes with another declaration: abort it and start a new one with this one.",
         ),
     ] = False,
     by: ByOpt = "",
@@ -483,9 +453,8 @@ def provision(
     """
     if update_run and restart:
         raise CommandFailed(EXIT_INVALID, "--update-run and --restart exclude each other")
-    env = _load(name, environments_dir)
-    _render(env)  # bad values fail here, before anything starts
-    _print(render.exposure_line(environments.web_ui_exposure(env)))
+    operator = _operator(by)
+    env = _prepare(name, environments_dir).env
     redeclare = (
         run_ops.Redeclare.UPDATE_RUN
         if update_run
@@ -493,149 +462,79 @@ def provision(
         if restart
         else run_ops.Redeclare.ASK
     )
+    _run(
+        ctx,
+        lambda client, settings: actions.provision(
+            client,
+            settings,
+            env,
+            by=operator,
+            dry_run=dry_run,
+            redeclare=redeclare,
+            follow_run=not no_wait,
+            environments_dir=environments_dir,
+        ),
+        start_embedded=True,
+    )
 
-    async def body(client: Client, settings: ClientSettings) -> int:
-        try:
-            started = await run_ops.start_or_attach(
-                client, settings, env, by=_operator(by), dry_run=dry_run, redeclare=redeclare
-            )
-        except run_ops.DeclarationChanged as changed:
-            _print(render.declaration_lines(changed.workflow_id, changed.running, changed.new))
-            _print(render.redeclare_commands(env.name, environments_dir, dry_run))
-            return EXIT_WAITING
-        if started.restarted:
-            _print(f"aborted run {started.restarted} of {started.handle.id} (another declaration)")
-        if started.redeclared:
-            _print(f"{started.handle.id} took the new declaration: {started.redeclared.effect}")
-        url = _announce(started, settings)
-        if no_wait:
-            return EXIT_OK
-        code = await _follow(started.handle, env.name, settings.task_queue)
-        if code != EXIT_WAITING and url:
-            _print(f"Web UI: {url}")
-        return code
 
-    raise typer.Exit(_run(ctx, body, start_embedded=True))
+def _run_kind(upgrade: bool, dry_run: bool = False) -> actions.RunKind:
+    if upgrade and dry_run:
+        raise CommandFailed(EXIT_INVALID, "--upgrade and --dry-run exclude each other")
+    if upgrade:
+        return actions.RunKind.UPGRADE
+    return actions.RunKind.DRY_RUN if dry_run else actions.RunKind.PROVISION
 
 
 @app.command()
-def status(ctx: typer.Context, name: EnvArg, upgrade: UpgradeRunOpt = False) -> None:
+def status(
+    ctx: typer.Context, name: EnvArg, upgrade: UpgradeRunOpt = False, dry_run: DryRunRunOpt = False
+) -> None:
     """Show every step of provision-ENV (or, with --upgrade, upgrade-ENV): status, runs,
     last error, what it changed."""
-
-    async def body(client: Client, settings: ClientSettings) -> int:
-        handle: WorkflowHandle[Any, Any]
-        if upgrade:
-            handle = upgrade_ops.handle_for(client, name)
-            progress: run_ops.BootstrapProgress = await upgrade_ops.progress(
-                handle, settings.task_queue
-            )
-        else:
-            handle = run_ops.handle_for(client, name)
-            progress = await run_ops.progress(handle, settings.task_queue)
-        out.print(render.status_table(handle.id, progress))
-        if isinstance(progress, UpgradeProgress):
-            hop = f"hop {progress.hop} of {len(progress.plan)}; " if progress.hop else ""
-            _print(f"{hop}the cluster: {progress.cluster}")
-        if progress.refused:
-            _print("operator signals the run did not act on:")
-            _print([f"  {render.refused_line(r)}" for r in progress.refused])
-        if progress.state == RunState.WAITING_FOR_OPERATOR:
-            _print(f"waiting for: {progress.waiting_for}")
-            _print(
-                render.operator_commands(
-                    name,
-                    handle.id,
-                    _unblocking(progress.allowed_actions),
-                    _operator(),
-                    " --upgrade" if upgrade else "",
-                )
-            )
-            return EXIT_WAITING
-        return EXIT_FAILED if progress.state == RunState.ABORTED else EXIT_OK
-
-    raise typer.Exit(_run(ctx, body, start_embedded=False))
-
-
-_ACTIONS: dict[
-    OperatorAction, tuple[UpdateMethodMultiParam[[Any, Any], ActionReceipt], bool, str]
-] = {
-    OperatorAction.APPROVE: (
-        BootstrapWorkflow.approve,
-        True,
-        "Approve provision-ENV's install (the gate before install_chart), or with --upgrade "
-        "the next hop of upgrade-ENV.",
-    ),
-    OperatorAction.RETRY: (
-        BootstrapWorkflow.retry,
-        True,
-        "Run the step that waits for an operator again.",
-    ),
-    OperatorAction.SKIP: (
-        BootstrapWorkflow.skip,
-        True,
-        "Skip the step that waits for an operator (recorded in the result).",
-    ),
-    OperatorAction.ABORT: (
-        BootstrapWorkflow.abort,
-        True,
-        "Abort provision-ENV (or upgrade-ENV); it fails with a list of what was done.",
-    ),
-    OperatorAction.PAUSE: (
-        BootstrapWorkflow.pause,
-        False,
-        "Hold provision-ENV before its next step.",
-    ),
-    OperatorAction.RESUME: (BootstrapWorkflow.resume, True, "Let a paused provision-ENV go on."),
-}
+    kind = _run_kind(upgrade, dry_run)
+    _run(
+        ctx,
+        lambda client, settings: actions.status(
+            client, name, kind, settings.task_queue, by=_operator()
+        ),
+        start_embedded=False,
+    )
 
 
 def _action_command(action: OperatorAction) -> None:
-    method, follow_by_default, doc = _ACTIONS[action]
-
     def command(
         ctx: typer.Context,
         name: EnvArg,
         by: ByOpt = "",
         reason: ReasonOpt = "",
-        no_wait: NoWaitOpt = not follow_by_default,
+        no_wait: NoWaitOpt = action not in actions.FOLLOWS_BY_DEFAULT,
         upgrade: UpgradeRunOpt = False,
+        dry_run: DryRunRunOpt = False,
     ) -> None:
-        async def body(client: Client, settings: ClientSettings) -> int:
-            handle: WorkflowHandle[Any, Any] = (
-                upgrade_ops.handle_for(client, name)
-                if upgrade
-                else run_ops.handle_for(client, name)
-            )
-            receipt = await run_ops.send(
-                handle,
-                method,
-                OperatorRequest(by=_operator(by), reason=reason),
-                task_queue=settings.task_queue,
-            )
-            _print(f"{handle.id} took {action.value}: {receipt.effect}")
-            if no_wait:
-                return EXIT_OK
-            if action == OperatorAction.ABORT:
-                outcome = await run_ops.final(handle)
-                if isinstance(outcome, run_ops.Failed):
-                    err.print(outcome.message, markup=False, highlight=False)
-                    return EXIT_FAILED
-                return EXIT_OK
-            # The update completed once the run had taken the action: follow from there.
-            return await _follow(handle, name, settings.task_queue, upgrade=upgrade)
+        request = _request(by, reason)
+        kind = _run_kind(upgrade, dry_run)
+        _run(
+            ctx,
+            lambda client, settings: actions.act(
+                client,
+                settings,
+                name,
+                kind,
+                action,
+                request,
+                follow_run=not no_wait,
+                by=_operator(),
+            ),
+            start_embedded=False,
+        )
 
-        raise typer.Exit(_run(ctx, body, start_embedded=False))
-
-    command.__doc__ = doc
+    command.__doc__ = actions.ACTION_HELP[action]
     app.command(name=action.value)(command)
 
 
 for _action in OperatorAction:
     _action_command(_action)
-
-
-# --- upgrade: the upgrade workflow ------------------------------------------------------
 
 
 @app.command()
@@ -664,27 +563,17 @@ def upgrade(
     1 when the upgrade is refused (a downgrade, nothing deployed). Without --plan: 0 done,
     1 failed, aborted or refused, 2 waiting for an operator, 3 invalid input.
     """
-    env = _load(name, environments_dir)
-    _render(env)  # bad values fail here, before anything starts
-
-    async def show_plan(client: Client, settings: ClientSettings) -> int:
-        outcome = await upgrade_ops.plan(client, settings, env, by=_operator(by))
-        if isinstance(outcome, run_ops.Failed):
-            err.print(outcome.message, markup=False, highlight=False)
-            return EXIT_FAILED
-        result = outcome.result
-        assert isinstance(result, UpgradeResult)
-        _print(render.upgrade_plan_lines(env, result))
-        return EXIT_WAITING if result.plan else EXIT_OK
-
-    async def apply(client: Client, settings: ClientSettings) -> int:
-        started = await upgrade_ops.start_or_attach(client, settings, env, by=_operator(by))
-        _announce(started, settings)
-        if no_wait:
-            return EXIT_OK
-        return await _follow(started.handle, env.name, settings.task_queue, upgrade=True, env=env)
-
-    raise typer.Exit(_run(ctx, show_plan if plan else apply, start_embedded=True))
+    operator = _operator(by)
+    env = _prepare(name, environments_dir).env
+    _run(
+        ctx,
+        lambda client, settings: (
+            actions.upgrade_plan(client, settings, env, by=operator)
+            if plan
+            else actions.upgrade_apply(client, settings, env, by=operator, follow_run=not no_wait)
+        ),
+        start_embedded=True,
+    )
 
 
 # --- drift: the drift-check workflow and its schedule -----------------------------------
@@ -737,8 +626,8 @@ def drift(
     check could not run (or could not read something) or a repair left differences, 2 when it
     waits for `approve` (policy ask), 3 for invalid input.
     """
-    env = _load(name, environments_dir)
-    _render(env)
+    operator = _operator(by)
+    env = _prepare(name, environments_dir).env
     as_json = output == DriftOutput.JSON
     info = _eprint if as_json else _print
 
@@ -750,7 +639,7 @@ def drift(
             _print([*render.drift_lines(result), *last])
 
     async def body(client: Client, settings: ClientSettings) -> int:
-        handle = await drift_ops.start_check(client, settings, env, policy=policy, by=_operator(by))
+        handle = await drift_ops.start_check(client, settings, env, policy=policy, by=operator)
         info(f"drift check {handle.id} on {settings.address}")
         if url := settings.workflow_url(handle.id):
             info(f"Web UI: {url}")
@@ -777,7 +666,7 @@ def drift(
                     info("   a worker answers again")
         return EXIT_FAILED
 
-    raise typer.Exit(_run(ctx, body, start_embedded=True))
+    _connected(ctx, body, start_embedded=True)
 
 
 @app.command()
@@ -793,12 +682,12 @@ def schedule(
     The schedule carries a snapshot of the environment files: run this again after editing
     them. Creates the schedule, or updates it in place.
     """
-    env = _load(name, environments_dir)
-    _render(env)
+    operator = _operator(by)
+    env = _prepare(name, environments_dir).env
 
     async def body(client: Client, settings: ClientSettings) -> int:
         upserted = await drift_ops.upsert_schedule(
-            client, settings, env, policy=policy, by=_operator(by)
+            client, settings, env, policy=policy, by=operator
         )
         effective = policy or env.drift_check.policy
         next_run = (
@@ -812,7 +701,7 @@ def schedule(
         _print(f"  temporal schedule describe --schedule-id {upserted.schedule_id}")
         return EXIT_OK
 
-    raise typer.Exit(_run(ctx, body, start_embedded=True))
+    _connected(ctx, body, start_embedded=True)
 
 
 @app.command(name="approve-drift")
@@ -820,8 +709,9 @@ def approve_drift(ctx: typer.Context, name: EnvArg, by: ByOpt = "", reason: Reas
     """Approve the repair that ENV's drift checks wait for (policy ask), started by hand or
     by the schedule. Exits 1 when none waits."""
 
+    request = _request(by, reason)
+
     async def body(client: Client, settings: ClientSettings) -> int:
-        request = OperatorRequest(by=_operator(by), reason=reason)
         approved = await drift_ops.approve_waiting(client, name, request, settings.task_queue)
         if not approved:
             err.print(f"no drift check of {name} waits for approval", markup=False)
@@ -830,7 +720,7 @@ def approve_drift(ctx: typer.Context, name: EnvArg, by: ByOpt = "", reason: Reas
             _print(f"sent approve to {workflow_id}")
         return EXIT_OK
 
-    raise typer.Exit(_run(ctx, body, start_embedded=False))
+    _connected(ctx, body, start_embedded=False)
 
 
 @app.command()
@@ -845,7 +735,7 @@ def unschedule(ctx: typer.Context, name: EnvArg) -> None:
             _print(f"schedule {schedule_id} does not exist")
         return EXIT_OK
 
-    raise typer.Exit(_run(ctx, body, start_embedded=False))
+    _connected(ctx, body, start_embedded=False)
 
 
 # --- entry points -----------------------------------------------------------------------

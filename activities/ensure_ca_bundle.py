@@ -19,13 +19,17 @@ from temporalio import activity
 from adapters.clients import AwsClients, KubeClients
 from adapters.errors import ErrorType, activity_error
 from adapters.kube_objects import (
+    Ensured,
     core_api,
     describe_write,
+    ensure_namespace_labels,
     ensure_namespaced_object,
     key_differences,
+    pod_security_labels,
 )
 from adapters.sources import describe_source, fetch_ca_bundle, parse_certificates
 from contracts.ensure_ca_bundle import EnsureCaBundleInput, EnsureCaBundleResult
+from declared_state.models import PodSecurityLevel
 
 # The API server refuses ConfigMaps above 1 MiB; say so before it does.
 MAX_CONFIG_MAP_BYTES = 1024 * 1024
@@ -81,8 +85,20 @@ class CaBundlePublisher:
                 found.append(f"key {spec.key} also in binaryData")
             return found
 
+        core = core_api(self._kube, env.kubernetes.context)
+        # This is the first step that writes into the namespace, so it also creates it with
+        # its Pod Security labels: the chart's pods are then admitted (or refused) by the
+        # level the environment declares from their first creation on.
+        labelled: Ensured | None = None
+        if env.pod_security != PodSecurityLevel.NONE:
+            labelled = ensure_namespace_labels(
+                core,
+                env.kubernetes.namespace,
+                pod_security_labels(env.pod_security.value),
+                dry_run=input.dry_run,
+            )
         action, drift = ensure_namespaced_object(
-            core_api(self._kube, env.kubernetes.context),
+            core,
             "ConfigMap",
             env.kubernetes.namespace,
             spec.config_map,
@@ -98,12 +114,19 @@ class CaBundlePublisher:
             sha256=hashlib.sha256(bundle).hexdigest(),
             certificates=len(certificates),
             earliest_expiry=earliest,
-            changed=action != "unchanged",
+            pod_security=labelled.action if labelled else None,
+            changed=action != "unchanged"
+            or (labelled is not None and labelled.action != "unchanged"),
             summary=describe_write(
                 f"ConfigMap {env.kubernetes.namespace}/{spec.config_map}", action, input.dry_run
             )
             + f" ({len(certificates)} certificate{'s' if len(certificates) != 1 else ''}, "
-            f"earliest expiry {earliest:%Y-%m-%d})",
+            f"earliest expiry {earliest:%Y-%m-%d})"
+            + (
+                f"; Namespace {env.kubernetes.namespace} Pod Security labels {labelled.action}"
+                if labelled and labelled.action != "unchanged"
+                else ""
+            ),
             dry_run=input.dry_run,
-            drift=drift,
+            drift=(*(labelled.drift if labelled and labelled.action != "created" else ()), *drift),
         )

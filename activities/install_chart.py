@@ -76,7 +76,7 @@ from adapters.helm_release_record import (
     mark_failed,
     record_name,
 )
-from adapters.pod_status import unready_pods
+from adapters.pod_status import refused_pods, unready_pods
 from adapters.processes import stop_pid
 from contracts.base import DriftItem, differing_paths
 from contracts.install_chart import InstallChartInput, InstallChartResult, ReleaseAction
@@ -183,12 +183,17 @@ def version_skew_how(env: Environment, detail: str = "") -> str:
     )
 
 
+class _PodsRefused(Exception):
+    """Admission refuses the release's pods: waiting longer cannot help."""
+
+
 class _Install:
     """One run of the step; holds what the helm calls share."""
 
     def __init__(self, helm: HelmCli, input: InstallChartInput, core: k8s.CoreV1Api):
         self.helm, self.input, self.env, self.core = helm, input, input.environment, core
         self.unready: list[str] = []  # the release's pods not ready at the last look
+        self.refused: list[str] = []  # its ReplicaSets whose pods admission refuses
         self.release = self.env.kubernetes.release
         self.namespace = self.env.kubernetes.namespace
         self.started = time.monotonic()
@@ -483,7 +488,15 @@ class _Install:
             *self._timeout_flags(),
             "--debug",  # progress lines for the heartbeats
         ]
-        code, lines = self._stream("upgrading", args, stdin_text=yaml.safe_dump(values))
+        try:
+            code, lines = self._stream("upgrading", args, stdin_text=yaml.safe_dump(values))
+        except _PodsRefused as refused:
+            raise activity_error(
+                f"helm upgrade --install of {self.where} stopped: the cluster refuses the "
+                f"release's pods, which no wait can change: {refused}. "
+                + self._undo_refused_upgrade(),
+                ErrorType.HELM_BAD_VALUES,
+            ) from None
         if code != 0:
             raise self._classify("\n".join(lines), f"helm upgrade --install of {self.where}")
 
@@ -516,6 +529,8 @@ class _Install:
                 if phase == "upgrading" and not rolling and now - last_look >= POD_CHECK_EVERY_S:
                     last_look = now
                     self._look_at_pods()
+                    if self.refused:
+                        raise _PodsRefused("; ".join(self.refused))
                 if now - last_beat >= HEARTBEAT_EVERY_S:
                     last_beat = now
                     detail = phase
@@ -544,8 +559,30 @@ class _Install:
         selector = f"app.kubernetes.io/instance={self.release}"
         try:
             self.unready = unready_pods(self.core, self.namespace, selector)
+            # Only admission refusals are final (a quota or a missing ServiceAccount may
+            # clear while helm waits).
+            self.refused = [
+                r
+                for r in refused_pods(self.core, self.namespace, selector)
+                if "violates PodSecurity" in r
+            ]
         except Exception as exc:  # noqa: BLE001 - a diagnosis, never the step's failure
             activity.logger.debug("%s: reading pods failed: %s", self.where, exc)
+
+    def _undo_refused_upgrade(self) -> str:
+        """helm was stopped mid-wait: put the release back where it was (rollback, or
+        uninstall of a first install), as helm's own rollback on failure would have."""
+        try:
+            history = self._history()
+            if history and history[-1]["status"] in PENDING_STATES:
+                self._recover(history, abandoned=True)
+            history = self._history()
+        except ApplicationError as exc:
+            return f"Putting the release back failed: {exc.message}"
+        if not history:
+            return "The first install was uninstalled again (nothing was deployed before)."
+        latest = history[-1]
+        return f"The release is back at revision {latest['revision']} ({latest['status']})."
 
     def _heartbeat(
         self, phase: str, last_line: str = "", helm: tuple[int, str | None] | None = None

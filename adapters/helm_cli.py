@@ -84,12 +84,24 @@ class HelmCommandFailed(RuntimeError):
     def __init__(self, args: list[str], returncode: int, stderr: str):
         self.args_ = args
         self.returncode = returncode
-        self.stderr = stderr.strip()
+        # A binary that is not helm (HELM_BIN=/bin/false) fails without a word: say so.
+        self.stderr = stderr.strip() or (
+            f"helm exited {returncode} without a message: is HELM_BIN "
+            f"({os.environ.get('HELM_BIN') or 'unset'}) a helm binary?"
+        )
         super().__init__(f"helm {args[0] if args else ''} failed ({returncode}): {self.stderr}")
 
 
 def find_helm(explicit: str | None = None) -> str:
     """$HELM_BIN, then the project's .tools/helm/v4, then .tools/helm/v3, then PATH."""
+    for name, value in (("helm", explicit), ("HELM_BIN", os.environ.get("HELM_BIN"))):
+        # An explicit choice that cannot be used is an error, never a silent fallback to
+        # another helm (#20.10).
+        if value and not (Path(value).is_file() and os.access(value, os.X_OK)):
+            raise HelmNotFound(
+                f"{name}: {value} is not an executable file; point it at a helm binary, or "
+                "unset it to use the project's or PATH's helm"
+            )
     candidates = [explicit, os.environ.get("HELM_BIN")]
     candidates += [str(PROJECT_TOOLS / v / "helm") for v in ("v4", "v3")]
     for candidate in candidates:

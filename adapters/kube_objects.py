@@ -18,6 +18,7 @@ from typing import Any, Literal, NamedTuple
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from adapters.clients import KubeClients
 from adapters.errors import ErrorType, activity_error
@@ -218,3 +219,78 @@ def _call(where: str, doing: str, kind: str, fn: Callable[..., Any], *args: Any)
             raise _OUTCOMES[exc.status]() from None
         # A Secret's refusal is never quoted: the API server may echo the data.
         raise kubernetes_error(f"{doing} {where}", exc, quote_server=kind != "Secret") from None
+
+
+# Pod Security admission reads these labels on the namespace (#23.1).
+POD_SECURITY_MODES = ("enforce", "audit", "warn")
+POD_SECURITY_PREFIX = "pod-security.kubernetes.io/"
+
+
+def pod_security_labels(level: str) -> dict[str, str]:
+    """The namespace labels that make Pod Security admission apply `level` (latest rules)."""
+    labels: dict[str, str] = {}
+    for mode in POD_SECURITY_MODES:
+        labels[f"{POD_SECURITY_PREFIX}{mode}"] = level
+        labels[f"{POD_SECURITY_PREFIX}{mode}-version"] = "latest"
+    return labels
+
+
+def ensure_namespace_labels(
+    core: k8s.CoreV1Api, namespace: str, labels: dict[str, str], *, dry_run: bool = False
+) -> Ensured:
+    """Make `namespace` exist and carry `labels` (other labels kept); write only on a change.
+
+    A merge patch of just the differing labels: two runs racing write the same values, so no
+    resourceVersion check is needed, and a label another writer added survives."""
+    where = f"Namespace {namespace}"
+    try:
+        live = _call(where, "reading", "Namespace", core.read_namespace, namespace)
+    except _NotFound:
+        live = None
+    except ApplicationError as exc:
+        if exc.type != ErrorType.KUBERNETES_FORBIDDEN:
+            raise
+        # A worker whose Role is confined to the namespace (deploy/) cannot see it.
+        raise activity_error(
+            f"reading {where} to keep its Pod Security labels is forbidden ({exc.message}); "
+            "grant get and patch on this namespace, or declare pod_security: none and label "
+            "it yourself (deploy/target-namespace/namespace.yaml does)",
+            ErrorType.KUBERNETES_FORBIDDEN,
+        ) from None
+    if live is None:
+        drift: tuple[DriftItem, ...] = (
+            DriftItem(message=f"{where} missing", kind="Namespace", name=namespace),
+        )
+        if not dry_run:
+            body = k8s.V1Namespace(
+                metadata=k8s.V1ObjectMeta(name=namespace, labels={**MANAGED_LABELS, **labels})
+            )
+            try:
+                _call(where, "creating", "Namespace", core.create_namespace, body)
+            except _Conflict:
+                # Created concurrently: label what is there.
+                return ensure_namespace_labels(core, namespace, labels)
+            activity.logger.info("%s created with labels %s", where, labels)
+        return Ensured("created", drift)
+    current = live.metadata.labels or {}
+    differing = {key: value for key, value in labels.items() if current.get(key) != value}
+    drift = tuple(
+        DriftItem(
+            message=f"label {key} is {current[key]!r}, declared {value!r}"
+            if key in current
+            else f"label {key} missing",
+            kind="Namespace",
+            name=namespace,
+            path="/metadata/labels/" + key.replace("~", "~0").replace("/", "~1"),
+            live=current.get(key),
+            declared=value,
+        )
+        for key, value in differing.items()
+    )
+    if not differing:
+        return Ensured("unchanged", ())
+    if not dry_run:
+        patch = {"metadata": {"labels": differing}}
+        _call(where, "labelling", "Namespace", core.patch_namespace, namespace, patch)
+        activity.logger.info("%s labelled: %s", where, "; ".join(d.message for d in drift))
+    return Ensured("updated", drift)

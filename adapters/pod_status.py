@@ -55,3 +55,20 @@ def unready_pods(core: k8s.CoreV1Api, namespace: str, selector: str) -> list[str
     """`why_not_ready` of every pod matching `selector` that is not Ready."""
     pods: list[Any] = core.list_namespaced_pod(namespace, label_selector=selector).items
     return [why_not_ready(core, p) for p in pods if not is_ready(p)]
+
+
+def refused_pods(core: k8s.CoreV1Api, namespace: str, selector: str) -> list[str]:
+    """`ReplicaSet <name>: FailedCreate: <message>` for each of the release's ReplicaSets whose
+    pods the API server refuses (the ReplicaSet controller's `ReplicaFailure` condition), e.g.
+    Pod Security admission: `... violates PodSecurity "restricted:latest": ...`. Such pods are
+    never created, so `unready_pods` cannot see them, and no wait ends them."""
+    apps = k8s.AppsV1Api(core.api_client)
+    sets: list[Any] = apps.list_namespaced_replica_set(namespace, label_selector=selector).items
+    found = []
+    for rs in sets:
+        if not (rs.spec.replicas or 0):
+            continue  # an old template scaled away: its refusals are history
+        for c in (rs.status.conditions if rs.status else None) or []:
+            if c.type == "ReplicaFailure" and c.status == "True" and c.reason == "FailedCreate":
+                found.append(f"ReplicaSet {rs.metadata.name}: FailedCreate: {c.message}")
+    return found

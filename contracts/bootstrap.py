@@ -162,6 +162,9 @@ class BootstrapProgress(FrozenModel):
     refused: tuple[RefusedInput, ...] = Field(
         default=(), description="operator signals the run did not act on (newest last)"
     )
+    refused_dropped: int = Field(
+        default=0, description="refused signals older than those listed (the history has all)"
+    )
 
     def step(self, name: str) -> StepProgress:
         return next(s for s in self.steps if s.name == name)

@@ -190,6 +190,9 @@ class DriftCheckResult(FrozenModel):
     refused: tuple[RefusedInput, ...] = Field(
         default=(), description="operator signals the check did not act on (newest last)"
     )
+    refused_dropped: int = Field(
+        default=0, description="refused signals older than those listed (the history has all)"
+    )
 
     @property
     def drifted_steps(self) -> tuple[str, ...]:

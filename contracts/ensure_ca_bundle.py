@@ -35,6 +35,8 @@ class EnsureCaBundleResult(StepResult):
     sha256: str
     certificates: int
     earliest_expiry: datetime
+    pod_security: WriteAction | None = None
+    """What labelling the namespace with its Pod Security level did; None with `none`."""
 
 
 @activity.defn(name="ensure_ca_bundle")

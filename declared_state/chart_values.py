@@ -232,11 +232,88 @@ def _datastores_layout(env: Environment) -> dict[str, Any]:
     return values
 
 
+# --- Pod Security "restricted" (#23.1) -----------------------------------------------------
+# Every pod the chart renders runs as the image's own non-root user, with no privilege
+# escalation, no capabilities, the runtime's default seccomp profile and, where the image
+# writes nothing at start, a read-only root. The users come from the images' Dockerfiles:
+# temporalio/server and temporalio/admin-tools create `temporal` with uid/gid 1000
+# (temporalio/temporal .github/docker/targets/*.Dockerfile, temporalio/docker-builds);
+# temporalio/ui created it with uid 5000 until 2.38.3 (temporalio/ui 2267695a, "Change
+# default group ... openshift"), which chart 0.64.0 is the first to pin. A numeric
+# runAsUser is required: the kubelet cannot check runAsNonRoot against a user *name*.
+# The charts have no value for `automountServiceAccountToken` (pod or ServiceAccount), so
+# the token stays mounted: a chart limit, documented in docs/security.md.
+TEMPORAL_UID = 1000
+OLD_UI_UID = 5000
+UI_UID_1000_FROM_CHART = (0, 64, 0)
+# Before UI 2.38.3 the image's start script renders ./config/docker.yaml with dockerize;
+# later images ship that file and render nothing unless a custom template is mounted.
+UI_HOME_CONFIG = "/home/ui-server/config"
+UI_CONFIG_VOLUME = "ui-config"
+
+
+def _pod_security_context(uid: int) -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _container_security_context(*, read_only_root: bool) -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": read_only_root,
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def server_writes_config(env: Environment) -> bool:
+    """Servers before 1.30 start through dockerize, which renders the config into
+    /etc/temporal/config/docker.yaml on the image's root filesystem: that root stays
+    writable (the image's own files sit in the same folder, so an emptyDir would hide them)."""
+    return not _sprig_config(env)
+
+
+def _old_ui(env: Environment) -> bool:
+    return versions.version_key(env.chart.version) < UI_UID_1000_FROM_CHART
+
+
+def _harden(values: dict[str, Any], env: Environment) -> dict[str, Any]:
+    """Add the restricted-profile security contexts to `values` (either layout)."""
+    server = values["server"]
+    server["securityContext"] = _pod_security_context(TEMPORAL_UID)
+    server_container = _container_security_context(read_only_root=not server_writes_config(env))
+    for name in SERVER_SERVICES:
+        server[name]["containerSecurityContext"] = server_container
+    admintools = values["admintools"]
+    admintools["securityContext"] = _pod_security_context(TEMPORAL_UID)
+    admintools["containerSecurityContext"] = _container_security_context(read_only_root=True)
+    web = values["web"]
+    old_ui = _old_ui(env)
+    web["securityContext"] = _pod_security_context(OLD_UI_UID if old_ui else TEMPORAL_UID)
+    web["containerSecurityContext"] = _container_security_context(read_only_root=True)
+    # The chart's schema Jobs (the 1.x chart renders one even with schema management off)
+    # run the admin-tools image.
+    schema = values.setdefault("schema", {})
+    schema["securityContext"] = _pod_security_context(TEMPORAL_UID)
+    schema["containerSecurityContext"] = _container_security_context(read_only_root=True)
+    if old_ui:
+        web["additionalVolumes"] = [{"name": UI_CONFIG_VOLUME, "emptyDir": {}}]
+        web["additionalVolumeMounts"] = [{"name": UI_CONFIG_VOLUME, "mountPath": UI_HOME_CONFIG}]
+    return values
+
+
 def model_values(env: Environment) -> dict[str, Any]:
     """Every value the environment model sets, in the layout of env.chart (no extra_values)."""
     if versions.values_layout(env.chart.version) == "datastores":
-        return _datastores_layout(env)
-    return _persistence_layout(env)
+        return _harden(_datastores_layout(env), env)
+    return _harden(_persistence_layout(env), env)
 
 
 def build_chart_values(env: Environment) -> dict[str, Any]:

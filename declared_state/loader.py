@@ -74,6 +74,8 @@ class Problem:
 
 def display_path(path: str) -> str:
     """Relative to the working directory when that is shorter, as an operator typed it."""
+    if not path:  # a problem of no particular file (relpath("") raises)
+        return path
     relative = os.path.relpath(path)
     return relative if len(relative) < len(path) else path
 
@@ -298,6 +300,18 @@ def _interpolate(
         )
         return match.group(0)
 
+    if "${" in _VAR.sub("", node):
+        # A reference the pattern does not close would otherwise go on verbatim, e.g. as a
+        # host name `${HOME` (#20.9).
+        problems.append(
+            Problem(
+                file,
+                path,
+                "an unterminated or malformed variable reference '${': write ${NAME} or "
+                "${NAME:-default} (NAME: letters, digits and '_', not starting with a digit)",
+            )
+        )
+        return node
     return _VAR.sub(substitute, node)
 
 

@@ -30,6 +30,12 @@ from declared_state import versions
 _K8S_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Temporal namespace names: letters, digits, '-', '_', '.', starting with a letter or digit.
 _TEMPORAL_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
+# A chart version as helm and the version tables spell it (#20.8: '0.52' planned a hop).
+_CHART_VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
+# AWS: 1-63 letters, digits and '-', a letter first, no '--', no '-' last.
+_RDS_INSTANCE_ID = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$")
+# One DNS label: ASCII letters, digits and '-', not at either end.
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _K8S_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
 _DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -114,6 +120,21 @@ def go_duration(value: Any) -> str:
 
 
 GoDuration = Annotated[str, BeforeValidator(go_duration)]
+
+
+def whole_port(value: Any) -> Any:
+    """A port is a whole number; YAML's `true` (an int to Python) or 3306.0 is not one. Text
+    of digits passes: an interpolated `${PORT}` is text."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(
+            f"Input should be a valid integer from 1 to 65535 (a whole number), not {value!r}"
+        )
+    if isinstance(value, str) and not (value.strip().isascii() and value.strip().isdigit()):
+        raise ValueError(f"Input should be a valid integer from 1 to 65535, not {value!r}")
+    return value
+
+
+Port = Annotated[int, BeforeValidator(whole_port), Field(ge=1, le=65535)]
 """A duration the chart passes to the server verbatim, kept in Go's spelling."""
 
 
@@ -131,6 +152,16 @@ class ChartSpec(FrozenModel):
         default=None,
         description="A chart directory or .tgz to install instead of the repository (offline, tests).",
     )
+
+    @field_validator("version")
+    @classmethod
+    def _major_minor_patch(cls, value: str) -> str:
+        if not _CHART_VERSION.match(value):
+            raise ValueError(
+                f"{value!r} is not a chart version: MAJOR.MINOR.PATCH, e.g. 0.52.0 "
+                f"(supported: {versions.supported_chart_versions()})"
+            )
+        return value
 
     @model_validator(mode="after")
     def _known_versions(self) -> ChartSpec:
@@ -199,8 +230,34 @@ class RdsInstance(FrozenModel):
     instance_id: str
     region: str
     endpoint: str = Field(description="Host name the server connects to (the RDS endpoint).")
-    port: int = Field(default=3306, ge=1, le=65535)
+    port: Port = 3306
     engine: Literal["mysql"] = "mysql"
+
+    @field_validator("instance_id")
+    @classmethod
+    def _instance_id(cls, value: str) -> str:
+        if not _RDS_INSTANCE_ID.match(value):
+            raise ValueError(
+                f"{value!r} is not an RDS instance identifier: 1 to 63 ASCII letters, digits "
+                "and '-', starting with a letter, not ending with '-', no '--'"
+            )
+        return value
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+            return value
+        except ValueError:
+            pass
+        labels = value.split(".")
+        if len(value) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+            raise ValueError(
+                f"{value!r} is not a host name: ASCII letters, digits and '-' in dot-separated "
+                "labels (each 1 to 63 long, no '-' at either end), or an IP address"
+            )
+        return value
 
 
 class AwsSecretsManagerPasswords(FrozenModel):
@@ -448,7 +505,7 @@ class FrontendSpec(FrozenModel):
     service: str | None = Field(
         default=None, description="The frontend Service (port-forward); default <release>-frontend."
     )
-    port: int = Field(default=7233, ge=1, le=65535, description="The Service's gRPC port.")
+    port: Port = Field(default=7233, description="The Service's gRPC port.")
     tls: FrontendTls = FrontendTls()
 
     @model_validator(mode="after")
@@ -590,6 +647,19 @@ class UpgradeSpec(FrozenModel):
         return value
 
 
+class PodSecurityLevel(StrEnum):
+    """The Pod Security Standard the release's namespace enforces (#23.1).
+
+    The bootstrap labels the namespace `pod-security.kubernetes.io/{enforce,audit,warn}` with
+    this level (and `-version: latest`); `none` leaves the namespace's labels alone (for a
+    cluster whose platform team sets them). The chart's pods are hardened for `restricted`
+    whatever the level."""
+
+    RESTRICTED = "restricted"
+    BASELINE = "baseline"
+    NONE = "none"
+
+
 class Environment(FrozenModel):
     """One environment's declared state, after layering base.yaml and <env>.yaml."""
 
@@ -606,6 +676,10 @@ class Environment(FrozenModel):
     approval_required: bool = False
     drift_check: DriftCheckSpec = DriftCheckSpec()
     upgrade: UpgradeSpec = UpgradeSpec()
+    pod_security: PodSecurityLevel = Field(
+        default=PodSecurityLevel.RESTRICTED,
+        description="Pod Security level the namespace enforces: restricted, baseline or none.",
+    )
     extra_values: dict[str, Any] = Field(
         default_factory=dict,
         description="Chart values the model does not cover; deep-merged last.",

@@ -74,6 +74,22 @@ def render(env: Environment) -> str:
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """An environment loaded, validated and rendered once: every command that starts
+    something renders first (bad values fail before anything starts) and keeps the render
+    for what it shows, instead of rendering again."""
+
+    env: Environment
+    manifests: str
+
+
+def prepare(name: str, directory: Path) -> Prepared:
+    """`load`, then `render`; raises `InvalidEnvironment` or `RenderFailed`."""
+    env = load(name, directory)
+    return Prepared(env, render(env))
+
+
+@dataclass(frozen=True)
 class WebUiExposure:
     """Who can reach the new cluster's Web UI, and how (shown before anything starts)."""
 
@@ -158,9 +174,11 @@ __all__ = [
     "MAX_INPUT_BYTES",
     "EnvironmentSummary",
     "InvalidEnvironment",
+    "Prepared",
     "RenderFailed",
     "WebUiExposure",
     "load",
+    "prepare",
     "render",
     "summarize",
     "web_ui_exposure",

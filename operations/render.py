@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from contracts.base import DriftItem
-from contracts.bootstrap import BootstrapProgress, StepProgress, StepStatus
+from contracts.bootstrap import BootstrapProgress, BootstrapResult, StepProgress, StepStatus
 from contracts.bootstrap import declaration_changes as changed_paths
 from contracts.drift_check import (
     REPAIRED_BY,
@@ -142,9 +142,41 @@ def redeclare_commands(env_name: str, environments_dir: Path | None, dry_run: bo
         base += " --dry-run"
     return [
         "choose one:",
-        f"  {base} --update-run   # hand the run this declaration; its waiting step runs again",
+        f"  {base} --update-run   # hand the run this declaration; its waiting step runs again"
+        " (at the approval gate: approval is asked again)",
         f"  {base} --restart      # abort the run and start a new one with this declaration",
     ]
+
+
+def status_lines(progress: BootstrapProgress) -> list[str]:
+    """What `status` shows below its table: an upgrade's hop and cluster, refused signals."""
+    lines = []
+    if isinstance(progress, UpgradeProgress):
+        hop = f"hop {progress.hop} of {len(progress.plan)}; " if progress.hop else ""
+        lines.append(f"{hop}the cluster: {progress.cluster}")
+    if progress.refused:
+        older = (
+            f" ({progress.refused_dropped} older one(s) not listed; the run's history has all)"
+            if progress.refused_dropped
+            else ""
+        )
+        lines.append(f"operator signals the run did not act on{older}:")
+        lines += [f"  {refused_line(r)}" for r in progress.refused]
+    return lines
+
+
+def waiting_lines(workflow_id: str, progress: BootstrapProgress) -> list[str]:
+    """A followed run that now waits for an operator (the commands follow these lines)."""
+    lines = [f"\n{workflow_id} waits for an operator: {progress.waiting_for}"]
+    if isinstance(progress, UpgradeProgress):
+        lines.append(f"the cluster: {progress.cluster}")
+    return [*lines, "unblock it with one of:"]
+
+
+def finished_lines(workflow_id: str, result: BootstrapResult) -> list[str]:
+    if isinstance(result, UpgradeResult):
+        return upgrade_done_lines(workflow_id, result)
+    return [f"\n{workflow_id} done ({'changed' if result.changed else 'nothing changed'})."]
 
 
 def status_table(workflow_id: str, progress: BootstrapProgress) -> Table:

@@ -271,13 +271,16 @@ async def progress(
     handle: WorkflowHandle[Any, Any],
     task_queue: str,
     query: ProgressQuery = BootstrapWorkflow.progress,
+    *,
+    kind: str = "provisioning run",
 ) -> BootstrapProgress:
-    """The run's `progress` query; `NoRun` / `NoWorker` / `RunStuck` when nobody can answer."""
+    """The run's `progress` query; `NoRun` / `NoWorker` / `RunStuck` when nobody can answer.
+    `kind` names the run in NoRun's message (an upgrade run is not a provisioning run)."""
     try:
         return await handle.query(query, rpc_timeout=QUERY_TIMEOUT)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
-            raise NoRun(f"no provisioning run {handle.id}: {exc.message}") from None
+            raise NoRun(f"no {kind} {handle.id}: {exc.message}") from None
         if exc.status == RPCStatusCode.UNAVAILABLE:
             raise ServerUnavailable(
                 f"the bootstrap server does not answer: {exc.message}"

@@ -15,8 +15,11 @@ With no address configured anywhere, the embedded dev server is used (operations
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import json
 import os
+import re
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,10 +34,35 @@ from declared_state.paths import state_dir
 from operations.embedded import find_embedded_server, start_embedded_server
 
 TASK_QUEUE = "temporal-bootstrap"
+CONNECT_TIMEOUT = 10
+"""Seconds a connect may take, its first RPC included (a frozen server accepts the TCP
+connection and never answers: without a bound the SDK gives up after ~30 s)."""
+# A host name: ASCII letters, digits, '-' and '.', as the SDK's URL parser takes it.
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
 
 class SettingsError(RuntimeError):
     """The client configuration cannot be used; the message names the setting."""
+
+
+class ConnectTimeout(RuntimeError):
+    """The server took the connection but did not answer within CONNECT_TIMEOUT."""
+
+
+def address_problem(address: str) -> str | None:
+    """Why `address` is not HOST:PORT (what the SDK would refuse with a raw ValueError)."""
+    host, colon, port = address.rpartition(":")
+    if not colon or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return "the port after the last ':' must be a number from 1 to 65535"
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+            return None
+        except ValueError:
+            return "the IPv6 address in [...] is not valid"
+    if not _HOST.match(host):
+        return "the host must be a name (ASCII letters, digits, '-', '.') or an IP address"
+    return None
 
 
 @dataclass(frozen=True)
@@ -57,6 +85,14 @@ class ClientSettings:
     @classmethod
     def load(cls, environ: Mapping[str, str] = os.environ) -> ClientSettings:
         """The standard client configuration (environment over TOML profile)."""
+        config_file = environ.get("TEMPORAL_CONFIG_FILE")
+        if config_file and not Path(config_file).is_file():
+            # The SDK ignores a missing file and falls back to the defaults: an explicit
+            # setting that cannot be used must not pick another server silently.
+            raise SettingsError(
+                f"TEMPORAL_CONFIG_FILE: {config_file} does not exist or is not a file; point "
+                "it at a Temporal TOML profile file, or unset it"
+            )
         try:
             profile = ClientConfigProfile.load(override_env_vars=dict(environ))
         except Exception as exc:  # the bridge reports TOML and file errors as RuntimeError
@@ -65,6 +101,15 @@ class ClientSettings:
             connect = dict(profile.to_client_connect_config())
         except (OSError, ValueError) as exc:
             raise SettingsError(f"Temporal client TLS settings: {exc}") from None
+        address = str(connect.get("target_host") or "")
+        if address and (problem := address_problem(address)):
+            source = (
+                "TEMPORAL_ADDRESS" if environ.get("TEMPORAL_ADDRESS") else "the profile's address"
+            )
+            raise SettingsError(
+                f"{source}: {address!r} is not HOST:PORT (e.g. temporal.example.com:7233): "
+                f"{problem}"
+            )
         return cls(
             connect_config=connect,
             task_queue=environ.get("TEMPORAL_TASK_QUEUE") or TASK_QUEUE,
@@ -82,7 +127,13 @@ class ClientSettings:
         if not self.address:
             raise SettingsError("no Temporal address: resolve the embedded server first")
         config = {"namespace": "default", **self.connect_config}
-        return await Client.connect(**config, data_converter=pydantic_data_converter)
+        try:
+            return await asyncio.wait_for(
+                Client.connect(**config, data_converter=pydantic_data_converter),
+                CONNECT_TIMEOUT,
+            )
+        except TimeoutError:
+            raise ConnectTimeout(f"it did not answer within {CONNECT_TIMEOUT} s") from None
 
     def workflow_url(self, workflow_id: str) -> str | None:
         if not self.ui_url:
@@ -103,7 +154,11 @@ _CONNECT_REASONS = (
 def connect_failure(address: str | None, exc: Exception) -> str:
     """One line for a failed connect: the SDK's message is a nested Rust error chain."""
     text = str(exc)
-    reason = next((why for key, why in _CONNECT_REASONS if key in text), text.splitlines()[0])
+    reason = (
+        text
+        if isinstance(exc, ConnectTimeout)
+        else next((why for key, why in _CONNECT_REASONS if key in text), text.splitlines()[0])
+    )
     return (
         f"cannot connect to the bootstrap Temporal server {address}: {reason}; check "
         "TEMPORAL_ADDRESS (or TEMPORAL_PROFILE), or start the server"

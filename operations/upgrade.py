@@ -75,7 +75,7 @@ async def plan(
 async def progress(
     handle: WorkflowHandle[UpgradeWorkflow, UpgradeResult], task_queue: str
 ) -> UpgradeProgress:
-    answer = await runs.progress(handle, task_queue, UpgradeWorkflow.progress)
+    answer = await runs.progress(handle, task_queue, UpgradeWorkflow.progress, kind="upgrade run")
     assert isinstance(answer, UpgradeProgress)
     return answer
 

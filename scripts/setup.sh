@@ -24,6 +24,18 @@ fi
 
 "$VENV/bin/python" scripts/fetch_helm.py .tools
 
+# The security scanners the render tests run (#23.3), in a venv of their own so that their
+# many dependencies never mix with the product's pinned ones.
+SCANNERS=.tools/checkov
+SCANNER_PINS="checkov==3.3.30 kubernetes-validate==1.37.0"
+if [ "$(cat "$SCANNERS/.installed" 2>/dev/null)" != "$SCANNER_PINS" ]; then
+  echo "setup: installing $SCANNER_PINS into $SCANNERS"
+  "$PYTHON" -m venv "$SCANNERS"
+  # shellcheck disable=SC2086 # the pins are separate words
+  "$SCANNERS/bin/python" -m pip install -q --disable-pip-version-check $SCANNER_PINS
+  echo "$SCANNER_PINS" > "$SCANNERS/.installed"
+fi
+
 if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
   echo "setup: installing MariaDB (Debian mariadb-server) for the local stack"
   if [ "$(id -u)" != 0 ]; then

@@ -19,7 +19,8 @@ signals it refused.
 While a step waits, the `redeclare` update hands the run a corrected declaration (the
 starter's `provision ENV --update-run` after a fixed environment file): validated like any
 run input, recorded in the history, then the waiting step runs again with it, and so do the
-later steps. Steps already done are not run again; the receipt names them, and
+later steps. At the approval gate it is taken too (behind the patch `REDECLARE_AT_GATE`):
+recorded on the approval step, and the gate asks for approval again, of the new declaration. Steps already done are not run again; the receipt names them, and
 `provision ENV --restart` (abort, start afresh) is the way when they are affected.
 
 Replay rule: see workflows/__init__.py (a logic change goes behind `workflow.patched`).
@@ -59,6 +60,10 @@ CONCURRENT_STEPS_PATCH = "independent-steps-at-once"
 """Runs with this marker run steps that need nothing from each other at once."""
 
 
+REDECLARE_AT_GATE = "redeclare-at-approval-gate"
+"""Patch: `redeclare` accepted while the approval gate waits (#20.5); before it, refused."""
+
+
 @workflow.defn(name="BootstrapWorkflow")
 class BootstrapWorkflow(OperatedRun):
     """Provision one environment; see the module docstring for the steps and signals."""
@@ -94,6 +99,7 @@ class BootstrapWorkflow(OperatedRun):
             approved_by=self._approved_by,
             dry_run=bool(self._input and self._input.dry_run),
             refused=self._refused_inputs(),
+            refused_dropped=self._refused_dropped,
         )
 
     @workflow.update
@@ -112,6 +118,14 @@ class BootstrapWorkflow(OperatedRun):
             f"declaration replaced by {request.by}: {', '.join(changed)}"
             + (f" ({request.reason})" if request.reason else ""),
         )
+        if waiting == "approval" and workflow.patched(REDECLARE_AT_GATE):
+            # The gate keeps waiting: what is approved is the new declaration. No decision
+            # is left behind (a RETRY would answer a later step's failure by itself).
+            workflow.logger.info("declaration replaced by %s: %s", request.by, ", ".join(changed))
+            effect = (
+                f"approval is asked again with the new declaration (changed: {', '.join(changed)})"
+            )
+            return ActionReceipt(action=OperatorAction.RETRY, by=request.by, effect=effect)
         self._decision = (OperatorAction.RETRY, decision)
         done = [s.name for s in self._steps.values() if s.status == StepStatus.DONE]
         effect = f"{waiting} runs again with the new declaration (changed: {', '.join(changed)})"
@@ -122,7 +136,9 @@ class BootstrapWorkflow(OperatedRun):
 
     @redeclare.validator
     def _redeclare_possible(self, request: Redeclaration) -> None:
-        why = self._refusal(OperatorAction.RETRY)
+        # At the approval gate (not yet approved) a declaration can be fixed too (#20.5).
+        at_gate = self._steps["approval"].status == StepStatus.WAITING_FOR_OPERATOR
+        why = self._refusal(OperatorAction.APPROVE if at_gate else OperatorAction.RETRY)
         if self._input is None:
             why = "the run has not started yet"
         elif why is None and request.environment.name != self._input.environment.name:
@@ -134,7 +150,9 @@ class BootstrapWorkflow(OperatedRun):
             why = "the declaration is the one the run already has; send retry instead"
         if why is not None:
             raise ApplicationError(
-                why.replace("retry is not possible", "a new declaration is not possible"),
+                why.replace("retry is not possible", "a new declaration is not possible").replace(
+                    "approve is not possible", "a new declaration is not possible"
+                ),
                 type=ACTION_REFUSED,
                 non_retryable=True,
             )

@@ -139,6 +139,7 @@ class DriftCheckWorkflow(OperatorInbox):
             checked_at=self._checked_at,
             records=drift_records(findings),
             refused=self._refused_inputs(),
+            refused_dropped=self._refused_dropped,
         )
 
     @workflow.run

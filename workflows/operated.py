@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from pydantic import ConfigDict
 from temporalio import exceptions, workflow
@@ -75,11 +75,15 @@ def operator_action(
     """
 
     # `self` stays unannotated: the SDK drops a first parameter from the payload types only
-    # when it is an unannotated `self` (annotated, the request would arrive as a plain dict).
-    def update(self, request: OperatorRequest | None = None) -> ActionReceipt:
-        return self._take(action, request)
+    # when it is an unannotated `self`. The update takes its inputs untyped, as the signal
+    # does, and parses them itself: a payload the model refuses (sent with the temporal CLI)
+    # is then refused by the validator with the signal path's text, non-retryable, instead of
+    # failing in the SDK's decoding with raw pydantic text marked retryable (#20.7).
+    def update(self, *args: Any) -> ActionReceipt:
+        return self._take(action, parse_request(args))
 
-    def validator(self, request: OperatorRequest | None = None) -> None:
+    def validator(self, *args: Any) -> None:
+        self._validate_payload(args)
         self._validate(action)
 
     def signal(self, *args: Any) -> None:
@@ -88,9 +92,11 @@ def operator_action(
     update.__name__, update.__doc__ = action.value, doc
     signal.__name__ = f"{action.value}_signal"
     handler = workflow.update(name=action.value)(update)
-    handler.validator(validator)
+    handler.validator(validator)  # type: ignore[arg-type]
     described = f"Same as the {action.value} update, for the temporal CLI; any payload."
-    return handler, workflow.signal(name=action.value, description=described)(signal)
+    # Senders use the typed reference: one OperatorRequest (or nothing).
+    typed = cast(UpdateMethodMultiParam[[Any, OperatorRequest | None], ActionReceipt], handler)
+    return typed, workflow.signal(name=action.value, description=described)(signal)
 
 
 class OperatorInbox:
@@ -105,6 +111,8 @@ class OperatorInbox:
 
     def __init__(self) -> None:
         self._refused: list[RefusedInput] = []
+        self._refused_dropped = 0
+        """How many refused inputs fell off the kept list (progress says so)."""
 
     # --- what subclasses say --------------------------------------------------------
 
@@ -128,6 +136,16 @@ class OperatorInbox:
             return None
         offer = ", ".join(a.value for a in takes) or "no operator action"
         return f"{action.value} is not possible now: {self._situation()}; it takes: {offer}"
+
+    @staticmethod
+    def _validate_payload(args: Sequence[Any]) -> None:
+        """An update validator's check of its inputs: the signal path's refusal, final."""
+        try:
+            parse_request(args)
+        except ValueError as exc:
+            raise ApplicationError(
+                f"payload refused: {exc}", type=ACTION_REFUSED, non_retryable=True
+            ) from None
 
     def _validate(self, action: OperatorAction) -> None:
         """An update validator's body: raise the refusal the sender gets back."""
@@ -160,7 +178,9 @@ class OperatorInbox:
     def _refuse(self, name: str, why: str) -> None:
         workflow.logger.warning("signal %r refused: %s", name, why)
         self._refused.append(RefusedInput(name=name[:100], at=workflow.now(), why=why))
-        del self._refused[:-REFUSED_KEPT]
+        if len(self._refused) > REFUSED_KEPT:
+            self._refused_dropped += len(self._refused) - REFUSED_KEPT
+            del self._refused[:-REFUSED_KEPT]
 
     def _refused_inputs(self) -> tuple[RefusedInput, ...]:
         return tuple(self._refused)

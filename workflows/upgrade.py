@@ -119,6 +119,7 @@ class UpgradeWorkflow(OperatedRun):
             allowed_actions=self._allowed_actions(),
             approved_by=self._approved_by,
             refused=self._refused_inputs(),
+            refused_dropped=self._refused_dropped,
             plan=self._plan,
             planned=self._planned,
             hop=self._hop,

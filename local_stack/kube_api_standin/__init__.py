@@ -12,14 +12,18 @@ check must tell from hand edits (defaulting.py); Service port validation (valida
 helm's protobuf release Secrets (protobuf.py); a controller that makes workloads ready and
 writes `deployment.kubernetes.io/revision` (controller.py); ReplicaSet-owned pods
 whose readiness depends on the Secrets and ConfigMaps they reference, and container runtimes
-that run processes for Ready pods (pods.py); port-forward over the Python client's WebSocket
-protocol (portforward.py) and kubectl's SPDY/3.1, tunnelled in a WebSocket or over a plain
-upgrade (portforward_spdy.py, spdy.py); the Tables `kubectl get` prints for pods and
-Deployments (tables.py); bearer-token identities and request attributes in the request log
+that run processes for Ready pods (pods.py); Pod Security admission of those pods by the
+namespace's `enforce` label, baseline and restricted checks with the plugin's messages, and
+`FailedCreate` on the ReplicaSet when it refuses (pod_security.py); port-forward over the
+Python client's WebSocket protocol (portforward.py) and kubectl's SPDY/3.1, tunnelled in a
+WebSocket or over a plain upgrade (portforward_spdy.py, spdy.py); the Tables `kubectl get`
+prints for pods and Deployments (tables.py); bearer-token identities and request attributes in
+the request log
 (identity.py); injected faults and never-ready / never-serving marks for tests.
 
 Simplifications (each also named where it lives):
-- no admission and no schema validation (Service ports are the one validation); field
+- no admission other than Pod Security on ReplicaSet pods (pod_security.py names what it
+  leaves out) and no schema validation (Service ports are the one validation); field
   ownership is kept in the stand-in, not served as `metadata.managedFields`, and not per API
   version; defaulting covers the workload and Service fields charts render, not every
   kind; garbage collection by ownerReferences happens inline on delete;

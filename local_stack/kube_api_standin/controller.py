@@ -69,6 +69,14 @@ def _conditions(old: Obj | None, wanted: list[tuple[str, str, str, str]]) -> lis
     return out
 
 
+def _with_replica_failure(conditions: list[Obj], old: Obj | None, message: str) -> list[Obj]:
+    """`conditions` plus `ReplicaFailure: FailedCreate` carrying the refusal."""
+    failure = _conditions(
+        old, [("ReplicaFailure", "True", "FailedCreate", f"Error creating: {message}")]
+    )
+    return [*[c for c in conditions if c.get("type") != "ReplicaFailure"], *failure]
+
+
 class Controller:
     def __init__(self, store: Store, delay: float = 0.05) -> None:
         self.store, self.delay = store, delay
@@ -148,6 +156,9 @@ class Controller:
         if kind == "Deployment":
             rs = self._ensure_replica_set(obj)
             status = self._status_deployment(obj, len(self._ready_pods(rs)), old)
+            refused = self.pods.refused.get(rs["metadata"]["uid"]) if rs else None
+            if refused is not None:
+                status["conditions"] = _with_replica_failure(status["conditions"], old, refused)
         elif kind == "ReplicaSet":
             status = self._status_replicaset(obj, self.pods.sync(obj, not ready), old)
         elif kind == "Pod":
@@ -213,11 +224,16 @@ class Controller:
 
     def _status_replicaset(self, obj: Obj, ready_pods: int, old: Obj) -> Obj:
         n = obj["spec"].get("replicas", 1)
-        out = {
+        out: Obj = {
             "replicas": n,
             "fullyLabeledReplicas": n,
             "observedGeneration": obj["metadata"].get("generation", 1),
         }
+        refused = self.pods.refused.get(obj["metadata"]["uid"])
+        if refused is not None:
+            # As the ReplicaSet controller reports a pod the API server refused.
+            out["replicas"] = out["fullyLabeledReplicas"] = 0
+            out["conditions"] = _with_replica_failure([], old, refused)
         return (
             {**out, "readyReplicas": ready_pods, "availableReplicas": ready_pods}
             if ready_pods

@@ -41,6 +41,7 @@ import secrets
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
+from . import pod_security
 from .store import Obj, Store, now
 
 NODE = "standin-node"
@@ -81,6 +82,9 @@ class Pods:
         self._secrets = next(r for r in reg.resources if r.kind == "Secret")
         self._config_maps = next(r for r in reg.resources if r.kind == "ConfigMap")
         self._events = next(r for r in reg.resources if r.kind == "Event")
+        self._namespaces = next(r for r in reg.resources if r.kind == "Namespace")
+        # ReplicaSet uid -> the PodSecurity refusal of its latest pod creation.
+        self.refused: dict[str, str] = {}
 
     # -- the ReplicaSet controller ---------------------------------------------------------
     def owned(self, owner: Obj) -> list[Obj]:
@@ -135,7 +139,20 @@ class Pods:
             },
             "spec": spec,
         }
-        self.store.create(self.res, meta.get("namespace"), pod)
+        ns = meta.get("namespace")
+        refused = pod_security.refusal(
+            self.store.raw(self._namespaces, None, ns), str(pod["metadata"]["name"]), spec
+        )
+        if refused is not None:
+            # The API server refuses the pod; the ReplicaSet controller reports it.
+            # One Event and one message per ReplicaSet while refused (the real controller
+            # backs off between tries; each try's message names another pod).
+            if meta["uid"] not in self.refused:
+                self.refused[meta["uid"]] = refused
+                self._event(rs, "FailedCreate", f"Error creating: {refused}", "Warning")
+            return
+        self.refused.pop(meta["uid"], None)
+        self.store.create(self.res, ns, pod)
 
     # -- the kubelet -----------------------------------------------------------------------
     def kubelet(self, pod: Obj, held: bool) -> bool:
@@ -339,8 +356,10 @@ class Pods:
         return None
 
     def _event(self, pod: Obj, reason: str, message: str, type_: str) -> None:
-        """One Event per distinct message, as `kubectl describe pod` shows them."""
+        """One Event per distinct message, as `kubectl describe pod` shows them (also for a
+        ReplicaSet, whose pod creations the controller reports)."""
         meta = pod["metadata"]
+        kind = pod.get("kind") or "Pod"
         digest = hashlib.sha256(f"{meta['uid']}{reason}{message}".encode()).hexdigest()[:10]
         name = f"{meta['name']}.{digest}"
         if self.store.raw(self._events, meta.get("namespace"), name) is not None:
@@ -352,8 +371,8 @@ class Pods:
             {
                 "metadata": {"name": name},
                 "involvedObject": {
-                    "kind": "Pod",
-                    "apiVersion": "v1",
+                    "kind": kind,
+                    "apiVersion": "v1" if kind == "Pod" else "apps/v1",
                     "namespace": meta.get("namespace"),
                     "name": meta["name"],
                     "uid": meta["uid"],
@@ -361,7 +380,11 @@ class Pods:
                 "reason": reason,
                 "message": message,
                 "type": type_,
-                "source": {"component": "kubelet", "host": NODE},
+                "source": (
+                    {"component": "kubelet", "host": NODE}
+                    if kind == "Pod"
+                    else {"component": "replicaset-controller"}
+                ),
                 "count": 1,
                 "firstTimestamp": stamp,
                 "lastTimestamp": stamp,

@@ -269,7 +269,8 @@ class _ProjectReader:
 
     def _environment_values(self, text: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The environment's section of helmfile.yaml and its merged values (first pass)."""
-        first = _layered(_documents(render(text, "", self.environment, None).text, ""))
+        shown = display_path(str(self.helmfile))
+        first = _layered(_documents(render(text, "", self.environment, None).text, shown))
         environments = first.get("environments") or {}
         if not isinstance(environments, dict):
             raise HelmfileUnreadable(

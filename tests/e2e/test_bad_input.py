@@ -833,3 +833,212 @@ def test_generated_conflicting_settings(refuses_generated):
         refuses_generated(*conflict)
 
     example()
+
+
+# --- issue #20 items 8-11: the forms and settings of round 2, generated ----------------------
+
+# Not MAJOR.MINOR.PATCH: fewer or more parts, a prefix, a suffix, empty parts, spaces.
+part = st.integers(0, 99).map(str)
+bad_chart_versions = st.one_of(
+    part,
+    st.builds("{}.{}".format, part, part),
+    st.builds("{}.{}.{}.{}".format, part, part, part, part),
+    st.builds("v{}.{}.{}".format, part, part, part),
+    st.builds("{}.{}.{}{}".format, part, part, part, st.sampled_from(["-rc1", "x", "+b", " "])),
+    st.builds("{}..{}".format, part, part),
+    st.builds("{}.{}.".format, part, part),
+)
+
+
+def test_generated_chart_versions_that_are_not_major_minor_patch(refuses_generated):
+    @GENERATED
+    @given(version=bad_chart_versions)
+    def example(version: str) -> None:
+        refuses_generated(
+            lambda d, _: _set(d, ("chart", "version"), version),
+            "{file}: chart.version: " + f"{version!r} is not a chart version: MAJOR.MINOR.PATCH",
+        )
+
+    example()
+
+
+# A port is a whole number from 1 to 65535: never a boolean, a fraction or out of range.
+bad_ports = st.one_of(
+    st.booleans(),
+    st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: not f.is_integer()),
+    st.integers(1, 65535).map(float),
+    st.integers(max_value=0),
+    st.integers(min_value=65536),
+)
+
+
+def test_generated_ports_that_are_not_whole_numbers_in_range(refuses_generated):
+    @GENERATED
+    @given(port=bad_ports, path=st.sampled_from([("rds", "port"), ("frontend", "port")]))
+    def example(port: Any, path: tuple[str, ...]) -> None:
+        refuses_generated(lambda d, _: _set(d, path, port), f"{{file}}: {_dotted(path)}: ")
+
+    example()
+
+
+label = st.from_regex(r"\A[a-z0-9]{1,10}\Z")
+# Characters neither an RDS identifier nor a host name may hold (NUL, control, non-ASCII,
+# space, punctuation).
+FORBIDDEN = ["\x00", "\x01", "\t", " ", "_", "/", ":", "@", "é", "ü", "\u200b", "ß", "*", "!"]
+bad_hosts_and_ids = st.builds(
+    "{}{}{}".format, label, st.sampled_from(FORBIDDEN), label
+) | st.builds("-{}".format, label)
+
+
+def test_generated_rds_endpoints_and_instance_ids_of_the_wrong_form(refuses_generated):
+    @GENERATED
+    @given(value=bad_hosts_and_ids, key=st.sampled_from(["endpoint", "instance_id"]))
+    def example(value: str, key: str) -> None:
+        refuses_generated(lambda d, _: _set(d, ("rds", key), value), f"{{file}}: rds.{key}: ")
+
+    example()
+
+
+unterminated = st.builds(
+    "{}${{{}".format, st.from_regex(r"\A[a-z.-]{0,6}\Z"), st.from_regex(r"\A[A-Za-z_:-]{0,10}\Z")
+)
+
+
+def test_generated_unterminated_variables_wherever_files_are_interpolated(refuses_generated):
+    @GENERATED
+    @given(value=unterminated, path=st.sampled_from(STR_KEYS))
+    def example(value: str, path: tuple[str | int, ...]) -> None:
+        refuses_generated(
+            lambda d, _: _set(d, path, value),
+            f"{{file}}: {_dotted(path)}: an unterminated or malformed variable reference",
+        )
+
+    example()
+
+
+OPERATOR_COMMANDS: tuple[tuple[str, ...], ...] = (
+    *((action,) for action in ("approve", "retry", "skip", "abort", "pause", "resume")),
+    *((action, "--upgrade") for action in ("approve", "retry", "skip", "abort")),
+    *((action, "--dry-run") for action in ("retry", "skip", "abort")),
+    ("approve-drift",),
+)
+
+
+def test_generated_operator_arguments_over_their_limits(starter_env, bootstrap_temporal):
+    """Every operator action with --by over 200 / --reason over 2000 characters: one line,
+    exit 3, nothing sent (a pydantic traceback before, #20.11)."""
+
+    @GENERATED
+    @given(
+        command=st.sampled_from(OPERATOR_COMMANDS),
+        option=st.sampled_from([("--by", 200), ("--reason", 2000)]),
+        extra=st.integers(1, 3000),
+        text=st.text(min_size=1, max_size=40),
+    )
+    def example(command: tuple[str, ...], option: tuple[str, int], extra: int, text: str) -> None:
+        name, limit = option
+        value = (text * (limit + extra))[: limit + extra]
+        outcome = run_starter(starter_env, command[0], "gen-ops", *command[1:], name, value)
+        assert_refused(outcome, f"{name}: at most {limit} characters (got {limit + extra})")
+
+    example()
+    assert started_on_server(bootstrap_temporal.address, ["gen-ops"]) == []
+
+
+def test_generated_by_over_its_limit_on_the_commands_that_start_runs(
+    generated, starter_env, bootstrap_temporal
+):
+    """--by is checked before the environment is read: the file here is valid or not."""
+    directory = generated[0]
+
+    @GENERATED
+    @given(
+        command=st.sampled_from([*STARTING_COMMANDS[:4], ("upgrade", "--no-wait")]),
+        extra=st.integers(1, 500),
+    )
+    def example(command: tuple[str, ...], extra: int) -> None:
+        by = "b" * (200 + extra)
+        argv = (command[0], "gen", *command[1:], "--environments-dir", str(directory))
+        outcome = run_starter(starter_env, *argv, "--by", by)
+        assert_refused(outcome, f"--by: at most 200 characters (got {200 + extra})")
+
+    example()
+    assert started_on_server(bootstrap_temporal.address, ["gen"]) == []
+
+
+def _own_settings(*argv: str, **environ: str) -> Outcome:
+    """`starter.main(argv)` reading its client settings from `environ` (not injected)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key in [k for k in os.environ if k.startswith("TEMPORAL_")]:
+            patch.delenv(key)
+        for key, value in environ.items():
+            patch.setenv(key, value)
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            code = starter.main(list(argv))
+    return Outcome(code, out.getvalue(), err.getvalue())
+
+
+host = st.from_regex(r"\A[a-z][a-z0-9-]{0,10}[a-z0-9]\Z")
+bad_addresses = st.one_of(
+    host,  # no port
+    st.builds("{}:".format, host),
+    st.builds(":{}".format, st.integers(1, 65535)),
+    st.builds("{}:{}".format, host, st.integers(min_value=65536)),
+    st.builds("{}:{}".format, host, st.integers(max_value=0)),
+    st.builds("{}:{}".format, host, letters),
+    # (no NUL: an environment variable cannot hold one)
+    st.builds("{}{}{}:7233".format, host, st.sampled_from(FORBIDDEN[1:]), host),
+    st.builds("[{}]:7233".format, host),
+)
+
+
+def test_generated_malformed_temporal_addresses(bootstrap_temporal):
+    @GENERATED
+    @given(address=bad_addresses, command=st.sampled_from(["status", "approve", "unschedule"]))
+    def example(address: str, command: str) -> None:
+        outcome = _own_settings(command, "gen-settings", TEMPORAL_ADDRESS=address)
+        assert_refused(outcome, f"TEMPORAL_ADDRESS: {address!r} is not HOST:PORT")
+
+    example()
+
+
+def test_generated_temporal_config_files_that_do_not_exist(tmp_path):
+    @GENERATED
+    @given(parts=st.lists(plain, min_size=1, max_size=3), as_directory=st.booleans())
+    def example(parts: list[str], as_directory: bool) -> None:
+        path = tmp_path.joinpath(*parts)
+        if as_directory:
+            path.mkdir(parents=True, exist_ok=True)
+        elif path.is_dir():
+            path = path / "missing.toml"
+        outcome = _own_settings("status", "gen-settings", TEMPORAL_CONFIG_FILE=str(path))
+        assert_refused(outcome, f"TEMPORAL_CONFIG_FILE: {path} does not exist or is not a file")
+
+    example()
+
+
+def test_generated_helm_bins_that_cannot_be_used(generated, starter_env, tmp_path):
+    directory = generated[0]
+    (directory / "gen.yaml").write_text(yaml.safe_dump(generated[3], sort_keys=False))
+    (directory / "base.yaml").write_text(yaml.safe_dump(generated[2], sort_keys=False))
+
+    @GENERATED
+    @given(
+        name=plain,
+        kind=st.sampled_from(["missing", "not-executable", "directory"]),
+        command=st.sampled_from(["validate", "render", "provision", "drift", "schedule"]),
+    )
+    def example(name: str, kind: str, command: str) -> None:
+        helm = tmp_path / kind / name
+        if kind == "not-executable":
+            helm.parent.mkdir(exist_ok=True)
+            helm.write_text("#!/bin/sh\nexit 0\n")
+        elif kind == "directory":
+            helm.mkdir(parents=True, exist_ok=True)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("HELM_BIN", str(helm))
+            outcome = run_starter(starter_env, command, "gen", "--environments-dir", str(directory))
+        assert_refused(outcome, f"HELM_BIN: {helm} is not an executable file")
+
+    example()

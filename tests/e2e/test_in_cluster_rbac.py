@@ -190,6 +190,8 @@ def rbac_run(
     # port-forward (deploy/components/port-forward), as one that cannot resolve it would.
     data["frontend"] = {**data.get("frontend", {}), "connect": "port-forward"}
     data["upgrade"] = {"soak": "1s"}
+    # The Role cannot read or label the namespace: deploy/ sets its Pod Security labels.
+    data["pod_security"] = "none"
     (env_dir / "rbac.yaml").write_text(yaml.safe_dump(data))
     where = ("--environments-dir", str(env_dir))
     since = len(kube_standin.requests)

@@ -1,7 +1,7 @@
 """Re-record the workflow histories the replay test checks (run by hand, then commit the JSON).
 
     .venv/bin/python -m tests.histories.record_histories [bootstrap] [drift] [upgrade]
-        [live-drift] [operator] [at-once]    # default: all six
+        [live-drift] [operator] [at-once] [redeclare-at-gate]    # default: all seven
 
 Record again only on purpose: a history recorded before a change is what proves the change
 does not break workflows that are already running. The files a previous release of the
@@ -73,6 +73,8 @@ async def main(which: set[str]) -> None:
         await record_operator_input(env)
     if "at-once" in which:
         await record_at_once(env)
+    if "redeclare-at-gate" in which:
+        await record_redeclare_at_gate(env)
     await env.shutdown()
 
 
@@ -180,6 +182,31 @@ async def record_operator_input(env: WorkflowEnvironment) -> None:
         await save(handle)
 
 
+async def record_redeclare_at_gate(env: WorkflowEnvironment) -> None:
+    """A declaration handed over while the approval gate waits (REDECLARE_AT_GATE): the gate
+    asks again, then is approved."""
+    fakes = StepFakes(missing=FRESH)
+    async with new_worker(env.client, BootstrapWorkflow, activities=fakes.all()) as worker:
+        first = bootstrap_input(approval=True)
+        handle = await env.client.start_workflow(
+            BootstrapWorkflow.run,
+            first,
+            id="replay-redeclare-at-gate",
+            task_queue=worker.task_queue,
+        )
+        await waiting(handle, on="approval")
+        fixed = first.environment.model_copy(
+            update={"rds": first.environment.rds.model_copy(update={"port": 3307})}
+        )
+        await handle.execute_update(
+            BootstrapWorkflow.redeclare, Redeclaration(environment=fixed, by="dba")
+        )
+        await waiting(handle, on="approval")
+        await handle.execute_update(BootstrapWorkflow.approve, OperatorRequest(by="cab"))
+        await handle.result()
+        await save(handle)
+
+
 async def record_upgrade(env: WorkflowEnvironment) -> None:
     fakes = StepFakes()
     async with new_worker(env.client, UpgradeWorkflow, activities=fakes.all()) as worker:
@@ -280,7 +307,15 @@ if __name__ == "__main__":
     asyncio.run(
         main(
             set(sys.argv[1:])
-            or {"bootstrap", "drift", "upgrade", "live-drift", "operator", "at-once"}
+            or {
+                "bootstrap",
+                "drift",
+                "upgrade",
+                "live-drift",
+                "operator",
+                "at-once",
+                "redeclare-at-gate",
+            }
         )
     )
     sys.stdout.flush()

@@ -177,7 +177,6 @@ def test_the_cycle_check_sees_a_cycle(monkeypatch):
         test_no_cycle_between_top_level_packages()
 
 
-@pytest.mark.xfail(strict=True, reason="#19.3: starter.py still imports workflows.bootstrap")
 def test_the_cli_imports_neither_workflows_nor_activities():
     found = [
         f"{target} (line {line})"

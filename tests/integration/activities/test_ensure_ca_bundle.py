@@ -21,7 +21,12 @@ from adapters.errors import ErrorType
 from adapters.kube_objects import MANAGED_BY, MANAGED_BY_LABEL
 from contracts.base import DriftItem
 from contracts.ensure_ca_bundle import EnsureCaBundleInput, EnsureCaBundleResult
-from declared_state.models import CaBundleFromFile, CaBundleFromS3, Environment
+from declared_state.models import (
+    CaBundleFromFile,
+    CaBundleFromS3,
+    Environment,
+    PodSecurityLevel,
+)
 from local_stack.aws import CA_BUCKET, CA_KEY, LocalAws
 from local_stack.tls import CertificateAuthority
 from tests.helpers import drift_messages
@@ -103,9 +108,11 @@ def test_created_in_a_new_namespace_then_unchanged_without_a_write(
         sha256=sha,
         certificates=count,
         earliest_expiry=earliest,
+        pod_security="created",
         changed=True,
         summary=f"ConfigMap {namespace}/{env.ca_bundle.config_map} created "
-        f"({count} certificate{'s' if count != 1 else ''}, earliest expiry {earliest:%Y-%m-%d})",
+        f"({count} certificate{'s' if count != 1 else ''}, earliest expiry {earliest:%Y-%m-%d})"
+        f"; Namespace {namespace} Pod Security labels created",
         drift=(
             DriftItem(
                 message=f"ConfigMap {namespace}/{env.ca_bundle.config_map} missing",
@@ -115,7 +122,15 @@ def test_created_in_a_new_namespace_then_unchanged_without_a_write(
             ),
         ),
     )
-    assert core.read_namespace(namespace).metadata.labels[MANAGED_BY_LABEL] == MANAGED_BY
+    assert core.read_namespace(namespace).metadata.labels == {
+        MANAGED_BY_LABEL: MANAGED_BY,
+        "kubernetes.io/metadata.name": namespace,
+        **{f"pod-security.kubernetes.io/{m}": "restricted" for m in ("enforce", "audit", "warn")},
+        **{
+            f"pod-security.kubernetes.io/{m}-version": "latest"
+            for m in ("enforce", "audit", "warn")
+        },
+    }
     cm = _read(core, env)
     assert cm.data == {env.ca_bundle.key: s3_original.decode()}
     assert cm.metadata.labels[MANAGED_BY_LABEL] == MANAGED_BY
@@ -126,6 +141,7 @@ def test_created_in_a_new_namespace_then_unchanged_without_a_write(
     assert second == first.model_copy(
         update={
             "action": "unchanged",
+            "pod_security": "unchanged",
             "changed": False,
             "summary": f"ConfigMap {namespace}/{env.ca_bundle.config_map} unchanged "
             f"({count} certificate{'s' if count != 1 else ''}, earliest expiry {earliest:%Y-%m-%d})",
@@ -209,7 +225,23 @@ def test_dry_run_reports_drift_without_writing_then_unchanged_when_in_sync(
     kube_writes, publisher, env, core, s3_original
 ) -> None:
     namespace, key = env.kubernetes.namespace, env.ca_bundle.key
-    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
+    # A namespace labelled baseline by hand: its enforce label is drift, its other labels kept.
+    core.create_namespace(
+        k8s.V1Namespace(
+            metadata=k8s.V1ObjectMeta(
+                name=namespace,
+                labels={
+                    "team": "db",
+                    "pod-security.kubernetes.io/enforce": "baseline",
+                    **{f"pod-security.kubernetes.io/{m}": "restricted" for m in ("audit", "warn")},
+                    **{
+                        f"pod-security.kubernetes.io/{m}-version": "latest"
+                        for m in ("enforce", "audit", "warn")
+                    },
+                },
+            )
+        )
+    )
     core.create_namespaced_config_map(
         namespace,
         k8s.V1ConfigMap(
@@ -223,20 +255,36 @@ def test_dry_run_reports_drift_without_writing_then_unchanged_when_in_sync(
 
     assert drifted.action == "updated"
     assert drift_messages(drifted) == (
+        "label pod-security.kubernetes.io/enforce is 'baseline', declared 'restricted'",
         f"key {key} differs from CA bundle s3://{CA_BUCKET}/{CA_KEY}",
         f"label {MANAGED_BY_LABEL} missing",
     )
     cm = _read(core, env)
     assert cm.data == {key: "old", "other.pem": "kept"}
     assert cm.metadata.labels == {"team": "db"}
+    assert core.read_namespace(namespace).metadata.labels["pod-security.kubernetes.io/enforce"] == (
+        "baseline"
+    )
 
-    kube_writes.repair_then_in_sync(run, drifted)
+    assert drifted.pod_security == "updated"
+    written = run(False)
+    assert (written.action, written.pod_security, drift_messages(written)) == (
+        "updated",
+        "updated",
+        drift_messages(drifted),
+    )
+    labels = core.read_namespace(namespace).metadata.labels
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["team"] == "db", "labels of other writers are kept"
+    in_sync = kube_writes.dry_run(run)
+    assert (in_sync.action, in_sync.pod_security, in_sync.drift) == ("unchanged", "unchanged", ())
 
 
 def test_create_race_reads_and_compares_again(
     kube_writes, publisher, env, core, kube_standin, s3_original
 ) -> None:
     """Another writer creates the same ConfigMap between our read (404) and our create (409)."""
+    env = env.model_copy(update={"pod_security": PodSecurityLevel.NONE})  # the ConfigMap only
     namespace = env.kubernetes.namespace
     core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
     core.create_namespaced_config_map(

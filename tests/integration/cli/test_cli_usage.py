@@ -103,3 +103,108 @@ def test_an_embedded_server_that_cannot_start_ends_with_one_line(tmp_path, chart
         assert len(lines) == 1, proc.stderr
         assert "the embedded Temporal server did not start" in lines[0]
         assert f"(log {tmp_path}/embedded-server/temporal.log)" in lines[0]
+
+
+# --- issue #20 items 10, 11 and 12: settings and arguments that could not be used ---------
+
+
+@pytest.fixture
+def frozen_server():
+    """An address whose server is frozen (SIGSTOPped): the kernel completes the TCP handshake
+    (the socket listens) but nothing ever answers."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+def test_a_frozen_bootstrap_server_is_named_in_one_line(frozen_server):
+    # It cost 30.5 s and ended with the raw `get_system_info ... Timeout expired` (#20.12).
+    proc = run("starter.py", "status", "local", TEMPORAL_ADDRESS=frozen_server)
+    assert proc.returncode == EXIT_FAILED, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"cannot connect to the bootstrap Temporal server {frozen_server}: it did not answer "
+        "within 10 s; check TEMPORAL_ADDRESS (or TEMPORAL_PROFILE), or start the server"
+    ]
+
+
+@pytest.mark.parametrize(
+    "address", ["host:port", "bad address", ":7233", "host:99999", "a\x01b:7233", "[::1"]
+)
+def test_a_malformed_temporal_address_is_refused_with_one_line(address):
+    # `ValueError: invalid target URL` ended in a traceback (#20.11).
+    proc = run("starter.py", "status", "local", TEMPORAL_ADDRESS=address)
+    assert proc.returncode == EXIT_INVALID, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("TEMPORAL_ADDRESS: ") and "HOST:PORT" in line, line
+
+
+@pytest.mark.parametrize(
+    ("option", "allowed"), [("--by", 200), ("--reason", 2000)], ids=["by", "reason"]
+)
+@pytest.mark.parametrize("action", ["approve", "retry", "skip", "abort", "pause", "resume"])
+def test_an_operator_argument_over_its_limit_is_refused_with_one_line(action, option, allowed):
+    # A pydantic ValidationError from building OperatorRequest ended in a traceback (#20.11).
+    (port,) = free_ports(1)
+    proc = run(
+        "starter.py",
+        action,
+        "local",
+        option,
+        "x" * (allowed + 1),
+        TEMPORAL_ADDRESS=f"127.0.0.1:{port}",
+    )
+    assert proc.returncode == EXIT_INVALID, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"{option}: at most {allowed} characters (got {allowed + 1})"
+    ]
+
+
+def test_a_temporal_config_file_that_does_not_exist_is_an_error(tmp_path):
+    # It was ignored, and the default server used instead (#20.10).
+    missing = tmp_path / "nowhere" / "temporal.toml"
+    proc = run("starter.py", "status", "local", TEMPORAL_CONFIG_FILE=str(missing))
+    assert proc.returncode == EXIT_INVALID, proc.stdout + proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"TEMPORAL_CONFIG_FILE: {missing}"), line
+
+
+@pytest.mark.parametrize("kind", ["missing", "not-executable", "directory", "false"])
+def test_a_helm_bin_that_cannot_be_used_is_an_error_naming_it(tmp_path, kind):
+    # A HELM_BIN that is not an executable was ignored silently (another helm used), and
+    # /bin/false gave "helm could not render" with no reason (#20.10).
+    helm = {
+        "missing": tmp_path / "helm",
+        "not-executable": tmp_path / "helm.txt",
+        "directory": tmp_path,
+        "false": Path("/bin/false"),
+    }[kind]
+    if kind == "not-executable":
+        helm.write_text("#!/bin/sh\n")
+    proc = run("starter.py", "render", "staging", HELM_BIN=str(helm))
+    assert proc.returncode == EXIT_INVALID, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "HELM_BIN" in proc.stderr and str(helm) in proc.stderr, proc.stderr
+
+
+def test_import_helmfile_of_an_alias_bomb_ends_with_one_line(tmp_path):
+    # The bomb was caught, then os.path.relpath("") raised while the error was shown (#20.11).
+    lines, previous = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]'], "a"
+    for name in "bcdefghi":
+        lines.append(f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]")
+        previous = name
+    helmfile = tmp_path / "helmfile.yaml"
+    helmfile.write_text("\n".join(lines) + "\n")
+    proc = run("starter.py", "import-helmfile", str(helmfile), "--env", "staging")
+    assert proc.returncode == EXIT_INVALID, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stderr.startswith(f"cannot import {helmfile}:"), proc.stderr
+    assert f"{helmfile}: f: expands to more than" in proc.stderr, proc.stderr
+    assert "alias" in proc.stderr, proc.stderr

@@ -154,6 +154,27 @@ async def test_a_failed_step_prints_the_actions_that_unblock_it_then_retry_compl
     assert check.operator_actions == ("retry by dba: schema updated",)
 
 
+async def test_a_waiting_dry_run_prints_commands_that_reach_it(cli, fakes):
+    # The hints addressed provision-ENV, not provision-ENV-dry-run: "no such run" (#20.4).
+    fakes.failures["check_database"] = (
+        1,
+        activity_error("schema is 1.12, server needs 1.14", ErrorType.SCHEMA_OUTDATED),
+    )
+    code, out, _ = await cli("provision", "ENV", "--dry-run")
+    assert code == starter.EXIT_WAITING, out
+    for action in ("retry", "skip", "abort"):
+        assert f"python starter.py {action} {cli.name} --dry-run" in out, out
+        assert f"--workflow-id provision-{cli.name}-dry-run --name {action}" in out
+
+    status, out, _ = await cli("status", "ENV", "--dry-run")
+    assert status == starter.EXIT_WAITING, out
+    assert f"python starter.py retry {cli.name} --dry-run" in out
+
+    code, out, err = await cli("retry", "ENV", "--dry-run", "--by", "dba")
+    assert code == starter.EXIT_OK, out + err
+    assert f"provision-{cli.name}-dry-run took retry: check_database runs again" in out
+
+
 async def test_approval_gate_prints_approve_and_approve_completes(cli, fakes):
     local = cli.env_dir / f"{cli.name}.yaml"
     local.write_text(local.read_text() + "\napproval_required: true\n")
@@ -180,6 +201,14 @@ async def test_status_of_a_run_that_does_not_exist_exits_1_and_says_so(cli):
     code, _, err = await cli("status", "ENV")
     assert code == starter.EXIT_FAILED
     assert f"no provisioning run provision-{cli.name}" in err
+
+
+async def test_status_of_an_upgrade_run_that_does_not_exist_names_an_upgrade_run(cli):
+    # It said "no provisioning run upgrade-ENV" (#20.13).
+    code, _, err = await cli("status", "ENV", "--upgrade")
+    assert code == starter.EXIT_FAILED
+    assert f"no upgrade run upgrade-{cli.name}" in err
+    assert "provisioning" not in err
 
 
 async def test_drift_reports_then_remediates(cli, fakes):
@@ -547,6 +576,32 @@ async def test_provision_with_a_changed_declaration_says_what_differs_and_offers
     )
     assert [i.environment.rds.port for i in fakes.inputs["check_database"]] == [3307, 3306]
     assert [i.environment.rds.port for i in fakes.inputs["install_chart"]] == [3306]
+
+
+async def test_provision_update_run_at_the_approval_gate_asks_for_approval_again(cli, fakes):
+    # The gate is the natural moment to fix a declaration; --update-run was offered there
+    # and then refused ("a new declaration is not possible now", #20.5).
+    local = cli.env_dir / f"{cli.name}.yaml"
+    local.write_text(local.read_text() + "\napproval_required: true\n")
+    _set_port(cli.env_dir, cli.name, 3307)
+    assert (await cli("provision", "ENV"))[0] == starter.EXIT_WAITING
+    _set_port(cli.env_dir, cli.name, 3306)
+    code, out, _ = await cli("provision", "ENV")
+    assert code == starter.EXIT_WAITING and "--update-run" in out, out
+
+    code, out, err = await cli("provision", "ENV", "--update-run", "--by", "dba")
+    assert code == starter.EXIT_WAITING, out + err
+    assert "approval is asked again with the new declaration (changed: rds.port)" in out
+    assert f"python starter.py approve {cli.name}" in out.split("unblock it with one of:")[1]
+    progress = await cli.progress()
+    assert progress.approved_by is None
+    assert progress.step("approval").operator_actions == ("declaration replaced by dba: rds.port",)
+    assert fakes.counts()["install_chart"] == 0
+
+    code, out, _ = await cli("approve", "ENV", "--by", "carol")
+    assert code == starter.EXIT_OK, out
+    assert [i.environment.rds.port for i in fakes.inputs["install_chart"]] == [3306]
+    assert fakes.counts()["check_database"] == 1, "steps already done are kept"
 
 
 async def test_provision_restart_aborts_the_waiting_run_and_starts_a_new_one(cli, fakes):

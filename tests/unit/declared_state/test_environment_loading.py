@@ -690,3 +690,55 @@ def test_drift_check_ignore_rules_load_and_bad_ones_are_named(env_dir):
     ), found
     assert any(p.startswith(f"{file}: drift_check.ignore[3].path: '/metadata/name'") for p in found)
     assert any(p.startswith(f"{file}: drift_check.ignore[4].paths: unknown key") for p in found)
+
+
+# --- issue #20 items 8 and 9: forms the model used to accept -------------------------------
+
+
+@pytest.mark.parametrize("version", ["0.52", "1.6", "0.52.0.1", "v0.52.0", "0.52.x", " 0.52.0"])
+def test_a_chart_version_is_major_minor_patch(env_dir, version):
+    # '0.52' used to pass validate and plan a hop 0.52.0 -> 0.52 for nothing (#20.8).
+    edit(env_dir, "staging", lambda d: d.setdefault("chart", {}).update(version=version))
+    (found,) = problems(env_dir)
+    assert "chart.version" in found and "MAJOR.MINOR.PATCH" in found, found
+
+
+@pytest.mark.parametrize("port", [True, False, 3306.0, "3306.0", "port"])
+def test_rds_port_is_a_whole_number_not_a_boolean_or_text(env_dir, port):
+    # `port: true` was read as port 1 (#20.9). Text of digits stays allowed: `${PORT}` is text.
+    edit(env_dir, "staging", lambda d: d["rds"].update(port=port))
+    (found,) = problems(env_dir)
+    assert "rds.port" in found and "integer" in found, found
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("endpoint", "db\x00.example.com"),
+        ("endpoint", "dé.example.com"),
+        ("endpoint", "db example.com"),
+        ("endpoint", "-db.example.com"),
+        ("instance_id", "temporal staging"),
+        ("instance_id", "1temporal"),
+        ("instance_id", "témporal"),
+        ("instance_id", "temporal--staging"),
+    ],
+)
+def test_rds_endpoint_and_instance_id_are_checked_for_form(env_dir, key, value):
+    edit(env_dir, "staging", lambda d: d["rds"].update({key: value}))
+    (found,) = problems(env_dir)
+    assert f"rds.{key}" in found, found
+    assert "\x00" not in found
+
+
+@pytest.mark.parametrize("text", ["${HOME", "db-${X:-a.example.com", "a${", "${}"])
+def test_an_unterminated_variable_is_an_error_wherever_variables_are_read(env_dir, text):
+    edit(env_dir, "staging", lambda d: d["rds"].update(endpoint=text))
+    found = problems(env_dir)
+    assert any("rds.endpoint" in p and "${" in p and "unterminated" in p for p in found), found
+
+
+def test_a_closed_variable_with_a_default_still_works(env_dir, monkeypatch):
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    edit(env_dir, "staging", lambda d: d["rds"].update(endpoint="${NOT_SET_ANYWHERE:-db.x.test}"))
+    assert load_environment("staging", env_dir).rds.endpoint == "db.x.test"

@@ -201,7 +201,45 @@ async def test_refused_inputs_are_kept_to_the_newest_twenty(time_skipping_env, w
         await handle.signal(f"noise-{n}")
     seen = await until(handle, lambda p: p.refused and p.refused[-1].name == "noise-24")
     assert [r.name for r in seen.refused] == [f"noise-{n}" for n in range(5, 25)]
+    # ... and says how many it dropped from the list (it did so silently, #20.6).
+    assert seen.refused_dropped == 5
     await handle.execute_update(BootstrapWorkflow.abort, OperatorRequest(by="test"))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"by": 123}, {"by": "zed-7", "extra": 1}, "zed-7", [{"by": "zed-7"}], 7, {"by": "x" * 201}],
+    ids=["wrong-type", "extra-key", "bare-string", "list", "number", "too-long"],
+)
+async def test_an_update_with_a_wrong_payload_is_refused_as_the_signal_is(
+    time_skipping_env, worker, fakes, payload
+):
+    """#20.7: an update sent with the temporal CLI with a wrong payload was refused with the
+    SDK's raw decoding text, marked retryable. It gets the signal path's refusal, final."""
+    handle = await start(time_skipping_env, worker, approval=True)
+    await until(handle, lambda p: p.step("approval").status == StepStatus.WAITING_FOR_OPERATOR)
+    await handle.signal("approve", payload)
+    (signalled,) = (await until(handle, lambda p: len(p.refused) == 1)).refused
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update("approve", payload)
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert (cause.message, cause.type, cause.non_retryable) == (
+        signalled.why,
+        "ActionRefused",
+        True,
+    )
+    assert (await progress(handle)).approved_by is None
+    # Two inputs are refused the same way.
+    with pytest.raises(WorkflowUpdateFailedError) as two:
+        await handle.execute_update("approve", args=[{"by": "a"}, {"by": "b"}])
+    assert isinstance(two.value.cause, ApplicationError) and two.value.cause.non_retryable
+    assert two.value.cause.message.startswith("payload refused: 2 inputs were sent")
+    # A bare update (no input) and a well-formed one still work.
+    receipt = await handle.execute_update("approve", {"by": "hana"})
+    assert receipt["by"] == "hana"
+    assert (await handle.result()).approved_by == "hana"
 
 
 async def test_drift_check_approve_refused_unless_it_waits(time_skipping_env, worker, fakes):

@@ -1,0 +1,107 @@
+"""Every shipped chart (both values layouts), rendered with the staging environment, scanned by
+tools nobody here wrote (#23.3): checkov (`--framework kubernetes`) finds nothing outside the
+skip list in tests/fixtures/checkov-skips.yaml (each entry with its reason), and
+kubernetes-validate `--strict` accepts every object for Kubernetes 1.33.
+
+Both scanners live in their own venv (.tools/checkov, installed by scripts/setup.sh) so that
+their dependencies stay out of the product's. One checkov run scans all charts at once (its
+start-up is most of its time); a skip entry that no finding uses fails the test too, so the
+list only shrinks.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from adapters.helm_cli import HelmCli, chart_reference
+from declared_state.chart_values import build_chart_values
+
+from .test_chart_values_render import SHIPPED, environment
+
+ROOT = Path(__file__).resolve().parents[3]
+SCANNERS = ROOT / ".tools" / "checkov" / "bin"
+SKIPS = ROOT / "tests" / "fixtures" / "checkov-skips.yaml"
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, helm_binaries) -> Path:
+    if not (SCANNERS / "checkov").is_file():
+        pytest.fail(f"checkov missing in {SCANNERS}: run scripts/setup.sh")
+    folder = tmp_path_factory.mktemp("rendered")
+    for version in SHIPPED:
+        env = environment(version)
+        text = HelmCli(binary=helm_binaries["v3"]).template(
+            env.kubernetes.release,
+            env.kubernetes.namespace,
+            chart_reference(env.chart),
+            build_chart_values(env),
+        )
+        (folder / f"{version}.yaml").write_text(text)
+    return folder
+
+
+def skipped(entry: dict[str, Any], check_id: str, where: str) -> bool:
+    return fnmatch.fnmatchcase(check_id, entry["check"]) and any(
+        fnmatch.fnmatchcase(where, p) for p in entry.get("only", ["*"])
+    )
+
+
+def test_checkov_finds_nothing_outside_the_skip_list(rendered: Path) -> None:
+    skips = yaml.safe_load(SKIPS.read_text())
+    assert all(e.get("reason") for e in skips), "every skip needs its reason"
+    run = subprocess.run(
+        [
+            str(SCANNERS / "checkov"),
+            "-d",
+            str(rendered),
+            "--framework",
+            "kubernetes",
+            "--quiet",
+            "--compact",
+            "--skip-download",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    report = json.loads(run.stdout)
+    report = report[0] if isinstance(report, list) else report
+    assert report["summary"]["resource_count"] > 0 and report["summary"]["parsing_errors"] == 0
+    failures, used = [], set()
+    for finding in report["results"]["failed_checks"]:
+        where = f"{Path(finding['file_path']).stem}/{finding['resource']}"
+        matching = [i for i, e in enumerate(skips) if skipped(e, finding["check_id"], where)]
+        if matching:
+            used.add(matching[0])
+        else:
+            failures.append(f"{where}: {finding['check_id']} {finding['check_name']}")
+    assert failures == []
+    assert [skips[i]["check"] for i in range(len(skips)) if i not in used] == []
+
+
+def test_kubernetes_validate_strict_accepts_every_object_for_1_33(rendered: Path) -> None:
+    run = subprocess.run(
+        [
+            str(SCANNERS / "kubernetes-validate"),
+            "--strict",
+            "--quiet",
+            "-k",
+            "1.33.0",
+            *map(str, sorted(rendered.glob("*.yaml"))),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
