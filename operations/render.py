@@ -227,12 +227,7 @@ def drift_lines(result: DriftCheckResult) -> list[str]:
     differences are counted, not shown; what could not be checked is listed."""
     lines = []
     for finding in result.findings:
-        line = f" {FINDING_ICONS[finding.status]} {finding.step:<22} {finding.status.value}"
-        counts = _counts(finding)
-        if counts:
-            line += f": {counts}"
-        line += _action(finding)
-        lines.append(line)
+        lines.append(drift_step_line(finding))
         for (kind, name), items in _by_object(finding.shown).items():
             what = f"{kind} {name}".strip() or finding.step
             lines.append(f"     {what}: {_plural(len(items), 'difference')}")
@@ -243,7 +238,24 @@ def drift_lines(result: DriftCheckResult) -> list[str]:
             lines.append(f"     ? {item.message}")
         if finding.error:
             lines.append(f"     {finding.error}")
+    skewed = [d for f in result.findings for d in f.shown if d.version_skew]
+    if skewed:
+        lines.append(
+            f" The release was left alone: {_plural(len(skewed), 'difference')} come from "
+            "version skew (the cluster runs another chart or server version than declared); "
+            f"remediate never moves versions: python starter.py upgrade {result.environment}"
+        )
     return lines
+
+
+def drift_step_line(finding: DriftFinding) -> str:
+    """One step's status and counts (`drift` prints it as each step's check ends, and as the
+    head of that step's part of the report)."""
+    line = f" {FINDING_ICONS[finding.status]} {finding.step:<22} {finding.status.value}"
+    counts = _counts(finding)
+    if counts:
+        line += f": {counts}"
+    return line + _action(finding)
 
 
 def _action(finding: DriftFinding) -> str:
