@@ -672,6 +672,8 @@ def drift(
                     commands = render.drift_approval_commands(env.name, handle.id, _operator())
                     report(progress, [waits, *commands])
                     return EXIT_WAITING
+                case drift_ops.StepChecked(finding):
+                    _eprint(f"  checked:{render.drift_step_line(finding)}")
                 case drift_ops.CheckFinished(result):
                     state = f"{result.state.value} (policy {result.policy.value})"
                     report(result, [f"\n{env.name}: {state}."])

@@ -15,7 +15,8 @@ an environment does not say (frontend.connect: direct inside the cluster, port-f
 through the Kubernetes API outside). deploy/README.md runs it in a cluster.
 
 Exit codes: 0 stopped on SIGTERM/SIGINT, 1 the bootstrap server cannot be reached (or no
-local stack runs for --local-stack), 3 invalid command line (the starter's "invalid input").
+local stack runs for --local-stack), 3 invalid command line (the starter's "invalid input")
+or Kubernetes credentials that cannot be loaded (checked at start, before "worker ready").
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, NoReturn
 
+import boto3
 from temporalio.worker import Worker
 
 from activities.check_database import DatabasePreflight
+from activities.check_images import CheckImages
 from activities.check_live_objects import LiveObjectChecker
 from activities.check_server_version import CheckServerVersion
 from activities.check_temporal import TemporalCheck
@@ -47,7 +51,7 @@ from activities.snapshot_database import SnapshotDatabase
 from activities.soak import Soak
 from activities.update_schema import UpdateSchema
 from activities.wait_frontend_healthy import WaitFrontendHealthy
-from adapters.clients import AwsClients, KubeClients
+from adapters.clients import CREDENTIAL_ERRORS, DEFAULT_KUBECONFIG, AwsClients, KubeClients
 from adapters.temporal_target import TargetTemporalClients
 from contracts.step_spec import activity_name
 from operations.embedded import EmbeddedServerError
@@ -81,6 +85,7 @@ def build_activities(kube: KubeClients, helm_binary: str | None) -> list[Callabl
     installer = ChartInstaller(helm_binary, kube=kube)
     return [
         preflight.check_database,
+        CheckImages(installer).check_images,
         CaBundlePublisher(aws, kube).ensure_ca_bundle,
         DbSecretPublisher(aws, kube).ensure_db_secret,
         installer.install_chart,
@@ -116,6 +121,44 @@ def registered_activities(
 
 
 EXIT_USAGE = 3  # the starter's "invalid input"; argparse's own 2 means "waiting" there
+
+
+def check_credentials(kube: KubeClients) -> str | None:
+    """Load the Kubernetes credentials and look for AWS ones once, at start (#20.3): why the
+    worker must not start (credentials it cannot load: every step would fail), or None after
+    logging which kube contexts it serves and what it lacks. A worker that said "ready" with
+    a kubeconfig it cannot load used to take every run's steps and fail them one by one."""
+    explicit = kube.kubeconfig is not None or kube.in_cluster is not None
+    try:
+        contexts, current = kube.contexts()
+    except CREDENTIAL_ERRORS as exc:
+        why = " ".join(str(exc).split()) or type(exc).__name__
+        if explicit or Path(DEFAULT_KUBECONFIG).expanduser().exists():
+            return (
+                f"Kubernetes credentials from {kube.source} cannot be loaded ({why}); fix the "
+                "file (or KUBECONFIG) and start the worker again"
+            )
+        log.warning(
+            "no Kubernetes credentials (no KUBECONFIG, no %s, not in a pod): every "
+            "environment's Kubernetes steps will fail until the worker has some",
+            DEFAULT_KUBECONFIG,
+        )
+        contexts, current = [], None
+    else:
+        log.info(
+            "Kubernetes: %s serves kube context(s) %s%s; an environment naming another "
+            "context fails at once (ConfigurationMismatch)",
+            kube.source,
+            ", ".join(contexts) or "(none named: environments without kubernetes.context)",
+            f" (current {current})" if current else "",
+        )
+    if boto3.Session().get_credentials() is None:
+        log.warning(
+            "no AWS credentials found (AWS_* variables, shared config or an instance/pod "
+            "role): the steps that read RDS, Secrets Manager or S3 will fail for every "
+            "environment until the worker has some"
+        )
+    return None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -166,6 +209,10 @@ async def main(argv: Sequence[str] | None = None) -> int:
         log.error("no running local stack: start it with `python -m local_stack up`")
         return 1
     kube = KubeClients.from_environment()
+    refused = check_credentials(kube)
+    if refused:
+        log.error("%s", refused)
+        return EXIT_USAGE
     try:
         loaded = ClientSettings.load()
         if kube.in_cluster is not None and not loaded.address:

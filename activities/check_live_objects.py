@@ -18,6 +18,10 @@ manifest has is restored by one `helm upgrade` (install_chart with `reapply`), e
 element added by hand, which neither helm v3's three-way merge nor v4's server-side apply
 removes (the drift check says so after the repair); an object the manifest no longer has is
 deleted by helm only if the deployed release still lists it, otherwise an operator deletes it.
+When the deployed release runs another chart version than the declared one (mid-upgrade, or a
+declaration edited without `upgrade`), the declared manifest is another version's: every
+difference is then marked `version_skew`, not repairable, with "move it with `upgrade`"
+(re-applying would move the server without its schema step, even downgrade it).
 
 An object (or a kind) the API refuses to show (401/403) is `unchecked`: "could not check",
 never "in sync". An API that does not answer fails the attempt (retryable), so the drift
@@ -41,7 +45,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from temporalio import activity
 
-from activities.install_chart import ChartInstaller
+from activities.install_chart import ChartInstaller, version_skew_how
 from adapters import object_diff
 from adapters.clients import KubeClients
 from adapters.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
@@ -113,7 +117,9 @@ class LiveObjectChecker:
         for obj in declared:
             run.compare(obj)
         run.leftovers({(o["kind"], o["metadata"]["name"]) for o in declared})
-        drift = tuple(run.drift)
+        skew = run.version_skew()
+        how = version_skew_how(env, skew) if skew else ""
+        drift = tuple(run.drift) if not how else tuple(_skewed(d, how) for d in run.drift)
         ignored = sum(1 for d in drift if d.ignored)
         shown = len(drift) - ignored
         objects = {(d.kind, d.name) for d in drift if not d.ignored}
@@ -122,6 +128,7 @@ class LiveObjectChecker:
             + (f"{shown} difference(s) in {len(objects)} object(s)" if shown else "in sync")
             + (f", {ignored} ignored" if ignored else "")
             + (f", {len(run.unchecked)} could not be read" if run.unchecked else "")
+            + (f"; {skew}" if skew and shown else "")
         )
         activity.logger.info("%s: %s", env.name, summary)
         return CheckLiveObjectsResult(
@@ -285,6 +292,29 @@ class _Check:
             }
         return self._deployed
 
+    def version_skew(self) -> str | None:
+        """How the deployed release's chart differs from the declared one ("the cluster runs
+        chart temporal-0.55.0 (app 1.26.2), declared temporal-0.52.0 (server 1.25.2)"), or
+        None when it does not (or there is no release to ask: install_chart reports that)."""
+        try:
+            history = self.helm.run_json(
+                ["history", self.release, "--max", "1", "--namespace", self.namespace]
+            )
+        except (HelmCommandFailed, OSError, ValueError) as exc:
+            activity.logger.info("helm history of %s: %s", self.release, exc)
+            return None
+        if not history:
+            return None
+        latest = history[-1]
+        chart = self.env.chart
+        live, declared = str(latest.get("chart", "")), f"{chart.name}-{chart.version}"
+        if live == declared:
+            return None
+        return (
+            f"the cluster runs chart {live} (server {latest.get('app_version') or '?'}), "
+            f"declared {declared} (server {chart.target_server_version})"
+        )
+
     # -- plumbing ------------------------------------------------------------------------
     def _resource(self, api_version: str, kind: str) -> Any:
         try:
@@ -328,5 +358,15 @@ class _Check:
 
 
 _HELM_HOW = "remediate: one helm upgrade re-applies the chart's manifest"
+
+
+def _skewed(item: DriftItem, how: str) -> DriftItem:
+    """A difference seen while another chart version runs: the declared manifest is another
+    version's, so re-applying it would up- or downgrade the cluster without its schema step
+    (#20.2). Only `upgrade` moves versions; remediate leaves the release alone."""
+    if item.ignored:
+        return item.model_copy(update={"version_skew": True})
+    return item.model_copy(update={"repairable": False, "version_skew": True, "how": how})
+
 
 __all__ = ["LiveObjectChecker", "rendered_objects"]

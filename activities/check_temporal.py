@@ -15,8 +15,11 @@ sees. Read-only; the drift check runs it last.
   the `temporal-sql-tool` commands.
 
 Every finding is a DriftItem with `repairable: false` and `how` naming the command that
-repairs it. What cannot be read (the frontend down, the database refusing the login) is
-`unchecked`, never in sync. The server-info read is `temporal_target.read_server_info`.
+repairs it. What cannot be read (a frontend that does not answer, the database refusing the
+login) is `unchecked`, never in sync and never drift: a frontend that answers its health
+check with anything but SERVING is drift, one that does not answer at all (frozen, no pod, a
+Kubernetes API too slow for the port-forward) is "could not check", because a script acting
+on "drifted" would repair what nobody saw. The server-info read is `temporal_target.read_server_info`.
 """
 
 from __future__ import annotations
@@ -72,7 +75,16 @@ class _Findings:
         self.unchecked: list[DriftItem] = []
 
     def add(
-        self, kind: str, name: str, path: str, live: str, declared: str, message: str, how: str
+        self,
+        kind: str,
+        name: str,
+        path: str,
+        live: str,
+        declared: str,
+        message: str,
+        how: str,
+        *,
+        version_skew: bool = False,
     ) -> None:
         self.drift.append(
             DriftItem(
@@ -85,13 +97,20 @@ class _Findings:
                 declared=declared,
                 repairable=False,
                 how=how,
+                version_skew=version_skew,
             )
         )
 
-    def cannot(self, kind: str, name: str, message: str) -> None:
+    def cannot(self, kind: str, name: str, message: str, path: str = "", how: str = "") -> None:
         self.unchecked.append(
             DriftItem(
-                message=message, kind=kind, namespace=self.env.kubernetes.namespace, name=name
+                message=message,
+                kind=kind,
+                namespace=self.env.kubernetes.namespace,
+                name=name,
+                path=path,
+                repairable=False,
+                how=how,
             )
         )
 
@@ -176,16 +195,33 @@ class TemporalCheck:
             f"kubectl -n {k8s.namespace} get pods -l app.kubernetes.io/instance={k8s.release},"
             "app.kubernetes.io/component=frontend"
         )
-        found.add(
-            "TemporalFrontend",
-            target,
-            "/health",
-            health,
-            "SERVING",
-            f"Temporal frontend {target}: {health}, not SERVING",
+        how = (
             f"find out why the frontend does not serve: {pods}; kubectl -n {k8s.namespace} "
-            f"logs deployment/{k8s.release}-frontend",
+            f"logs deployment/{k8s.release}-frontend"
         )
+        unreachable = health.removeprefix("unreachable: ")
+        if unreachable != health:
+            # No answer is not an answer: a frozen frontend, a Kubernetes API too slow for the
+            # port-forward, a network path down. Nothing was read that could differ (#20.1).
+            found.cannot(
+                "TemporalFrontend",
+                target,
+                f"frontend health: could not check: Temporal frontend {target} did not answer "
+                f"({unreachable})",
+                path="/health",
+                how=how,
+            )
+        else:
+            # The frontend answered, and said it does not serve: that is drift.
+            found.add(
+                "TemporalFrontend",
+                target,
+                "/health",
+                health,
+                "SERVING",
+                f"Temporal frontend {target}: {health}, not SERVING",
+                how,
+            )
         found.cannot(
             "TemporalServer",
             k8s.release,
@@ -218,6 +254,7 @@ class TemporalCheck:
             f"Temporal server: the frontend reports {live}, the declared {chart} deploys "
             f"{declared}",
             how,
+            version_skew=True,
         )
 
     @staticmethod

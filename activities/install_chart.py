@@ -174,6 +174,15 @@ class ChartInstaller:
         return _Install(self.helm_for(env), input, self._kube.core_v1(env.kubernetes.context)).run()
 
 
+def version_skew_how(env: Environment, detail: str = "") -> str:
+    """What a difference caused by version skew says to do (install_chart's own and the live
+    objects' findings): never remediate, which would move versions without the schema."""
+    return (
+        f"version skew{f' ({detail})' if detail else ''}: move it with "
+        f"`python starter.py upgrade {env.name}` (remediate leaves the release alone)"
+    )
+
+
 class _PodsRefused(Exception):
     """Admission refuses the release's pods: waiting longer cannot help."""
 
@@ -314,7 +323,11 @@ class _Install:
                     kind="HelmRelease",
                     namespace=self.namespace,
                     name=self.release,
-                    repairable=m not in self._version_drift,
+                    # With another chart deployed every difference (its values too) is the
+                    # version skew's: only `upgrade` moves it (#20.2).
+                    repairable=not self._version_drift,
+                    version_skew=bool(self._version_drift),
+                    how=version_skew_how(self.env) if self._version_drift else "",
                 )
                 for m in drift
             ),

@@ -16,7 +16,9 @@ from declared_state import upgrade_path
 @activity.defn(name="plan_upgrade")
 async def plan_upgrade(input: PlanUpgradeInput) -> PlanUpgradeResult:
     try:
-        hops = upgrade_path.plan_upgrade(input.live_server, input.live_chart, input.target)
+        hops = upgrade_path.plan_upgrade(
+            input.live_server, input.live_chart, input.target, input.images
+        )
     except upgrade_path.UpgradeRefused as exc:
         return PlanUpgradeResult(refused=str(exc))
     return PlanUpgradeResult(hops=hops)

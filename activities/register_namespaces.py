@@ -24,9 +24,10 @@ fail (retryable).
 
 The result's `drift` lists how each namespace differed from its declaration before any write.
 `dry_run` only describes: nothing is registered or updated, and there is no usability wait.
-A dry run that cannot reach the frontend (the release was uninstalled, its pods are down)
-reports that as its drift, "frontend ... is down", instead of failing: the drift check says
-what is wrong now rather than retrying until its deadline.
+A dry run that cannot reach the frontend (the release was uninstalled, its pods are down or
+frozen, the Kubernetes API is too slow for the port-forward) reports the namespaces as
+`unchecked` ("could not check") instead of failing: the drift check says so now rather than
+retrying until its deadline, and never calls what it could not read drift.
 
 What earlier attempts did is carried across retries by the namespace itself: RegisterNamespace
 writes `temporal-bootstrap.registered-by: <workflow id>/<run id>` into the namespace's data.
@@ -122,22 +123,22 @@ def _failure(namespace: str, what: str, exc: RPCError) -> Exception:
     )
 
 
-def _frontend_down(target: str, reason: str) -> RegisterNamespacesResult:
-    down = DriftItem(
-        message=f"Temporal frontend {target} is down ({reason}); namespaces cannot be compared",
+def _frontend_unread(target: str, reason: str) -> RegisterNamespacesResult:
+    """A dry run's answer when the frontend does not answer: nothing was compared (#20.1)."""
+    unread = DriftItem(
+        message=f"namespaces: could not check: Temporal frontend {target} did not answer "
+        f"({reason})",
         kind="TemporalFrontend",
         name=target,
-        live="unreachable",
-        declared="SERVING",
         repairable=False,
     )
     return RegisterNamespacesResult(
         changed=False,
-        summary=f"frontend {target} is down",
+        summary=f"could not check: frontend {target} did not answer",
         namespaces=(),
         undeclared=(),
         dry_run=True,
-        drift=(down,),
+        unchecked=(unread,),
     )
 
 
@@ -464,7 +465,7 @@ class RegisterNamespaces:
                 client = await frontend.client(timeout=10)
             except FrontendUnreachable as exc:
                 if input.dry_run:
-                    return _frontend_down(frontend.target, exc.reason)
+                    return _frontend_unread(frontend.target, exc.reason)
                 raise activity_error(
                     f"cannot register namespaces: Temporal frontend {frontend.target} is "
                     f"unreachable ({exc.reason}); will retry",

@@ -1,10 +1,14 @@
 """update_schema: both Temporal databases to an upgrade hop's exact schema versions, by a
 Kubernetes Job, verified against the databases.
 
-The Job (`<release>-schema-update-<server>`, in the release's namespace) runs the hop's
-`temporalio/admin-tools:<server>` image: one init container per store BELOW the hop's target
-runs `temporal-sql-tool update-schema --schema-dir
-/etc/temporal/schema/mysql/v8/<store>/versioned -v <target>` with the environment the chart's own schema Job uses (`SQL_*`, the password from
+The Job (`<release>-schema-update-<server>`, in the release's namespace) runs the admin-tools
+image the hop's chart pins (`admintools.image` in its values, e.g.
+`temporalio/admin-tools:1.27.2-tctl-1.18.2-cli-1.3.0` for chart 0.63.0; never a tag built
+from the server version, which is missing from the registry for several releases) with the
+environment's `images.admin_tools` override: one init container per store BELOW the hop's
+target runs `temporal-sql-tool update-schema --schema-dir
+/etc/temporal/schema/mysql/v8/<store>/versioned -v <target>` with the environment the
+chart's own schema Job uses (`SQL_*`, the password from
 the DB Secret's key for that store, TLS with the CA bundle mounted from its ConfigMap and
 host verification on), then a `done` container. The password never enters the Job spec.
 A store already at or past its target gets no container: the real tool is a no-op at the
@@ -42,15 +46,15 @@ from adapters.clients import AwsClients, KubeClients
 from adapters.errors import ErrorType, activity_error
 from adapters.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
 from adapters.kube_objects import MANAGED_LABELS
+from adapters.pod_status import pull_failures
 from adapters.sources import read_db_passwords
 from adapters.temporal_target import attempt_deadline
 from contracts.update_schema import StoreSchemaChange, UpdateSchemaInput, UpdateSchemaResult
 from declared_state.chart_values import CA_VOLUME_NAME
 from declared_state.models import Environment
-from declared_state.upgrade_path import Hop
+from declared_state.upgrade_path import Hop, hop_chart
 from declared_state.versions import version_key
 
-ADMIN_TOOLS = "temporalio/admin-tools"
 SCHEMA_DIRS = {"default": "temporal", "visibility": "visibility"}
 CREATED_BY = "temporal-bootstrap/created-by"
 LOG_TAIL_LINES = 20
@@ -61,11 +65,17 @@ def job_name(env: Environment, hop: Hop) -> str:
 
 
 def admin_tools_image(env: Environment, hop: Hop) -> str:
-    """The hop's admin-tools release (from the image repository the values name, if any)."""
-    repository = (
-        env.extra_values.get("admintools", {}).get("image", {}).get("repository") or ADMIN_TOOLS
+    """The admin-tools image the hop's chart pins, the environment's overrides applied."""
+    images = hop.images or env.images.resolve(
+        hop_chart(env.chart, hop), declared=hop.chart == env.chart.version
     )
-    return f"{repository}:{hop.server}"
+    if images.admin_tools is None:
+        raise activity_error(
+            f"chart {hop.chart} is not in the image table, so the admin-tools image its values "
+            "pin is unknown: declare images.admin_tools (repository and tag) in the environment",
+            ErrorType.CONFIGURATION_MISMATCH,
+        )
+    return images.admin_tools.reference
 
 
 def _container(env: Environment, hop: Hop, store: str) -> k8s.V1Container:
@@ -297,6 +307,8 @@ class _Update:
                     ErrorType.SCHEMA_JOB_RUNNING,
                 )
             outcome = _finished(job)
+            if outcome is None:
+                self._raise_if_image_cannot_be_pulled()
             elapsed = round(time.monotonic() - started, 1)
             activity.heartbeat(
                 {"phase": f"{self.name}: {outcome or 'running'}", "elapsed_s": elapsed}
@@ -310,6 +322,23 @@ class _Update:
                 )
             time.sleep(
                 min(self.input.poll_interval.total_seconds(), max(0.1, deadline - time.monotonic()))
+            )
+
+    def _raise_if_image_cannot_be_pulled(self) -> None:
+        """A Job pod in ImagePullBackOff would wait out the whole deadline: report it now,
+        naming the image (the Job is kept; kubelet keeps trying, so a retry after the image
+        is pushed, or the registry reached, waits for the same Job)."""
+        try:
+            failures = pull_failures(self.core, self.namespace, f"job-name={self.name}")
+        except KUBERNETES_ERRORS:
+            return  # the Job's own status still decides; this is only a shortcut
+        if failures:
+            raise activity_error(
+                f"{self.where} cannot start: {'; '.join(failures)}. Nothing was deployed and "
+                "the schema is unchanged. Push or mirror the image (the hop's chart pins it; "
+                "`python starter.py upgrade ENV --plan` lists it), or fix images.admin_tools "
+                "and image_registry, then retry (or abort)",
+                ErrorType.IMAGE_PULL_BACKOFF,
             )
 
     def _failure_message(self) -> str:

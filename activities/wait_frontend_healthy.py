@@ -3,6 +3,12 @@
 `helm --wait` returns before the frontend serves (the chart has no readiness probe), and the
 frontend says NOT_SERVING until cluster membership is ready, so this step polls the health
 service `temporal.api.workflowservice.v1.WorkflowService` until it says SERVING.
+
+A frontend pod whose image cannot be pulled (ImagePullBackOff: a tag the registry does not
+have, a registry the cluster cannot reach) would never serve, and waiting out the deadline
+only hides why: after each answer short of SERVING the frontend pods' container states are
+read (adapters/pod_status.pull_failures), and such a pod stops the step at once, naming
+the image. Reading them is a shortcut only: a refused or failed read changes nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from temporalio.service import RPCError
 
 from adapters.errors import ErrorType, activity_error
 from adapters.errors.temporal_rpc import rpc_answer
+from adapters.pod_status import pull_failures
 from adapters.temporal_target import (
     FrontendConnection,
     FrontendUnreachable,
@@ -25,7 +32,7 @@ from adapters.temporal_target import (
 )
 from contracts.base import DriftItem
 from contracts.wait_frontend_healthy import WaitFrontendHealthyInput, WaitFrontendHealthyResult
-from declared_state.models import FrontendConnect
+from declared_state.models import Environment, FrontendConnect
 
 HEALTH_SERVICE = "temporal.api.workflowservice.v1.WorkflowService"
 # One health RPC (or connect) never waits longer than this.
@@ -68,6 +75,14 @@ class WaitFrontendHealthy:
         async with self._clients.connect(env) as frontend:
             return await self._wait(input, frontend)
 
+    def _pull_failures(self, env: Environment) -> list[str]:
+        k8s = env.kubernetes
+        selector = f"app.kubernetes.io/instance={k8s.release},app.kubernetes.io/component=frontend"
+        try:
+            return pull_failures(self._clients.kube.core_v1(k8s.context), k8s.namespace, selector)
+        except Exception:  # noqa: BLE001 - a shortcut only: the health answers still decide
+            return []
+
     async def _wait(
         self, input: WaitFrontendHealthyInput, frontend: FrontendConnection
     ) -> WaitFrontendHealthyResult:
@@ -108,6 +123,14 @@ class WaitFrontendHealthy:
                     summary=f"{address} {answer} after {attempt} check(s), {elapsed:.1f}s",
                     dry_run=input.dry_run,
                     drift=drift,
+                )
+            failures = await asyncio.to_thread(self._pull_failures, env)
+            if failures:
+                raise activity_error(
+                    f"Temporal frontend {address} cannot start: {'; '.join(failures)}. Push or "
+                    "mirror the image, or fix images.server and image_registry (the image "
+                    "preflight, check_images, names what the registry has), then retry",
+                    ErrorType.IMAGE_PULL_BACKOFF,
                 )
             left = deadline - time.monotonic()
             if left <= 0:

@@ -19,6 +19,13 @@ leaves `kubernetes.context` unset is served, one that names a context is served 
 name clusters by the operators' kube contexts, e.g. `staging-eks`); any other context is
 refused before a request is sent (`ConfigException`, an activity error that names both), so a
 staging worker never applies production's declaration to the staging cluster.
+
+Credentials that cannot be loaded (a kubeconfig that is not YAML or "Invalid kube-config", a
+context it does not have, a token that cannot be read) are one non-retryable
+ConfigurationMismatch on every path, raised here where every client (API clients, the
+port-forward's, helm's) loads them: retrying cannot help until an operator fixes the file,
+and a check that retried it for minutes said nothing meanwhile (#20.3). worker.py loads
+them once at start (`contexts`) and refuses to start on credentials it cannot load.
 """
 
 from __future__ import annotations
@@ -37,7 +44,14 @@ from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.incluster_config import InClusterConfigLoader
 
+from adapters.errors.kubernetes import unusable_credentials
 from declared_state.paths import state_dir
+
+DEFAULT_KUBECONFIG = "~/.kube/config"
+CREDENTIAL_ERRORS: tuple[type[Exception], ...] = (ConfigException, yaml.YAMLError, OSError)
+"""What loading Kubernetes credentials raises when they cannot be used: the kubernetes client's
+ConfigException (no such context, `Invalid kube-config file`), a kubeconfig that is not YAML
+(raised as is by the client), a file that cannot be read."""
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 SERVICE_ACCOUNT_DIR_SETTING = "TEMPORAL_BOOTSTRAP_SERVICE_ACCOUNT_DIR"
@@ -172,11 +186,34 @@ class KubeClients:
 
     def new_api_client(self, context: str | None) -> k8s.ApiClient:
         """An ApiClient of the caller's own (not cached, not shared): for port-forward, which
-        patches the client it uses while it opens a stream."""
+        patches the client it uses while it opens a stream. Credentials that cannot be loaded
+        raise the one non-retryable activity error (`unusable_credentials`) on every path."""
+        try:
+            if self.in_cluster is not None:
+                self.in_cluster.check_context(context)
+                return k8s.ApiClient(self.in_cluster.configuration())
+            return k8s_config.new_client_from_config(config_file=self.kubeconfig, context=context)
+        except CREDENTIAL_ERRORS as exc:
+            raise unusable_credentials(self.source, context, exc) from None
+
+    @property
+    def source(self) -> str:
+        """Where the credentials come from, for messages."""
         if self.in_cluster is not None:
-            self.in_cluster.check_context(context)
-            return k8s.ApiClient(self.in_cluster.configuration())
-        return k8s_config.new_client_from_config(config_file=self.kubeconfig, context=context)
+            return f"the pod's ServiceAccount ({self.in_cluster.directory})"
+        return f"kubeconfig {self.kubeconfig or DEFAULT_KUBECONFIG}"
+
+    def contexts(self) -> tuple[list[str], str | None]:
+        """The kube contexts these credentials serve and the current one, read now (the
+        worker asks at start); raises one of CREDENTIAL_ERRORS when they cannot be loaded.
+        In a pod: the context it is told it is (or none: environments without one)."""
+        if self.in_cluster is not None:
+            self.in_cluster.configuration()  # the token and CA can be read
+            own = self.in_cluster.context
+            return ([own] if own else []), own
+        listed, current = k8s_config.list_kube_config_contexts(config_file=self.kubeconfig)
+        names = [str(c["name"]) for c in listed or []]
+        return names, (str(current["name"]) if current else None)
 
     def helm_kubeconfig(self) -> str | None:
         """The kubeconfig helm gets (None: helm's own default)."""
@@ -189,10 +226,12 @@ class KubeClients:
             return self._helm_kubeconfig
 
     def helm_context(self, context: str | None) -> str | None:
-        """The `--kube-context` for an environment's context (in a pod: the written one's)."""
+        """The `--kube-context` for an environment's context (in a pod: the written one's).
+        The credentials are loaded first, as every other client loads them: helm would
+        otherwise fail on a kubeconfig it cannot load with an error retried for minutes."""
+        self.api_client(context)
         if self.in_cluster is None:
             return context
-        self.in_cluster.check_context(context)
         return None
 
     def core_v1(self, context: str | None) -> k8s.CoreV1Api:

@@ -51,6 +51,31 @@ def _latest_warning(core: k8s.CoreV1Api, pod: Any) -> str | None:
     return f"{latest.reason}: {latest.message}"
 
 
+PULL_FAILED = ("ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
+"""Waiting reasons that mean the image will not come by waiting (ErrImagePull alone may be a
+passing registry hiccup; kubelet turns a repeated one into ImagePullBackOff within seconds)."""
+
+
+def pull_failures(core: k8s.CoreV1Api, namespace: str, selector: str) -> list[str]:
+    """`<pod>: container <name> cannot pull <image>: <reason>: <message>` for every container
+    of the pods matching `selector` whose image cannot be pulled."""
+    pods: list[Any] = core.list_namespaced_pod(namespace, label_selector=selector).items
+    found = []
+    for pod in pods:
+        status = pod.status
+        for c in [
+            *((status.init_container_statuses if status else None) or []),
+            *((status.container_statuses if status else None) or []),
+        ]:
+            waiting = c.state.waiting if c.state else None
+            if waiting is not None and waiting.reason in PULL_FAILED:
+                found.append(
+                    f"{pod.metadata.name}: container {c.name} cannot pull {c.image}: "
+                    f"{waiting.reason}" + (f": {waiting.message}" if waiting.message else "")
+                )
+    return found
+
+
 def unready_pods(core: k8s.CoreV1Api, namespace: str, selector: str) -> list[str]:
     """`why_not_ready` of every pod matching `selector` that is not Ready."""
     pods: list[Any] = core.list_namespaced_pod(namespace, label_selector=selector).items

@@ -55,6 +55,7 @@ def environment(address: str, names: list[str]) -> Environment:
             "LOCAL_STACK_DB_HOST": "127.0.0.1",
             "LOCAL_STACK_DB_PORT": "3306",
             "LOCAL_STACK_CHART_REPOSITORY": "http://127.0.0.1:1",
+            "LOCAL_STACK_IMAGE_REGISTRY": "http://127.0.0.1:1",
         },
     )
     return base.model_copy(

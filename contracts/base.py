@@ -38,6 +38,11 @@ class DriftItem(FrozenModel):
     all there is to say."""
     ignored: bool = False
     """Matched an ignore rule (`drift_check.ignore`): counted, not shown, never acted on."""
+    version_skew: bool = False
+    """Caused by the cluster running another chart or server version than the declaration
+    (mid-upgrade, or a declaration edited without `upgrade`): never `repairable`, since
+    re-applying the declared chart would move versions without the schema step; only
+    `starter.py upgrade ENV` moves them."""
 
     def __str__(self) -> str:
         return self.message

@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Field, SerializeAsAny
 
 from contracts.base import FrozenModel, StepResult, differing_paths
 from contracts.check_database import CheckDatabaseResult
+from contracts.check_images import CheckImagesResult
 from contracts.check_server_version import CheckServerVersionResult
 from contracts.ensure_ca_bundle import EnsureCaBundleResult
 from contracts.ensure_db_secret import EnsureDbSecretResult
@@ -43,6 +44,7 @@ AnyStepResult = Annotated[
     | UpdateSchemaResult
     | CheckServerVersionResult
     | SoakResult
+    | CheckImagesResult
     | SerializeAsAny[StepResult]
     | SerializeAsAny[UnlistedStepResult],
     Field(union_mode="left_to_right"),

@@ -61,7 +61,10 @@ SPEC: StepSpec[BootstrapInput] = StepSpec(
     deadline=lambda i: i.deadlines.check_database,
     start_to_close=lambda i: timedelta(minutes=1),
     retry=PREFLIGHT_RETRY,
-    after=(),  # reads only: runs at once with the steps before it
+    # Reads only, but after the image preflight, so that the writes that run at once with it
+    # (ensure_ca_bundle, ensure_db_secret) come after the preflight too; a name not in a
+    # list is ignored there.
+    after=("check_images",),
     read_only=True,
 )
 """How every workflow runs this step (contracts/step_spec.py)."""

@@ -130,6 +130,9 @@ class DriftRecord(FrozenModel):
     message: str
     checked: bool = True
     """False: could not be read (forbidden, not answering); neither in sync nor drifted."""
+    version_skew: bool = False
+    """Caused by the cluster running another chart or server version than declared: not
+    repairable, `how` says to move it with `starter.py upgrade`."""
 
 
 def drift_records(findings: tuple[DriftFinding, ...]) -> tuple[DriftRecord, ...]:
@@ -154,6 +157,7 @@ def drift_records(findings: tuple[DriftFinding, ...]) -> tuple[DriftRecord, ...]
                     how=item.how,
                     message=item.message,
                     checked=checked,
+                    version_skew=item.version_skew,
                 )
             )
     return tuple(records)

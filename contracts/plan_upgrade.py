@@ -15,7 +15,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from contracts.base import FrozenModel
-from declared_state.models import ChartSpec
+from declared_state.models import ChartSpec, ImagesSpec
 from declared_state.upgrade_path import Hop
 
 
@@ -25,6 +25,8 @@ class PlanUpgradeInput(FrozenModel):
     live_server: str
     live_chart: str | None
     target: ChartSpec
+    images: ImagesSpec = ImagesSpec()
+    """The environment's image overrides (each hop carries its chart's images with them)."""
 
 
 class PlanUpgradeResult(FrozenModel):

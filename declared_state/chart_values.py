@@ -15,8 +15,10 @@
 Both layouts are built from the same model, so an environment means the same thing on
 either side of the 0.74 -> 1.x change (tests/integration/declared_state/test_chart_values_render.py renders every
 shipped chart with helm v3 and v4 and checks each rule on the manifests; the upgrade e2e
-compares the deployed manifests across the change). The server image tag is always pinned
-to the chart's server version, so an upgrade hop deploys exactly the release it planned.
+compares the deployed manifests across the change). The three images (server, admintools,
+web) are always pinned to what the chart itself pins (versions.CHART_IMAGES) with the
+environment's `images` overrides, so an upgrade hop deploys exactly the release it planned
+and the image preflight checks exactly what the pods pull.
 
 `model_values(env)` is everything the model sets (per layout); `build_chart_values(env)`
 merges `extra_values` over it, last.
@@ -28,7 +30,7 @@ from typing import Any
 
 from declared_state import versions
 from declared_state.loader import deep_merge
-from declared_state.models import Environment, Resources, ServiceSpec
+from declared_state.models import Environment, Image, Resources, ServiceSpec
 
 CA_VOLUME_NAME = "rds-ca-bundle"
 SERVER_SERVICES = ("frontend", "history", "matching", "worker")
@@ -107,13 +109,22 @@ def _datastore(env: Environment, store: str) -> dict[str, Any]:
     }
 
 
+def _image(image: Image | None) -> dict[str, Any]:
+    """An image's values; empty for one the tables do not know (the chart's default)."""
+    return {"repository": image.repository, "tag": image.tag} if image else {}
+
+
+def _with_image(values: dict[str, Any], image: Image | None) -> dict[str, Any]:
+    return {"image": _image(image), **values} if image else values
+
+
 def _server_service(spec: ServiceSpec) -> dict[str, Any]:
     return {"replicaCount": spec.replicas, "resources": _resources(spec.resources)}
 
 
 def _web(env: Environment) -> dict[str, Any]:
-    web: dict[str, Any] = {
-        "enabled": True,
+    web: dict[str, Any] = _with_image({"enabled": True}, env.resolved_images.web)
+    web |= {
         "replicaCount": env.services.web.replicas,
         "resources": _resources(env.services.web.resources),
     }
@@ -149,7 +160,7 @@ def _server(env: Environment, persistence: dict[str, Any]) -> dict[str, Any]:
     ca = env.ca_bundle
     server: dict[str, Any] = {
         # Pinned: an upgrade hop deploys exactly the server release it planned for.
-        "image": {"tag": env.chart.target_server_version},
+        "image": _image(env.resolved_images.server),
         "config": {
             "persistence": persistence,
             # The chart's own namespace creation is off; namespaces are registered by the
@@ -173,6 +184,13 @@ def _server(env: Environment, persistence: dict[str, Any]) -> dict[str, Any]:
     return server
 
 
+def _admintools(env: Environment) -> dict[str, Any]:
+    return _with_image(
+        {"enabled": True, "resources": _resources(env.services.admintools.resources)},
+        env.resolved_images.admin_tools,
+    )
+
+
 def _sprig_config(env: Environment) -> bool:
     return versions.version_key(env.chart.target_server_version) >= SPRIG_CONFIG_FROM
 
@@ -190,10 +208,7 @@ def _persistence_layout(env: Environment) -> dict[str, Any]:
         server["setConfigFilePath"] = True
     return {
         "server": server,
-        "admintools": {
-            "enabled": True,
-            "resources": _resources(env.services.admintools.resources),
-        },
+        "admintools": _admintools(env),
         "web": _web(env),
         # Schema is managed by this tool (the upgrade's schema step) and checked by the
         # preflight; every job defaults to true in the chart, so each is turned off.
@@ -221,10 +236,7 @@ def _datastores_layout(env: Environment) -> dict[str, Any]:
                 "datastores": {store: _datastore(env, store) for store in STORES},
             },
         ),
-        "admintools": {
-            "enabled": True,
-            "resources": _resources(env.services.admintools.resources),
-        },
+        "admintools": _admintools(env),
         "web": _web(env),
     }
     if _sprig_config(env):

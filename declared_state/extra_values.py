@@ -133,6 +133,11 @@ HINTS: tuple[Hint, ...] = (
     ),
     _hint(r"^(prometheus|grafana)(\..+)?$", "temporal-bootstrap keeps the chart's bundled {0} off"),
     _hint(r"^(web|admintools)\.enabled$", "temporal-bootstrap always deploys {0}"),
+    _hint(
+        r"^(server|admintools|web)\.image\.(repository|tag)$",
+        "use images.server, images.admin_tools or images.web (a repository and/or a tag): the "
+        "upgrade's schema Job and the image preflight read them there",
+    ),
 )
 GENERIC_ADVICE = "temporal-bootstrap sets it from the environment model"
 

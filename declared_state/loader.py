@@ -53,6 +53,7 @@ PATH_KEYS: tuple[tuple[str, ...], ...] = (
     ("chart", "local_path"),
     ("ca_bundle", "source", "path"),
     ("frontend", "tls", "ca_file"),
+    ("image_registry", "credentials_file"),
 )
 # Tags of the discriminated unions in the models (`kind:` values).
 _UNION_TAGS = frozenset({"aws_secrets_manager", "existing_kubernetes_secret", "file", "s3"})

@@ -206,6 +206,162 @@ class ChartSpec(FrozenModel):
         return found
 
 
+# An image repository as Docker references spell it: an optional registry host (with a dot
+# or a port, or `localhost`), then lowercase path components.
+_IMAGE_REPOSITORY = re.compile(
+    r"^(?:(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+|localhost|[a-zA-Z0-9-]+)(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
+)
+_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def _image_ref(value: Any) -> Any:
+    """`repo`, `repo:tag` or `:tag` as a string, or the mapping form."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if "@" in text:
+        raise ValueError(
+            f"{value!r}: digests are not supported; give a repository and/or a tag "
+            "(registry.example.com/temporalio/admin-tools:1.29.1-custom)"
+        )
+    slash = text.rfind("/")
+    colon = text.rfind(":")
+    if colon > slash:
+        return {"repository": text[:colon] or None, "tag": text[colon + 1 :]}
+    return {"repository": text or None}
+
+
+class ImageOverride(FrozenModel):
+    """One component's image, overriding what the chart pins: a repository (a private
+    registry or mirror) and/or a tag. Written as a mapping or as `repo`, `repo:tag` or
+    `:tag`."""
+
+    repository: str | None = None
+    tag: str | None = None
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: str | None) -> str | None:
+        if value is not None and not _IMAGE_REPOSITORY.match(value):
+            raise ValueError(
+                f"{value!r} is not an image repository: [registry[:port]/]path with lowercase "
+                "letters, digits and . _ - (e.g. registry.example.com/temporalio/admin-tools)"
+            )
+        return value
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, value: str | None) -> str | None:
+        if value is not None and not _IMAGE_TAG.match(value):
+            raise ValueError(
+                f"{value!r} is not an image tag: letters, digits, '_', '.', '-', not starting "
+                "with '.' or '-', at most 128 characters"
+            )
+        return value
+
+
+ImageOverrideField = Annotated[ImageOverride, BeforeValidator(_image_ref)]
+
+
+class Image(FrozenModel):
+    """An image a pod pulls: repository and tag."""
+
+    repository: str
+    tag: str
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class ImageSet(FrozenModel):
+    """The images an install or an upgrade hop runs; None: the chart pins an image the
+    tables do not know (a local chart outside them), so its own default applies."""
+
+    server: Image | None
+    admin_tools: Image | None
+    web: Image | None
+
+    def components(self) -> tuple[tuple[str, Image | None], ...]:
+        return (("server", self.server), ("admin_tools", self.admin_tools), ("web", self.web))
+
+
+class ImagesSpec(FrozenModel):
+    """Overrides of the images the chart pins, per component (a private registry or a
+    mirror). A repository applies to every chart an install or upgrade runs; a tag only to
+    the declared chart (an upgrade's earlier hops run the tags their own charts pin, or the
+    hop would deploy a release it did not plan). What is not overridden is the chart's."""
+
+    server: ImageOverrideField = ImageOverride()
+    admin_tools: ImageOverrideField = ImageOverride()
+    web: ImageOverrideField = ImageOverride()
+
+    def resolve(self, chart: ChartSpec, *, declared: bool = True) -> ImageSet:
+        """The images `chart` runs with these overrides (tags too when `declared`)."""
+        pinned = versions.chart_images(chart.version)
+        tags: dict[str, str | None] = {
+            "server": pinned.server if pinned else None,
+            "admin_tools": pinned.admin_tools if pinned else None,
+            "web": pinned.web if pinned else None,
+        }
+        if chart.server_version is not None and (pinned is None or declared):
+            # The operator's (or the local chart's Chart.yaml) word on which server runs.
+            tags["server"] = chart.server_version
+        found: dict[str, Image | None] = {}
+        for name, override in (
+            ("server", self.server),
+            ("admin_tools", self.admin_tools),
+            ("web", self.web),
+        ):
+            tag = (override.tag if declared else None) or tags[name]
+            repository = override.repository or versions.IMAGE_REPOSITORIES[name]
+            found[name] = Image(repository=repository, tag=tag) if tag else None
+        return ImageSet(**found)
+
+    @classmethod
+    def exactly(cls, images: ImageSet) -> ImagesSpec:
+        """Overrides that pin every known image of `images` (an upgrade hop's)."""
+
+        def one(image: Image | None) -> ImageOverride:
+            return (
+                ImageOverride(repository=image.repository, tag=image.tag)
+                if image
+                else ImageOverride()
+            )
+
+        return cls(
+            server=one(images.server), admin_tools=one(images.admin_tools), web=one(images.web)
+        )
+
+
+class ImageRegistrySpec(FrozenModel):
+    """How the image preflight reaches the registries (adapters/registry.py).
+
+    `mirrors` maps a registry host (`docker.io`, `registry.example.com`) to the base URL the
+    worker asks instead (a pull-through mirror, an air-gapped copy). `credentials_file` is a
+    Docker `config.json` on the worker (its `auths`), read there: no credential enters the
+    workflow. `strict`: an unreachable registry fails the preflight instead of warning."""
+
+    mirrors: dict[str, str] = Field(default_factory=dict)
+    credentials_file: str | None = None
+    strict: bool = False
+    preflight: bool = Field(default=True, description="Check that every image exists first.")
+
+    @field_validator("mirrors")
+    @classmethod
+    def _urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for host, url in value.items():
+            if not re.match(r"^https?://[^/\s]+/?$", url):
+                raise ValueError(
+                    f"{host}: {url!r} is not a registry base URL (http(s)://host[:port])"
+                )
+        return value
+
+
 class KubernetesTarget(FrozenModel):
     """Where the release goes: kubeconfig context (None = current) and namespace."""
 
@@ -676,6 +832,8 @@ class Environment(FrozenModel):
     approval_required: bool = False
     drift_check: DriftCheckSpec = DriftCheckSpec()
     upgrade: UpgradeSpec = UpgradeSpec()
+    images: ImagesSpec = ImagesSpec()
+    image_registry: ImageRegistrySpec = ImageRegistrySpec()
     pod_security: PodSecurityLevel = Field(
         default=PodSecurityLevel.RESTRICTED,
         description="Pod Security level the namespace enforces: restricted, baseline or none.",
@@ -721,6 +879,11 @@ class Environment(FrozenModel):
         found = versions.schema_versions_for_server(self.chart.target_server_version)
         assert found is not None, "every server in the chart table has schema versions"
         return found
+
+    @property
+    def resolved_images(self) -> ImageSet:
+        """The images this environment's chart runs, its overrides applied."""
+        return self.images.resolve(self.chart)
 
     @property
     def db_tls_server_name(self) -> str:

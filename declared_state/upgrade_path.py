@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from base.model import FrozenModel
 from declared_state import versions
-from declared_state.models import ChartSpec
+from declared_state.models import ChartSpec, Environment, ImageSet, ImagesSpec
 from declared_state.versions import ChartRelease, version_key
 
 
@@ -35,6 +35,9 @@ class Hop(FrozenModel):
     server: str
     default_schema: str
     visibility_schema: str
+    images: ImageSet | None = None
+    """What the hop's chart pins (server, admin-tools, web) with the environment's
+    overrides; None only in a hop recorded before images were planned."""
 
     @property
     def chart_only(self) -> bool:
@@ -47,9 +50,17 @@ def _pick(releases: tuple[ChartRelease, ...], layout: versions.ValuesLayout | No
     return same[0] if same else releases[0]
 
 
-def plan_upgrade(live_server: str, live_chart: str | None, target: ChartSpec) -> tuple[Hop, ...]:
+def plan_upgrade(
+    live_server: str,
+    live_chart: str | None,
+    target: ChartSpec,
+    images: ImagesSpec | None = None,
+) -> tuple[Hop, ...]:
     """The hops from `live_server` (deployed with `live_chart`) to `target`; () when the
-    cluster already runs the declared chart and server. Raises UpgradeRefused."""
+    cluster already runs the declared chart and server. Each hop carries the images its
+    chart pins, `images` (the environment's overrides) applied: repositories on every hop,
+    tags on the declared chart's only. Raises UpgradeRefused."""
+    overrides = images or ImagesSpec()
     target_server = target.target_server_version
     if version_key(target_server) < version_key(live_server):
         raise UpgradeRefused(
@@ -96,6 +107,7 @@ def plan_upgrade(live_server: str, live_chart: str | None, target: ChartSpec) ->
         schema = versions.schema_versions_for_server(release.server)
         if schema is None:
             raise UpgradeRefused(f"no schema versions are known for server {release.server}")
+        last = number == len(releases)
         hops.append(
             Hop(
                 number=number,
@@ -105,6 +117,9 @@ def plan_upgrade(live_server: str, live_chart: str | None, target: ChartSpec) ->
                 server=release.server,
                 default_schema=schema.default_store,
                 visibility_schema=schema.visibility_store,
+                images=overrides.resolve(
+                    _release_chart(target, release.chart, release.server), declared=last
+                ),
             )
         )
         server, chart = release.server, release.chart
@@ -114,11 +129,21 @@ def plan_upgrade(live_server: str, live_chart: str | None, target: ChartSpec) ->
 def hop_chart(target: ChartSpec, hop: Hop) -> ChartSpec:
     """The chart spec a hop installs: the declared one for the last hop (its local copy
     included), the same repository at the hop's version for the others."""
-    if hop.chart == target.version:
+    return _release_chart(target, hop.chart, hop.server)
+
+
+def _release_chart(target: ChartSpec, chart: str, server: str) -> ChartSpec:
+    if chart == target.version:
         return target
     return ChartSpec(
-        repository=target.repository,
-        name=target.name,
-        version=hop.chart,
-        server_version=hop.server,
+        repository=target.repository, name=target.name, version=chart, server_version=server
     )
+
+
+def hop_environment(env: Environment, hop: Hop) -> Environment:
+    """The environment a hop's steps see: the hop's chart, and exactly the hop's images (so
+    the rendered values, the schema Job and the preflight agree on every image)."""
+    update: dict[str, object] = {"chart": hop_chart(env.chart, hop)}
+    if hop.images is not None:
+        update["images"] = ImagesSpec.exactly(hop.images)
+    return env.model_copy(update=update)

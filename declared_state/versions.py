@@ -163,6 +163,63 @@ UPGRADE_PATH: dict[tuple[int, int], tuple[ChartRelease, ...]] = {
     (1, 31): (ChartRelease("1.6.0", "1.31.2"),),
 }
 
+# The images each chart pins in its values.yaml (`server.image`, `admintools.image`,
+# `web.image`; repositories temporalio/server, temporalio/admin-tools, temporalio/ui in every
+# chart), per exact chart version, read from the chart at each tag. The admin-tools tag is
+# NOT the server version for many charts, and bare tags made from the server version have
+# been missing from the registry (helm-charts issues #491, #594, #756/#757, #767): a tag is
+# always the chart's, never built. 0.68.0 pins `admin-tools:1.29.0`, which never existed.
+
+
+@dataclass(frozen=True)
+class ChartImages:
+    """The tags a chart's values pin for its three images."""
+
+    server: str
+    admin_tools: str
+    web: str
+
+
+IMAGE_REPOSITORIES: dict[str, str] = {
+    "server": "temporalio/server",
+    "admin_tools": "temporalio/admin-tools",
+    "web": "temporalio/ui",
+}
+
+
+def _images(server: str, admin_tools: str, web: str, *charts: str) -> dict[str, ChartImages]:
+    return dict.fromkeys(charts, ChartImages(server, admin_tools, web))
+
+
+CHART_IMAGES: dict[str, ChartImages] = {
+    **_images("1.25.2", "1.25.2-tctl-1.18.1-cli-1.1.1", "2.31.2", "0.51.0", "0.52.0"),
+    **_images("1.26.2", "1.26.2", "2.33.0", "0.53.0", "0.54.0"),
+    **_images("1.26.2", "1.26.2", "2.34.0", "0.55.0"),
+    **_images("1.27.0", "1.27.0", "2.35.1", "0.56.0"),
+    **_images("1.27.1", "1.27.1", "2.36.0", "0.57.0", "0.58.0"),
+    **_images("1.27.2", "1.27.2-tctl-1.18.2-cli-1.3.0", "2.36.1", "0.59.0", "0.60.0"),
+    **_images("1.27.2", "1.27.2-tctl-1.18.2-cli-1.3.0", "2.37.1", "0.61.0", "0.62.0", "0.63.0"),
+    **_images("1.28.0", "1.28.0-tctl-1.18.2-cli-1.3.0", "2.38.3", "0.64.0"),
+    **_images("1.28.1", "1.28.1-tctl-1.18.4-cli-1.4.1", "2.39.0", "0.65.0", "0.66.0", "0.67.0"),
+    **_images("1.29.0", "1.29.0", "2.40.1", "0.68.0"),
+    **_images("1.29.0", "1.29", "2.40.1", "0.68.1"),
+    **_images("1.29.1", "1.29.1-tctl-1.18.4-cli-1.5.0", "2.42.1", "0.69.0", "0.72.0"),
+    **_images("1.29.0", "1.29.1-tctl-1.18.4-cli-1.5.0", "2.42.1", "0.70.0", "0.71.0"),
+    **_images("1.29.1", "1.29.1-tctl-1.18.4-cli-1.5.0", "2.43.3", "0.73.0"),
+    **_images("1.29.1", "1.29.1-tctl-1.18.4-cli-1.5.0", "2.44.0", "0.73.1", "0.73.2"),
+    **_images("1.30.3", "1.30.3", "2.48.1", "0.74.0", "1.0.0", "1.1.0", "1.1.1"),
+    **_images("1.31.0", "1.31.0", "2.49.1", "1.2.0"),
+    **_images("1.31.0", "1.31.0", "2.51.1", "1.3.0"),
+    **_images("1.31.1", "1.31.1", "2.51.1", "1.4.0", "1.5.0"),
+    **_images("1.31.2", "1.31.2", "2.52.0", "1.6.0"),
+}
+
+
+def chart_images(chart_version: str) -> ChartImages | None:
+    """The image tags chart `chart_version` pins, or None for a chart the table lacks."""
+    return CHART_IMAGES.get(chart_version)
+
+
 ValuesLayout = Literal["persistence", "datastores"]
 
 

@@ -184,6 +184,27 @@ class LocalAws:
             self.create_rds_instance()
         self._rds_instance().status = status
 
+    def snapshots_stay_creating(self, held: bool) -> None:
+        """While `held`, a new DB snapshot stays `creating` (real RDS takes minutes; moto
+        makes it `available` at once), so a test can catch the snapshot step in its waiter;
+        releasing makes every held snapshot `available`, as RDS finishing them would.
+        Simplification: only the status moves; moto's progress and timing fields do not."""
+        backend = self._rds_backend()
+        if held:
+            cls_create = type(backend).create_db_snapshot
+
+            def create(*args: Any, **kwargs: Any) -> Any:
+                snapshot = cls_create(backend, *args, **kwargs)
+                snapshot.status = "creating"
+                return snapshot
+
+            backend.create_db_snapshot = create
+            return
+        backend.__dict__.pop("create_db_snapshot", None)
+        for snapshot in backend.database_snapshots.values():
+            if snapshot.status == "creating":
+                snapshot.status = "available"
+
     def rds_status(self) -> str | None:
         instance = self._rds_backend().databases.get(RDS_INSTANCE_ID)
         return None if instance is None else str(instance.status)

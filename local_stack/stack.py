@@ -126,6 +126,8 @@ class LocalStack:
         self.kube_url: str | None = None
         self.charts: Any = None  # the in-process chart repository
         self.charts_url: str | None = None
+        self.registry: Any = None  # the in-process registry stand-in
+        self.registry_url: str | None = None
         self.mariadb: MariaDB | None = None
         self.aws: LocalAws | None = None  # in-process only
         self.aws_endpoint_url: str | None = None
@@ -177,6 +179,8 @@ class LocalStack:
 
             return run
 
+        # The registry first: the Kubernetes stand-in's kubelet pulls from it.
+        self._start_registry()
         jobs: list[Callable[[], None]] = [
             mariadb,
             self._start_charts,
@@ -231,6 +235,8 @@ class LocalStack:
             self.kube = KubeApiStandIn.start(port=0)
             self.frontends = TemporalFrontendPods(self.log_dir)
             self.kube.add_runtime(self.frontends)
+            if self.registry is not None:
+                self.kube.use_registry(self.registry.has)
             self.kube_url = str(self.kube.url)
             self.kube.write_kubeconfig(self.kubeconfig_path)
             return
@@ -245,6 +251,7 @@ class LocalStack:
                 str(self.kubeconfig_path),
                 "--temporal-frontend-logs",
                 str(self.log_dir),
+                *(["--image-registry", self.registry_url] if self.registry_url else []),
             ],
             port=port,
         )
@@ -263,6 +270,16 @@ class LocalStack:
             "chart-repository", ["local_stack.chart_repository", "--directory", str(directory)]
         )
         self.charts_url = str(info["url"])
+
+    def _start_registry(self) -> None:
+        if not self.detached:
+            from local_stack.registry import RegistryStandIn
+
+            self.registry = RegistryStandIn.start()
+            self.registry_url = self.registry.url
+            return
+        info = self._start_detached("image-registry", ["local_stack.registry"])
+        self.registry_url = str(info["url"])
 
     def _start_aws(self, db: DatabaseTarget) -> None:
         if not self.detached:
@@ -289,7 +306,14 @@ class LocalStack:
     # --- stop ----------------------------------------------------------------------
     def stop(self) -> None:
         """Stop everything this object started, by PID; safe after a failed start."""
-        parts: list[Any] = [self.bootstrap, self.aws, self.mariadb, self.kube, self.charts]
+        parts: list[Any] = [
+            self.bootstrap,
+            self.aws,
+            self.mariadb,
+            self.kube,
+            self.charts,
+            self.registry,
+        ]
         for part in parts:
             if part is not None:
                 with contextlib.suppress(Exception):
@@ -320,6 +344,8 @@ class LocalStack:
         env["LOCAL_STACK_DB_PORT"] = str(self.mariadb.port)
         assert self.charts_url
         env["LOCAL_STACK_CHART_REPOSITORY"] = self.charts_url
+        assert self.registry_url
+        env["LOCAL_STACK_IMAGE_REGISTRY"] = self.registry_url
         if self.with_kubernetes:
             env["KUBECONFIG"] = str(self.kubeconfig_path)
             env["LOCAL_STACK_KUBE_CONTEXT"] = _current_context(self.kubeconfig_path)
@@ -335,6 +361,7 @@ class LocalStack:
             "startup_seconds": self.startup_seconds,
             "processes": {name: p.info() for name, p in self._procs.items()},
             "chart_repository": {"url": self.charts_url},
+            "image_registry": {"url": self.registry_url},
             "kubernetes": {
                 "url": self.kube_url,
                 "kubeconfig": str(self.kubeconfig_path) if self.with_kubernetes else None,

@@ -1,7 +1,7 @@
 """Operations on drift checks (`drift-check-<env>`) and their schedule.
 
 `start_check` starts (or attaches to) the hand-started check, `follow_check` yields typed
-events until it ends or waits for approval, `approve_waiting` approves every check of an
+events until it ends or waits for approval (each step's finding as it arrives), `approve_waiting` approves every check of an
 environment that waits (hand-started or scheduled), and `upsert_schedule` /
 `delete_schedule` manage the Temporal Schedule. Queries have an RPC timeout and RPC errors
 become the typed errors of operations.runs. Nothing here prints.
@@ -34,6 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from contracts.drift_check import (
     DriftCheckInput,
     DriftCheckResult,
+    DriftFinding,
     DriftState,
     drift_check_workflow_id,
     drift_schedule_id,
@@ -100,17 +101,31 @@ class CheckFinished:
     result: DriftCheckResult
 
 
-DriftEvent: TypeAlias = CheckWaiting | CheckFinished | WorkerMissing | WorkerBack
+@dataclass(frozen=True)
+class StepChecked:
+    """One step's finding, as soon as the check has it (#20.3): a check whose later steps
+    are slow or failing shows what it found so far instead of nothing until the end."""
+
+    finding: DriftFinding
+
+
+DriftEvent: TypeAlias = CheckWaiting | CheckFinished | StepChecked | WorkerMissing | WorkerBack
 
 
 async def follow_check(handle: DriftHandle, task_queue: str) -> AsyncIterator[DriftEvent]:
-    """Events until the check ends or waits for approval."""
+    """Events until the check ends or waits for approval: each step's finding once, as it
+    arrives (the findings of a check that ended between two polls come all at once)."""
     polled = poll(handle, task_queue, lambda: check_progress(handle, task_queue))
+    seen: set[str] = set()
     async with aclosing(polled):
         async for current in polled:
             if isinstance(current, WorkerMissing | WorkerBack):
                 yield current
                 continue
+            for finding in current.findings:
+                if finding.step not in seen:
+                    seen.add(finding.step)
+                    yield StepChecked(finding)
             if current.state == DriftState.WAITING_FOR_APPROVAL:
                 yield CheckWaiting(current)
                 return

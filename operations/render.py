@@ -227,12 +227,7 @@ def drift_lines(result: DriftCheckResult) -> list[str]:
     differences are counted, not shown; what could not be checked is listed."""
     lines = []
     for finding in result.findings:
-        line = f" {FINDING_ICONS[finding.status]} {finding.step:<22} {finding.status.value}"
-        counts = _counts(finding)
-        if counts:
-            line += f": {counts}"
-        line += _action(finding)
-        lines.append(line)
+        lines.append(drift_step_line(finding))
         for (kind, name), items in _by_object(finding.shown).items():
             what = f"{kind} {name}".strip() or finding.step
             lines.append(f"     {what}: {_plural(len(items), 'difference')}")
@@ -243,7 +238,24 @@ def drift_lines(result: DriftCheckResult) -> list[str]:
             lines.append(f"     ? {item.message}")
         if finding.error:
             lines.append(f"     {finding.error}")
+    skewed = [d for f in result.findings for d in f.shown if d.version_skew]
+    if skewed:
+        lines.append(
+            f" The release was left alone: {_plural(len(skewed), 'difference')} come from "
+            "version skew (the cluster runs another chart or server version than declared); "
+            f"remediate never moves versions: python starter.py upgrade {result.environment}"
+        )
     return lines
+
+
+def drift_step_line(finding: DriftFinding) -> str:
+    """One step's status and counts (`drift` prints it as each step's check ends, and as the
+    head of that step's part of the report)."""
+    line = f" {FINDING_ICONS[finding.status]} {finding.step:<22} {finding.status.value}"
+    counts = _counts(finding)
+    if counts:
+        line += f": {counts}"
+    return line + _action(finding)
 
 
 def _action(finding: DriftFinding) -> str:
@@ -321,6 +333,9 @@ def _short_duration(value: timedelta) -> str:
     return "".join(parts) or "0s"
 
 
+_UNKNOWN_IMAGE = "(the chart's own default: not in the image table)"
+
+
 def _schema_change(before: str | None, after: str) -> str:
     return f"{after} (unchanged)" if before == after else f"{before or 'missing'} -> {after}"
 
@@ -362,13 +377,20 @@ def upgrade_plan_lines(
         "  " + "".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
+    lines += ["", "Images each hop runs (as its chart pins them, with the environment's images):"]
+    for hop in run.plan:
+        lines.append(f"  hop {hop.number} (chart {hop.chart}):")
+        lines += [
+            f"    {name.replace('_', '-'):<12}{image.reference if image else _UNKNOWN_IMAGE}"
+            for name, image in (hop.images.components() if hop.images else ())
+        ]
     first = run.plan[0]
     approval = "approval, " if env.approval_required else ""
     lines += [
         "",
-        f"Each hop: {approval}RDS snapshot ({snapshot_id(env.name, first)}, ...), schema Job "
-        f"(temporalio/admin-tools:<server>, both databases), helm upgrade to the hop's chart "
-        f"(server image pinned), frontend health and reported version, soak "
+        f"Each hop: {approval}image preflight, RDS snapshot ({snapshot_id(env.name, first)}, "
+        f"...), schema Job (the hop's admin-tools image, both databases), helm upgrade to the hop's chart "
+        f"(images pinned), frontend health and reported version, soak "
         f"{_short_duration(env.upgrade.soak)}.",
         f"Plan: {len(run.plan)} hop{'s' if len(run.plan) != 1 else ''} to chart "
         f"{env.chart.version}."

@@ -29,6 +29,7 @@ from local_stack.aws import DatabaseTarget, LocalAws
 from local_stack.chart_repository import ChartRepository
 from local_stack.frontend_pods import TemporalFrontendPods
 from local_stack.mariadb import MariaDB, start_mariadb
+from local_stack.registry import RegistryStandIn
 from local_stack.temporal_servers import TemporalDevServer, target_server
 from tests.helpers import MIRROR_CHARTS  # noqa: F401 - sets the mirror setting first
 
@@ -116,13 +117,15 @@ def frontend_pods(tmp_path_factory) -> Iterator[TemporalFrontendPods]:
 
 
 @pytest.fixture(scope="session")
-def kube_standin(tmp_path_factory, frontend_pods):
+def kube_standin(tmp_path_factory, frontend_pods, image_registry):
     """The Kubernetes API stand-in (controller mode on, the local stack's frontend pods) and a
     kubeconfig pointing at it."""
     from local_stack.kube_api_standin import KubeApiStandIn
 
     server = KubeApiStandIn.start(port=0)
     server.add_runtime(frontend_pods)
+    # kubelet pulls from the registry stand-in: an image it lacks goes to ImagePullBackOff.
+    server.use_registry(image_registry.has)
     server.kubeconfig_path = server.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
     _SESSION_STANDIN.append((server, _namespaces(server)))
     try:
@@ -178,13 +181,24 @@ def chart_repository(tmp_path_factory, helm_binaries) -> Iterator[ChartRepositor
 
 
 @pytest.fixture(scope="session")
-def stack_variables(mariadb, local_aws, chart_repository) -> dict[str, str]:
+def image_registry() -> Iterator[RegistryStandIn]:
+    """The local stack's image registry stand-in: the images the shipped charts pin."""
+    registry = RegistryStandIn.start()
+    try:
+        yield registry
+    finally:
+        registry.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_variables(mariadb, local_aws, chart_repository, image_registry) -> dict[str, str]:
     """What environments/local.yaml interpolates, as `python -m local_stack up` exports it."""
     return {
         "LOCAL_STACK_DB_HOST": mariadb.host,
         "LOCAL_STACK_DB_PORT": str(mariadb.port),
         "LOCAL_STACK_KUBE_CONTEXT": "standin",
         "LOCAL_STACK_CHART_REPOSITORY": chart_repository.url,
+        "LOCAL_STACK_IMAGE_REGISTRY": image_registry.url,
     }
 
 

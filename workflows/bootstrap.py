@@ -1,6 +1,7 @@
 """BootstrapWorkflow: provision one environment, step by step, steered by an operator.
 
-check_database, ensure_ca_bundle, ensure_db_secret (at once: none needs another) ->
+check_images (the image preflight: nothing is written before it) -> check_database,
+ensure_ca_bundle, ensure_db_secret (at once: none needs another) ->
 (approval) -> install_chart -> wait_frontend_healthy -> register_namespaces.
 
 `STEPS` composes the steps' specs (contracts/<step>.py `SPEC`); what runs at once comes from
@@ -36,6 +37,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from contracts import (
         check_database,
+        check_images,
         ensure_ca_bundle,
         ensure_db_secret,
         install_chart,
@@ -51,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         StepStatus,
         declaration_changes,
     )
+    from contracts.check_images import BEFORE_PREFLIGHT, IMAGE_PREFLIGHT_PATCH
     from contracts.operator import ActionReceipt, OperatorAction, OperatorRequest
     from contracts.step_spec import Gate, StepItem, StepSpec, waves
     from workflows.operated import ACTION_REFUSED, Aborted, OperatedRun
@@ -69,6 +72,7 @@ class BootstrapWorkflow(OperatedRun):
     """Provision one environment; see the module docstring for the steps and signals."""
 
     STEPS: ClassVar[tuple[StepItem, ...]] = (
+        check_images.SPEC,
         check_database.SPEC,
         ensure_ca_bundle.SPEC,
         ensure_db_secret.SPEC,
@@ -187,7 +191,13 @@ class BootstrapWorkflow(OperatedRun):
         self._input = input
         self._approval_pending = input.environment.approval_required and not input.dry_run
         at_once = workflow.patched(CONCURRENT_STEPS_PATCH)
-        groups = waves(self.STEPS) if at_once else tuple((item,) for item in self.STEPS)
+        items = self.STEPS
+        if not workflow.patched(IMAGE_PREFLIGHT_PATCH):
+            # A run recorded before the image preflight replays without it.
+            items = tuple(i for i in items if i is not check_images.SPEC)
+            if check_images.SPEC.name in self._steps:
+                self._finish(check_images.SPEC.name, StepStatus.SKIPPED, summary=BEFORE_PREFLIGHT)
+        groups = waves(items) if at_once else tuple((item,) for item in items)
         try:
             for group in groups:
                 await self._between_steps()

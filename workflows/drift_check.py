@@ -161,8 +161,15 @@ class DriftCheckWorkflow(OperatorInbox):
     # -- the check ---------------------------------------------------------------------------
     async def _check_and_repair(self, input: DriftCheckInput, steps_input: BootstrapInput) -> None:
         if workflow.patched(CONCURRENT_CHECKS_PATCH):
-            found = await asyncio.gather(*(self._check(step, steps_input) for step in CHECKED))
-            self._findings.update((finding.step, finding) for finding in found)
+
+            async def check(step: StepSpec[BootstrapInput]) -> DriftFinding:
+                # `progress` shows each finding as soon as it is known (#20.3: `drift`
+                # prints it then); query state only, no command, so replay is unaffected.
+                finding = self._findings[step.name] = await self._check(step, steps_input)
+                return finding
+
+            found = await asyncio.gather(*(check(step) for step in CHECKED))
+            self._findings = {finding.step: finding for finding in found}  # in check order
         else:  # runs started before: one dry run after the other
             for step in CHECKED:
                 self._findings[step.name] = await self._check(step, steps_input)

@@ -4,8 +4,9 @@ schema first, steered by an operator (`upgrade-<environment>`).
 read_live_versions (what the cluster runs: never assumed) -> the plan
 (declared_state/upgrade_path.py: one hop per minor, the declared chart last) -> per hop:
 
-    approval (when approval_required) -> snapshot_database -> update_schema ->
-    install_chart (the hop's chart, image tag pinned) -> wait_frontend_healthy ->
+    approval (when approval_required) -> check_images (every image exists, before any
+    write) -> snapshot_database -> update_schema ->
+    install_chart (the hop's chart, images pinned) -> wait_frontend_healthy ->
     check_server_version -> soak
 
 No Deployment is touched before the hop's update_schema step has verified the databases:
@@ -40,6 +41,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from contracts import (
+        check_images,
         check_server_version,
         install_chart,
         read_live_versions,
@@ -48,7 +50,8 @@ with workflow.unsafe.imports_passed_through():
         update_schema,
         wait_frontend_healthy,
     )
-    from contracts.bootstrap import BootstrapInput, RunState
+    from contracts.bootstrap import BootstrapInput, RunState, StepStatus
+    from contracts.check_images import BEFORE_PREFLIGHT, IMAGE_PREFLIGHT_PATCH
     from contracts.plan_upgrade import PlanUpgradeInput, PlanUpgradeResult, plan_upgrade
     from contracts.read_live_versions import ReadLiveVersionsResult
     from contracts.snapshot_database import SnapshotDatabaseResult
@@ -63,7 +66,7 @@ with workflow.unsafe.imports_passed_through():
         snapshot_id,
     )
     from declared_state import upgrade_path
-    from declared_state.upgrade_path import Hop, UpgradeRefused, hop_chart
+    from declared_state.upgrade_path import Hop, UpgradeRefused, hop_environment
     from workflows.operated import Aborted, OperatedRun
     from workflows.steps import activity_references
 
@@ -71,6 +74,7 @@ with workflow.unsafe.imports_passed_through():
 # bootstrap's install_chart and wait_frontend_healthy run with the hop's chart.
 HOP: tuple[StepItem, ...] = (
     Gate(name="approval", before="the hop"),
+    check_images.HOP_SPEC,
     snapshot_database.SPEC,
     update_schema.SPEC,
     install_chart.SPEC,
@@ -103,6 +107,7 @@ class UpgradeWorkflow(OperatedRun):
         self._plan: tuple[Hop, ...] = ()
         self._planned = False
         self._hop: int | None = None
+        self._image_preflight = True
         self._snapshots: list[str] = []
         self._schema: tuple[str | None, str | None] = (None, None)
         self._server: str | None = None
@@ -134,6 +139,9 @@ class UpgradeWorkflow(OperatedRun):
     @workflow.run
     async def run(self, input: UpgradeInput) -> UpgradeResult:
         self._input = input
+        # Asked first, before any activity: a patch marker recorded in the same workflow task
+        # as the plan's local activity marker does not replay (a query's replay failed so).
+        self._image_preflight = workflow.patched(IMAGE_PREFLIGHT_PATCH)
         env = input.environment
         try:
             await self._between_steps()
@@ -192,7 +200,10 @@ class UpgradeWorkflow(OperatedRun):
         planned: PlanUpgradeResult = await workflow.execute_local_activity(
             plan_upgrade,
             PlanUpgradeInput(
-                live_server=live_server, live_chart=live.chart, target=input.environment.chart
+                live_server=live_server,
+                live_chart=live.chart,
+                target=input.environment.chart,
+                images=input.environment.images,
             ),
             start_to_close_timeout=_PLAN_TIMEOUT,
             retry_policy=RetryPolicy(maximum_attempts=3),
@@ -217,7 +228,7 @@ class UpgradeWorkflow(OperatedRun):
         env = input.environment
         live_server = self._deployed_server(live, input)
         try:
-            return upgrade_path.plan_upgrade(live_server, live.chart, env.chart)
+            return upgrade_path.plan_upgrade(live_server, live.chart, env.chart, env.images)
         except UpgradeRefused as exc:
             raise self._refusal_error(str(exc)) from None
 
@@ -235,7 +246,7 @@ class UpgradeWorkflow(OperatedRun):
         self._hop = hop.number
         self._add_steps(tuple(hop_step(hop.number, s) for s in HOP_STEPS))
         hop_input = HopInput(
-            environment=env.model_copy(update={"chart": hop_chart(env.chart, hop)}),
+            environment=hop_environment(env, hop),
             requested_by=input.requested_by,
             deadlines=input.deadlines,
             hop=hop,
@@ -253,6 +264,11 @@ class UpgradeWorkflow(OperatedRun):
         for step in HOP[1:]:
             assert isinstance(step, StepSpec)
             await self._between_steps()
+            if step is check_images.HOP_SPEC and not self._image_preflight:
+                # A run recorded before the image preflight replays without it.
+                name = hop_step(hop.number, step.name)
+                self._finish(name, StepStatus.SKIPPED, summary=BEFORE_PREFLIGHT)
+                continue
             result = await self._run_step(
                 replace(step, name=hop_step(hop.number, step.name)), hop_input
             )

@@ -18,6 +18,8 @@ naming what the activity was doing:
   verify codes -> `mysql_error`
 - `helm.py`: patterns in helm's `Error:` message -> `helm_error`
 - `temporal_rpc.py`: `RPCStatusCode` -> permanent or transient -> `temporal_rpc_error`
+- `registry.py`: OCI distribution API verdicts (404, 401/403) and unreachable registries
+  -> `registry_error`
 
 Each table is data (a dict, or rows tried in order where exception classes nest), so a
 wrong row is one line to fix and one parametrized test to fail (tests/adapters/errors/).
@@ -80,6 +82,11 @@ class ErrorType(StrEnum):
     SCHEMA_UPDATE_FAILED = "SchemaUpdateFailed"  # the Job failed, or the database disagrees
     SERVER_VERSION_BEHIND = "ServerVersionBehind"  # retryable: pods still rolling
     SOAK_FAILED = "SoakFailed"  # health left SERVING during the soak
+    # images (check_images; the kubelet's verdict in install_chart / update_schema)
+    IMAGE_MISSING = "ImageMissing"  # the registry says the tag is not there
+    IMAGE_PULL_DENIED = "ImagePullDenied"  # strict: the registry refuses the worker
+    REGISTRY_UNREACHABLE = "RegistryUnreachable"  # retryable (strict only; else a warning)
+    IMAGE_PULL_BACKOFF = "ImagePullBackOff"  # a pod's image cannot be pulled
 
 
 # Classified as permanent: retrying cannot help until an operator changes something.
@@ -102,6 +109,9 @@ NON_RETRYABLE: frozenset[ErrorType] = frozenset(
         ErrorType.SNAPSHOT_FAILED,
         ErrorType.SCHEMA_UPDATE_FAILED,
         ErrorType.SOAK_FAILED,  # an operator decides: soak again, go on, or stop
+        ErrorType.IMAGE_MISSING,
+        ErrorType.IMAGE_PULL_DENIED,
+        ErrorType.IMAGE_PULL_BACKOFF,
     }
 )
 

@@ -112,6 +112,18 @@ def kubernetes_error(what: str, exc: Exception, *, quote_server: bool = False) -
     return activity_error(message, row.error_type)
 
 
+def unusable_credentials(source: str, context: str | None, exc: Exception) -> ApplicationError:
+    """Kubernetes credentials that cannot be loaded (adapters/clients.py): the same
+    non-retryable ConfigurationMismatch whichever client (API, port-forward, helm) loads them."""
+    what = f"kube context {context or '(current)'} from {source}"
+    return kubernetes_error(
+        what,
+        exc
+        if isinstance(exc, ConfigException)
+        else ConfigException(f"{type(exc).__name__}: {' '.join(str(exc).split())}"),
+    )
+
+
 def _server_message(exc: ApiException) -> str:
     """The `message` of the Status object the API server sent, else the reason."""
     try:

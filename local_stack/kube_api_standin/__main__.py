@@ -12,6 +12,7 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .standin import KubeApiStandIn
@@ -23,6 +24,8 @@ async def serve(args: argparse.Namespace) -> None:
         from local_stack.frontend_pods import TemporalFrontendPods
 
         standin.add_runtime(TemporalFrontendPods(args.temporal_frontend_logs))
+    if args.image_registry:
+        standin.use_registry(_registry_lookup(args.image_registry))
     kubeconfig = (
         standin.write_kubeconfig(args.kubeconfig, args.namespace) if args.kubeconfig else None
     )
@@ -41,6 +44,27 @@ async def serve(args: argparse.Namespace) -> None:
     await standin.stop_async()
 
 
+def _registry_lookup(url: str) -> Callable[[str], bool]:
+    """Does the registry at `url` (every registry's mirror) have the image? Asked over its
+    OCI API as a runtime asks (a short blocking call to 127.0.0.1 on the stand-in's loop);
+    a found image is remembered, a missing one asked again at the next pull."""
+    from adapters.registry import RegistryClient, RegistryUnreachable
+
+    client = RegistryClient({"docker.io": url}, timeout=2.0)
+    found: set[str] = set()
+
+    def has(image: str) -> bool:
+        if image not in found:
+            try:
+                if client.exists(image).verdict == "found":
+                    found.add(image)
+            except RegistryUnreachable:
+                return False
+        return image in found
+
+    return has
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m local_stack.kube_api_standin", description=__doc__
@@ -56,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="run a Temporal dev server for each Ready Temporal frontend pod (the local "
         "stack's frontends), logging into this folder",
+    )
+    parser.add_argument(
+        "--image-registry",
+        help="kubelet pulls from the registry at this URL (the local stack's registry "
+        "stand-in): a pod whose image it lacks goes to ImagePullBackOff",
     )
     asyncio.run(serve(parser.parse_args(argv)))
     return 0

@@ -83,6 +83,7 @@ class Controller:
         self.enabled = True
         self.never_ready: set[tuple[str | None, str]] = set()  # (namespace or None for any, name)
         self.pods = Pods(store, self.chain)
+        self.pods.resync = self._resync_pod
         # Objects another controller plays: (kind, object) -> True to leave it alone.
         self.skip: list[Callable[[str, Obj], bool]] = []
         store.hooks.append(self._on_event)
@@ -105,6 +106,15 @@ class Controller:
         if kind in ("Secret", "ConfigMap") and ns:
             # What pods reference may have appeared or gone: kubelet checks again.
             later(self.delay, self.reconcile_namespace, ns)
+
+    def _resync_pod(self, pod: Obj) -> None:
+        """kubelet looks at a pod again (an image pull back-off ended): its owner syncs."""
+        meta = pod["metadata"]
+        ref = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+        if ref is None:
+            self.reconcile("Pod", meta.get("namespace"), meta["name"])
+        elif ref.get("kind") == "ReplicaSet":
+            self.reconcile("ReplicaSet", meta.get("namespace"), ref["name"])
 
     def chain(self, obj: Obj) -> list[str]:
         """The names of `obj` and of its controllers up to the root (pod, ReplicaSet,

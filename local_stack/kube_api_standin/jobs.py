@@ -35,7 +35,9 @@ a Job (or every Job of a name) active like any workload, a disabled controller r
 Simplifications: those of the tool (schema_tool.py: no SQL statement of a version directory
 runs; only images tagged with a release 1.24.0-1.31.x are known); `backoffLimit`, restarts
 and `activeDeadlineSeconds` are not played (a failing container fails the Job at once);
-images (but for the tool's schema directories), resources and service accounts are ignored.
+resources and service accounts are ignored. Images are pulled as the Deployments' pods pull
+them (images.py): a container whose image the linked registry lacks waits in ErrImagePull,
+then ImagePullBackOff, and the Job stays active.
 """
 
 from __future__ import annotations
@@ -225,6 +227,8 @@ class JobController:
     ) -> int | None:
         """Run one container to its exit code; None when it cannot start or the Job went."""
         pod_name, name = pod["metadata"]["name"], container["name"]
+        if not await self._pull(ns, job, uid, pod, container, statuses):
+            return None
         command = schema_command(container)
         try:
             env = self._environment(ns, container)
@@ -259,6 +263,31 @@ class JobController:
             }
         }
         return code
+
+    async def _pull(
+        self, ns: str, job: str, uid: str, pod: Obj, container: Obj, statuses: dict[str, Obj]
+    ) -> bool:
+        """kubelet pulls the container's image (images.py): the container waits in
+        ErrImagePull / ImagePullBackOff while the registry does not have it, pulling again
+        when each back-off ends; False when the Job went away meanwhile."""
+        images = self.controller.pods.images
+
+        def event(reason: str, message: str, type_: str) -> None:
+            current = self.store.raw(self._pod_res, ns, pod["metadata"]["name"])
+            if current is not None:
+                self.controller.pods._event(current, reason, message, type_)
+
+        while (waiting := images.pull(pod, str(container.get("image")), event)) is not None:
+            reason, message = waiting
+            statuses[container["name"]] = {"waiting": {"reason": reason, "message": message}}
+            self._pod_status(ns, pod["metadata"]["name"], "Pending", statuses)
+            # kubelet's next sync comes soon after a failed pull (and finds the back-off),
+            # the pull after that once the back-off ends.
+            later = images.retry_in(pod) or 0.1
+            await asyncio.sleep(min(later, 0.2) if reason == "ErrImagePull" else later)
+            if not await self._held(ns, job, uid):
+                return False
+        return True
 
     def _environment(self, ns: str, container: Obj) -> dict[str, str]:
         """The container's environment as a kubelet resolves it."""

@@ -26,13 +26,20 @@ chart's probe-less Temporal pods are) while their processes are never started: t
 frontend that runs but never serves. Port-forward (portforward.py) reaches a pod's port at the
 address its runtime reports.
 
+Images (images.py): a container whose image the linked registry does not have keeps the
+pod `Pending`, the container waiting in `ErrImagePull` and then `ImagePullBackOff`, with the
+Events kubelet writes (`Pulling`, `Failed`, `BackOff`); kubelet runs again when the back-off
+ends, and a pod whose image has appeared starts. Volumes are mounted before images are
+pulled, images pulled before the container's config is resolved, as kubelet does.
+
 Simplifications: init containers are checked together with the containers (their errors show
-on `containerStatuses`); image pulls, probes, restarts, resource limits and scheduling are not
+on `containerStatuses`); probes, restarts, resource limits and scheduling are not
 modelled; pods of StatefulSets, DaemonSets and Jobs are not created.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import hashlib
@@ -42,6 +49,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 from . import pod_security
+from .images import ImagePulls
 from .store import Obj, Store, now
 
 NODE = "standin-node"
@@ -75,6 +83,9 @@ class Pods:
         self._chain = chain  # the names of an object and its controllers, up to the root
         self.never_serving: set[tuple[str | None, str]] = set()
         self.runtimes: list[ContainerRuntime] = []
+        self.images = ImagePulls()
+        # Runs kubelet for the pod again (its owner's sync): set by the controller.
+        self.resync: Callable[[Obj], None] | None = None
         self._started: dict[str, Obj] = {}  # pod uid -> pod whose runtimes were started
         self._ips = 0
         reg = store.registry
@@ -162,12 +173,19 @@ class Pods:
         ns = meta.get("namespace")
         held = held or self._marked(pod, None)
         mount = self._volume_problem(ns, spec)
-        config = None if mount else self._env_problem(ns, spec)
+        pulls = {} if mount else self._pull_problems(pod, spec)
+        config = None if mount or pulls else self._env_problem(ns, spec)
         if mount:
             self._event(pod, "FailedMount", mount, "Warning")
-        started, ready = not (mount or config), not (mount or config or held)
+        started = not (mount or config or pulls)
+        ready = started and not held
         old = pod.get("status") or {}
-        status = self._status(pod, old, started, ready, config)
+        waiting: dict[str, tuple[str, str | None]] = dict(pulls)
+        if config:
+            waiting = {
+                str(c.get("name")): ("CreateContainerConfigError", config) for c in _all(spec)
+            }
+        status = self._status(pod, old, started, ready, waiting)
         if status != old:
             self.store.update(self.res, ns, meta["name"], {"status": status}, subresource="status")
         serving = ready and not self._marked(pod, self.never_serving)
@@ -181,6 +199,24 @@ class Pods:
             self._stop(uid)
         return ready
 
+    def _pull_problems(self, pod: Obj, spec: Obj) -> dict[str, tuple[str, str]]:
+        """container name -> (ErrImagePull / ImagePullBackOff, message) for the containers
+        whose image the registry does not have; a pull again once the back-off ends."""
+
+        def event(reason: str, message: str, type_: str) -> None:
+            self._event(pod, reason, message, type_)
+
+        problems = {}
+        for container in _all(spec):
+            found = self.images.pull(pod, str(container.get("image")), event)
+            if found is not None:
+                problems[str(container.get("name"))] = found
+        retry = self.images.retry_in(pod) if problems else None
+        if retry is not None and self.resync is not None:
+            resync = self.resync
+            asyncio.get_running_loop().call_later(retry, resync, pod)
+        return problems
+
     def _marked(self, pod: Obj, marks: set[tuple[str | None, str]] | None) -> bool:
         if marks is None:
             return False
@@ -189,6 +225,7 @@ class Pods:
 
     def gone(self, pod: Obj) -> None:
         """The pod was deleted (by anyone): its processes stop."""
+        self.images.forget(pod)
         if pod["metadata"]["uid"] in self._started:
             self._stop(pod["metadata"]["uid"])
 
@@ -210,7 +247,14 @@ class Pods:
                 return found
         return None
 
-    def _status(self, pod: Obj, old: Obj, started: bool, ready: bool, config: str | None) -> Obj:
+    def _status(
+        self,
+        pod: Obj,
+        old: Obj,
+        started: bool,
+        ready: bool,
+        waiting: Mapping[str, tuple[str, str | None]],
+    ) -> Obj:
         spec = pod.get("spec") or {}
         names = [c.get("name") for c in spec.get("containers") or []]
         since = old.get("startTime") or now()
@@ -223,8 +267,9 @@ class Pods:
             if started:
                 running = (prev.get("state") or {}).get("running") or {"startedAt": now()}
                 state: Obj = {"running": running}
-            elif config:
-                state = {"waiting": {"reason": "CreateContainerConfigError", "message": config}}
+            elif c.get("name") in waiting:
+                reason, message = waiting[c.get("name")]
+                state = {"waiting": {"reason": reason, "message": message}}
             else:
                 state = {"waiting": {"reason": "ContainerCreating"}}
             uid = pod["metadata"]["uid"]
@@ -242,7 +287,7 @@ class Pods:
             )
         unready = "" if ready else f"containers with unready status: [{' '.join(map(str, names))}]"
         wanted = [
-            ("PodReadyToStartContainers", "True" if started or config else "False", "", ""),
+            ("PodReadyToStartContainers", "True" if started or waiting else "False", "", ""),
             ("Initialized", "True", "", ""),
             ("Ready", "True" if ready else "False", "" if ready else "ContainersNotReady", unready),
             (
@@ -390,6 +435,10 @@ class Pods:
                 "lastTimestamp": stamp,
             },
         )
+
+
+def _all(spec: Obj) -> list[Obj]:
+    return [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
 
 
 def _volume_sources(vol: Obj) -> Iterator[tuple[str, str, list[str], bool]]:

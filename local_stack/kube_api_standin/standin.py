@@ -165,6 +165,15 @@ class KubeApiStandIn:
     def allow_serving(self, name: str, namespace: str | None = None) -> None:
         self._call(lambda: self.api.set_never_serving(name, namespace, never=False))
 
+    def use_registry(self, has: Callable[[str], bool] | None) -> None:
+        """kubelet pulls images from a registry where `has(image)` says which exist (the local
+        stack's registry stand-in); None: every image is there (images.py)."""
+
+        def link() -> None:
+            self.api.controller.pods.images.registry = has
+
+        self._call(link)
+
     def add_runtime(self, runtime: ContainerRuntime) -> None:
         """Run the processes of Ready pods with `runtime` (see pods.py)."""
         self._call(lambda: self.api.controller.pods.runtimes.append(runtime))

@@ -40,6 +40,12 @@ FAULTS: dict[str, str] = {
     "during a drift check",
     "frontend-restart-registering": "the target Temporal frontend down and restarted while "
     "register_namespaces registers",
+    "worker-killed-snapshot-waiter": "worker SIGKILLed while snapshot_database waits for an "
+    "RDS snapshot that stays `creating` (upgrade hop 0.52.0 -> 0.55.0)",
+    "worker-killed-upgrade-helm-wait": "worker SIGKILLed while an upgrade hop's `helm upgrade "
+    "--wait` waits for a Deployment that is not ready; its helm lives on",
+    "worker-killed-remediate-helm-wait": "worker SIGKILLed while a drift remediate's `helm "
+    "upgrade --wait` (install_chart re-applying) waits for a Deployment that is not ready",
 }
 
 

@@ -29,10 +29,12 @@ from local_stack.processes import pid_alive
 from local_stack.temporal_servers import TemporalDevServer, dev_server
 from tests.e2e.faults import FAULTS, helm_revisions
 from tests.e2e.frontend_hold_proxy import REGISTER_NAMESPACE, FrontendHoldProxy
-from tests.helpers import pids_running, wait_for
+from tests.e2e.upgrades import snapshots, writes_in
+from tests.helpers import pids_running, quiet_for, wait_for
 
 RELEASE_DEPLOYMENT = "temporal-history"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
+KUBECTL = str(Path(__file__).resolve().parents[2] / ".tools" / "kubectl" / "kubectl")
 
 
 def line_with(text: str, pattern: str) -> str:
@@ -444,3 +446,209 @@ def test_the_reliability_doc_lists_every_fault_of_the_suite():
     text = DOCS.read_text()
     missing = [fault for fault in FAULTS if f"`{fault}`" not in text]
     assert missing == [], f"docs/reliability.md lacks rows for {missing}"
+
+
+def log_message(log: str, pattern: str) -> str:
+    """The first worker log line matching `pattern`, without its timestamp and logger."""
+    return re.sub(r"^.*? temporalio\.activity: ", "", line_with(log, pattern))
+
+
+def ready_once_gone(kube_standin, orphan: list[int], namespace: str) -> None:
+    """Let the held Deployment become ready once the orphaned helm is gone (stopped by the
+    next worker), so the orphan never finishes the upgrade on its own."""
+
+    def wait() -> None:
+        deadline = time.monotonic() + 240
+        while any(pid_alive(pid) for pid in orphan) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        kube_standin.allow_ready(RELEASE_DEPLOYMENT, namespace=namespace)
+
+    threading.Thread(target=wait, daemon=True).start()
+
+
+def pending_attempt(operator, workflow_id: str, activity: str) -> int:
+    """The attempt of `activity` pending in `workflow_id` (0 when none is pending)."""
+    described = operator.temporal(
+        "workflow", "describe", "--workflow-id", workflow_id, "-o", "json"
+    )
+    if described.returncode != 0:
+        return 0
+    for pending in json.loads(described.stdout).get("pendingActivities") or []:
+        if (pending.get("activityType") or {}).get("name") == activity:
+            return int(pending.get("attempt") or 1)
+    return 0
+
+
+def test_fault_worker_killed_in_the_snapshot_waiter_and_in_an_upgrade_helm_wait(
+    operator, start_worker, a_worker, upgrade_env, kube_standin, local_aws, fault_table, tmp_path
+):
+    """One upgrade hop (0.52.0 -> 0.55.0), the worker killed twice: while snapshot_database
+    waits for a snapshot RDS has not finished, and while the hop's helm upgrade waits for
+    readiness (helm itself lives on: the next worker stops it and recovers the release).
+    Each time a new worker completes the hop: one snapshot, the hop's revision deployed."""
+    namespace = "my-app-fault-upgrade"
+    a_worker.append(start_worker())
+    declare = upgrade_env(namespace)
+    history_before = operator.helm_history(namespace)
+    env_dir = declare("0.55.0")
+    since_writes = len(kube_standin.writes)
+    follower = None
+    since = time.monotonic()
+    try:
+        local_aws.snapshots_stay_creating(True)
+        follower = operator.starter_in_background(
+            "upgrade", "local", "--environments-dir", str(env_dir), log=tmp_path / "follow.log"
+        )
+        wait_for(lambda: snapshots(local_aws), 180, "hop 1's snapshot to be created")
+        wait_for(
+            lambda: pending_attempt(operator, "upgrade-local", "snapshot_database") == 1,
+            60,
+            "snapshot_database to wait for the snapshot",
+        )
+        a_worker[-1].kill9()
+        a_worker.append(start_worker(a_worker[-1].log))
+        wait_for(
+            lambda: pending_attempt(operator, "upgrade-local", "snapshot_database") >= 2,
+            120,
+            "a new attempt of snapshot_database to wait for the same snapshot",
+        )
+        kube_standin.never_ready(RELEASE_DEPLOYMENT, namespace=namespace)
+        local_aws.snapshots_stay_creating(False)
+
+        # The hop's helm upgrade: once it has applied everything and waits (only reads).
+        since_helm = time.monotonic()
+        settled = quiet_for(lambda: len(writes_in(kube_standin, namespace, since_writes)), 5)
+        wait_for(
+            lambda: (
+                operator.helm_history(namespace)[-1]["status"] == "pending-upgrade" and settled()
+            ),
+            240,
+            "the hop's helm upgrade to apply everything and wait for readiness",
+        )
+        helm = pids_running(operator.env["HELM_BIN"], "upgrade", namespace)
+        assert helm, "helm upgrade is running"
+        a_worker[-1].kill9()
+        assert all(pid_alive(pid) for pid in helm), "the worker's helm outlives it"
+        ready_once_gone(kube_standin, helm, namespace)
+        a_worker.append(start_worker(a_worker[-1].log))
+        assert follower.wait(timeout=420) == 0, follower.output()
+    finally:
+        local_aws.snapshots_stay_creating(False)
+        kube_standin.allow_ready(RELEASE_DEPLOYMENT, namespace=namespace)
+        if follower is not None:
+            follower.stop()
+
+    followed = follower.output()
+    assert "upgrade-local done: 1 hop(s), now chart 0.55.0" in followed, followed
+    taken = snapshots(local_aws)
+    assert len(taken) == 1, f"one snapshot for the hop, crashes or not: {taken}"
+    history = operator.helm_history(namespace)
+    added = history[len(history_before) :]
+    assert history[-1]["status"] == "deployed" and history[-1]["chart"] == "temporal-0.55.0"
+    # One deployed revision for the hop; the killed helm's is marked failed (#21.5).
+    assert [r["status"] for r in added] == ["failed", "deployed"], added
+    assert not any(pid_alive(pid) for pid in helm), "the orphaned helm was stopped"
+    worker_log = a_worker[-1].log.read_text()
+    fault_table.record(
+        "worker-killed-snapshot-waiter",
+        outcome="done without an operator: the next attempt found the snapshot it had "
+        "created and waited for it; the hop completed",
+        operator_sees=line_with(followed, r"hop 1: snapshot_database\s+done"),
+        kept=f"one snapshot for the hop: {taken[0]}",
+        since=since,
+    )
+    fault_table.record(
+        "worker-killed-upgrade-helm-wait",
+        outcome="done without an operator: " + line_with(followed, r"hop 1: install_chart\s+done"),
+        operator_sees="worker log: "
+        + log_message(worker_log, r"stopping helm pid|roll back abandoned"),
+        kept=f"one snapshot; the hop's revisions: helm {helm_revisions(added)}",
+        since=since_helm,
+    )
+
+
+def test_fault_worker_killed_in_a_drift_remediate_helm_wait(
+    operator, start_worker, a_worker, kube_standin, fresh, fault_table, tmp_path
+):
+    """A drift check with policy remediate re-applies the chart (install_chart `reapply`) for
+    a hand edit; the worker dies while that helm upgrade waits for readiness. A new worker
+    stops the orphaned helm, recovers the release and repairs: the check ends repaired."""
+    ns = "my-app-fault-remediate"
+    env_dir = fresh(ns)
+    a_worker.append(start_worker())
+    provisioned = operator.starter("provision", "local", "--environments-dir", str(env_dir))
+    assert provisioned.returncode == 0, provisioned.stdout + provisioned.stderr
+    history_before = operator.helm_history(ns)
+    edit = operator.run(
+        [
+            KUBECTL,
+            "--kubeconfig",
+            operator.env["KUBECONFIG"],
+            "-n",
+            ns,
+            "scale",
+            "deployment/temporal-frontend",
+            "--replicas=3",
+        ]
+    )
+    assert edit.returncode == 0, edit.stderr
+    since = time.monotonic()
+    kube_standin.never_ready(RELEASE_DEPLOYMENT, namespace=ns)
+    follower = operator.starter_in_background(
+        "drift",
+        "local",
+        "--environments-dir",
+        str(env_dir),
+        "--policy",
+        "remediate",
+        log=tmp_path / "drift.log",
+    )
+    try:
+        since_writes = len(kube_standin.writes)
+        settled = quiet_for(lambda: len(writes_in(kube_standin, ns, since_writes)), 5)
+        wait_for(
+            lambda: operator.helm_history(ns)[-1]["status"] == "pending-upgrade" and settled(),
+            240,
+            "remediate's helm upgrade to apply everything and wait for readiness",
+        )
+        helm = pids_running(operator.env["HELM_BIN"], "upgrade", ns)
+        assert helm, "helm upgrade is running"
+        a_worker[-1].kill9()
+        assert all(pid_alive(pid) for pid in helm), "the worker's helm outlives it"
+        ready_once_gone(kube_standin, helm, ns)
+        a_worker.append(start_worker(a_worker[-1].log))
+        code = follower.wait(timeout=420)
+    finally:
+        kube_standin.allow_ready(RELEASE_DEPLOYMENT, namespace=ns)
+        follower.stop()
+    followed = follower.output()
+    assert code == 0, followed
+    assert "local: repaired" in followed, followed
+    history = operator.helm_history(ns)
+    assert history[-1]["status"] == "deployed"
+    added = history[len(history_before) :]
+    assert [r["status"] for r in added] == ["failed", "deployed"], added
+    replicas = operator.run(
+        [
+            KUBECTL,
+            "--kubeconfig",
+            operator.env["KUBECONFIG"],
+            "-n",
+            ns,
+            "get",
+            "deployment/temporal-frontend",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ]
+    )
+    assert replicas.stdout.strip() == "1", replicas.stdout
+    worker_log = a_worker[-1].log.read_text()
+    fault_table.record(
+        "worker-killed-remediate-helm-wait",
+        outcome="done without an operator: " + line_with(followed, r"local: repaired"),
+        operator_sees="worker log: "
+        + log_message(worker_log, r"stopping helm pid|roll back abandoned"),
+        kept=f"the hand edit repaired (replicas 1); the repair's revisions: helm "
+        f"{helm_revisions(added)}",
+        since=since,
+    )

@@ -159,9 +159,47 @@ def test_temporal_drift_is_reported(operator, live_env, tmp_path, mariadb, kube_
 
     kube_standin.never_serving("temporal-frontend", NAMESPACE)
     try:
-        stopped = drift(operator, live_env)
+        stopped = drift(operator, live_env, "--output", "json")
     finally:
         kube_standin.allow_serving("temporal-frontend", NAMESPACE)
-    assert stopped.returncode == 4, stopped.stdout + stopped.stderr
-    assert "TemporalFrontend" in stopped.stdout and "not SERVING" in stopped.stdout
-    assert "server version and history shards: could not check" in stopped.stdout
+    # #20.1: a frontend that does not answer is "could not check" (exit 1), never drift
+    # (exit 4): nothing was read that could differ.
+    assert stopped.returncode == 1, stopped.stdout + stopped.stderr
+    document = json.loads(stopped.stdout)
+    assert document["state"] == "check failed", document
+    unread = records(stopped)
+    assert unread and all(not r["checked"] and not r["repairable"] for r in unread), unread
+    by_step = {r["step"]: r for r in unread}
+    assert set(by_step) == {"register_namespaces", "check_temporal"}, unread
+    assert "namespaces: could not check" in by_step["register_namespaces"]["message"]
+    health = [r for r in unread if r["path"] == "/health"]
+    assert health and "did not answer" in health[0]["message"], unread
+    assert "component=frontend" in health[0]["how"], unread
+
+
+def test_version_skew_is_left_to_upgrade_and_remediate_says_so(operator, live_env, tmp_path):
+    """#20.2: the file declares chart 0.55.0 (server 1.26.2) while 0.52.0 (1.25.2) runs, as
+    mid-upgrade or after an edit without `upgrade`. Every difference that skew causes is not
+    repairable and says to move it with `upgrade`; remediate writes nothing and the text says
+    the release was left alone because of it."""
+    ahead = write_environments(tmp_path / "ahead")
+    local = ahead / "local.yaml"
+    data = yaml.safe_load(local.read_text())
+    data["chart"]["version"] = "0.55.0"
+    local.write_text(yaml.safe_dump(data))
+    revisions = len(operator.helm_history(NAMESPACE))
+
+    reported = drift(operator, ahead, "--output", "json")
+    assert reported.returncode == 4, reported.stdout + reported.stderr
+    found = [r for r in records(reported) if r["checked"] and not r["ignored"]]
+    skewed = [r for r in found if r["step"] in ("install_chart", "check_live_objects")]
+    assert skewed and all(r["version_skew"] and not r["repairable"] for r in skewed), skewed
+    assert all("python starter.py upgrade local" in r["how"] for r in skewed), skewed
+    image = [r for r in skewed if r["path"].endswith("/image") and "1.26.2" in r["declared"]]
+    assert image, skewed  # the server image: 1.25.2 runs, 1.26.2 declared
+
+    repaired = drift(operator, ahead, "--policy", "remediate")
+    assert repaired.returncode == 4, repaired.stdout + repaired.stderr
+    assert "The release was left alone" in repaired.stdout, repaired.stdout
+    assert "python starter.py upgrade local" in repaired.stdout, repaired.stdout
+    assert len(operator.helm_history(NAMESPACE)) == revisions  # nothing re-applied

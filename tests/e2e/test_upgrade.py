@@ -16,6 +16,7 @@ from kubernetes import client as k8s
 from tests.e2e.upgrades import (
     SIX_HOPS,
     assert_schema_first,
+    chart_pin,
     job_posts,
     manifest,
     snapshots,
@@ -84,6 +85,12 @@ def test_six_hops_from_0_52_to_1_6(
         "1.31.2",
     ]
     assert len(job_posts(writes)) == 6
+    # Each hop's Job runs the admin-tools image its chart's values.yaml pins (read here from
+    # the chart files), never a tag built from the server version (every container of it:
+    # one per store below the hop, then `done`).
+    assert [
+        set(w["images"]) for w in writes if w["method"] == "POST" and w["path"].endswith("/jobs")
+    ] == [{chart_pin(chart, "admintools")} for chart in SIX_HOPS]
     jobs = k8s.BatchV1Api(kube_clients.api_client("standin")).list_namespaced_job(namespace)
     assert jobs.items == [], "every schema Job is deleted once verified"
     # The values mean the same across the 0.74 -> 1.x layout change.

@@ -5,11 +5,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from declared_state.versions import schema_versions_for_server, version_key
 from tests.e2e.conftest import run
+from tests.helpers import MIRROR_CHARTS
 from tests.helpers.manifests import parse_manifests
 
 SIX_HOPS = ["0.55.0", "0.63.0", "0.67.0", "0.73.2", "0.74.0", "1.6.0"]
+SHARED_CHARTS = MIRROR_CHARTS
+
+
+def chart_pin(chart: str, component: str) -> str:
+    """`repository:tag` of `component` (server, admintools, web) as chart `chart`'s own
+    values.yaml pins it: the independent expectation for the images a hop runs."""
+    values = yaml.safe_load((SHARED_CHARTS / f"temporal-{chart}" / "values.yaml").read_text())
+    image = values[component]["image"]
+    return f"{image['repository']}:{image['tag']}"
 
 
 def upgrade(operator, env_dir: Path, *args: str, timeout: float = 600):

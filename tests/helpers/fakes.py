@@ -40,6 +40,7 @@ from activities.plan_upgrade import plan_upgrade
 from adapters.errors import ErrorType, activity_error
 from contracts.base import DriftItem
 from contracts.check_database import CheckDatabaseInput, CheckDatabaseResult, StoreSchema
+from contracts.check_images import CheckImagesInput, CheckImagesResult, ImageCheck
 from contracts.check_live_objects import CheckLiveObjectsInput, CheckLiveObjectsResult
 from contracts.check_server_version import CheckServerVersionInput, CheckServerVersionResult
 from contracts.check_temporal import CheckTemporalInput, CheckTemporalResult
@@ -125,6 +126,7 @@ class StepFakes:
     def all(self) -> list[Callable[..., Any]]:
         return [
             self.check_database,
+            self.check_images,
             self.ensure_ca_bundle,
             self.ensure_db_secret,
             self.install_chart,
@@ -174,6 +176,27 @@ class StepFakes:
         return ()
 
     # --- the fakes ------------------------------------------------------------------
+    @activity.defn(name="check_images")
+    async def check_images(self, input: CheckImagesInput) -> CheckImagesResult:
+        await self._visit("check_images", input)
+        images = [i.reference for _, i in input.environment.resolved_images.components() if i]
+        self.events.append(f"images {' '.join([*images, *input.job_images])}")
+        return CheckImagesResult(
+            images=tuple(
+                ImageCheck(
+                    image=image,
+                    used_by=("fake",),
+                    registry="docker.io",
+                    asked="https://registry-1.docker.io",
+                    outcome="found",
+                )
+                for image in [*images, *input.job_images]
+            ),
+            changed=False,
+            summary="every image found",
+            dry_run=input.dry_run,
+        )
+
     @activity.defn(name="check_database")
     async def check_database(self, input: CheckDatabaseInput) -> CheckDatabaseResult:
         await self._visit("check_database", input)
@@ -383,7 +406,7 @@ class StepFakes:
         return UpdateSchemaResult(
             job=f"temporal-schema-update-{hop.server.replace('.', '-')}",
             namespace=input.environment.kubernetes.namespace,
-            image=f"temporalio/admin-tools:{hop.server}",
+            image=str(hop.images.admin_tools if hop.images else None),
             action="updated",
             default_store=StoreSchemaChange(
                 database="temporal", before=before[0], after=self.schema[0], target=self.schema[0]

@@ -228,3 +228,36 @@ def test_what_the_api_refuses_to_show_could_not_be_checked(checker, installer, e
     assert (unchecked.kind, unchecked.name) == ("Deployment", "temporal-web")
     assert "could not check" in unchecked.message and "forbidden (403" in unchecked.message
     assert result.compared == OBJECTS - 1
+
+
+@pytest.mark.parametrize("helm_version", ["v4"], indirect=True)
+def test_differences_of_another_deployed_chart_are_version_skew_not_repairable(
+    checker, installer, env
+):
+    """#20.2: the cluster runs chart 0.52.0 (server 1.25.2) while the declaration says 0.55.0
+    (mid-upgrade, or the file edited without `upgrade`): the objects differ because the
+    versions do, and re-applying the declared manifest would move the server without its
+    schema step. Every difference says so, none is repairable."""
+    install(installer, env)
+    chart = env.chart
+    if chart.local_path is not None:  # the offline mirror: the 0.55.0 chart beside it
+        local = str(Path(chart.local_path).parent / "temporal-0.55.0")
+        chart = chart.model_copy(update={"local_path": local})
+    declared = {"version": "0.55.0", "server_version": "1.26.2"}
+    ahead = env.model_copy(update={"chart": chart.model_copy(update=declared)})
+
+    result = check(checker, ahead)
+
+    images = [d for d in result.drift if d.path.endswith("/image")]
+    assert images, result.drift  # the server image differs: 1.25.2 runs, 1.26.2 declared
+    assert any("1.25.2" in (d.live or "") and "1.26.2" in (d.declared or "") for d in images)
+    shown = [d for d in result.drift if not d.ignored]
+    assert shown and all(d.version_skew and not d.repairable for d in shown), shown
+    how = shown[0].how
+    assert "temporal-0.52.0 (server 1.25.2), declared temporal-0.55.0 (server 1.26.2)" in how
+    assert f"python starter.py upgrade {env.name}" in how and "remediate leaves" in how
+    assert "the cluster runs chart temporal-0.52.0" in result.summary
+
+    # The declared chart itself: nothing is skew, edits stay repairable.
+    same = check(checker, env)
+    assert same.drift == ()

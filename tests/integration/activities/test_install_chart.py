@@ -576,6 +576,10 @@ def test_an_upgrade_across_the_values_layout_change_keeps_the_cluster(
     version_drift = [d for d in would.drift if d.message.startswith("chart temporal-0.74.0")]
     assert [d.repairable for d in version_drift] == [False]
     assert "python starter.py upgrade local" in version_drift[0].message
+    # #20.2: the values that differ with it are the skew's too: none is remediate's.
+    assert len(would.drift) > 1, would.drift
+    assert all(d.version_skew and not d.repairable for d in would.drift), would.drift
+    assert all("python starter.py upgrade local" in d.how for d in would.drift)
     upgraded = run(installer, new)
     assert (upgraded.action, upgraded.revision, upgraded.chart) == (
         "upgraded",

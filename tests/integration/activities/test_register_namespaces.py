@@ -477,3 +477,22 @@ async def test_unreachable_frontend_is_retryable(local_env, clients):
     assert caught.value.type == ErrorType.FRONTEND_UNHEALTHY
     assert not caught.value.non_retryable
     assert address in caught.value.message
+
+
+async def test_a_dry_run_that_cannot_reach_the_frontend_reports_it_unchecked_not_drift(
+    local_env, clients
+):
+    """#20.1: a dry run (the drift check) whose frontend does not answer has compared
+    nothing: "could not check", never a difference a script would act on."""
+    address = f"{LOOPBACK}:{free_port()}"
+    env = declaring(local_env, TemporalNamespace(name=unique("x"))).model_copy(
+        update={"frontend": FrontendSpec(address=address)}
+    )
+
+    result, _ = await run(clients, env, dry_run=True)
+
+    assert (result.drift, result.changed, result.namespaces) == ((), False, ())
+    (unread,) = result.unchecked
+    assert unread.kind == "TemporalFrontend" and not unread.repairable
+    assert unread.message.startswith("namespaces: could not check: Temporal frontend ")
+    assert address in unread.message and "did not answer" in unread.message

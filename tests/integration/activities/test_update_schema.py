@@ -22,10 +22,11 @@ from activities.ensure_ca_bundle import CaBundlePublisher
 from activities.ensure_db_secret import DbSecretPublisher
 from activities.update_schema import UpdateSchema, build_job, job_name
 from adapters.clients import AwsClients, KubeClients
+from adapters.errors import ErrorType
 from contracts.ensure_ca_bundle import EnsureCaBundleInput
 from contracts.ensure_db_secret import EnsureDbSecretInput
 from contracts.update_schema import UpdateSchemaInput, UpdateSchemaResult
-from declared_state.models import Environment
+from declared_state.models import Environment, Image
 from declared_state.upgrade_path import Hop
 from local_stack.mariadb import MariaDB
 from tests.helpers import attempt, in_namespace
@@ -213,9 +214,15 @@ def test_a_running_job_of_another_execution_is_waited_for_never_replaced(
     assert restore_db.schema_version("temporal_visibility") == "1.7"
 
 
-def test_later_hops_move_the_main_store_too(step, env, restore_db):
+def test_later_hops_move_the_main_store_too(step, env, restore_db, kube_standin):
     run(step, env)
     result = run(step, env, hop=HOP_2, activity_id="2")
+    # Chart 0.63.0 pins admin-tools 1.27.2-tctl-1.18.2-cli-1.3.0 (its values.yaml); a tag
+    # built from the server version (1.27.2) is not what the chart runs.
+    assert (
+        job_posts(kube_standin, env)[-1]["images"]
+        == ["temporalio/admin-tools:1.27.2-tctl-1.18.2-cli-1.3.0"] * 3
+    )
     assert (result.default_store.before, result.default_store.after) == ("1.14", "1.16")
     assert (
         restore_db.schema_version("temporal"),
@@ -224,6 +231,24 @@ def test_later_hops_move_the_main_store_too(step, env, restore_db):
         "1.16",
         "1.9",
     )
+
+
+def test_a_job_image_the_registry_lacks_is_reported_as_image_pull_back_off_at_once(
+    step, env, restore_db
+):
+    """The attempt may run a day (start_to_close): it ends because the pod is in
+    ImagePullBackOff, not because time ran out."""
+    nope = "temporalio/admin-tools:1.26.2-nope"
+    images = env.images.resolve(env.chart).model_copy(
+        update={"admin_tools": Image(repository="temporalio/admin-tools", tag="1.26.2-nope")}
+    )
+    hop = HOP.model_copy(update={"images": images})
+    with pytest.raises(ApplicationError) as info:
+        run(step, env, hop=hop, start_to_close_timeout=timedelta(days=1))
+    assert info.value.type == ErrorType.IMAGE_PULL_BACKOFF and info.value.non_retryable
+    assert f"cannot pull {nope}: ImagePullBackOff" in info.value.message
+    assert f'Back-off pulling image "{nope}"' in info.value.message
+    assert restore_db.schema_version("temporal_visibility") == "1.6", "the schema is untouched"
 
 
 def test_only_a_store_below_the_hop_is_updated(step, env, restore_db, kube_standin, kube_clients):
@@ -240,4 +265,7 @@ def test_only_a_store_below_the_hop_is_updated(step, env, restore_db, kube_stand
     assert history(restore_db, "temporal") == [("1.14", "1.15"), ("1.15", "1.16")]
     assert history(restore_db, "temporal_visibility") == []
     (post,) = job_posts(kube_standin, env)
-    assert post["images"] == ["temporalio/admin-tools:1.27.2"] * 2, "one update container"
+    # chart 0.63.0 pins admin-tools 1.27.2-tctl-1.18.2-cli-1.3.0
+    assert post["images"] == ["temporalio/admin-tools:1.27.2-tctl-1.18.2-cli-1.3.0"] * 2, (
+        "one update container"
+    )

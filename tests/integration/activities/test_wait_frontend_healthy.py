@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from kubernetes import client as k8s
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -20,6 +21,7 @@ from contracts.wait_frontend_healthy import WaitFrontendHealthyInput, WaitFronte
 from declared_state.models import Environment, FrontendSpec
 from local_stack.processes import LOOPBACK, free_port
 from local_stack.temporal_servers import dev_server
+from tests.helpers import in_namespace
 
 
 def activity_env(start_to_close: timedelta = timedelta(seconds=60)) -> ActivityEnvironment:
@@ -163,3 +165,45 @@ async def test_cancellation_propagates(local_env):
     act_env.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(waiting, 5)
+
+
+async def test_a_frontend_pod_in_image_pull_back_off_is_reported_at_once(
+    local_env, kube_clients, kube_standin
+):
+    """max_wait is ten minutes: the step ends because kubelet cannot pull the frontend's
+    image (the registry stand-in lacks the tag), naming it, not because time ran out."""
+    env = in_namespace(
+        pointed_at(local_env, f"{LOOPBACK}:{free_port()}"), f"frontend-nope-{free_port()}"
+    )
+    namespace, nope = env.kubernetes.namespace, "temporalio/server:1.25.2-nope"
+    kube_clients.core_v1("standin").create_namespace(
+        k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace))
+    )
+    labels = {"app.kubernetes.io/instance": "temporal", "app.kubernetes.io/component": "frontend"}
+    kube_clients.apps_v1("standin").create_namespaced_deployment(
+        namespace,
+        k8s.V1Deployment(
+            metadata=k8s.V1ObjectMeta(name="temporal-frontend", labels=labels),
+            spec=k8s.V1DeploymentSpec(
+                selector=k8s.V1LabelSelector(match_labels=labels),
+                template=k8s.V1PodTemplateSpec(
+                    metadata=k8s.V1ObjectMeta(labels=labels),
+                    spec=k8s.V1PodSpec(
+                        containers=[k8s.V1Container(name="temporal-frontend", image=nope)]
+                    ),
+                ),
+            ),
+        ),
+    )
+    act = WaitFrontendHealthy(TargetTemporalClients(kube_clients))
+    with pytest.raises(ApplicationError) as caught:
+        await activity_env(timedelta(minutes=11)).run(
+            act.wait_frontend_healthy,
+            WaitFrontendHealthyInput(
+                environment=env,
+                max_wait=timedelta(minutes=10),
+                poll_interval=timedelta(milliseconds=500),
+            ),
+        )
+    assert caught.value.type == ErrorType.IMAGE_PULL_BACKOFF
+    assert f"cannot pull {nope}: ImagePullBackOff" in caught.value.message

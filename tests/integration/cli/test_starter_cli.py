@@ -35,7 +35,7 @@ from declared_state.loader import load_environment
 from operations import runs as run_ops
 from operations.embedded import temporal_cli
 from operations.settings import ClientSettings
-from tests.helpers import assert_eventually, copy_environments, new_worker
+from tests.helpers import MIRROR_CHARTS, assert_eventually, copy_environments, new_worker
 from tests.helpers.fakes import StepFakes
 from workflows.bootstrap import BootstrapWorkflow
 from workflows.drift_check import DriftCheckWorkflow
@@ -325,6 +325,23 @@ async def test_upgrade_plan_prints_the_hops_and_exits_2_then_0_when_nothing_to_d
     code, out, _ = await cli("upgrade", "ENV", "--plan")
     assert code == starter.EXIT_OK, out
     assert "No changes." in out
+
+
+async def test_upgrade_plan_names_each_hops_admin_tools_image_as_its_chart_pins_it(cli, fakes):
+    declare_chart(cli, "1.6.0")
+    code, out, _ = await cli("upgrade", "ENV", "--plan")
+    assert code == starter.EXIT_WAITING, out
+    assert "Plan: 6 hops to chart 1.6.0" in out
+    charts = MIRROR_CHARTS
+    expected = []
+    for chart in ("0.55.0", "0.63.0", "0.67.0", "0.73.2", "0.74.0", "1.6.0"):
+        image = yaml.safe_load((charts / f"temporal-{chart}" / "values.yaml").read_text())[
+            "admintools"
+        ]["image"]
+        expected.append(f"{image['repository']}:{image['tag']}")
+    printed = [line.split()[1] for line in out.splitlines() if line.strip().startswith("admin-")]
+    assert printed == expected
+    assert "temporalio/admin-tools:1.27.2-tctl-1.18.2-cli-1.3.0" in printed
 
 
 async def test_upgrade_applies_the_plan_and_names_the_snapshots(cli, fakes):

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from adapters.helm_cli import HelmCli, chart_reference
 from declared_state.chart_files import read_chart_metadata
 from declared_state.chart_values import build_chart_values
 from declared_state.loader import load_environment
-from declared_state.models import ChartSpec, Environment
+from declared_state.models import ChartSpec, Environment, ImageOverride, ImagesSpec
 from declared_state.versions import values_layout, version_key
 from tests.helpers import MIRROR_CHARTS
 from tests.helpers.manifests import (
@@ -186,6 +187,23 @@ def check_server_image_pinned(docs: Docs, env: Environment) -> None:
         assert container(dep)["image"] == expected, svc
 
 
+def _values_pin(env: Environment, component: str) -> str:
+    """`repository:tag` the chart's own values.yaml pins for `component`, read here."""
+    assert env.chart.local_path
+    values = yaml.safe_load((Path(env.chart.local_path) / "values.yaml").read_text())
+    image = values[component]["image"]
+    return f"{image['repository']}:{image['tag']}"
+
+
+def check_images_are_the_charts_pins(docs: Docs, env: Environment) -> None:
+    """The web UI and admintools pods run exactly the images the chart pins (the server's
+    are check_server_image_pinned)."""
+    deployments = objects(docs, "Deployment")
+    for component in ("web", "admintools"):
+        image = container(deployments[f"{env.kubernetes.release}-{component}"])["image"]
+        assert image == _values_pin(env, component), component
+
+
 def check_config_readable_by_the_image(docs: Docs, env: Environment) -> None:
     """Server images from 1.30 have no dockerize: the config they get must be the sprig
     template, read from the path TEMPORAL_SERVER_CONFIG_FILE_PATH names, with no dockerize
@@ -216,6 +234,7 @@ CHECKS = {
         check_ingress_access_control,
         check_schema_jobs_off,
         check_server_image_pinned,
+        check_images_are_the_charts_pins,
         check_config_readable_by_the_image,
     )
 }
@@ -253,6 +272,7 @@ BREAKAGES: list[tuple[str, str, str, Any]] = [
             ("check_ingress_access_control", "web.ingress.annotations", {}),
             ("check_schema_jobs_off", "schema.setup.enabled", True),
             ("check_server_image_pinned", "server.image.tag", "1.25.1"),
+            ("check_images_are_the_charts_pins", "admintools.image.tag", "1.25.2"),
         )
     ),
     ("0.74.0", "check_config_readable_by_the_image", "server.configMapsToMount", _DELETE),
@@ -271,6 +291,7 @@ BREAKAGES: list[tuple[str, str, str, Any]] = [
             ("check_ingress_access_control", "web.ingress.annotations", {}),
             ("check_schema_jobs_off", f"{DS_VIS}.manageSchema", True),
             ("check_server_image_pinned", "server.image.tag", "1.31.0"),
+            ("check_images_are_the_charts_pins", "web.image.repository", "example/ui"),
             ("check_config_readable_by_the_image", "shims.dockerize", True),
         )
     ),
@@ -350,3 +371,23 @@ def test_extra_values_merge_last(helm_binaries):
         assert values["server"]["config"]["persistence"]["defaultStore"] == "default"
         docs = render_values(helm_binaries["v4"], custom, values)
         assert mounted_server_config(docs)["log"]["level"] == "warn", chart
+
+
+def test_declared_images_override_the_charts_in_both_layouts(helm_binaries):
+    mirror = "registry.example.com:5000/mirror"
+    images = ImagesSpec(
+        server=ImageOverride(repository=f"{mirror}/server"),
+        admin_tools=ImageOverride(repository=f"{mirror}/admin-tools", tag="1.29.1-custom"),
+        web=ImageOverride(tag="2.99.0"),
+    )
+    for chart in ("0.52.0", "1.6.0"):
+        env = environment(chart).model_copy(update={"images": images})
+        docs = render_values(helm_binaries["v4"], env, build_chart_values(env))
+        deployments = objects(docs, "Deployment")
+        server_tag = _values_pin(env, "server").split(":")[1]
+        for svc, dep in server_deployments(docs).items():
+            assert container(dep)["image"] == f"{mirror}/server:{server_tag}", svc
+        admintools = container(deployments["temporal-admintools"])["image"]
+        assert admintools == f"{mirror}/admin-tools:1.29.1-custom", chart
+        web = container(deployments["temporal-web"])["image"]
+        assert web == "temporalio/ui:2.99.0", chart

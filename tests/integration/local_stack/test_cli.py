@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import boto3
+import pytest
 import yaml
 
 from local_stack.mariadb import MariaDB
@@ -38,7 +40,14 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert up.stdout.startswith("local stack up in ")
         assert state is not None and state["mode"] == "detached"
         # No frontend runs before a release is installed (local_stack/frontend_pods.py).
-        names = {"chart-repository", "kube-api-standin", "mariadb", "moto", "temporal-bootstrap"}
+        names = {
+            "chart-repository",
+            "image-registry",
+            "kube-api-standin",
+            "mariadb",
+            "moto",
+            "temporal-bootstrap",
+        }
         assert set(state["processes"]) == names
         pids = [int(p["pid"]) for p in state["processes"].values()]
         # Left running after `up` exited.
@@ -72,6 +81,12 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert tcp_open("127.0.0.1", kube_port)
         # The chart repository serves an index of every shared chart.
         assert state["env"]["LOCAL_STACK_CHART_REPOSITORY"] == state["chart_repository"]["url"]
+        assert state["env"]["LOCAL_STACK_IMAGE_REGISTRY"] == state["image_registry"]["url"]
+        # The registry stand-in answers as Docker Hub does: a 401 with the token challenge.
+        with pytest.raises(urllib.error.HTTPError) as challenged:
+            urllib.request.urlopen(state["image_registry"]["url"] + "/v2/")
+        assert challenged.value.code == 401
+        assert "Bearer realm=" in challenged.value.headers["WWW-Authenticate"]
         with urllib.request.urlopen(state["chart_repository"]["url"] + "/index.yaml") as r:
             index = yaml.safe_load(r.read())
         assert "1.6.0" in {entry["version"] for entry in index["entries"]["temporal"]}

@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[3]
 STATE_KEYS = {
     "version",
     "chart_repository",
+    "image_registry",
     "mode",
     "owner_pid",
     "state_dir",

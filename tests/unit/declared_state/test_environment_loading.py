@@ -692,6 +692,48 @@ def test_drift_check_ignore_rules_load_and_bad_ones_are_named(env_dir):
     assert any(p.startswith(f"{file}: drift_check.ignore[4].paths: unknown key") for p in found)
 
 
+# --- image overrides (#21.1) --------------------------------------------------------------
+
+
+def test_images_take_a_repository_and_or_a_tag_per_component(env_dir):
+    images = {
+        "server": "registry.example.com:5000/temporalio/server",
+        "admin_tools": {"tag": "1.25.2-custom"},
+        "web": "registry.example.com/temporalio/ui:2.31.2-patched",
+    }
+    edit(env_dir, "staging", lambda d: d.update(images=images))
+    env = load_environment("staging", env_dir)
+    resolved = {n: i.reference for n, i in env.resolved_images.components() if i}
+    # chart 0.52.0 pins server 1.25.2, admin-tools 1.25.2-tctl-1.18.1-cli-1.1.1, ui 2.31.2
+    assert resolved == {
+        "server": "registry.example.com:5000/temporalio/server:1.25.2",
+        "admin_tools": "temporalio/admin-tools:1.25.2-custom",
+        "web": "registry.example.com/temporalio/ui:2.31.2-patched",
+    }
+
+
+@pytest.mark.parametrize(
+    ("images", "key", "says"),
+    [
+        ({"web": "temporalio/UI:2"}, "images.web.repository", "is not an image repository"),
+        ({"server": {"tag": "-bad"}}, "images.server.tag", "is not an image tag"),
+        ({"admin_tools": "x@sha256:00"}, "images.admin_tools", "digests are not supported"),
+        ({"webui": "temporalio/ui"}, "images.webui", ""),
+    ],
+)
+def test_a_bad_image_override_names_its_key(env_dir, images, key, says):
+    edit(env_dir, "staging", lambda d: d.update(images=images))
+    (found,) = problems(env_dir)
+    assert f"staging.yaml: {key}" in found and says in found, found
+
+
+def test_extra_values_may_not_set_an_image_the_model_declares(env_dir):
+    extra = {"admintools": {"image": {"tag": "1.25.2"}}}
+    edit(env_dir, "staging", lambda d: d.update(extra_values=extra))
+    (found,) = problems(env_dir)
+    assert "extra_values.admintools.image.tag" in found and "images.admin_tools" in found
+
+
 # --- issue #20 items 8 and 9: forms the model used to accept -------------------------------
 
 

@@ -5,10 +5,11 @@ declared chart."""
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from declared_state import versions
 from declared_state.chart_files import read_chart_metadata
-from declared_state.models import ChartSpec
+from declared_state.models import ChartSpec, ImageOverride, ImagesSpec
 from declared_state.upgrade_path import UpgradeRefused, hop_chart, plan_upgrade
 from tests.helpers import MIRROR_CHARTS
 
@@ -18,6 +19,39 @@ def test_the_table_agrees_with_every_shipped_chart(chart):
     meta = read_chart_metadata(MIRROR_CHARTS / chart)
     assert versions.server_version_for_chart(meta.version) == meta.app_version
     assert versions.schema_versions_for_server(meta.app_version) is not None
+
+
+def _pinned(chart: str) -> dict[str, str]:
+    """The image references a chart's own values.yaml pins, read here independently."""
+    values = yaml.safe_load((MIRROR_CHARTS / chart / "values.yaml").read_text())
+    return {
+        name: f"{values[key]['image']['repository']}:{values[key]['image']['tag']}"
+        for name, key in (("server", "server"), ("admin_tools", "admintools"), ("web", "web"))
+    }
+
+
+@pytest.mark.parametrize("chart", sorted(p.name for p in MIRROR_CHARTS.glob("temporal-*")))
+def test_the_image_table_is_what_every_shipped_chart_pins(chart):
+    version = chart.removeprefix("temporal-")
+    images = ImagesSpec().resolve(ChartSpec(version=version, server_version=None))
+    assert {n: i.reference for n, i in images.components() if i} == _pinned(chart)
+
+
+def test_every_hop_carries_its_charts_images_and_overrides_repositories_everywhere_tags_last():
+    overrides = ImagesSpec(
+        admin_tools=ImageOverride(repository="mirror.example.com/temporalio/admin-tools"),
+        web=ImageOverride(tag="2.99.0-custom"),
+    )
+    plan = plan_upgrade("1.25.2", "0.52.0", chart("1.6.0"), overrides)
+    for hop in plan:
+        pinned = _pinned(f"temporal-{hop.chart}")
+        assert hop.images is not None
+        assert hop.images.server is not None and hop.images.server.reference == pinned["server"]
+        assert hop.images.admin_tools is not None
+        assert hop.images.admin_tools.reference == ("mirror.example.com/" + pinned["admin_tools"])
+        assert hop.images.web is not None
+        web = "temporalio/ui:2.99.0-custom" if hop.chart == "1.6.0" else pinned["web"]
+        assert hop.images.web.reference == web
 
 
 @pytest.mark.parametrize(

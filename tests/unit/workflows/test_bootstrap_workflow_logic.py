@@ -89,6 +89,7 @@ async def test_all_steps_succeed(time_skipping_env, worker, fakes):
     statuses = {s.name: s.status for s in result.steps}
     assert statuses == {
         "check_database": StepStatus.DONE,
+        "check_images": StepStatus.DONE,
         "ensure_ca_bundle": StepStatus.DONE,
         "ensure_db_secret": StepStatus.DONE,
         "approval": StepStatus.SKIPPED,
@@ -229,11 +230,10 @@ async def test_pause_holds_between_steps_and_resume_goes_on(time_skipping_env, w
 async def test_dry_run_runs_the_read_only_preflight_only(time_skipping_env, worker, fakes):
     handle = await start(time_skipping_env, worker, bootstrap_input(dry_run=True))
     result = await handle.result()
-    assert fakes.counts() == Counter({"check_database": 1})
+    assert fakes.counts() == Counter({"check_database": 1, "check_images": 1})
     assert result.changed is False
-    assert [s.status for s in result.steps if s.name != "check_database"] == [
-        StepStatus.SKIPPED
-    ] * 6
+    preflight = ("check_database", "check_images")
+    assert [s.status for s in result.steps if s.name not in preflight] == [StepStatus.SKIPPED] * 6
 
 
 async def test_two_steps_of_a_group_fail_both_show_it_and_take_decisions_in_order(

@@ -78,7 +78,7 @@ async def check_dns_impl(input: CheckDnsInput) -> CheckDnsResult:
 
 @workflow.defn(name="BootstrapWithDnsCheck")
 class BootstrapWithDnsCheck(BootstrapWorkflow):
-    STEPS = (*BootstrapWorkflow.STEPS[:3], SPEC, *BootstrapWorkflow.STEPS[3:])
+    STEPS = (*BootstrapWorkflow.STEPS[:4], SPEC, *BootstrapWorkflow.STEPS[4:])
 
     @workflow.run  # the SDK wants a workflow's run on its own class
     async def run(self, input: BootstrapInput) -> BootstrapResult:
@@ -88,6 +88,7 @@ class BootstrapWithDnsCheck(BootstrapWorkflow):
 def test_the_new_step_runs_with_the_steps_it_does_not_need():
     groups = [[item.name for item in group] for group in waves(BootstrapWithDnsCheck.STEPS)]
     assert groups == [
+        ["check_images"],  # the image preflight, before anything is written
         ["check_database", "ensure_ca_bundle", "ensure_db_secret", "check_dns"],
         ["approval"],
         ["install_chart"],
@@ -103,8 +104,9 @@ def test_the_worker_refuses_a_spec_without_an_implementation():
 
 def test_waves_keep_a_step_after_what_it_needs_and_a_gate_alone():
     needs_secret = StepSpec[BootstrapInput](**{**vars(SPEC), "after": ("ensure_db_secret",)})
-    items = [*BootstrapWorkflow.STEPS[:3], needs_secret, Gate(name="g", before="x")]
+    items = [*BootstrapWorkflow.STEPS[:4], needs_secret, Gate(name="g", before="x")]
     assert [[i.name for i in g] for g in waves(items)] == [
+        ["check_images"],
         ["check_database", "ensure_ca_bundle", "ensure_db_secret"],
         ["check_dns"],
         ["g"],
@@ -139,7 +141,7 @@ async def test_a_step_declared_by_its_spec_alone_runs_in_a_bootstrap(time_skippi
         result = await handle.result()
 
     assert [s.name for s in result.steps] == [item.name for item in BootstrapWithDnsCheck.STEPS]
-    dns = result.steps[3]
+    dns = result.steps[4]
     assert dns.status == StepStatus.DONE
     assert isinstance(dns.result, UnlistedStepResult)
     endpoint = load_environment("staging").rds.endpoint

@@ -73,11 +73,15 @@ async def test_six_hops_schema_first_each_with_its_snapshot(time_skipping_env, w
         ("0.74.0", "1.30.3"),
         ("1.6.0", "1.31.2"),
     ]
-    # Per hop: snapshot, then the schema, then (and only then) the chart.
+    # Per hop: the image preflight (the chart's images and the schema Job's), snapshot, then
+    # the schema, then (and only then) the chart.
     expected = []
     for hop in result.plan:
         snapshot = f"staging-before-temporal-{hop.server}-chart-{hop.chart}".replace(".", "-")
+        assert hop.images is not None and hop.images.admin_tools is not None
+        images = [i.reference for _, i in hop.images.components() if i]
         expected += [
+            f"images {' '.join([*images, hop.images.admin_tools.reference])}",
             f"snapshot {snapshot}",
             f"schema {hop.default_schema}/{hop.visibility_schema}",
             f"install {hop.chart}",
@@ -86,7 +90,7 @@ async def test_six_hops_schema_first_each_with_its_snapshot(time_skipping_env, w
     assert len(result.snapshots) == 6 and result.snapshots[0] == (
         "staging-before-temporal-1-26-2-chart-0-55-0"
     )
-    assert [s.name for s in result.steps][:8] == [
+    assert [s.name for s in result.steps][:9] == [
         "read_live_versions",
         *(hop_step(1, s) for s in HOP_STEPS),
     ]
