@@ -20,7 +20,7 @@ resolve a tag, the way Docker Hub serves it:
   OCI indexes").
 
 The catalog: `server.image`, `admintools.image` and `web.image` of every chart in
-`../shared/charts` (docker.io names: `temporalio/server`, ...), plus what a test `add`s.
+the machine's chart mirror folder, TEMPORAL_BOOTSTRAP_CHART_MIRROR (docker.io names: `temporalio/server`, ...), plus what a test `add`s.
 Every request is logged (`requests`: method, path, status) for tests.
 
 Simplifications: the manifests are made up (a digest of the name and tag; no blobs, no
@@ -48,7 +48,16 @@ import yaml
 
 from local_stack.processes import LOOPBACK, wait_for_stop_signal
 
-SHARED_CHARTS = Path(__file__).resolve().parents[2] / "shared" / "charts"
+
+def _mirror_folder() -> Path | None:
+    """The machine's chart mirror folder (TEMPORAL_BOOTSTRAP_CHART_MIRROR), never a folder
+    beside the checkout by itself (#18.1)."""
+    from adapters.charts import mirror_setting
+
+    mirror = mirror_setting()
+    return Path(mirror[1]) if mirror and "://" not in mirror[1] else None
+
+
 SERVICE = "registry.standin"
 INDEX_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -57,10 +66,12 @@ INDEX_TYPES = (
 _MANIFEST_PATH = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<reference>[^/]+)$")
 
 
-def chart_images(charts: Path = SHARED_CHARTS) -> set[str]:
-    """`repository:tag` of the three images each chart's values.yaml pins."""
+def chart_images(charts: Path | None = None) -> set[str]:
+    """`repository:tag` of the three images each chart's values.yaml pins (the charts of
+    the mirror folder unless `charts` is given)."""
     found: set[str] = set()
-    for values_file in sorted(charts.glob("temporal-*/values.yaml")):
+    folder = charts or _mirror_folder()
+    for values_file in sorted(folder.glob("temporal-*/values.yaml")) if folder else ():
         values = yaml.safe_load(values_file.read_text()) or {}
         for component in ("server", "admintools", "web"):
             image = (values.get(component) or {}).get("image") or {}
