@@ -60,6 +60,9 @@ def test_privilege_escalation_override_is_refused_and_reported(
 
     env_dir = environments_copy(edit)
     proc = operator.starter("provision", "local", "--environments-dir", str(env_dir))
+    # The run waits for an operator after the refusal; end it, or provision-local stays
+    # taken for the modules after this one.
+    operator.starter("abort", "local", "--by", "e2e")
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
     assert "FailedCreate" in out, out

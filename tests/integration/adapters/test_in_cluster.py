@@ -19,7 +19,7 @@ from activities.install_chart import ChartInstaller
 from adapters.clients import InCluster, KubeClients
 from adapters.temporal_target import TargetTemporalClients
 from contracts.ensure_ca_bundle import EnsureCaBundleInput
-from declared_state.models import Environment
+from declared_state.models import Environment, PodSecurityLevel
 from tests.helpers.pods import in_cluster_env, project_service_account
 
 
@@ -52,8 +52,13 @@ def pod(kube_standin, kube_clients, local_env: Environment, tmp_path: Path):
         ),
     )
     folder = project_service_account(admin, kube_standin, ns, "worker", tmp_path / "sa")
+    # The Role is confined to the namespace, so the worker cannot label it: as deploy/ does,
+    # the namespace is labelled by whoever creates it and the environment says so.
     env = local_env.model_copy(
-        update={"kubernetes": local_env.kubernetes.model_copy(update={"namespace": ns})}
+        update={
+            "kubernetes": local_env.kubernetes.model_copy(update={"namespace": ns}),
+            "pod_security": PodSecurityLevel.NONE,
+        }
     )
     found = InCluster.detect(in_cluster_env(kube_standin, folder, context="standin"))
     assert found is not None

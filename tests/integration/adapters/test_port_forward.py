@@ -64,7 +64,7 @@ async def test_missing_service_and_unready_pods_are_named(
     secret_ref = {"secretKeyRef": {"name": "temporal-db-secret", "key": "password"}}
     container = {
         "name": "frontend",
-        "image": "temporalio/server",
+        "image": "temporalio/server:1.25.2",  # pullable: the config error comes after the pull
         "ports": [{"name": "rpc", "containerPort": 7233}],
         "env": [{"name": "P", "valueFrom": secret_ref}],
     }
