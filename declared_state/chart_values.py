@@ -321,6 +321,14 @@ def _harden(values: dict[str, Any], env: Environment) -> dict[str, Any]:
     return values
 
 
+def pod_security_values(env: Environment) -> dict[str, Any]:
+    """Only what the restricted profile adds (`_harden` over no other values), for the
+    helmfile import's comparison: it explains those differences as the model's own."""
+    return _harden(
+        {"server": {name: {} for name in SERVER_SERVICES}, "admintools": {}, "web": {}}, env
+    )
+
+
 def model_values(env: Environment) -> dict[str, Any]:
     """Every value the environment model sets, in the layout of env.chart (no extra_values)."""
     if versions.values_layout(env.chart.version) == "datastores":

@@ -17,6 +17,10 @@ the same chart through the project's own render. Every differing field is then c
 against the report: the original values with every report item's change applied are
 rendered again, and a difference is explained only if that rendering agrees with the
 imported one there. Per item, the same is done with its change alone, to name the item.
+What the model adds to every rendering on purpose (the Pod Security restricted profile,
+declared_state/chart_values.py `pod_security_values`) is applied to that rendering too, and
+the differences it alone makes are shown apart: "added by temporal-bootstrap", not a defect
+of the helmfile values and not unexplained.
 
 `write_plan` writes the files, refusing to overwrite any that exists unless `force`.
 
@@ -42,8 +46,15 @@ import yaml
 
 from declared_state import versions
 from declared_state.chart_files import ChartUnreadable, read_chart_metadata
+from declared_state.chart_values import pod_security_values
 from declared_state.extra_values import model_overrides, secret_like_keys
-from declared_state.loader import BASE_FILE, InvalidEnvironment, display_path, load_environment
+from declared_state.loader import (
+    BASE_FILE,
+    InvalidEnvironment,
+    deep_merge,
+    display_path,
+    load_environment,
+)
 from declared_state.models import ChartSpec, Environment, environment_name_problem
 from operations.helmfile.mapping import (
     Imported,
@@ -94,6 +105,9 @@ class Comparison:
     """Each explained difference with the numbers of the report items that explain it."""
     unexplained: tuple[Difference, ...] = ()
     error: str | None = None
+    added: tuple[Difference, ...] = ()
+    """Differences the model makes on purpose in every rendering (the Pod Security
+    restricted profile, #23), whatever the helmfile values said: no report item's doing."""
 
 
 @dataclass(frozen=True)
@@ -468,11 +482,13 @@ def _compare_one(name: str, item: _Mapped) -> Comparison:
     required = item.release.required_env
     layers = [_substituted(layer.data, required) for layer in item.release.layers]
     items = item.items
+    hardening = pod_security_values(item.environment)
     try:
         original = _render_original(item, layers)
         imported = render(item.environment)
         user = _substituted(item.imported.user_values, required)
-        corrected = _render_original(item, [apply_changes(user, items)])
+        corrected = _render_original(item, [deep_merge(apply_changes(user, items), hardening)])
+        hardened = _render_original(item, [deep_merge(user, hardening)])
     except HelmCommandFailed as exc:
         return Comparison(name, chart, error=f"helm could not render: {exc.stderr}")
     except RenderFailed as exc:
@@ -484,15 +500,20 @@ def _compare_one(name: str, item: _Mapped) -> Comparison:
     by_item = {
         number: {d.key for d in differences(original, text)[1]} for number, text in singles.items()
     }
-    explained = tuple(
-        (d, tuple(n for n, keys in by_item.items() if d.key in keys))
-        for d in found
-        if d.key not in unexplained_keys
-    )
+    hardening_keys = {d.key for d in differences(original, hardened)[1]}
+    explained, added = [], []
+    for d in found:
+        if d.key in unexplained_keys:
+            continue
+        numbers = tuple(n for n, keys in by_item.items() if d.key in keys)
+        if not numbers and d.key in hardening_keys:
+            added.append(d)
+        else:
+            explained.append((d, numbers))
     # A field only the corrected rendering gets wrong (an item's change the import did not
     # make) is unexplained too, with the imported value on the right.
     unexplained = tuple(d for d in left)
-    return Comparison(name, chart, count, explained, unexplained)
+    return Comparison(name, chart, count, tuple(explained), unexplained, added=tuple(added))
 
 
 def compare(plan: ImportPlan) -> ImportPlan:

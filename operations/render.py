@@ -465,11 +465,21 @@ def comparison_lines(plan: ImportPlan) -> list[str]:
             lines += [head, f"  not compared: {comparison.error}", ""]
             continue
         explained, unexplained = comparison.explained, comparison.unexplained
+        added = comparison.added
+        differ = len(explained) + len(unexplained) + len(added)
         lines.append(head)
         lines.append(
-            f"  {comparison.fields} fields compared: {len(explained) + len(unexplained)} differ, "
-            f"{len(explained)} explained by the report, {len(unexplained)} not explained"
+            f"  {comparison.fields} fields compared: {differ} differ, "
+            f"{len(explained)} explained by the report, {len(unexplained)} not explained, "
+            f"{len(added)} added by temporal-bootstrap"
         )
+        if added:
+            objects = len({d.object for d in added})
+            lines.append(
+                f"  + added by temporal-bootstrap: {ADDED}: {len(added)} "
+                f"field{'s' * (len(added) != 1)} in {objects} object{'s' * (objects != 1)}, e.g."
+            )
+            lines.extend(f"      {_difference(d)}" for d in added[:EXAMPLES])
         groups: dict[tuple[int, ...], list[Difference]] = {}
         for difference, items in explained:
             groups.setdefault(items, []).append(difference)
@@ -493,6 +503,8 @@ def comparison_lines(plan: ImportPlan) -> list[str]:
 
 
 EXAMPLES = 3
+ADDED = "Pod Security restricted (docs/security.md)"
+"""What the model adds to every rendering on purpose (declared_state/chart_values.py)."""
 """Explained differences shown per report item (every unexplained one is shown)."""
 
 

@@ -20,6 +20,7 @@ shows the comparison flags differences the report does not cover.
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 from pathlib import Path
 
@@ -142,7 +143,19 @@ def test_clean_project_renders_the_same_as_the_original(capsys, tmp_path):
     assert code == 0, out + err
     for name in ("staging", "production"):
         assert f"comparison for {name} (temporal 0.74.0, helm template)" in out
-    assert out.count(" fields compared: 0 differ, 0 explained by the report, 0 not explained") == 2
+    # Every difference is the Pod Security restricted profile the model adds on purpose
+    # (#23), none a report item's nor unexplained: the helmfile values set no securityContext.
+    counts = re.findall(
+        r"fields compared: (\d+) differ, 0 explained by the report, 0 not explained, "
+        r"(\d+) added by temporal-bootstrap",
+        out,
+    )
+    assert len(counts) == 2 and all(d == a != "0" for d, a in counts), out
+    assert out.count("  + added by temporal-bootstrap: Pod Security restricted") == 2
+    assert (
+        "Deployment temporal-admintools: spec.template.spec.containers[0].securityContext."
+        "allowPrivilegeEscalation: (absent) -> false"
+    ) in out
 
 
 # --- one defect each ----------------------------------------------------------------------
