@@ -77,6 +77,7 @@ FILE_ORDER = (
     "services",
     "web_ingress",
     "temporal_namespaces",
+    "images",
     "extra_values",
 )
 PLACEHOLDER = "unknown"

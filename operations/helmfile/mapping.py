@@ -761,6 +761,58 @@ class _Mapper:
                 "kept as it is (extra_values); never change it",
             )
 
+    def images(self) -> None:
+        """Image repositories and tags the values set, onto the model's `images:` (#21: the
+        model pins every image, so extra_values may not set one); the server's tag is judged
+        by server_image_and_config."""
+        pinned = versions.chart_images(self.chart_version)
+        images: dict[str, Any] = {}
+        for key, component in (("server", "server"), ("admintools", "admin_tools"), ("web", "web")):
+            base: ValuesPath = (key, "image")
+            repository = get(self.user, (*base, "repository"))
+            tag = None if key == "server" else get(self.user, (*base, "tag"))
+            self.consumed.update({(*base, "repository"), (*base, "tag")})
+            override: dict[str, str] = {}
+            if repository and repository != versions.IMAGE_REPOSITORIES[component]:
+                override["repository"] = str(repository)
+            if tag and (pinned is None or str(tag) != getattr(pinned, component)):
+                override["tag"] = str(tag)
+            if override:
+                images[component] = override
+                self.note(
+                    base,
+                    f"the {key} image is set ({', '.join(f'{k} {v}' for k, v in override.items())})",
+                    "temporal-bootstrap pins every image (the image preflight and the upgrade's "
+                    "schema Job read them), so extra_values may not set one",
+                    f"the imported environment declares images.{component}",
+                )
+        if images:
+            self.env["images"] = images
+
+    def security_contexts(self) -> None:
+        """Security contexts the values set: every pod runs the Pod Security restricted
+        profile the model sets (#23), which extra_values may not replace."""
+        found = sorted(
+            {
+                path[: i + 1]
+                for path, _ in leaves(self.user)
+                for i, part in enumerate(path)
+                if path[0] in ("server", "admintools", "web", "schema")
+                and part.lower().endswith("securitycontext")
+            }
+        )
+        if not found:
+            return
+        self.consumed.update(found)
+        self.note(
+            found[0],
+            "the values set security contexts (" + ", ".join(dotted(p) for p in found) + ")",
+            "temporal-bootstrap runs every pod with the Pod Security restricted profile "
+            "(docs/security.md)",
+            "not imported: the imported environment's pods run restricted",
+            *(ValuesChange(p, REMOVE) for p in found),
+        )
+
     def services(self) -> None:
         services: dict[str, Any] = {}
         for svc in SERVER_SERVICES:
@@ -992,6 +1044,8 @@ class _Mapper:
             self.database(stores)
         self.schema_and_subcharts(stores)
         self.server_image_and_config()
+        self.images()
+        self.security_contexts()
         self.services()
         self.ingress()
         extra = self.extra_values()

@@ -526,7 +526,9 @@ def test_a_chart_1x_project_in_the_datastores_layout(capsys, tmp_path):
     assert run(capsys, "validate", "staging", "--environments-dir", str(tmp_path))[0] == 0
 
 
-def test_secret_looking_extra_values_are_reported_by_key_and_never_written(capsys, tmp_path):
+def clean_staging_with(tmp_path: Path, layer: dict) -> Path:
+    """A helmfile project: the clean staging release (chart 0.74.0) with `layer` as a last,
+    inline values layer (`release values[2]` in the report)."""
     clean = FIXTURES / "clean"
     project = tmp_path / "helmfile.yaml"
     project.write_text(
@@ -543,17 +545,25 @@ def test_secret_looking_extra_values_are_reported_by_key_and_never_written(capsy
                         "values": [
                             str(clean / "values/base.yaml"),
                             str(clean / "values/staging.yaml.gotmpl"),
-                            {
-                                "web": {
-                                    "additionalEnv": [{"name": "X", "clientSecret": "s3cr3t-1"}],
-                                    "apiToken": "s3cr3t-2",
-                                }
-                            },
+                            layer,
                         ],
                     }
                 ],
             }
         )
+    )
+    return project
+
+
+def test_secret_looking_extra_values_are_reported_by_key_and_never_written(capsys, tmp_path):
+    project = clean_staging_with(
+        tmp_path,
+        {
+            "web": {
+                "additionalEnv": [{"name": "X", "clientSecret": "s3cr3t-1"}],
+                "apiToken": "s3cr3t-2",
+            }
+        },
     )
     args = ["import-helmfile", str(project), "--env", "staging"]
     code, out, err = run(capsys, *args, "--environments-dir", str(tmp_path / "e"), "--write")
@@ -561,3 +571,50 @@ def test_secret_looking_extra_values_are_reported_by_key_and_never_written(capsy
     assert_shown(out, "release values[2]: web.additionalEnv", "release values[2]: web.apiToken")
     assert "s3cr3t" not in out + err + (tmp_path / "e" / "staging.yaml").read_text()
     assert run(capsys, "validate", "staging", "--environments-dir", str(tmp_path / "e"))[0] == 0
+
+
+def test_images_and_security_contexts_map_onto_the_model_and_are_reported(capsys, tmp_path):
+    """#21 pins every image and #23 sets every security context, so neither may go into
+    extra_values: images become the model's `images:`, security contexts give way to the
+    restricted profile, each reported, and the comparison explains what that changes."""
+    registry = "registry.example.com/temporalio"
+    project = clean_staging_with(
+        tmp_path,
+        {
+            "server": {"securityContext": {"runAsUser": 1001}},
+            "admintools": {
+                "image": {"repository": f"{registry}/admin-tools", "tag": "1.30.3-custom"}
+            },
+            "web": {
+                "image": {"repository": f"{registry}/ui"},
+                "containerSecurityContext": {"privileged": True},
+            },
+        },
+    )
+    out_dir = tmp_path / "e"
+    code, out, err = run(
+        capsys, "import-helmfile", str(project), "--env", "staging",
+        "--environments-dir", str(out_dir), "--compare", "--write",
+    )  # fmt: skip
+    assert code == 0, out + err
+    assert_shown(
+        out,
+        "helmfile.yaml release values[2]: admintools.image",
+        f"found:   the admintools image is set (repository {registry}/admin-tools, tag "
+        "1.30.3-custom)",
+        "instead: the imported environment declares images.admin_tools",
+        "helmfile.yaml release values[2]: web.image",
+        "found:   the values set security contexts (server.securityContext, "
+        "web.containerSecurityContext)",
+        "instead: not imported: the imported environment's pods run restricted",
+        ", 0 not explained, ",
+        "Deployment temporal-frontend: spec.template.spec.securityContext.runAsUser: 1001 -> 1000",
+    )
+    assert "PROBLEM" not in out
+    env = load_environment("staging", out_dir)
+    assert env.extra_values == {}
+    images = env.resolved_images
+    assert images.admin_tools is not None and images.web is not None
+    assert images.admin_tools.reference == f"{registry}/admin-tools:1.30.3-custom"
+    assert images.web.reference == f"{registry}/ui:2.48.1"  # chart 0.74.0's own tag
+    assert run(capsys, "validate", "staging", "--environments-dir", str(out_dir))[0] == 0
