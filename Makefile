@@ -17,8 +17,11 @@ lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/mypy
 
+# Two processes, each with its own local stack; a test file stays in one process, since an
+# e2e module's tests build on each other. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 test: lint
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # Unit tests only (tests/unit: no services), for a quick loop while editing.
 test-fast: setup

@@ -417,6 +417,7 @@ async def test_drift_groups_by_object_says_what_repairs_each_and_prints_json(cli
         "how": "",
         "message": "Deployment temporal-frontend: /spec/replicas live 7, declared 1",
         "checked": True,
+        "version_skew": False,  # added with #20.2: fields are only ever added
     }
     assert [(r["step"], r["kind"], r["repairable"]) for r in document["records"][1:]] == [
         ("check_live_objects", "Deployment", False),
