@@ -130,6 +130,18 @@ def test_console_script_validates_and_renders_a_copy_of_the_environments_elsewhe
     assert ("Deployment", "temporal-frontend") in names
 
 
+def _venv_python(installed: Path, script: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`script` run by the plain install's own python, away from the checkout."""
+    return subprocess.run(
+        [str(installed / "python"), "-c", script],
+        cwd="/",
+        env=plain_environ(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def test_every_product_module_imports_in_the_plain_install(installed):
     """Each module of the product, imported in the venv without extras: an undeclared
     dependency (a module only a test tool or an extra brings) fails here."""
@@ -151,14 +163,7 @@ def test_every_product_module_imports_in_the_plain_install(installed):
         "print('\\n'.join(f'{n}: not from the venv' for n in outside))\n"
         "print('\\n'.join(failed))\n"
     )
-    proc = subprocess.run(
-        [str(installed / "python"), "-c", script],
-        cwd="/",
-        env=plain_environ(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _venv_python(installed, script, timeout=120)
     assert proc.returncode == 0, proc.stderr
     count, *failed = proc.stdout.strip().splitlines()
     assert failed == []
@@ -174,14 +179,7 @@ def test_the_product_core_needs_nothing_from_the_local_extra(installed):
         "core = [r for r in m.requires('temporal-bootstrap') if 'extra ==' not in r]\n"
         "print(loaded, [r for r in core if r.startswith(('aiohttp', 'moto'))])\n"
     )
-    proc = subprocess.run(
-        [str(installed / "python"), "-c", script],
-        cwd="/",
-        env=plain_environ(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _venv_python(installed, script, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[] []"
 
