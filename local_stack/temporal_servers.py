@@ -94,9 +94,10 @@ class TemporalDevServer:
             raise ProcessStartError(f"{exc}\n{log_tail(self.log_path)}") from exc
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server: SIGTERM, SIGKILL after `timeout` (0 is a crash)."""
         if self.process is not None:
-            self.process.stop()
+            self.process.stop(timeout=timeout)
 
     def restart(self, timeout: float = 30.0) -> TemporalDevServer:
         """Stop and start again on the same ports and SQLite file (crash/restart tests)."""

@@ -4,7 +4,8 @@ stop the worker at an exact point of a step.
 `FrontendHoldProxy` is a plaintext gRPC server (grpcio, sync, a thread per call) that forwards
 every unary-unary call as raw bytes to the upstream frontend (local_stack/grpc_forward.py:
 request and response bytes, metadata, deadline, the upstream's status and trailing metadata
-on failure). It records every call: the method and, for RegisterNamespace, the namespace.
+on failure). It records every call: the method and, for RegisterNamespace and DescribeNamespace, the
+namespace.
 
 `hold(method, namespace=...)` makes matching calls block before they are forwarded, until
 `release()`. `wait_held()` returns the first held call once it has arrived. A held call whose
@@ -21,11 +22,16 @@ from concurrent import futures
 from dataclasses import dataclass, field
 
 import grpc
-from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, RegisterNamespaceRequest
 
 from local_stack.grpc_forward import UnaryHandler, answer, forward
 
 REGISTER_NAMESPACE = "/temporal.api.workflowservice.v1.WorkflowService/RegisterNamespace"
+DESCRIBE_NAMESPACE = "/temporal.api.workflowservice.v1.WorkflowService/DescribeNamespace"
+_BY_NAMESPACE = {
+    REGISTER_NAMESPACE: RegisterNamespaceRequest,
+    DESCRIBE_NAMESPACE: DescribeNamespaceRequest,
+}
 
 
 @dataclass
@@ -53,9 +59,8 @@ class HeldCall:
 
 
 def _namespace(method: str, request: bytes) -> str | None:
-    if method != REGISTER_NAMESPACE:
-        return None
-    return RegisterNamespaceRequest.FromString(request).namespace
+    parse = _BY_NAMESPACE.get(method)
+    return None if parse is None else parse.FromString(request).namespace
 
 
 class FrontendHoldProxy:

@@ -28,7 +28,7 @@ import yaml
 from local_stack.processes import pid_alive
 from local_stack.temporal_servers import TemporalDevServer, dev_server
 from tests.e2e.faults import FAULTS, helm_revisions
-from tests.e2e.frontend_hold_proxy import REGISTER_NAMESPACE, FrontendHoldProxy
+from tests.e2e.frontend_hold_proxy import DESCRIBE_NAMESPACE, REGISTER_NAMESPACE, FrontendHoldProxy
 from tests.e2e.upgrades import snapshots, writes_in
 from tests.helpers import pids_running, quiet_for, wait_for
 
@@ -417,8 +417,14 @@ def test_fault_frontend_restart_while_registering_namespaces(
     )
     try:
         held = proxy.wait_held(timeout=180)
+        # restart-ns-a is done once its registration has been read back; before that, a
+        # failed read would end the attempt and cancel restart-ns-b's held call (dropped).
         proxy.wait_forwarded(REGISTER_NAMESPACE, "restart-ns-a", timeout=30)
-        server.stop()  # the frontend goes down with restart-ns-b's call in flight
+        proxy.wait_forwarded(DESCRIBE_NAMESPACE, "restart-ns-a", timeout=30)
+        # The frontend crashes with restart-ns-b's call in flight. At once: a graceful stop
+        # can outlast the call's 10 s deadline on a busy machine, and then the worker gives
+        # up on the call before the frontend is gone (the proxy drops it, nothing is tested).
+        server.stop(timeout=0)
         proxy.release()
         assert proxy.wait_done(held.call, timeout=30).outcome == "error"
         server.start(keep_ports=True)
