@@ -592,6 +592,65 @@ class WebIngressSpec(FrozenModel):
         return self
 
 
+class SearchAttributeType(StrEnum):
+    """A custom search attribute's type, spelled as the temporal CLI spells it (`--type`)."""
+
+    TEXT = "Text"
+    KEYWORD = "Keyword"
+    INT = "Int"
+    DOUBLE = "Double"
+    BOOL = "Bool"
+    DATETIME = "Datetime"
+    KEYWORD_LIST = "KeywordList"
+
+
+def _search_attribute_type(value: Any) -> Any:
+    if isinstance(value, str) and value not in SearchAttributeType._value2member_map_:
+        allowed = ", ".join(t.value for t in SearchAttributeType)
+        raise ValueError(f"{value!r} is not a search attribute type; allowed: {allowed}")
+    return value
+
+
+# What the server refuses as a custom search attribute's name (common/searchattribute/sadefs
+# IsReserved in temporalio/temporal): the system attributes, the predefined ones, the internal
+# field names, and anything starting with "Temporal".
+_RESERVED_SEARCH_ATTRIBUTES = frozenset(
+    {
+        # system
+        "WorkflowId", "RunId", "WorkflowType", "StartTime", "ExecutionTime", "CloseTime",
+        "ExecutionStatus", "TaskQueue", "HistoryLength", "ExecutionDuration",
+        "StateTransitionCount", "HistorySizeBytes", "ParentWorkflowId", "ParentRunId",
+        "RootWorkflowId", "RootRunId",
+        # predefined (those not starting with "Temporal")
+        "BinaryChecksums", "BuildIds", "BatcherNamespace", "BatcherUser",
+        # internal field names
+        "NamespaceId", "Memo", "MemoEncoding", "VisibilityTaskKey",
+    }
+)  # fmt: skip
+_RESERVED_SEARCH_ATTRIBUTE_PREFIX = "Temporal"
+# SQL visibility (MySQL, what this tool deploys) keeps a namespace's custom search attributes
+# in pre-allocated columns: 10 Keyword and 3 of every other type per namespace (sadefs
+# defaultNumDBCustomSearchAttributes); the server refuses one more ("cannot have more than").
+SQL_SEARCH_ATTRIBUTE_SLOTS = {
+    t: (10 if t == SearchAttributeType.KEYWORD else 3) for t in SearchAttributeType
+}
+# Keys in a namespace's data this tool writes itself (the registration marker).
+BOOTSTRAP_DATA_PREFIX = "temporal-bootstrap."
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def search_attribute_name_problem(name: str) -> str | None:
+    """Why the server would refuse `name` as a custom search attribute, or None."""
+    if not name or name != name.strip():
+        return f"{name!r} is not a search attribute name: it is empty or starts or ends with spaces"
+    if name in _RESERVED_SEARCH_ATTRIBUTES or name.startswith(_RESERVED_SEARCH_ATTRIBUTE_PREFIX):
+        return (
+            f"{name!r} is reserved by the server (its own search attributes and any name "
+            f"starting with {_RESERVED_SEARCH_ATTRIBUTE_PREFIX!r}); choose another name"
+        )
+    return None
+
+
 class TemporalNamespace(FrozenModel):
     """A Temporal namespace the bootstrap registers and keeps."""
 
@@ -599,6 +658,21 @@ class TemporalNamespace(FrozenModel):
     retention: Duration = timedelta(hours=168)
     description: str = ""
     is_global: bool = Field(default=False, alias="global")
+    search_attributes: dict[
+        str, Annotated[SearchAttributeType, BeforeValidator(_search_attribute_type)]
+    ] = Field(
+        default_factory=dict,
+        description="Custom search attributes: name -> type. Missing ones are added; a type "
+        "change is refused (it needs a remove and a create by hand); live attributes not "
+        "declared here are left alone.",
+    )
+    owner_email: str | None = Field(
+        default=None, description="The namespace's owner email; None: not managed."
+    )
+    data: dict[str, str] = Field(
+        default_factory=dict,
+        description="Key/values set in the namespace's data; keys not declared are left alone.",
+    )
 
     # merged with FrozenModel's frozen/forbid config
     model_config = ConfigDict(populate_by_name=True)
@@ -611,6 +685,44 @@ class TemporalNamespace(FrozenModel):
                 f"{value!r} is not a valid Temporal namespace name: 2-255 characters of letters, "
                 "digits, '-', '_' or '.', starting with a letter or digit"
             )
+        return value
+
+    @field_validator("search_attributes")
+    @classmethod
+    def _search_attributes(
+        cls, value: dict[str, SearchAttributeType]
+    ) -> dict[str, SearchAttributeType]:
+        for name in value:
+            if problem := search_attribute_name_problem(name):
+                raise ValueError(problem)
+        for kind, slots in SQL_SEARCH_ATTRIBUTE_SLOTS.items():
+            declared = sorted(n for n, t in value.items() if t == kind)
+            if len(declared) > slots:
+                raise ValueError(
+                    f"{len(declared)} {kind.value} attributes declared ({', '.join(declared)}); "
+                    f"SQL visibility (MySQL) holds at most {slots} {kind.value} attributes per "
+                    "namespace"
+                )
+        return value
+
+    @field_validator("owner_email")
+    @classmethod
+    def _owner_email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError(f"{value!r} is not an email address (name@example.com)")
+        return value
+
+    @field_validator("data")
+    @classmethod
+    def _data_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not key.strip():
+                raise ValueError("a data key is empty")
+            if key.startswith(BOOTSTRAP_DATA_PREFIX):
+                raise ValueError(
+                    f"{key!r}: keys starting with {BOOTSTRAP_DATA_PREFIX!r} are written by "
+                    "temporal-bootstrap itself; choose another key"
+                )
         return value
 
     @model_validator(mode="after")
