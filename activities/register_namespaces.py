@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -51,7 +51,12 @@ from typing import TypeVar
 
 from google.protobuf.duration_pb2 import Duration
 from temporalio import activity
+from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.namespace.v1 import NamespaceConfig, UpdateNamespaceInfo
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.api.workflowservice.v1 import (
     DescribeNamespaceRequest,
     DescribeNamespaceResponse,
@@ -69,16 +74,32 @@ from adapters.temporal_target import FrontendUnreachable, TargetTemporalClients,
 from contracts.base import DriftItem
 from contracts.register_namespaces import (
     NamespaceOutcome,
+    NamespaceSetting,
     RegisterNamespacesInput,
     RegisterNamespacesResult,
 )
-from declared_state.models import TemporalNamespace, format_duration
+from declared_state.models import (
+    BOOTSTRAP_DATA_PREFIX,
+    SearchAttributeType,
+    TemporalNamespace,
+    format_duration,
+)
 
 _RPC_TIMEOUT = timedelta(seconds=10)
 _FIRST_USABLE_CHECK = 0.025  # seconds; a namespace registered first is usable within ms
 _SYSTEM_NAMESPACES = {"temporal-system"}
-REGISTERED_BY = "temporal-bootstrap.registered-by"
+REGISTERED_BY = f"{BOOTSTRAP_DATA_PREFIX}registered-by"
 """Key in a namespace's data: the workflow run whose step registered it."""
+_INDEXED_TYPES = {
+    SearchAttributeType.TEXT: IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
+    SearchAttributeType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    SearchAttributeType.INT: IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    SearchAttributeType.DOUBLE: IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+    SearchAttributeType.BOOL: IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+    SearchAttributeType.DATETIME: IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+    SearchAttributeType.KEYWORD_LIST: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+}
+_TYPE_NAMES = {indexed: declared.value for declared, indexed in _INDEXED_TYPES.items()}
 
 
 def _this_run() -> str:
@@ -140,6 +161,136 @@ def _frontend_unread(target: str, reason: str) -> RegisterNamespacesResult:
         dry_run=True,
         unchecked=(unread,),
     )
+
+
+def setting_path(namespace: str, field: str) -> str:
+    """The drift path of one namespace setting: a JSON pointer (RFC 6901) into the
+    environment, `/temporal_namespaces/<namespace>/<field>` (the last segment escaped)."""
+    head, sep, key = field.partition("/")
+    escaped = key.replace("~", "~0").replace("/", "~1")
+    return f"/temporal_namespaces/{namespace}/{head}{sep}{escaped}"
+
+
+def type_change_commands(namespace: str, name: str, declared: str) -> str:
+    """What replacing a search attribute by one of another type takes, by hand."""
+    return (
+        f"temporal operator search-attribute remove --namespace {namespace} --name {name} "
+        f"--yes && temporal operator search-attribute create --namespace {namespace} "
+        f"--name {name} --type {declared}"
+    )
+
+
+@dataclass
+class SettingsPlan:
+    """How a namespace's managed settings (search attributes, owner email, data) differ from
+    its declaration, and what a write sets. Built from what was read, before any write."""
+
+    drift: list[DriftItem] = field(default_factory=list)
+    outcomes: list[NamespaceSetting] = field(default_factory=list)
+    owner_email: str | None = None
+    data: dict[str, str] = field(default_factory=dict)
+    add: dict[str, SearchAttributeType] = field(default_factory=dict)
+    type_changes: list[str] = field(default_factory=list)
+    """One line per search attribute whose type differs: why nothing is changed, and the
+    commands that would replace it."""
+
+    @property
+    def writes(self) -> bool:
+        return bool(self.owner_email is not None or self.data or self.add)
+
+
+def plan_settings(
+    ns: TemporalNamespace,
+    live_email: str,
+    live_data: Mapping[str, str],
+    live_attributes: Mapping[str, str],
+) -> SettingsPlan:
+    """Compare `ns`'s declared settings with the live ones (`live_attributes`: name -> type
+    name as declared, e.g. "Keyword"). Undeclared data keys and search attributes are not
+    managed: never reported, never changed."""
+    plan = SettingsPlan()
+
+    def differs(
+        setting: str,
+        message: str,
+        live: str | None,
+        declared: str,
+        *,
+        repairable: bool = True,
+        how: str = "",
+    ) -> None:
+        item = _drift(
+            ns,
+            message,
+            path=setting_path(ns.name, setting),
+            live=live,
+            declared=declared,
+            repairable=repairable,
+        )
+        plan.drift.append(item.model_copy(update={"how": how}) if how else item)
+
+    for name, declared in ns.search_attributes.items():
+        setting = f"search_attributes/{name}"
+        live = live_attributes.get(name)
+        if live is None:
+            differs(
+                setting,
+                f"namespace {ns.name} search attribute {name} ({declared.value}) missing",
+                None,
+                declared.value,
+            )
+            plan.add[name] = declared
+            plan.outcomes.append(NamespaceSetting(field=setting, action="added"))
+        elif live != declared.value:
+            how = type_change_commands(ns.name, name, declared.value)
+            differs(
+                setting,
+                f"namespace {ns.name} search attribute {name} is {live}, declared "
+                f"{declared.value} (a type cannot change in place; never repaired)",
+                live,
+                declared.value,
+                repairable=False,
+                how=f"declare {live} again, or replace it by hand (its values in existing "
+                f"workflows stop being searchable): {how}",
+            )
+            plan.type_changes.append(
+                f"namespace {ns.name!r}: search attribute {name} is {live} on the server but "
+                f"declared {declared.value}; a search attribute's type cannot change in place "
+                f"and nothing was changed. Declare {live} again, or replace it by hand (its "
+                f"values in existing workflows stop being searchable): {how}"
+            )
+            plan.outcomes.append(NamespaceSetting(field=setting, action="refused"))
+        else:
+            plan.outcomes.append(NamespaceSetting(field=setting, action="unchanged"))
+    if ns.owner_email is not None:
+        if live_email != ns.owner_email:
+            differs(
+                "owner_email",
+                f"namespace {ns.name} owner email {live_email or '(none)'}, declared "
+                f"{ns.owner_email}",
+                live_email or None,
+                ns.owner_email,
+            )
+            plan.owner_email = ns.owner_email
+        action = "unchanged" if plan.owner_email is None else "updated" if live_email else "added"
+        plan.outcomes.append(NamespaceSetting(field="owner_email", action=action))
+    for key, value in ns.data.items():
+        setting = f"data/{key}"
+        live_value = live_data.get(key)
+        if live_value == value:
+            plan.outcomes.append(NamespaceSetting(field=setting, action="unchanged"))
+            continue
+        what = "missing" if live_value is None else "differs"
+        differs(setting, f"namespace {ns.name} data key {key} {what}", live_value, value)
+        plan.data[key] = value
+        action = "added" if live_value is None else "updated"
+        plan.outcomes.append(NamespaceSetting(field=setting, action=action))
+    return plan
+
+
+def _created_settings(ns: TemporalNamespace) -> tuple[NamespaceSetting, ...]:
+    """A new namespace gets every declared setting."""
+    return tuple(plan_settings(ns, "", {}, {}).outcomes)
 
 
 T = TypeVar("T")
@@ -233,10 +384,63 @@ class RegisterNamespaces:
                 return None
             raise _failure(name, "describe", exc) from None
 
+    async def _search_attributes(
+        self, client: Client, pacer: RpcPacer, name: str
+    ) -> dict[str, str]:
+        """The namespace's custom search attributes: name -> type name ("Keyword")."""
+        try:
+            answer = await pacer.call(
+                "list search attributes",
+                lambda: client.operator_service.list_search_attributes(
+                    ListSearchAttributesRequest(namespace=name), timeout=_RPC_TIMEOUT
+                ),
+            )
+        except RPCError as exc:
+            raise _failure(name, "list search attributes", exc) from None
+        return {
+            attribute: _TYPE_NAMES.get(kind, IndexedValueType.Name(kind))
+            for attribute, kind in answer.custom_attributes.items()
+        }
+
+    async def _add_search_attributes(
+        self,
+        client: Client,
+        pacer: RpcPacer,
+        ns: TemporalNamespace,
+        add: Mapping[str, SearchAttributeType],
+    ) -> None:
+        if not add:
+            return
+        request = AddSearchAttributesRequest(
+            namespace=ns.name,
+            search_attributes={n: _INDEXED_TYPES[t] for n, t in add.items()},
+        )
+        try:
+            await pacer.call(
+                "add search attributes",
+                lambda: client.operator_service.add_search_attributes(
+                    request, timeout=_RPC_TIMEOUT
+                ),
+            )
+        except RPCError as exc:
+            # Elasticsearch visibility answers ALREADY_EXISTS for one added meanwhile (SQL
+            # visibility skips it); the next drift check compares its type.
+            if exc.status != RPCStatusCode.ALREADY_EXISTS:
+                raise _failure(ns.name, "add search attributes", exc) from None
+        activity.logger.info(
+            "namespace %s: search attributes added: %s", ns.name, ", ".join(sorted(add))
+        )
+
     async def _reconcile(
-        self, client: Client, pacer: RpcPacer, ns: TemporalNamespace, dry_run: bool
+        self,
+        client: Client,
+        pacer: RpcPacer,
+        ns: TemporalNamespace,
+        dry_run: bool,
+        listed: Mapping[str, dict[str, str]],
     ) -> tuple[NamespaceOutcome, list[DriftItem]]:
-        """The outcome for `ns` and how it differed from its declaration (before any write)."""
+        """The outcome for `ns` and how it differed from its declaration (before any write).
+        `listed`: search attributes already read this attempt (the type-change check)."""
         service = client.workflow_service
         missing = _drift(ns, f"namespace {ns.name} missing")
         created = NamespaceOutcome(
@@ -245,6 +449,7 @@ class RegisterNamespaces:
             retention_before=None,
             retention_after=ns.retention,
             description_changed=False,
+            settings=_created_settings(ns),
         )
         if dry_run:
             found = await self._describe(client, pacer, ns.name)
@@ -255,9 +460,10 @@ class RegisterNamespaces:
             registration = RegisterNamespaceRequest(
                 namespace=ns.name,
                 description=ns.description,
+                owner_email=ns.owner_email or "",
                 workflow_execution_retention_period=_duration(ns.retention),
                 is_global_namespace=ns.is_global,
-                data={REGISTERED_BY: _this_run()},
+                data={**ns.data, REGISTERED_BY: _this_run()},
             )
             try:
                 await pacer.call(
@@ -284,6 +490,7 @@ class RegisterNamespaces:
                     ns.name,
                     format_duration(ns.retention),
                 )
+                await self._add_search_attributes(client, pacer, ns, ns.search_attributes)
                 after = await self._describe(client, pacer, ns.name)
                 if after is not None:
                     retention_after = after.config.workflow_execution_retention_ttl.ToTimedelta()
@@ -291,9 +498,10 @@ class RegisterNamespaces:
                 return created, [missing]
 
         retention = found.config.workflow_execution_retention_ttl.ToTimedelta()
-        description = found.namespace_info.description
+        info = found.namespace_info
+        description = info.description
         # Registered by an earlier attempt of this very run: it was created, and missing then.
-        ours = not dry_run and found.namespace_info.data.get(REGISTERED_BY) == _this_run()
+        ours = not dry_run and info.data.get(REGISTERED_BY) == _this_run()
         drift = [missing] if ours else []
         if found.is_global_namespace != ns.is_global:
             live, declared = (
@@ -332,7 +540,18 @@ class RegisterNamespaces:
             )
         if description_differs:
             drift.append(_drift(ns, f"namespace {ns.name} description differs", path="description"))
-        if not (retention_differs or description_differs):
+        if not ns.search_attributes:
+            live_attributes: dict[str, str] = {}
+        elif ns.name in listed:
+            live_attributes = listed[ns.name]
+        else:
+            live_attributes = await self._search_attributes(client, pacer, ns.name)
+        settings = plan_settings(ns, info.owner_email, info.data, live_attributes)
+        drift += settings.drift
+        if settings.type_changes and not dry_run:
+            # Checked before any write already (`_refuse_type_changes`); changed meanwhile.
+            raise activity_error("; ".join(settings.type_changes), ErrorType.CONFIGURATION_MISMATCH)
+        if not (retention_differs or description_differs or settings.writes):
             if ours:
                 activity.logger.info("namespace %s was registered by an earlier attempt", ns.name)
                 return created.model_copy(update={"retention_after": retention}), drift
@@ -342,17 +561,48 @@ class RegisterNamespaces:
                 retention_before=retention,
                 retention_after=retention,
                 description_changed=False,
+                settings=tuple(settings.outcomes),
             )
             return unchanged, drift
         updated = NamespaceOutcome(
             name=ns.name,
             action="updated",
             retention_before=retention,
-            retention_after=ns.retention,
+            retention_after=ns.retention if retention_differs else retention,
             description_changed=description_differs,
+            settings=tuple(settings.outcomes),
         )
         if dry_run:
             return updated, drift
+        retention_after = retention
+        if retention_differs or description_differs or settings.owner_email or settings.data:
+            retention_after = await self._update(
+                client, pacer, ns, retention_differs, description_differs, settings
+            )
+        await self._add_search_attributes(client, pacer, ns, settings.add)
+        activity.logger.info(
+            "namespace %s updated: retention %s -> %s%s%s",
+            ns.name,
+            format_duration(retention),
+            format_duration(retention_after),
+            ", description changed" if description_differs else "",
+            "".join(
+                f", {o.field} {o.action}" for o in settings.outcomes if o.action != "unchanged"
+            ),
+        )
+        outcome = created if ours else updated
+        return outcome.model_copy(update={"retention_after": retention_after}), drift
+
+    async def _update(
+        self,
+        client: Client,
+        pacer: RpcPacer,
+        ns: TemporalNamespace,
+        retention_differs: bool,
+        description_differs: bool,
+        settings: SettingsPlan,
+    ) -> timedelta:
+        """One UpdateNamespace for what differs; the retention the server then keeps."""
         request = UpdateNamespaceRequest(namespace=ns.name)
         if retention_differs:
             # The server changes retention only when config.workflow_execution_retention_ttl
@@ -360,24 +610,24 @@ class RegisterNamespaces:
             request.config.CopyFrom(
                 NamespaceConfig(workflow_execution_retention_ttl=_duration(ns.retention))
             )
-        if description_differs:
-            request.update_info.CopyFrom(UpdateNamespaceInfo(description=ns.description))
+        # Unset (empty) description and owner email are left as they are; `data` is merged
+        # into the namespace's data, so keys nobody declared (and the registration marker)
+        # stay.
+        request.update_info.CopyFrom(
+            UpdateNamespaceInfo(
+                description=ns.description if description_differs else "",
+                owner_email=settings.owner_email or "",
+                data=settings.data,
+            )
+        )
         try:
             response = await pacer.call(
-                "update", lambda: service.update_namespace(request, timeout=_RPC_TIMEOUT)
+                "update",
+                lambda: client.workflow_service.update_namespace(request, timeout=_RPC_TIMEOUT),
             )
         except RPCError as exc:
             raise _failure(ns.name, "update", exc) from None
-        retention_after = response.config.workflow_execution_retention_ttl.ToTimedelta()
-        activity.logger.info(
-            "namespace %s updated: retention %s -> %s%s",
-            ns.name,
-            format_duration(retention),
-            format_duration(retention_after),
-            ", description changed" if description_differs else "",
-        )
-        outcome = created if ours else updated
-        return outcome.model_copy(update={"retention_after": retention_after}), drift
+        return response.config.workflow_execution_retention_ttl.ToTimedelta()
 
     async def _usable(self, client: Client, pacer: RpcPacer, name: str) -> str | None:
         """None when `name` is usable through the frontend, else why not (yet)."""
@@ -438,9 +688,8 @@ class RegisterNamespaces:
             await asyncio.sleep(min(pause, left))
             pause = min(pause * 1.5, interval)
 
-    async def _undeclared(
-        self, client: Client, pacer: RpcPacer, declared: set[str]
-    ) -> tuple[str, ...]:
+    async def _namespace_names(self, client: Client, pacer: RpcPacer) -> set[str]:
+        """Every namespace on the server (a ListNamespaces page per 100)."""
         names: list[str] = []
         token = b""
         while True:
@@ -456,7 +705,31 @@ class RegisterNamespaces:
             token = page.next_page_token
             if not token:
                 break
-        return tuple(sorted(set(names) - declared - _SYSTEM_NAMESPACES))
+        return set(names)
+
+    async def _refuse_type_changes(
+        self, client: Client, pacer: RpcPacer, env_namespaces: tuple[TemporalNamespace, ...]
+    ) -> dict[str, dict[str, str]]:
+        """Before any write: read the search attributes of the existing namespaces that
+        declare some, and stop (non-retryable, nothing changed) when a declared type differs
+        from the live one. The existing ones come from ListNamespaces, not a describe: a
+        describe of a namespace not registered yet makes the frontend cache "not found"."""
+        declaring = [ns for ns in env_namespaces if ns.search_attributes]
+        if not declaring:
+            return {}
+        existing = await self._namespace_names(client, pacer)
+        declaring = [ns for ns in declaring if ns.name in existing]
+        listed = await asyncio.gather(
+            *(self._search_attributes(client, pacer, ns.name) for ns in declaring)
+        )
+        refusals = [
+            line
+            for ns, live in zip(declaring, listed, strict=True)
+            for line in plan_settings(ns, "", {}, live).type_changes
+        ]
+        if refusals:
+            raise activity_error("; ".join(refusals), ErrorType.CONFIGURATION_MISMATCH)
+        return {ns.name: live for ns, live in zip(declaring, listed, strict=True)}
 
     @activity.defn(name="register_namespaces")
     async def register_namespaces(self, input: RegisterNamespacesInput) -> RegisterNamespacesResult:
@@ -481,10 +754,15 @@ class RegisterNamespaces:
         pacer = RpcPacer(attempt_deadline(timedelta(hours=1)))
         limit = asyncio.Semaphore(input.concurrency)
         done: list[str] = []
+        listed = (
+            {}
+            if input.dry_run
+            else await self._refuse_type_changes(client, pacer, env.temporal_namespaces)
+        )
 
         async def one(ns: TemporalNamespace) -> tuple[NamespaceOutcome, list[DriftItem]]:
             async with limit:
-                outcome, drift = await self._reconcile(client, pacer, ns, input.dry_run)
+                outcome, drift = await self._reconcile(client, pacer, ns, input.dry_run, listed)
             done.append(f"{ns.name}: {outcome.action}")
             activity.heartbeat({"phase": "reconcile", "done": list(done)})
             return outcome, drift
@@ -509,7 +787,13 @@ class RegisterNamespaces:
             )
         list_undeclared = input.dry_run if input.list_undeclared is None else input.list_undeclared
         undeclared = (
-            await self._undeclared(client, pacer, {ns.name for ns in env.temporal_namespaces})
+            tuple(
+                sorted(
+                    await self._namespace_names(client, pacer)
+                    - {ns.name for ns in env.temporal_namespaces}
+                    - _SYSTEM_NAMESPACES
+                )
+            )
             if list_undeclared
             else ()
         )

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from contracts.bootstrap import BootstrapInput
 
 NamespaceAction = Literal["created", "updated", "unchanged"]
+SettingAction = Literal["added", "updated", "unchanged", "refused"]
 
 
 class RegisterNamespacesInput(FrozenModel):
@@ -43,6 +44,20 @@ class RegisterNamespacesInput(FrozenModel):
     """Report what would change; write nothing."""
 
 
+class NamespaceSetting(FrozenModel):
+    """What happened to one managed setting of a namespace (#22.2): a search attribute, the
+    owner email or one data key. Values are not repeated here (the drift items carry them)."""
+
+    field: str = Field(
+        description="`search_attributes/<name>`, `owner_email` or `data/<key>`, as in the "
+        "drift path `/temporal_namespaces/<namespace>/<field>`."
+    )
+    action: SettingAction = Field(
+        description="`refused`: a search attribute's type differs (dry runs only; a real run "
+        "stops before any write instead)."
+    )
+
+
 class NamespaceOutcome(FrozenModel):
     """What happened to one declared namespace."""
 
@@ -51,6 +66,11 @@ class NamespaceOutcome(FrozenModel):
     retention_before: timedelta | None = Field(description="None: the namespace did not exist.")
     retention_after: timedelta
     description_changed: bool
+    settings: tuple[NamespaceSetting, ...] = Field(
+        default=(),
+        description="One per declared search attribute, then owner email, then data key; () "
+        "in results recorded before #22.",
+    )
 
 
 class RegisterNamespacesResult(StepResult):
