@@ -235,7 +235,8 @@ def plan_settings(
         if live is None:
             differs(
                 setting,
-                f"namespace {ns.name} search attribute {name} ({declared.value}) missing",
+                f"{setting_path(ns.name, setting)}: search attribute missing, declared "
+                f"{declared.value}",
                 None,
                 declared.value,
             )
@@ -245,7 +246,7 @@ def plan_settings(
             how = type_change_commands(ns.name, name, declared.value)
             differs(
                 setting,
-                f"namespace {ns.name} search attribute {name} is {live}, declared "
+                f"{setting_path(ns.name, setting)}: search attribute is {live}, declared "
                 f"{declared.value} (a type cannot change in place; never repaired)",
                 live,
                 declared.value,
@@ -266,8 +267,8 @@ def plan_settings(
         if live_email != ns.owner_email:
             differs(
                 "owner_email",
-                f"namespace {ns.name} owner email {live_email or '(none)'}, declared "
-                f"{ns.owner_email}",
+                f"{setting_path(ns.name, 'owner_email')}: live {live_email or '(none)'}, "
+                f"declared {ns.owner_email}",
                 live_email or None,
                 ns.owner_email,
             )
@@ -280,8 +281,9 @@ def plan_settings(
         if live_value == value:
             plan.outcomes.append(NamespaceSetting(field=setting, action="unchanged"))
             continue
-        what = "missing" if live_value is None else "differs"
-        differs(setting, f"namespace {ns.name} data key {key} {what}", live_value, value)
+        what = "missing" if live_value is None else f"live {live_value!r}"
+        message = f"{setting_path(ns.name, setting)}: {what}, declared {value!r}"
+        differs(setting, message, live_value, value)
         plan.data[key] = value
         action = "added" if live_value is None else "updated"
         plan.outcomes.append(NamespaceSetting(field=setting, action=action))

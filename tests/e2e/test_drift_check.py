@@ -1,15 +1,17 @@
 """The drift check end to end, through the real `worker.py` and `starter.py` processes: a
 provisioned environment is changed by hand (ConfigMap edited, `helm upgrade --set`, namespace
-retention updated with the temporal CLI); `starter.py drift` reports exactly that without
-writing, `--policy remediate` puts it back, and `schedule` / `unschedule` manage the
-Temporal Schedule that runs the check.
+retention updated, a search attribute removed with the temporal CLI); `starter.py drift`
+reports exactly that without writing, `--policy remediate` puts it back, and `schedule` /
+`unschedule` manage the Temporal Schedule that runs the check.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 from adapters.helm_cli import chart_reference
 from declared_state.chart_values import build_chart_values
@@ -19,6 +21,11 @@ from tests.helpers import wait_for
 NAMESPACE = "my-app-drift"
 TEMPORAL_NAMESPACE = "drift-ns"
 SCHEDULE_ID = "drift-check-local"
+NAMESPACE_SETTINGS = {
+    "search_attributes": {"CustomerId": "Keyword", "Amount": "Int"},
+    "owner_email": "payments@example.com",
+    "data": {"team": "payments"},
+}
 
 
 @pytest.fixture
@@ -28,7 +35,12 @@ def drift_env(operator, worker, environments_copy):
         lambda local: local.update(
             kubernetes={**local["kubernetes"], "namespace": NAMESPACE},
             temporal_namespaces=[
-                {"name": TEMPORAL_NAMESPACE, "retention": "168h", "description": "drift test"}
+                {
+                    "name": TEMPORAL_NAMESPACE,
+                    "retention": "168h",
+                    "description": "drift test",
+                    **NAMESPACE_SETTINGS,
+                }
             ],
         )
     )
@@ -168,3 +180,89 @@ def test_scheduled_check_asks_then_repairs_after_approve_drift(operator, drift_e
     assert gone.returncode != 0
     again = operator.starter("unschedule", "local")
     assert again.returncode == 0 and "does not exist" in again.stdout, again.stdout
+
+
+def custom_search_attributes(operator, address: str) -> dict[str, str]:
+    listed = operator.temporal(
+        "operator",
+        "search-attribute",
+        "list",
+        "--namespace",
+        TEMPORAL_NAMESPACE,
+        "-o",
+        "json",
+        address=address,
+    )
+    assert listed.returncode == 0, listed.stderr
+    return json.loads(listed.stdout).get("customAttributes", {})
+
+
+def test_namespace_settings_are_provisioned_kept_and_a_type_change_refused(
+    operator, drift_env, frontend_pods
+):
+    """#22 done-when: the provisioned namespace has its Keyword and Int search attributes,
+    owner email and data; one removed with the CLI is drift at its path (exit 4) that
+    `remediate` re-adds; a different declared type stops provisioning with the commands it
+    would take and changes nothing.
+
+    The release's frontend is a dev server with SQLite visibility, which keeps custom search
+    attributes per namespace (aliases of pre-allocated columns) exactly as SQL visibility on
+    the MySQL cluster does, so `search-attribute remove --namespace` removes it from this
+    namespace only; on Elasticsearch visibility it would be cluster-wide."""
+    frontend = frontend_pods.address_of(NAMESPACE)
+    assert custom_search_attributes(operator, frontend) == {
+        "CustomerId": "INDEXED_VALUE_TYPE_KEYWORD",
+        "Amount": "INDEXED_VALUE_TYPE_INT",
+    }
+    info = operator.describe_namespace(TEMPORAL_NAMESPACE, frontend)["namespaceInfo"]
+    assert info["ownerEmail"] == "payments@example.com" and info["data"]["team"] == "payments"
+
+    removed = operator.temporal(
+        "operator",
+        "search-attribute",
+        "remove",
+        "--namespace",
+        TEMPORAL_NAMESPACE,
+        "--name",
+        "CustomerId",
+        "--yes",
+        address=frontend,
+    )
+    assert removed.returncode == 0, removed.stderr
+    path = f"/temporal_namespaces/{TEMPORAL_NAMESPACE}/search_attributes/CustomerId"
+
+    found = drift(operator, drift_env, "--policy", "report", "--output", "json")
+    assert found.returncode == 4, found.stdout + found.stderr
+    records = json.loads(found.stdout)["records"]
+    assert [(r["step"], r["path"], r["live"], r["declared"], r["repairable"]) for r in records] == [
+        ("register_namespaces", path, None, "Keyword", True)
+    ]
+    assert "CustomerId" not in custom_search_attributes(operator, frontend)
+
+    repaired = drift(operator, drift_env, "--policy", "remediate")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert f"{path}: search attribute missing, declared Keyword" in repaired.stdout
+    assert "local: repaired (policy remediate)" in repaired.stdout
+    assert custom_search_attributes(operator, frontend)["CustomerId"] == (
+        "INDEXED_VALUE_TYPE_KEYWORD"
+    )
+
+    # Declared as Int now: provisioning stops at the namespaces and changes nothing.
+    local = Path(drift_env) / "local.yaml"
+    data = yaml.safe_load(local.read_text())
+    (declared,) = data["temporal_namespaces"]
+    declared["search_attributes"]["CustomerId"] = "Int"
+    declared["owner_email"] = "changed@example.com"
+    local.write_text(yaml.safe_dump(data))
+    refused = operator.starter("provision", "local", "--environments-dir", str(drift_env))
+    assert refused.returncode != 0, refused.stdout + refused.stderr
+    out = refused.stdout + refused.stderr
+    assert f"namespace '{TEMPORAL_NAMESPACE}': search attribute CustomerId is Keyword" in out
+    assert "declared Int" in out and "nothing was changed" in out
+    assert f"search-attribute remove --namespace {TEMPORAL_NAMESPACE} --name CustomerId" in out
+    assert "Traceback" not in out
+    assert custom_search_attributes(operator, frontend)["CustomerId"] == (
+        "INDEXED_VALUE_TYPE_KEYWORD"
+    )
+    info = operator.describe_namespace(TEMPORAL_NAMESPACE, frontend)["namespaceInfo"]
+    assert info["ownerEmail"] == "payments@example.com"
