@@ -29,6 +29,22 @@ frozen, the Kubernetes API is too slow for the port-forward) reports the namespa
 `unchecked` ("could not check") instead of failing: the drift check says so now rather than
 retrying until its deadline, and never calls what it could not read drift.
 
+Search attributes, owner email and data (#22): missing custom search attributes are added with
+AddSearchAttributes(namespace=...) (SQL visibility keeps them per namespace, as aliases of
+pre-allocated columns in the namespace's config); owner email and declared data keys are set
+by the same UpdateNamespace as retention and description (data is merged by the server, so
+keys nobody declared and the registration marker stay). A search attribute whose live type
+differs from its declaration is never changed: the type cannot change in place, and replacing
+it makes its values in existing workflows unsearchable. Before any write of a real run, the
+search attributes of every existing namespace that declares some are read (the existing ones
+found with ListNamespaces, never a describe, see above) and a type change stops the attempt
+(non-retryable ConfigurationMismatch) with the remove + create commands it would take, so
+nothing at all is written; a dry run reports it not repairable, so `remediate` never runs
+the step for it. Attributes nobody declared are left alone, unless the namespace says
+`allow_deletion` (then they are removed, before any add, which frees their columns). Each
+setting's outcome is in `NamespaceOutcome.settings`; drift paths are
+`/temporal_namespaces/<namespace>/<field>`.
+
 What earlier attempts did is carried across retries by the namespace itself: RegisterNamespace
 writes `temporal-bootstrap.registered-by: <workflow id>/<run id>` into the namespace's data.
 An attempt that finds a namespace registered by its own run (attempt 1 registered it, then
@@ -56,6 +72,7 @@ from temporalio.api.namespace.v1 import NamespaceConfig, UpdateNamespaceInfo
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
+    RemoveSearchAttributesRequest,
 )
 from temporalio.api.workflowservice.v1 import (
     DescribeNamespaceRequest,
@@ -190,13 +207,15 @@ class SettingsPlan:
     owner_email: str | None = None
     data: dict[str, str] = field(default_factory=dict)
     add: dict[str, SearchAttributeType] = field(default_factory=dict)
+    remove: list[str] = field(default_factory=list)
+    """Live attributes not declared, in a namespace that allows their deletion."""
     type_changes: list[str] = field(default_factory=list)
     """One line per search attribute whose type differs: why nothing is changed, and the
     commands that would replace it."""
 
     @property
     def writes(self) -> bool:
-        return bool(self.owner_email is not None or self.data or self.add)
+        return bool(self.owner_email is not None or self.data or self.add or self.remove)
 
 
 def plan_settings(
@@ -214,7 +233,7 @@ def plan_settings(
         setting: str,
         message: str,
         live: str | None,
-        declared: str,
+        declared: str | None,
         *,
         repairable: bool = True,
         how: str = "",
@@ -263,6 +282,20 @@ def plan_settings(
             plan.outcomes.append(NamespaceSetting(field=setting, action="refused"))
         else:
             plan.outcomes.append(NamespaceSetting(field=setting, action="unchanged"))
+    # Attributes nobody declared are not managed (never reported, never removed) unless the
+    # namespace allows their deletion.
+    undeclared = set(live_attributes) - set(ns.search_attributes) if ns.allow_deletion else set()
+    for name in sorted(undeclared):
+        setting = f"search_attributes/{name}"
+        differs(
+            setting,
+            f"{setting_path(ns.name, setting)}: search attribute {live_attributes[name]} not "
+            "declared (allow_deletion: remediate removes it)",
+            live_attributes[name],
+            None,
+        )
+        plan.remove.append(name)
+        plan.outcomes.append(NamespaceSetting(field=setting, action="removed"))
     if ns.owner_email is not None:
         if live_email != ns.owner_email:
             differs(
@@ -433,6 +466,30 @@ class RegisterNamespaces:
             "namespace %s: search attributes added: %s", ns.name, ", ".join(sorted(add))
         )
 
+    async def _remove_search_attributes(
+        self, client: Client, pacer: RpcPacer, ns: TemporalNamespace, names: list[str]
+    ) -> None:
+        """Remove from this namespace (SQL visibility: its alias only; the column's values
+        stay in the database but are no longer searchable). Before any add: frees slots."""
+        if not names:
+            return
+        request = RemoveSearchAttributesRequest(namespace=ns.name, search_attributes=names)
+        try:
+            await pacer.call(
+                "remove search attributes",
+                lambda: client.operator_service.remove_search_attributes(
+                    request, timeout=_RPC_TIMEOUT
+                ),
+            )
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:  # removed meanwhile
+                raise _failure(ns.name, "remove search attributes", exc) from None
+        activity.logger.warning(
+            "namespace %s: search attributes not declared removed (allow_deletion): %s",
+            ns.name,
+            ", ".join(names),
+        )
+
     async def _reconcile(
         self,
         client: Client,
@@ -542,7 +599,7 @@ class RegisterNamespaces:
             )
         if description_differs:
             drift.append(_drift(ns, f"namespace {ns.name} description differs", path="description"))
-        if not ns.search_attributes:
+        if not (ns.search_attributes or ns.allow_deletion):
             live_attributes: dict[str, str] = {}
         elif ns.name in listed:
             live_attributes = listed[ns.name]
@@ -581,6 +638,7 @@ class RegisterNamespaces:
             retention_after = await self._update(
                 client, pacer, ns, retention_differs, description_differs, settings
             )
+        await self._remove_search_attributes(client, pacer, ns, settings.remove)
         await self._add_search_attributes(client, pacer, ns, settings.add)
         activity.logger.info(
             "namespace %s updated: retention %s -> %s%s%s",

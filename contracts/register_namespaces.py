@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from contracts.bootstrap import BootstrapInput
 
 NamespaceAction = Literal["created", "updated", "unchanged"]
-SettingAction = Literal["added", "updated", "unchanged", "refused"]
+SettingAction = Literal["added", "updated", "unchanged", "refused", "removed"]
 
 
 class RegisterNamespacesInput(FrozenModel):
@@ -54,7 +54,8 @@ class NamespaceSetting(FrozenModel):
     )
     action: SettingAction = Field(
         description="`refused`: a search attribute's type differs (dry runs only; a real run "
-        "stops before any write instead)."
+        "stops before any write instead); `removed`: a search attribute not declared, in a "
+        "namespace with `allow_deletion`."
     )
 
 

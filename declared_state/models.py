@@ -673,6 +673,11 @@ class TemporalNamespace(FrozenModel):
         default_factory=dict,
         description="Key/values set in the namespace's data; keys not declared are left alone.",
     )
+    allow_deletion: bool = Field(
+        default=False,
+        description="Remove the namespace's live custom search attributes that are not "
+        "declared in `search_attributes` (false: they are left alone and not reported).",
+    )
 
     # merged with FrozenModel's frozen/forbid config
     model_config = ConfigDict(populate_by_name=True)

@@ -127,6 +127,9 @@ async def test_hand_changes_are_reported_by_path_then_restored(local_env, target
         (f"{prefix}/owner_email", "someone@else.org", "payments@example.com", True),
         (f"{prefix}/data/tier", "tin", "gold", True),
     ]
+    assert drift_messages(dry)[0] == (
+        f"{prefix}/search_attributes/CustomerId: search attribute missing, declared Keyword"
+    )
     assert dry.changed and by_name(dry)[name].action == "updated"
     assert "CustomerId" not in search_attributes(addr, name)  # nothing written
     assert described(addr, name)["namespaceInfo"]["ownerEmail"] == "someone@else.org"
@@ -194,3 +197,39 @@ async def test_a_type_change_is_refused_and_nothing_is_changed(local_env, target
     assert not changed_type.repairable
     assert "search-attribute remove" in changed_type.how
     assert settings_of(dry, name)["search_attributes/CustomerId"] == "refused"
+
+
+async def test_undeclared_attributes_are_removed_only_when_the_namespace_allows_it(
+    local_env, target_temporal, clients
+):
+    addr = target_temporal.address
+    name = unique("deletion")
+    cli(addr, "create", "--namespace", name, "--retention", "72h")
+    search_attribute(addr, "create", name, "HandMade", "--type", "Keyword")
+    kept = TemporalNamespace(name=name, retention="72h", search_attributes={"Amount": "Int"})
+
+    left, _ = await run(clients, declaring(local_env, kept))
+
+    assert "search_attributes/HandMade" not in settings_of(left, name)
+    assert search_attributes(addr, name) == {
+        "HandMade": "INDEXED_VALUE_TYPE_KEYWORD",
+        "Amount": "INDEXED_VALUE_TYPE_INT",
+    }
+    allowed = declaring(local_env, kept.model_copy(update={"allow_deletion": True}))
+
+    dry, _ = await run(clients, allowed, dry_run=True)
+
+    assert [(d.path, d.live, d.declared, d.repairable) for d in dry.drift] == [
+        (f"/temporal_namespaces/{name}/search_attributes/HandMade", "Keyword", None, True)
+    ]
+    assert "HandMade" in search_attributes(addr, name)  # a dry run removes nothing
+
+    removed, _ = await run(clients, allowed)
+
+    assert settings_of(removed, name) == {
+        "search_attributes/Amount": "unchanged",
+        "search_attributes/HandMade": "removed",
+    }
+    assert search_attributes(addr, name) == {"Amount": "INDEXED_VALUE_TYPE_INT"}
+    again, _ = await run(clients, allowed)
+    assert by_name(again)[name].action == "unchanged" and drift_messages(again) == ()

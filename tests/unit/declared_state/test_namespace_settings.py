@@ -53,7 +53,12 @@ def test_search_attributes_owner_email_and_data_load(env_dir):
 def test_nothing_declared_means_nothing_managed(env_dir):
     declare(env_dir)
     (ns,) = load_environment("staging", env_dir).temporal_namespaces
-    assert (ns.search_attributes, ns.owner_email, ns.data) == ({}, None, {})
+    assert (ns.search_attributes, ns.owner_email, ns.data, ns.allow_deletion) == (
+        {},
+        None,
+        {},
+        False,
+    )
 
 
 def test_every_type_the_cli_knows_is_accepted(env_dir):
@@ -134,7 +139,7 @@ def test_old_inputs_without_the_new_fields_still_load():
     env = load_environment("staging")
     recorded = env.model_dump(mode="json", by_alias=True)
     for ns in recorded["temporal_namespaces"]:
-        for key in ("search_attributes", "owner_email", "data"):
+        for key in ("search_attributes", "owner_email", "data", "allow_deletion"):
             ns.pop(key)
     again = type(env).model_validate(recorded)
     assert again.temporal_namespaces == env.temporal_namespaces
