@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from declared_state import versions
+from declared_state import dynamic_config, versions
 from declared_state.loader import deep_merge
 from declared_state.models import Environment, Image, Resources, ServiceSpec
 
@@ -179,6 +179,10 @@ def _server(env: Environment, persistence: dict[str, Any]) -> dict[str, Any]:
             },
         ],
     }
+    if env.dynamic_config:
+        # Both layouts: the chart writes it verbatim into ConfigMap <release>-dynamic-config
+        # (key dynamic_config.yaml), which the servers re-read every 10 s.
+        server["dynamicConfig"] = dynamic_config.chart_values(env.dynamic_config)
     for name in SERVER_SERVICES:
         server[name] = _server_service(getattr(env.services, name))
     return server

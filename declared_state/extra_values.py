@@ -14,8 +14,10 @@ schema jobs off) while the environment file still declares the opposite. So:
   the model's and never replace one: a leaf, a list (lists replace, never merge) or a whole
   map. Maps are merged, so adding a key under a map the model sets is fine.
 - A few paths are guarded whether or not the model sets them for this environment: the
-  database connection's TLS, password and address settings, and the Web UI's access-control
-  annotations (an allow-list added where the model uses auth, a snippet that opens access).
+  database connection's TLS, password and address settings, the Web UI's access-control
+  annotations (an allow-list added where the model uses auth, a snippet that opens access),
+  and `server.dynamicConfig` (declared in `dynamic_config`, checked there and kept by the
+  drift check; a key added beside the model's would escape both).
 - The message names the model key to use instead (`HINTS`, matched on the words of the path,
   so `server.config.persistence.default.sql.tls` and `...datastores.default.sql.tls` find
   the same hint), or says why the value is fixed.
@@ -127,6 +129,12 @@ HINTS: tuple[Hint, ...] = (
         "checked by check_database",
     ),
     _hint(r"^server\.config\.namespaces(\..+)?$", "namespaces are declared in temporal_namespaces"),
+    _hint(
+        r"^server\.dynamicConfig(\..+)?$",
+        "declare it in dynamic_config (same format: key -> [{{value, constraints}}]), where it is "
+        "checked before anything starts and kept by the drift check",
+        always=True,
+    ),
     _hint(
         r"^(cassandra|mysql|postgresql|elasticsearch)(\..+)?$",
         "the chart's bundled {0} stays off: Temporal runs on the RDS database",

@@ -25,6 +25,7 @@ from pydantic import (
 
 from base.model import FrozenModel
 from declared_state import versions
+from declared_state.dynamic_config import DynamicConfig, constraint_problems
 
 # RFC 1123 label, as Kubernetes requires for namespace names.
 _K8S_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -838,6 +839,11 @@ class Environment(FrozenModel):
         default=PodSecurityLevel.RESTRICTED,
         description="Pod Security level the namespace enforces: restricted, baseline or none.",
     )
+    dynamic_config: DynamicConfig = Field(
+        default_factory=dict,
+        description="The server's dynamic config (key -> [{value, constraints}]); see "
+        "declared_state/dynamic_config.py.",
+    )
     extra_values: dict[str, Any] = Field(
         default_factory=dict,
         description="Chart values the model does not cover; deep-merged last.",
@@ -859,6 +865,13 @@ class Environment(FrozenModel):
                 raise ValueError(f"namespace {ns.name!r} is declared more than once")
             seen.add(ns.name)
         return value
+
+    @model_validator(mode="after")
+    def _constraints_the_server_knows(self) -> Environment:
+        server = versions.version_key(self.chart.target_server_version)
+        if problems := constraint_problems(self.dynamic_config, server):
+            raise ValueError(f"dynamic_config: {'; '.join(problems)}")
+        return self
 
     @property
     def frontend_service(self) -> str:

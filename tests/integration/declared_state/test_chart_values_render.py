@@ -31,6 +31,7 @@ from tests.helpers.manifests import (
     Docs,
     cluster_meaning,
     container,
+    mounted_dynamic_config,
     mounted_server_config,
     objects,
     parse_manifests,
@@ -391,3 +392,39 @@ def test_declared_images_override_the_charts_in_both_layouts(helm_binaries):
         assert admintools == f"{mirror}/admin-tools:1.29.1-custom", chart
         web = container(deployments["temporal-web"])["image"]
         assert web == "temporalio/ui:2.99.0", chart
+
+
+# --- dynamic config (#22.3) ------------------------------------------------------------------
+
+
+def with_fields(env: Environment, **fields: Any) -> Environment:
+    """`env` with top-level fields given as they are written in a file, validated."""
+    return Environment.model_validate({**env.model_dump(by_alias=True), **fields})
+
+
+DYNAMIC_CONFIG = {
+    "frontend.namespaceRPS": [
+        {"value": 2400},
+        {"value": 400, "constraints": {"namespace": "batch-jobs"}},
+    ],
+    "matching.numTaskqueueReadPartitions": [
+        {"value": 8, "constraints": {"namespace": "my-ns", "taskQueueName": "busy"}}
+    ],
+    "history.defaultActivityRetryPolicy": [{"value": {"MaximumAttempts": 3}}],
+}
+
+
+def test_dynamic_config_is_the_file_every_server_reads_in_both_layouts(helm_binaries):
+    """The declared keys are what the servers' dynamic config file holds, followed from the
+    server config's dynamicConfigClient.filepath through each pod's mount to the ConfigMap."""
+    expected = {
+        key: [{"constraints": {}, **item} for item in values]
+        for key, values in DYNAMIC_CONFIG.items()
+    }
+    for chart in ("0.52.0", "1.6.0"):
+        env = with_fields(environment(chart), dynamic_config=DYNAMIC_CONFIG)
+        docs = render_values(helm_binaries["v4"], env, build_chart_values(env))
+        for svc in SERVER_SERVICES:
+            name, content = mounted_dynamic_config(docs, svc)
+            assert name == "temporal-dynamic-config", (chart, svc)
+            assert content == expected, (chart, svc)
