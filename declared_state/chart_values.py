@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from declared_state import versions
+from declared_state import dynamic_config, versions
 from declared_state.loader import deep_merge
-from declared_state.models import Environment, Image, Resources, ServiceSpec
+from declared_state.models import Environment, Image, Resources, ServiceSpec, WebUiAuth
 
 CA_VOLUME_NAME = "rds-ca-bundle"
 SERVER_SERVICES = ("frontend", "history", "matching", "worker")
@@ -122,12 +122,38 @@ def _server_service(spec: ServiceSpec) -> dict[str, Any]:
     return {"replicaCount": spec.replicas, "resources": _resources(spec.resources)}
 
 
+def ui_sign_in_env(env: Environment) -> list[dict[str, Any]]:
+    """The Temporal UI server's OIDC settings as the UI container's environment (the names
+    its config template reads, UI 2.31 to 2.52: server/docker/config-template.yaml, later
+    server/config/docker.yaml); the client secret only as a secretKeyRef, so its value is in
+    no values, manifest or history. Empty without sign-in."""
+    oidc = env.web_ui.oidc
+    if env.web_ui.auth != WebUiAuth.OIDC or oidc is None:
+        return []
+    ref = oidc.client_secret_ref
+    return [
+        {"name": "TEMPORAL_AUTH_ENABLED", "value": "true"},
+        {"name": "TEMPORAL_AUTH_TYPE", "value": "oidc"},
+        {"name": "TEMPORAL_AUTH_PROVIDER_URL", "value": oidc.provider_url},
+        {"name": "TEMPORAL_AUTH_CLIENT_ID", "value": oidc.client_id},
+        {
+            "name": "TEMPORAL_AUTH_CLIENT_SECRET",
+            "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+        },
+        {"name": "TEMPORAL_AUTH_CALLBACK_URL", "value": env.ui_callback_url},
+        {"name": "TEMPORAL_AUTH_SCOPES", "value": ",".join(oidc.scopes)},
+    ]
+
+
 def _web(env: Environment) -> dict[str, Any]:
     web: dict[str, Any] = _with_image({"enabled": True}, env.resolved_images.web)
     web |= {
         "replicaCount": env.services.web.replicas,
         "resources": _resources(env.services.web.resources),
     }
+    if sign_in := ui_sign_in_env(env):
+        # Both layouts append web.additionalEnv to the UI container's env as written.
+        web["additionalEnv"] = sign_in
     ingress = env.web_ingress
     if not ingress.enabled:
         web["ingress"] = {"enabled": False}
@@ -179,6 +205,10 @@ def _server(env: Environment, persistence: dict[str, Any]) -> dict[str, Any]:
             },
         ],
     }
+    if env.dynamic_config:
+        # Both layouts: the chart writes it verbatim into ConfigMap <release>-dynamic-config
+        # (key dynamic_config.yaml), which the servers re-read every 10 s.
+        server["dynamicConfig"] = dynamic_config.chart_values(env.dynamic_config)
     for name in SERVER_SERVICES:
         server[name] = _server_service(getattr(env.services, name))
     return server

@@ -14,8 +14,12 @@ schema jobs off) while the environment file still declares the opposite. So:
   the model's and never replace one: a leaf, a list (lists replace, never merge) or a whole
   map. Maps are merged, so adding a key under a map the model sets is fine.
 - A few paths are guarded whether or not the model sets them for this environment: the
-  database connection's TLS, password and address settings, and the Web UI's access-control
-  annotations (an allow-list added where the model uses auth, a snippet that opens access).
+  database connection's TLS, password and address settings, the Web UI's access-control
+  annotations (an allow-list added where the model uses auth, a snippet that opens access),
+  `server.dynamicConfig` (declared in `dynamic_config`, checked there and kept by the
+  drift check; a key added beside the model's would escape both), and the Web UI's sign-in
+  variables (`TEMPORAL_AUTH_*` in `web.additionalEnv`, declared in `web_ui`) even where the
+  model declares no sign-in.
 - The message names the model key to use instead (`HINTS`, matched on the words of the path,
   so `server.config.persistence.default.sql.tls` and `...datastores.default.sql.tls` find
   the same hint), or says why the value is fixed.
@@ -111,6 +115,10 @@ HINTS: tuple[Hint, ...] = (
         "a snippet can change who reaches the Web UI: declare access in web_ingress.access",
         always=True,
     ),
+    _hint(
+        r"^web\.additionalEnv$",
+        "the Web UI's sign-in is declared in web_ui (auth: oidc); a list here would replace it",
+    ),
     _hint(r"^web\.ingress\.annotations\..*/proxy-body-size$", "use web_ingress.proxy_body_size"),
     _hint(
         r"^web\.ingress\.annotations$",
@@ -128,6 +136,12 @@ HINTS: tuple[Hint, ...] = (
     ),
     _hint(r"^server\.config\.namespaces(\..+)?$", "namespaces are declared in temporal_namespaces"),
     _hint(
+        r"^server\.dynamicConfig(\..+)?$",
+        "declare it in dynamic_config (same format: key -> [{{value, constraints}}]), where it is "
+        "checked before anything starts and kept by the drift check",
+        always=True,
+    ),
+    _hint(
         r"^(cassandra|mysql|postgresql|elasticsearch)(\..+)?$",
         "the chart's bundled {0} stays off: Temporal runs on the RDS database",
     ),
@@ -140,6 +154,8 @@ HINTS: tuple[Hint, ...] = (
     ),
 )
 GENERIC_ADVICE = "temporal-bootstrap sets it from the environment model"
+# The Temporal UI server's sign-in settings (TEMPORAL_AUTH_ENABLED, ..._PROVIDER_URL, ...).
+UI_AUTH_PREFIX = "TEMPORAL_AUTH_"
 
 # Words of a key name (camelCase, snake_case, kebab-case) that mean it holds a secret value.
 _SECRET_WORDS = frozenset({"password", "passwd", "pwd", "passphrase", "token", "credentials"})
@@ -228,4 +244,22 @@ def model_overrides(env: Environment) -> list[tuple[ValuesPath, str]]:
         )
         if replaces or always:
             found.append((path, f"overrides a chart value the environment model owns; {advice}"))
+    reported = {path for path, _ in found}
+    for index, item in enumerate(_web_env(env.extra_values)):
+        name = item.get("name") if isinstance(item, Mapping) else None
+        where: ValuesPath = ("web", "additionalEnv", index)
+        if isinstance(name, str) and name.startswith(UI_AUTH_PREFIX) and where[:2] not in reported:
+            found.append(
+                (
+                    where,
+                    f"{name} is the Web UI's sign-in, which the environment model owns; declare "
+                    "it in web_ui (auth: oidc, with the client secret as client_secret_ref)",
+                )
+            )
     return found
+
+
+def _web_env(extra_values: Mapping[str, Any]) -> list[Any]:
+    web = extra_values.get("web")
+    found = web.get("additionalEnv") if isinstance(web, Mapping) else None
+    return found if isinstance(found, list) else []

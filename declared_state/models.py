@@ -13,6 +13,7 @@ import re
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import (
     BeforeValidator,
@@ -25,6 +26,7 @@ from pydantic import (
 
 from base.model import FrozenModel
 from declared_state import versions
+from declared_state.dynamic_config import DynamicConfig, constraint_problems
 
 # RFC 1123 label, as Kubernetes requires for namespace names.
 _K8S_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -651,6 +653,154 @@ def search_attribute_name_problem(name: str) -> str | None:
     return None
 
 
+# A Secret's name (DNS subdomain) and a key in it, as the API server validates them.
+_K8S_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+# The Temporal UI server's sign-in callback route (server/route/auth.go, UI 2.31 to 2.52:
+# group /auth, GET /sso/callback and the v1 spelling /sso_callback), under any base path.
+UI_CALLBACK_PATHS = ("/auth/sso/callback", "/auth/sso_callback")
+# Hosts an http:// sign-in URL may name: this machine only (a local identity provider).
+_LOOPBACK_NAMES = ("localhost",)
+
+
+class SecretKeyRef(FrozenModel):
+    """A key of a Kubernetes Secret in the release's namespace. Only the pod reads it (as a
+    `secretKeyRef`); this tool never sees the value."""
+
+    name: str
+    key: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _K8S_SUBDOMAIN.match(value):
+            raise ValueError(
+                f"{value!r} is not a Secret name: lowercase letters, digits, '-' and '.', "
+                "starting and ending with a letter or digit"
+            )
+        return value
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not _SECRET_KEY.match(value):
+            raise ValueError(f"{value!r} is not a Secret key: letters, digits, '-', '_' and '.'")
+        return value
+
+
+def is_loopback_host(host: str) -> bool:
+    if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _url(value: str) -> SplitResult:
+    """`value` split, or ValueError when it is no absolute http(s) URL with a host."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(
+            f"{value!r} is not an absolute http(s) URL with a host (no query or fragment)"
+        )
+    return parts
+
+
+class WebUiAuth(StrEnum):
+    """How people sign in to the Web UI (the Temporal UI server's own sign-in)."""
+
+    NONE = "none"
+    """No sign-in: whoever reaches the UI (see web_ingress.access) uses it."""
+    OIDC = "oidc"
+    """OpenID Connect against an identity provider (the UI's TEMPORAL_AUTH_* settings)."""
+
+
+class OidcSignIn(FrozenModel):
+    """The Web UI's OIDC sign-in. The client secret is a reference to a Kubernetes Secret
+    key, read by the UI pod only: environment files travel in workflow inputs and history."""
+
+    provider_url: str = Field(
+        description="The provider's issuer URL (its /.well-known/openid-configuration is read "
+        "from there, and the issuer it names must be this URL exactly)."
+    )
+    client_id: str
+    client_secret_ref: SecretKeyRef
+    callback_url: str | None = Field(
+        default=None,
+        description="Where the provider sends the browser back; default "
+        "https://<web_ingress.host>/auth/sso/callback.",
+    )
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _never_the_secret_itself(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "client_secret" in data:
+            raise ValueError(
+                "client_secret: never the secret itself (environment files travel in workflow "
+                "inputs and history); name the Kubernetes Secret key that holds it: "
+                "client_secret_ref: {name: <secret>, key: <key>}"
+            )
+        return data
+
+    @field_validator("provider_url", "callback_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            _url(value)
+        return value
+
+    @field_validator("callback_url")
+    @classmethod
+    def _the_ui_callback_route(cls, value: str | None) -> str | None:
+        if value is not None and not _url(value).path.endswith(UI_CALLBACK_PATHS):
+            raise ValueError(
+                f"{value!r} is not the Web UI's sign-in callback: its path ends with "
+                "/auth/sso/callback (e.g. https://temporal.example.com/auth/sso/callback)"
+            )
+        return value
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, value: str) -> str:
+        if not value or value != value.strip() or any(c.isspace() for c in value):
+            raise ValueError(f"{value!r} is not a client id: non-empty, no spaces")
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for scope in value:
+            # The UI reads TEMPORAL_AUTH_SCOPES split at commas; OAuth scopes have no spaces.
+            if not scope or any(c.isspace() or c == "," for c in scope):
+                raise ValueError(f"{scope!r} is not a scope: non-empty, no spaces or commas")
+        if "openid" not in value:
+            raise ValueError(
+                "must include 'openid' (without it the provider answers an OAuth request, "
+                "not an OpenID Connect sign-in, and the UI gets no ID token to verify)"
+            )
+        return value
+
+
+class WebUiSpec(FrozenModel):
+    """Who can sign in to the Web UI (on top of who can reach it: web_ingress.access)."""
+
+    auth: WebUiAuth = WebUiAuth.NONE
+    oidc: OidcSignIn | None = None
+
+    @model_validator(mode="after")
+    def _oidc_when_oidc(self) -> WebUiSpec:
+        if self.auth == WebUiAuth.OIDC and self.oidc is None:
+            raise ValueError(
+                "oidc: required with auth: oidc (provider_url, client_id, client_secret_ref "
+                "{name, key}, and callback_url unless web_ingress.host gives it)"
+            )
+        if self.auth == WebUiAuth.NONE and self.oidc is not None:
+            raise ValueError("auth: is none, so oidc would be ignored; write auth: oidc")
+        return self
+
+
 class TemporalNamespace(FrozenModel):
     """A Temporal namespace the bootstrap registers and keeps."""
 
@@ -944,6 +1094,7 @@ class Environment(FrozenModel):
     ca_bundle: CaBundleSpec
     services: ServicesSpec = ServicesSpec()
     web_ingress: WebIngressSpec = WebIngressSpec(enabled=False)
+    web_ui: WebUiSpec = WebUiSpec()
     temporal_namespaces: tuple[TemporalNamespace, ...] = ()
     frontend: FrontendSpec = FrontendSpec()
     approval_required: bool = False
@@ -954,6 +1105,11 @@ class Environment(FrozenModel):
     pod_security: PodSecurityLevel = Field(
         default=PodSecurityLevel.RESTRICTED,
         description="Pod Security level the namespace enforces: restricted, baseline or none.",
+    )
+    dynamic_config: DynamicConfig = Field(
+        default_factory=dict,
+        description="The server's dynamic config (key -> [{value, constraints}]); see "
+        "declared_state/dynamic_config.py.",
     )
     extra_values: dict[str, Any] = Field(
         default_factory=dict,
@@ -976,6 +1132,54 @@ class Environment(FrozenModel):
                 raise ValueError(f"namespace {ns.name!r} is declared more than once")
             seen.add(ns.name)
         return value
+
+    @model_validator(mode="after")
+    def _constraints_the_server_knows(self) -> Environment:
+        server = versions.version_key(self.chart.target_server_version)
+        if problems := constraint_problems(self.dynamic_config, server):
+            raise ValueError(f"dynamic_config: {'; '.join(problems)}")
+        return self
+
+    @model_validator(mode="after")
+    def _sign_in_urls(self) -> Environment:
+        oidc = self.web_ui.oidc
+        if oidc is None:
+            return self
+        if oidc.callback_url is None and not (self.web_ingress.enabled and self.web_ingress.host):
+            raise ValueError(
+                "web_ui.oidc.callback_url: required without a Web UI ingress host: the URL "
+                "the provider sends the browser back to, https://<UI host>/auth/sso/callback"
+            )
+        for key, url in (
+            ("provider_url", oidc.provider_url),
+            ("callback_url", self.ui_callback_url),
+        ):
+            parts = _url(url)
+            if (
+                parts.scheme != "https"
+                and self.name != "local"
+                and not is_loopback_host(parts.hostname or "")
+            ):
+                raise ValueError(
+                    f"web_ui.oidc.{key}: {url!r} must be https: the sign-in's codes and tokens "
+                    "pass through it (http only in the local environment or for a loopback host)"
+                    + (
+                        " (the callback comes from web_ingress, which has no tls_secret)"
+                        if key == "callback_url" and oidc.callback_url is None
+                        else ""
+                    )
+                )
+        return self
+
+    @property
+    def ui_callback_url(self) -> str:
+        """Where the identity provider sends the browser back after sign-in."""
+        oidc = self.web_ui.oidc
+        assert oidc is not None
+        if oidc.callback_url:
+            return oidc.callback_url
+        scheme = "https" if self.web_ingress.tls_secret else "http"
+        return f"{scheme}://{self.web_ingress.host}{UI_CALLBACK_PATHS[0]}"
 
     @property
     def frontend_service(self) -> str:

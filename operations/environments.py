@@ -132,12 +132,17 @@ class WebUiExposure:
     """web_ingress.public: true and no access control."""
     allowed_cidrs: tuple[str, ...] = ()
     auth_url: str | None = None
+    oidc_provider: str | None = None
+    """The UI's own OIDC sign-in (web_ui.auth: oidc): the provider's issuer URL."""
+    oidc_client: str | None = None
 
 
 def web_ui_exposure(env: Environment) -> WebUiExposure:
     ingress = env.web_ingress
+    oidc = env.web_ui.oidc
+    provider, client = (oidc.provider_url, oidc.client_id) if oidc else (None, None)
     if not ingress.enabled:
-        return WebUiExposure(enabled=False)
+        return WebUiExposure(enabled=False, oidc_provider=provider, oidc_client=client)
     scheme = "https" if ingress.tls_secret else "http"
     return WebUiExposure(
         enabled=True,
@@ -146,6 +151,8 @@ def web_ui_exposure(env: Environment) -> WebUiExposure:
         public=not ingress.access.restricted,
         allowed_cidrs=ingress.access.allowed_cidrs,
         auth_url=ingress.access.auth_url,
+        oidc_provider=provider,
+        oidc_client=client,
     )
 
 

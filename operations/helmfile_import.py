@@ -78,6 +78,7 @@ FILE_ORDER = (
     "web_ingress",
     "temporal_namespaces",
     "images",
+    "dynamic_config",
     "extra_values",
 )
 PLACEHOLDER = "unknown"

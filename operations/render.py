@@ -201,9 +201,10 @@ def summary_table(name: str, summary: EnvironmentSummary) -> Table:
 
 
 def exposure_text(exposure: WebUiExposure) -> str:
-    """Who reaches the new cluster's Web UI: a public or plain-HTTP UI is said in capitals."""
+    """Who reaches the new cluster's Web UI, then who can sign in: a public or plain-HTTP UI
+    is said in capitals."""
     if not exposure.enabled:
-        return "no ingress (web_ingress.enabled: false)"
+        return f"no ingress (web_ingress.enabled: false), {sign_in_text(exposure)}"
     parts = [str(exposure.url)]
     if exposure.plain_http:
         parts[0] += " (PLAIN HTTP: no web_ingress.tls_secret)"
@@ -213,7 +214,18 @@ def exposure_text(exposure: WebUiExposure) -> str:
         parts.append(f"allowed from {', '.join(exposure.allowed_cidrs)}")
     if exposure.auth_url:
         parts.append(f"behind auth {exposure.auth_url}")
+    parts.append(sign_in_text(exposure))
     return ", ".join(parts)
+
+
+def sign_in_text(exposure: WebUiExposure) -> str:
+    """Who can sign in to the UI itself (web_ui.auth)."""
+    if exposure.oidc_provider:
+        return (
+            f"sign-in: OIDC, whoever {exposure.oidc_provider} lets sign in to client "
+            f"{exposure.oidc_client} (the UI adds no roles of its own)"
+        )
+    return "no sign-in: whoever reaches it uses it (web_ui.auth: none)"
 
 
 def exposure_line(exposure: WebUiExposure) -> str:

@@ -1028,6 +1028,14 @@ class _Mapper:
                 )
             )
 
+    def dynamic_config(self) -> None:
+        """`server.dynamicConfig` is the server's dynamic config file, the format the model's
+        `dynamic_config` takes as it is (extra_values may not carry it); a shape the server
+        would refuse is reported by the loader's check of the imported file."""
+        found = self.take(("server", "dynamicConfig"))
+        if found:
+            self.env["dynamic_config"] = copy.deepcopy(found)
+
     def extra_values(self) -> dict[str, Any]:
         """The layers' leaves the model does not map, as they were written."""
         extra: dict[str, Any] = {}
@@ -1048,6 +1056,7 @@ class _Mapper:
         self.security_contexts()
         self.services()
         self.ingress()
+        self.dynamic_config()
         extra = self.extra_values()
         if extra:
             self.env["extra_values"] = extra

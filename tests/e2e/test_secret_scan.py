@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 from temporalio import activity, workflow
 from temporalio.client import WorkflowFailureError
 from temporalio.common import RetryPolicy
@@ -195,7 +197,17 @@ def test_no_password_in_histories_heartbeats_logs_releases_or_arguments(
 ):
     wrong = f"wrong-{secrets.token_urlsafe(12)}"
     namespace = "my-app-secret-scan"
-    env_dir = environments_copy(lambda local: local["kubernetes"].update(namespace=namespace))
+    # #22.4: the Web UI signs in with OIDC; its client secret is in a Secret the operator
+    # made, referenced by the environment, and must turn up nowhere the scan looks.
+    ui_secret = f"oidc-{secrets.token_urlsafe(12)}"
+    core = kube_clients.core_v1("standin")
+    _create_ui_secret(core, namespace, ui_secret)
+
+    def local_with_sign_in(local: dict) -> None:
+        local["kubernetes"].update(namespace=namespace)
+        local["web_ui"] = {"auth": "oidc", "oidc": UI_OIDC}
+
+    env_dir = environments_copy(local_with_sign_in)
     args = ("local", "--environments-dir", str(env_dir))
 
     # A failed attempt with a password in play: Secrets Manager hands out a wrong one.
@@ -210,7 +222,6 @@ def test_no_password_in_histories_heartbeats_logs_releases_or_arguments(
     assert retried.returncode == 0, retried.stdout + retried.stderr
 
     # A drift run over the password Secret: changed by hand, found, repaired.
-    core = kube_clients.core_v1("standin")
     core.patch_namespaced_secret(
         "temporal-db-secret",
         namespace,
@@ -234,7 +245,7 @@ def test_no_password_in_histories_heartbeats_logs_releases_or_arguments(
             120,
             "install_chart to heartbeat while helm waits",
         )
-        scan = SecretScan([mariadb.password, wrong])
+        scan = SecretScan([mariadb.password, wrong, ui_secret])
         scan.temporal(TEMPORAL, operator.env["TEMPORAL_ADDRESS"])
         scan.logs(sorted(tmp_path_factory.getbasetemp().rglob("*.log")))
         scan.helm_releases(operator.env["HELM_BIN"], operator.env["KUBECONFIG"])
@@ -253,6 +264,38 @@ def test_no_password_in_histories_heartbeats_logs_releases_or_arguments(
     # The password really went where it belongs (so the scan looked at a working setup).
     secret = core.read_namespaced_secret("temporal-db-secret", namespace)
     assert base64.b64decode(secret.data["password"]).decode() == mariadb.password
+    # ... and the UI reads its client secret from the Secret, by reference only.
+    web = kube_clients.apps_v1("standin").read_namespaced_deployment("temporal-web", namespace)
+    (ref,) = [
+        e.value_from.secret_key_ref
+        for e in web.spec.template.spec.containers[0].env
+        if e.name == "TEMPORAL_AUTH_CLIENT_SECRET"
+    ]
+    assert (ref.name, ref.key) == ("temporal-ui-oidc", "client-secret")
+
+
+UI_OIDC = {
+    "provider_url": "https://login.example.com/realms/temporal",
+    "client_id": "temporal-ui",
+    "client_secret_ref": {"name": "temporal-ui-oidc", "key": "client-secret"},
+}
+
+
+def _create_ui_secret(core, namespace: str, value: str) -> None:
+    """The Secret an operator makes for the UI's OIDC client (the namespace first, as the
+    bootstrap would find it)."""
+    try:
+        core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    core.create_namespaced_secret(
+        namespace,
+        k8s.V1Secret(
+            metadata=k8s.V1ObjectMeta(name="temporal-ui-oidc"),
+            string_data={"client-secret": value},
+        ),
+    )
 
 
 def _pending_heartbeats(operator) -> list:

@@ -63,6 +63,27 @@ def mounted_server_config(docs: Docs, raw: bool = False) -> Any:
     return yaml.safe_load(_OTHER_TEMPLATE.sub("PLACEHOLDER", text))
 
 
+def mounted_dynamic_config(docs: Docs, service: str = "frontend") -> tuple[str, Any]:
+    """(ConfigMap name, parsed content) of the dynamic config file a server pod reads: the
+    path its server config's `dynamicConfigClient.filepath` names, followed through the pod's
+    volume mount to the ConfigMap key behind it."""
+    filepath = mounted_server_config(docs)["dynamicConfigClient"]["filepath"]
+    deployment = server_deployments(docs)[service]
+    mount = next(
+        m
+        for m in container(deployment)["volumeMounts"]
+        if filepath.startswith(m["mountPath"].rstrip("/") + "/")
+    )
+    relative = filepath[len(mount["mountPath"].rstrip("/")) + 1 :]
+    volume = next(
+        v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]
+    )
+    source = volume["configMap"]
+    key = next((i["key"] for i in source.get("items") or [] if i["path"] == relative), relative)
+    text = objects(docs, "ConfigMap")[source["name"]]["data"][key]
+    return source["name"], yaml.safe_load(text)
+
+
 def _secret_of(variable: str, docs: Docs) -> tuple[str, str]:
     """(Secret, key) every server pod fills `variable` from; they must all agree."""
     found = set()

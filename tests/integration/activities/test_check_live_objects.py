@@ -4,6 +4,7 @@ real kubectl. Each test works in a Kubernetes namespace of its own."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from pathlib import Path
@@ -261,3 +262,53 @@ def test_differences_of_another_deployed_chart_are_version_skew_not_repairable(
     # The declared chart itself: nothing is skew, edits stay repairable.
     same = check(checker, env)
     assert same.drift == ()
+
+
+@pytest.mark.parametrize("helm_version", ["v4"], indirect=True)
+def test_a_hand_edit_of_the_dynamic_config_is_reported_with_its_path(
+    checker, installer, env, kube_standin, core
+):
+    """#22.3: the servers re-read ConfigMap <release>-dynamic-config every 10 s, so a value
+    changed there with kubectl takes effect at once; the check reports it by field and line,
+    and a repair brings the declared value back."""
+    declared = Environment.model_validate(
+        {
+            **env.model_dump(by_alias=True),
+            "dynamic_config": {
+                "frontend.namespaceRPS": [
+                    {"value": 2400},
+                    {"value": 400, "constraints": {"namespace": "batch-jobs"}},
+                ]
+            },
+        }
+    )
+    install(installer, declared)
+    name, key = "temporal-dynamic-config", "dynamic_config.yaml"
+    text = core.read_namespaced_config_map(name, env.kubernetes.namespace).data[key]
+    assert "value: 2400" in text  # what the chart wrote from the declaration
+    edited = text.replace("value: 2400", "value: 99999")
+    kubectl(
+        kube_standin,
+        env,
+        "patch",
+        "configmap",
+        name,
+        "--type=merge",
+        "-p",
+        json.dumps({"data": {key: edited}}),
+    )
+
+    (item,) = check(checker, declared).drift
+    assert (item.kind, item.name, item.path) == ("ConfigMap", name, f"/data/{key}")
+    assert (item.live, item.declared) == (json.dumps(edited), json.dumps(text))
+    line = text.splitlines().index("  value: 2400") + 1
+    assert f'differs at line {line}: live "  value: 99999", declared "  value: 2400"' in (
+        item.message
+    )
+    assert item.repairable and not item.ignored
+
+    install(installer, declared, reapply=True)
+    assert check(checker, declared).drift == ()
+    # the same file declared without the key: the chart's empty file, and the edit is drift
+    (item,) = check(checker, env).drift
+    assert (item.name, item.path, item.declared) == (name, f"/data/{key}", '""')

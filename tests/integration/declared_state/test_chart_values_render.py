@@ -31,6 +31,7 @@ from tests.helpers.manifests import (
     Docs,
     cluster_meaning,
     container,
+    mounted_dynamic_config,
     mounted_server_config,
     objects,
     parse_manifests,
@@ -391,3 +392,113 @@ def test_declared_images_override_the_charts_in_both_layouts(helm_binaries):
         assert admintools == f"{mirror}/admin-tools:1.29.1-custom", chart
         web = container(deployments["temporal-web"])["image"]
         assert web == "temporalio/ui:2.99.0", chart
+
+
+# --- dynamic config (#22.3) ------------------------------------------------------------------
+
+
+def with_fields(env: Environment, **fields: Any) -> Environment:
+    """`env` with top-level fields given as they are written in a file, validated."""
+    return Environment.model_validate({**env.model_dump(by_alias=True), **fields})
+
+
+DYNAMIC_CONFIG = {
+    "frontend.namespaceRPS": [
+        {"value": 2400},
+        {"value": 400, "constraints": {"namespace": "batch-jobs"}},
+    ],
+    "matching.numTaskqueueReadPartitions": [
+        {"value": 8, "constraints": {"namespace": "my-ns", "taskQueueName": "busy"}}
+    ],
+    "history.defaultActivityRetryPolicy": [{"value": {"MaximumAttempts": 3}}],
+}
+
+
+def test_dynamic_config_is_the_file_every_server_reads_in_both_layouts(helm_binaries):
+    """The declared keys are what the servers' dynamic config file holds, followed from the
+    server config's dynamicConfigClient.filepath through each pod's mount to the ConfigMap."""
+    expected = {
+        key: [{"constraints": {}, **item} for item in values]
+        for key, values in DYNAMIC_CONFIG.items()
+    }
+    for chart in ("0.52.0", "1.6.0"):
+        env = with_fields(environment(chart), dynamic_config=DYNAMIC_CONFIG)
+        docs = render_values(helm_binaries["v4"], env, build_chart_values(env))
+        for svc in SERVER_SERVICES:
+            name, content = mounted_dynamic_config(docs, svc)
+            assert name == "temporal-dynamic-config", (chart, svc)
+            assert content == expected, (chart, svc)
+
+
+# --- Web UI sign-in (#22.4) -----------------------------------------------------------------
+
+SIGN_IN = {
+    "auth": "oidc",
+    "oidc": {
+        "provider_url": "https://login.example.com/realms/temporal",
+        "client_id": "temporal-ui",
+        "client_secret_ref": {"name": "temporal-ui-oidc", "key": "client-secret"},
+        "scopes": ["openid", "email"],
+    },
+}
+
+
+def with_sign_in(env: Environment) -> Environment:
+    return with_fields(env, web_ui=SIGN_IN, dynamic_config=DYNAMIC_CONFIG)
+
+
+def check_ui_sign_in(docs: Docs) -> None:
+    """The UI container's environment carries the OIDC settings under the names the UI
+    server reads, the client secret only as a reference to the declared Secret key; no
+    object anywhere holds a value for it, and the chart renders no Secret."""
+    web = container(objects(docs, "Deployment")["temporal-web"])
+    env_vars = {e["name"]: e for e in web["env"]}
+    assert {name: e.get("value") for name, e in env_vars.items() if "value" in e} == {
+        "TEMPORAL_ADDRESS": env_vars["TEMPORAL_ADDRESS"]["value"],
+        "TEMPORAL_AUTH_ENABLED": "true",
+        "TEMPORAL_AUTH_TYPE": "oidc",
+        "TEMPORAL_AUTH_PROVIDER_URL": "https://login.example.com/realms/temporal",
+        "TEMPORAL_AUTH_CLIENT_ID": "temporal-ui",
+        "TEMPORAL_AUTH_CALLBACK_URL": "https://temporal.staging.example.com/auth/sso/callback",
+        "TEMPORAL_AUTH_SCOPES": "openid,email",
+    }
+    assert env_vars.get("TEMPORAL_AUTH_CLIENT_SECRET") == {
+        "name": "TEMPORAL_AUTH_CLIENT_SECRET",
+        "valueFrom": {"secretKeyRef": {"name": "temporal-ui-oidc", "key": "client-secret"}},
+    }
+    for doc in docs:
+        for c in _containers(doc):
+            for e in c.get("env") or []:
+                if "SECRET" in e["name"] or "PASSWORD" in e["name"]:
+                    assert "value" not in e, (doc["metadata"]["name"], e["name"])
+    assert objects(docs, "Secret") == {}
+
+
+def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = (doc.get("spec") or {}).get("template", {}).get("spec") or doc.get("spec") or {}
+    if not isinstance(spec, dict):
+        return []
+    return [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+
+
+def test_oidc_sign_in_is_the_ui_containers_environment_in_both_layouts(helm_binaries):
+    for chart in ("0.52.0", "1.6.0"):
+        env = with_sign_in(environment(chart))
+        docs = render_values(helm_binaries["v4"], env, build_chart_values(env))
+        check_ui_sign_in(docs)
+
+
+def test_the_sign_in_check_catches_a_secret_value_and_a_lost_reference(helm_binaries):
+    env = with_sign_in(environment("1.6.0"))
+    values = build_chart_values(env)
+    for wrong in (
+        [{"name": "TEMPORAL_AUTH_CLIENT_SECRET", "value": "plain"}],
+        [e for e in values["web"]["additionalEnv"] if e["name"] != "TEMPORAL_AUTH_CLIENT_SECRET"],
+    ):
+        broken = copy.deepcopy(values)
+        broken["web"]["additionalEnv"] = [
+            *(e for e in values["web"]["additionalEnv"] if "SECRET" not in e["name"]),
+            *(e for e in wrong if "SECRET" in e["name"]),
+        ]
+        with pytest.raises(AssertionError):
+            check_ui_sign_in(render_values(helm_binaries["v4"], env, broken))

@@ -1,4 +1,5 @@
-"""Every shipped chart (both values layouts), rendered with the staging environment, scanned by
+"""Every shipped chart (both values layouts), rendered with the staging environment (plus an
+OIDC sign-in for the Web UI and a dynamic config), scanned by
 tools nobody here wrote (#23.3): checkov (`--framework kubernetes`) finds nothing outside the
 skip list in tests/fixtures/checkov-skips.yaml (each entry with its reason), and
 kubernetes-validate `--strict` accepts every object for Kubernetes 1.33.
@@ -23,7 +24,7 @@ import yaml
 from adapters.helm_cli import HelmCli, chart_reference
 from declared_state.chart_values import build_chart_values
 
-from .test_chart_values_render import SHIPPED, environment
+from .test_chart_values_render import SHIPPED, environment, with_sign_in
 
 ROOT = Path(__file__).resolve().parents[3]
 SCANNERS = ROOT / ".tools" / "checkov" / "bin"
@@ -36,7 +37,8 @@ def rendered(tmp_path_factory, helm_binaries) -> Path:
         pytest.fail(f"checkov missing in {SCANNERS}: run scripts/setup.sh")
     folder = tmp_path_factory.mktemp("rendered")
     for version in SHIPPED:
-        env = environment(version)
+        # with the Web UI's OIDC sign-in and dynamic config (#22), so both are scanned too
+        env = with_sign_in(environment(version))
         text = HelmCli(binary=helm_binaries["v3"]).template(
             env.kubernetes.release,
             env.kubernetes.namespace,

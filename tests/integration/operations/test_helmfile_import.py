@@ -618,3 +618,25 @@ def test_images_and_security_contexts_map_onto_the_model_and_are_reported(capsys
     assert images.admin_tools.reference == f"{registry}/admin-tools:1.30.3-custom"
     assert images.web.reference == f"{registry}/ui:2.48.1"  # chart 0.74.0's own tag
     assert run(capsys, "validate", "staging", "--environments-dir", str(out_dir))[0] == 0
+
+
+def test_the_dynamic_config_becomes_the_models_and_a_bad_one_is_named(capsys, tmp_path):
+    """#22.3: `server.dynamicConfig` is the model's `dynamic_config` (extra_values may not
+    carry it), taken as written; a shape the server would refuse is reported by key."""
+    dynamic = {"frontend.namespaceRPS": [{"value": 400, "constraints": {"namespace": "b"}}]}
+    project = clean_staging_with(tmp_path, {"server": {"dynamicConfig": dynamic}})
+    out_dir = tmp_path / "e"
+    args = ["import-helmfile", str(project), "--env", "staging", "--environments-dir"]
+    code, out, err = run(capsys, *args, str(out_dir), "--write")
+    assert code == 0, out + err
+    env = load_environment("staging", out_dir)
+    assert env.extra_values == {}
+    assert env.dynamic_config["frontend.namespaceRPS"][0].constraints == {"namespace": "b"}
+
+    broken = {"frontend.namespaceRPS": [{"value": 400, "constraints": {"queue": "b"}}]}
+    project = clean_staging_with(tmp_path, {"server": {"dynamicConfig": broken}})
+    code, out, err = run(capsys, *args, str(tmp_path / "f"), "--write")
+    assert code == 2
+    assert "the imported staging.yaml does not validate:" in out
+    assert "dynamic_config.frontend.namespaceRPS[0].constraints" in out + err
+    assert "'queue' is not a constraint the server knows" in out + err
