@@ -44,6 +44,7 @@ from activities.check_temporal import TemporalCheck
 from activities.ensure_ca_bundle import CaBundlePublisher
 from activities.ensure_db_secret import DbSecretPublisher
 from activities.install_chart import ChartInstaller
+from activities.notify import notify
 from activities.plan_upgrade import plan_upgrade
 from activities.read_live_versions import ReadLiveVersions
 from activities.register_namespaces import RegisterNamespaces
@@ -101,6 +102,8 @@ def build_activities(kube: KubeClients, helm_binary: str | None) -> list[Callabl
         # the drift check's read-only comparisons of what runs
         LiveObjectChecker(installer, kube).check_live_objects,
         TemporalCheck(target, preflight, installer).check_temporal,
+        # webhooks (the URL is read here, in the worker's environment)
+        notify,
     ]
 
 
