@@ -202,7 +202,13 @@ class DriftCheckWorkflow(OperatorInbox, Notifying):
         env = input.environment
         counts = self._counts()
         completed = None if self._state == DriftState.CHECK_FAILED else workflow.now()
-        self._set_drift(env.name, counts, completed)
+        # A step that could not be checked keeps the gauge's last value: unknown is not 0.
+        checked = {
+            name: n
+            for name, n in counts.items()
+            if self._findings[name].status != FindingStatus.CHECK_FAILED
+        }
+        self._set_drift(env.name, checked, completed)
         if self._state == DriftState.REPAIRED:
             repaired = [
                 f.step for f in self._findings.values() if f.status == FindingStatus.REPAIRED

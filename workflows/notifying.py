@@ -18,7 +18,8 @@ a gauge emits no command, so no patch is needed. Names and labels (docs/observab
 - `temporal_bootstrap_drift_items{environment, kind}`: differences not ignored, per checked
   step (`kind` is the step that owns what differs: ensure_ca_bundle, install_chart,
   check_live_objects, ...), after the check and its repair; every checked step is set at
-  every check (0 when in sync), so a repaired kind goes back to 0;
+  every check (0 when in sync), so a repaired kind goes back to 0; a step that could not
+  be checked keeps its last value (unknown is not 0);
 - `temporal_bootstrap_drift_check_completed_timestamp_seconds{environment}`: when the last
   drift check that could check everything ended (a check that failed leaves it alone);
 - `temporal_bootstrap_runs_waiting_for_operator{environment, run}`: 1 while that run

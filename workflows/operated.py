@@ -423,14 +423,18 @@ class OperatedRun(OperatorInbox, Notifying):
             self._waiting_for = f"approval before {before}: send `approve`"
             self._waiting_actions = (OperatorAction.APPROVE, OperatorAction.ABORT)
             self._waiting_begins(name)
-            await workflow.wait_condition(
-                lambda: (
-                    self._approved_by is not None
-                    or (self._decision is not None and self._decision[0] == OperatorAction.ABORT)
+            try:
+                await workflow.wait_condition(
+                    lambda: (
+                        self._approved_by is not None
+                        or (
+                            self._decision is not None and self._decision[0] == OperatorAction.ABORT
+                        )
+                    )
                 )
-            )
+            finally:  # a cancelled run does not stay "waiting" in the gauge
+                self._waiting_ends()
             self._waiting_for, self._waiting_actions = None, ()
-            self._waiting_ends()
             if self._approved_by is None:
                 self._finish(name, StepStatus.FAILED, summary="aborted before approval")
                 raise Aborted()
@@ -558,11 +562,13 @@ class OperatedRun(OperatorInbox, Notifying):
                 f"({record.last_error_type}): {record.last_error}"
             ],
         )
-        await workflow.wait_condition(lambda: self._decision is not None)
+        try:
+            await workflow.wait_condition(lambda: self._decision is not None)
+        finally:  # a cancelled run does not stay "waiting" in the gauge
+            self._waiting_ends()
         assert self._decision is not None
         decision, self._decision = self._decision, None
         self._waiting_for, self._waiting_actions = None, ()
-        self._waiting_ends()
         return decision
 
     def _finish(
