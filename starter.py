@@ -57,7 +57,7 @@ from rich.console import Console
 from temporalio.client import Client
 
 from contracts.drift_check import DriftCheckResult, DriftState, drift_schedule_id
-from contracts.operator import OperatorAction, OperatorRequest
+from contracts.operator import OperatorAction, OperatorRequest, drift_approval_commands
 from declared_state.loader import InvalidEnvironment
 from declared_state.models import (
     DriftPolicy,
@@ -669,7 +669,7 @@ def drift(
             match event:
                 case drift_ops.CheckWaiting(progress):
                     waits = f"\n{handle.id} found drift and waits for approval to repair it:"
-                    commands = render.drift_approval_commands(env.name, handle.id, _operator())
+                    commands = drift_approval_commands(env.name, handle.id, _operator())
                     report(progress, [waits, *commands])
                     return EXIT_WAITING
                 case drift_ops.StepChecked(finding):

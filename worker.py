@@ -12,7 +12,10 @@ Secrets Manager, S3); TEMPORAL_BOOTSTRAP_STATE_DIR for where the embedded server
 charts live (default ./.state); TEMPORAL_BOOTSTRAP_IN_CLUSTER (true/false; default: true when
 the worker uses its pod's ServiceAccount) for how the new cluster's frontend is reached when
 an environment does not say (frontend.connect: direct inside the cluster, port-forward
-through the Kubernetes API outside). deploy/README.md runs it in a cluster.
+through the Kubernetes API outside); TEMPORAL_BOOTSTRAP_METRICS_PORT (or --metrics-port):
+serve Prometheus metrics at http://[HOST:]PORT/metrics (off when unset; deploy/ sets 9464;
+docs/observability.md); the variables the environments' `notifications.webhooks` name (their
+URLs). deploy/README.md runs it in a cluster.
 
 Exit codes: 0 stopped on SIGTERM/SIGINT, 1 the bootstrap server cannot be reached (or no
 local stack runs for --local-stack), 3 invalid command line (the starter's "invalid input")
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import boto3
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.check_database import DatabasePreflight
@@ -44,6 +48,7 @@ from activities.check_temporal import TemporalCheck
 from activities.ensure_ca_bundle import CaBundlePublisher
 from activities.ensure_db_secret import DbSecretPublisher
 from activities.install_chart import ChartInstaller
+from activities.notify import notify
 from activities.plan_upgrade import plan_upgrade
 from activities.read_live_versions import ReadLiveVersions
 from activities.register_namespaces import RegisterNamespaces
@@ -101,6 +106,8 @@ def build_activities(kube: KubeClients, helm_binary: str | None) -> list[Callabl
         # the drift check's read-only comparisons of what runs
         LiveObjectChecker(installer, kube).check_live_objects,
         TemporalCheck(target, preflight, installer).check_temporal,
+        # webhooks (the URL is read here, in the worker's environment)
+        notify,
     ]
 
 
@@ -177,6 +184,28 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+METRICS_PORT_VARIABLE = "TEMPORAL_BOOTSTRAP_METRICS_PORT"
+
+
+def metrics_address(text: str) -> str:
+    """`PORT` (all interfaces, as a pod needs) or `HOST:PORT` -> the bind address."""
+    host, _, port = text.strip().rpartition(":")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"expected PORT or HOST:PORT with a port from 1 to 65535, got {text!r}"
+        )
+    return f"{host or '0.0.0.0'}:{int(port)}"  # noqa: S104 - scraped from outside the pod
+
+
+def metrics_runtime(bind_address: str | None) -> Runtime | None:
+    """The SDK runtime with a Prometheus endpoint at `bind_address` (the SDK's own metrics
+    and the gauges the workflows set, workflows/notifying.py); None: the default runtime,
+    no endpoint. Raises ValueError (the SDK's) when the address cannot be bound."""
+    if bind_address is None:
+        return None
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind_address)))
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = _Parser(
         prog="worker.py",
@@ -195,7 +224,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         metavar="N",
         help="activities run at once (at least 1; default 8)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--metrics-port",
+        type=metrics_address,
+        metavar="[HOST:]PORT",
+        help=f"serve Prometheus metrics at /metrics there (default: ${METRICS_PORT_VARIABLE}; "
+        "unset: no metrics endpoint)",
+    )
+    args = parser.parse_args(argv)
+    if args.metrics_port is None and os.environ.get(METRICS_PORT_VARIABLE):
+        try:
+            args.metrics_port = metrics_address(os.environ[METRICS_PORT_VARIABLE])
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"{METRICS_PORT_VARIABLE}: {exc}")
+    return args
 
 
 async def main(argv: Sequence[str] | None = None) -> int:
@@ -230,7 +272,14 @@ async def main(argv: Sequence[str] | None = None) -> int:
         return 1
     assert settings is not None  # started when missing
     try:
-        client = await settings.connect()
+        runtime = metrics_runtime(args.metrics_port)
+    except (RuntimeError, ValueError) as exc:  # the SDK: ValueError "Address already in use"
+        log.error("cannot serve metrics on %s: %s", args.metrics_port, exc)
+        return 1
+    if runtime is not None:
+        log.info("Prometheus metrics on http://%s/metrics", args.metrics_port)
+    try:
+        client = await settings.connect(runtime)
     except (SettingsError, RuntimeError) as exc:
         log.error("%s", connect_failure(settings.address, exc))
         return 1

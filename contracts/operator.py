@@ -10,7 +10,7 @@ a password as a reason must not find it in `progress` or a log.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -108,3 +108,37 @@ def parse_request(args: Sequence[Any]) -> OperatorRequest:
             for e in exc.errors(include_url=False, include_input=False)
         )
         raise ValueError(f"{problems}; expected {EXPECTED_PAYLOAD}") from None
+
+
+# --- the commands that send an action (status, follow and notifications show them) ------
+
+
+def temporal_cli_action(workflow_id: str, action: OperatorAction, by: str) -> str:
+    """The temporal CLI's way to send an action: an update, so a refusal comes back."""
+    return (
+        f"temporal workflow update execute --workflow-id {workflow_id} --name {action.value} "
+        f'--input \'{{"by": "{by}"}}\''
+    )
+
+
+def operator_commands(
+    env_name: str,
+    workflow_id: str,
+    actions: Iterable[OperatorAction],
+    by: str,
+    run_option: str = "",
+) -> list[str]:
+    """For each action: the starter command (`run_option`: ` --upgrade` for an upgrade run)
+    and the temporal CLI update that do it."""
+    lines = []
+    for action in actions:
+        lines.append(f"  python starter.py {action.value} {env_name}{run_option}")
+        lines.append(f"  {temporal_cli_action(workflow_id, action, by)}")
+    return lines
+
+
+def drift_approval_commands(env_name: str, workflow_id: str, by: str) -> list[str]:
+    return [
+        f"  python starter.py approve-drift {env_name}",
+        f"  {temporal_cli_action(workflow_id, OperatorAction.APPROVE, by)}",
+    ]

@@ -1070,6 +1070,87 @@ class UpgradeSpec(FrozenModel):
         return value
 
 
+class NotifyEvent(StrEnum):
+    """What a webhook is told about (declared_state `notifications.webhooks[*].events`)."""
+
+    WAITING = "waiting"
+    """A run waits for an operator (a failed step, the approval gate, a drift check that asks)."""
+    FAILED = "failed"
+    """A run ended failed: aborted, a drift check that could not check or whose repair failed."""
+    DRIFT_FOUND = "drift_found"
+    DRIFT_REPAIRED = "drift_repaired"
+
+
+_ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Webhook(FrozenModel):
+    """One webhook that receives Slack-compatible JSON (`{"text": ...}` plus fields).
+
+    Its URL is a secret (whoever has it can post): the declaration names where the worker
+    reads it, an environment variable of the worker (`url_from_env`) or a file in its pod
+    (`url_from_file`, e.g. a mounted Kubernetes Secret key), never the URL itself, so it
+    never enters a workflow's input or history."""
+
+    name: str = Field(min_length=1, max_length=63, description="Shown in logs and results.")
+    url_from_env: str | None = None
+    url_from_file: str | None = None
+    events: tuple[NotifyEvent, ...] = tuple(NotifyEvent)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_url(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "url" in data:
+            raise ValueError(
+                "url: a webhook URL is a secret and never goes into an environment file; name "
+                "the worker's environment variable that holds it (url_from_env: NAME) or a "
+                "file (url_from_file: /path, e.g. a mounted Secret key)"
+            )
+        return data
+
+    @field_validator("url_from_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_VAR_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not an environment variable name (letters, digits and '_', "
+                "not starting with a digit)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Webhook:
+        if (self.url_from_env is None) == (self.url_from_file is None):
+            raise ValueError("set exactly one of url_from_env and url_from_file")
+        if not self.events:
+            raise ValueError("events: name at least one of " + ", ".join(NotifyEvent))
+        return self
+
+    @property
+    def source(self) -> str:
+        """Where the URL is read, for messages (never the URL)."""
+        if self.url_from_env is not None:
+            return f"environment variable {self.url_from_env}"
+        return f"file {self.url_from_file}"
+
+
+class NotificationsSpec(FrozenModel):
+    """Who is told when a run waits, fails, or a drift check finds or repairs drift."""
+
+    webhooks: tuple[Webhook, ...] = ()
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique(cls, value: tuple[Webhook, ...]) -> tuple[Webhook, ...]:
+        names = [w.name for w in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"webhook names must be unique: {names}")
+        return value
+
+    def for_event(self, event: NotifyEvent) -> tuple[Webhook, ...]:
+        return tuple(w for w in self.webhooks if event in w.events)
+
+
 class PodSecurityLevel(StrEnum):
     """The Pod Security Standard the release's namespace enforces (#23.1).
 
@@ -1099,6 +1180,7 @@ class Environment(FrozenModel):
     frontend: FrontendSpec = FrontendSpec()
     approval_required: bool = False
     drift_check: DriftCheckSpec = DriftCheckSpec()
+    notifications: NotificationsSpec = NotificationsSpec()
     upgrade: UpgradeSpec = UpgradeSpec()
     images: ImagesSpec = ImagesSpec()
     image_registry: ImageRegistrySpec = ImageRegistrySpec()

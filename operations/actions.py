@@ -25,7 +25,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 
 from contracts.bootstrap import BootstrapProgress, RunState
-from contracts.operator import OperatorAction, OperatorRequest
+from contracts.operator import OperatorAction, OperatorRequest, operator_commands
 from contracts.upgrade import UpgradeProgress, UpgradeResult
 from declared_state.models import Environment
 from operations import environments, render, runs, upgrade
@@ -138,7 +138,7 @@ def _unblocking(allowed: Sequence[OperatorAction]) -> list[OperatorAction]:
 def _waiting_commands(
     env_name: str, workflow_id: str, kind: RunKind, progress: BootstrapProgress, by: str
 ) -> list[str]:
-    return render.operator_commands(
+    return operator_commands(
         env_name, workflow_id, _unblocking(progress.allowed_actions), by, kind.option
     )
 

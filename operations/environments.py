@@ -177,6 +177,18 @@ def chart_source(env: Environment) -> str:
     return chart.repository if used.setting is None else f"{chart.repository}, via {used.location}"
 
 
+def notifications_text(env: Environment) -> str:
+    """Who is told what (`validate`): each webhook, its events and where the worker reads its
+    URL, which `validate` cannot check (it is the worker's environment, not this one's)."""
+    return (
+        "; ".join(
+            f"{w.name}: {', '.join(e.value for e in w.events)} (URL from the worker's {w.source})"
+            for w in env.notifications.webhooks
+        )
+        or "none (docs/observability.md)"
+    )
+
+
 def summarize(
     env: Environment, manifests: str, lock: LockStatus | None = None
 ) -> EnvironmentSummary:
@@ -204,6 +216,7 @@ def summarize(
                 )
                 or "none",
             ),
+            ("notifications", notifications_text(env)),
             ("rendered objects", ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))),
             *((("chart lock", lock.text()),) if lock is not None else ()),
         ),

@@ -27,7 +27,7 @@ from contracts.drift_check import (
     FindingStatus,
     drift_records,
 )
-from contracts.operator import OperatorAction, RefusedInput
+from contracts.operator import RefusedInput
 from contracts.upgrade import UpgradeProgress, UpgradeResult, snapshot_id
 from declared_state.loader import display_path
 from declared_state.models import Environment
@@ -70,30 +70,6 @@ def step_line(step: StepProgress) -> str:
         if step.retry_state and step.retry_state != "NON_RETRYABLE_FAILURE":
             line += f" (retries ended: {step.retry_state})"
     return line
-
-
-def temporal_cli_action(workflow_id: str, action: OperatorAction, by: str) -> str:
-    """The temporal CLI's way to send an action: an update, so a refusal comes back."""
-    return (
-        f"temporal workflow update execute --workflow-id {workflow_id} --name {action.value} "
-        f'--input \'{{"by": "{by}"}}\''
-    )
-
-
-def operator_commands(
-    env_name: str,
-    workflow_id: str,
-    actions: Iterable[OperatorAction],
-    by: str,
-    run_option: str = "",
-) -> list[str]:
-    """For each action: the starter command (`run_option`: ` --upgrade` for an upgrade run)
-    and the temporal CLI update that do it."""
-    lines = []
-    for action in actions:
-        lines.append(f"  python starter.py {action.value} {env_name}{run_option}")
-        lines.append(f"  {temporal_cli_action(workflow_id, action, by)}")
-    return lines
 
 
 def refused_line(refused: RefusedInput) -> str:
@@ -328,13 +304,6 @@ def drift_json(result: DriftCheckResult) -> str:
         "records": [r.model_dump(mode="json") for r in drift_records(result.findings)],
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
-
-
-def drift_approval_commands(env_name: str, workflow_id: str, by: str) -> list[str]:
-    return [
-        f"  python starter.py approve-drift {env_name}",
-        f"  {temporal_cli_action(workflow_id, OperatorAction.APPROVE, by)}",
-    ]
 
 
 def _short_duration(value: timedelta) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
+from temporalio.runtime import Runtime
 
 from adapters.processes import pid_alive
 from declared_state.paths import state_dir
@@ -123,13 +124,15 @@ class ClientSettings:
             ui_url=self.ui_url or ui_url,
         )
 
-    async def connect(self) -> Client:
+    async def connect(self, runtime: Runtime | None = None) -> Client:
+        """A client of the bootstrap server; `runtime`: the SDK runtime it (and a worker on
+        it) runs in, the default one when None (the worker's has a metrics endpoint)."""
         if not self.address:
             raise SettingsError("no Temporal address: resolve the embedded server first")
         config = {"namespace": "default", **self.connect_config}
         try:
             return await asyncio.wait_for(
-                Client.connect(**config, data_converter=pydantic_data_converter),
+                Client.connect(**config, data_converter=pydantic_data_converter, runtime=runtime),
                 CONNECT_TIMEOUT,
             )
         except TimeoutError:

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         ensure_ca_bundle,
         ensure_db_secret,
         install_chart,
+        notify,
         register_namespaces,
         wait_frontend_healthy,
     )
@@ -86,11 +87,17 @@ class BootstrapWorkflow(OperatedRun):
     @classmethod
     def activity_references(cls) -> tuple[object, ...]:
         """What a worker must register for this workflow."""
-        return activity_references(cls.STEPS)
+        return (*activity_references(cls.STEPS), notify.SPEC.activity)
 
     def __init__(self) -> None:
         super().__init__(tuple(item.name for item in self.STEPS))
         self._input: BootstrapInput | None = None
+
+    def _run_option(self) -> str:
+        return " --dry-run" if self._input and self._input.dry_run else ""
+
+    def _run_label(self) -> str:
+        return "provision dry run" if self._input and self._input.dry_run else "provision"
 
     @workflow.query
     def progress(self) -> BootstrapProgress:
@@ -203,10 +210,11 @@ class BootstrapWorkflow(OperatedRun):
                 await self._between_steps()
                 await self._run_group(group, input)
         except Aborted:
-            raise self._aborted(
+            raise await self._abort_error(
                 f"provisioning of {input.environment.name} aborted", "BootstrapAborted"
             ) from None
         self._state = RunState.DONE
+        await self._notifications_sent()
         steps = self._step_records()
         return BootstrapResult(
             environment=input.environment.name,

@@ -49,6 +49,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from contracts import notify
     from contracts.bootstrap import BootstrapInput
     from contracts.drift_check import (
         DRIFT_CHECKED_STEPS_V1,
@@ -61,9 +62,10 @@ with workflow.unsafe.imports_passed_through():
         FindingStatus,
         drift_records,
     )
-    from contracts.operator import OperatorAction, OperatorRequest
+    from contracts.operator import OperatorAction, OperatorRequest, drift_approval_commands
     from contracts.step_spec import StepSpec
-    from declared_state.models import DriftPolicy
+    from declared_state.models import DriftPolicy, NotifyEvent
+    from workflows.notifying import FIRST_ITEMS, NOTIFY_BY, Notifying
     from workflows.operated import OperatorInbox
     from workflows.steps import CATALOG, activity_references, execute_step
 
@@ -97,16 +99,17 @@ class _Repair:
 
 
 @workflow.defn(name="DriftCheckWorkflow")
-class DriftCheckWorkflow(OperatorInbox):
+class DriftCheckWorkflow(OperatorInbox, Notifying):
     """Check one environment for drift; see the module docstring."""
 
     @classmethod
     def activity_references(cls) -> tuple[object, ...]:
         """What a worker must register for this workflow."""
-        return activity_references(CHECKED)
+        return activity_references((*CHECKED, notify.SPEC))
 
     def __init__(self) -> None:
-        super().__init__()
+        OperatorInbox.__init__(self)
+        Notifying.__init__(self)
         self._input: DriftCheckInput | None = None
         self._findings: dict[str, DriftFinding] = {}
         self._state = DriftState.CHECKING
@@ -156,7 +159,90 @@ class DriftCheckWorkflow(OperatorInbox):
         else:
             await self._check_and_repair_v1(input, steps_input)
         self._state = self._overall()
+        self._tell_outcome(input)
+        await self._notifications_sent()
         return self.progress()
+
+    # -- what the gauges and webhooks are told (workflows/notifying.py) ----------------------
+    def _counts(self) -> dict[str, int]:
+        """Differences not ignored, per checked step, as they stand now."""
+        left = {FindingStatus.DRIFTED, FindingStatus.NOT_RESTORED, FindingStatus.REPAIR_FAILED}
+        return {
+            name: len(finding.shown) if finding.status in left else 0
+            for name, finding in self._findings.items()
+        }
+
+    def _tell_found(self, input: DriftCheckInput, asks: bool) -> None:
+        drifted = [f for f in self._findings.values() if f.status == FindingStatus.DRIFTED]
+        if not drifted:
+            return
+        counts = {name: n for name, n in self._counts().items() if n}
+        items = [f"{f.step}: {d.message}" for f in drifted for d in f.shown]
+        policy = input.effective_policy.value
+        lines = items[:FIRST_ITEMS]
+        if len(items) > FIRST_ITEMS:
+            lines.append(f"... and {len(items) - FIRST_ITEMS} more (`starter.py drift ENV`)")
+        self._notify(
+            input.environment,
+            NotifyEvent.DRIFT_FOUND,
+            "found",
+            f"drift found: {sum(counts.values())} difference(s) in "
+            f"{', '.join(counts) or 'what could not be repaired'} (policy {policy})",
+            lines=lines,
+            commands=self._approval_commands(input) if asks else (),
+            counts=counts,
+        )
+
+    def _approval_commands(self, input: DriftCheckInput) -> list[str]:
+        return drift_approval_commands(
+            input.environment.name, workflow.info().workflow_id, NOTIFY_BY
+        )
+
+    def _tell_outcome(self, input: DriftCheckInput) -> None:
+        env = input.environment
+        counts = self._counts()
+        completed = None if self._state == DriftState.CHECK_FAILED else workflow.now()
+        # A step that could not be checked keeps the gauge's last value: unknown is not 0.
+        checked = {
+            name: n
+            for name, n in counts.items()
+            if self._findings[name].status != FindingStatus.CHECK_FAILED
+        }
+        self._set_drift(env.name, checked, completed)
+        if self._state == DriftState.REPAIRED:
+            repaired = [
+                f.step for f in self._findings.values() if f.status == FindingStatus.REPAIRED
+            ]
+            self._notify(
+                env,
+                NotifyEvent.DRIFT_REPAIRED,
+                "repaired",
+                f"drift repaired by {', '.join(repaired)}",
+                lines=[
+                    f"{f.step}: {f.action}"
+                    for f in self._findings.values()
+                    if f.action and f.status == FindingStatus.REPAIRED
+                ],
+            )
+        elif self._state in (DriftState.REPAIR_FAILED, DriftState.CHECK_FAILED):
+            failed = [
+                f"{f.step}: {f.status.value}" + (f" ({f.error})" if f.error else "")
+                for f in self._findings.values()
+                if f.status
+                in (
+                    FindingStatus.REPAIR_FAILED,
+                    FindingStatus.NOT_RESTORED,
+                    FindingStatus.CHECK_FAILED,
+                )
+            ]
+            self._notify(
+                env,
+                NotifyEvent.FAILED,
+                self._state.value,
+                f"drift check {self._state.value}",
+                lines=failed[:FIRST_ITEMS],
+                counts={k: n for k, n in counts.items() if n},
+            )
 
     # -- the check ---------------------------------------------------------------------------
     async def _check_and_repair(self, input: DriftCheckInput, steps_input: BootstrapInput) -> None:
@@ -175,6 +261,7 @@ class DriftCheckWorkflow(OperatorInbox):
                 self._findings[step.name] = await self._check(step, steps_input)
         repairs = self._repairs()
         policy = input.effective_policy
+        self._tell_found(input, asks=bool(repairs) and policy == DriftPolicy.ASK)
         if repairs and policy == DriftPolicy.ASK:
             await self._wait_for_approval(input, [r.step for r in repairs])
         if not repairs or not (policy == DriftPolicy.REMEDIATE or self._approved_by is not None):
@@ -217,10 +304,21 @@ class DriftCheckWorkflow(OperatorInbox):
         self._state = DriftState.WAITING_FOR_APPROVAL
         timeout = input.approval_timeout or input.environment.drift_check.interval
         workflow.logger.info("drift: %s would repair it; waiting up to %s", steps, timeout)
+        env = input.environment
+        self._set_waiting(env.name, "drift check", True)
+        self._notify(
+            env,
+            NotifyEvent.WAITING,
+            "approval",
+            f"{workflow.info().workflow_id} waits up to {timeout} for approval to repair "
+            f"with {', '.join(steps)}",
+            commands=self._approval_commands(input),
+        )
         try:
             await workflow.wait_condition(lambda: self._approved_by is not None, timeout=timeout)
         except TimeoutError:
             workflow.logger.info("not approved in time; drift only reported")
+        self._set_waiting(env.name, "drift check", False)
 
     async def _repair_with(self, repair: _Repair, steps_input: BootstrapInput) -> None:
         step = CHECKED_BY_NAME[repair.step]

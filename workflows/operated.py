@@ -54,9 +54,12 @@ from contracts.operator import (
     OperatorAction,
     OperatorRequest,
     RefusedInput,
+    operator_commands,
     parse_request,
 )
 from contracts.step_spec import RunInput, StepSpec
+from declared_state.models import Environment, NotifyEvent
+from workflows.notifying import NOTIFY_BY, Notifying
 from workflows.steps import execute_step
 
 _STEP_DECISIONS = (OperatorAction.RETRY, OperatorAction.SKIP, OperatorAction.ABORT)
@@ -215,13 +218,19 @@ class _StepRecord(StepProgress):
         return StepProgress(**dict(self))
 
 
-class OperatedRun(OperatorInbox):
-    """Operator interface and step runner shared by the workflows that change a cluster."""
+class OperatedRun(OperatorInbox, Notifying):
+    """Operator interface and step runner shared by the workflows that change a cluster.
+
+    A wait for an operator is announced to the environment's webhooks (`waiting`, with the
+    commands that answer it; once per wait: a step's wait per attempt) and shown by the
+    `runs waiting for operator` gauge; an aborted run is announced (`failed`) before it
+    ends (workflows/notifying.py)."""
 
     SIGNALS: ClassVar[tuple[OperatorAction, ...]] = tuple(OperatorAction)
 
     def __init__(self, step_names: tuple[str, ...]) -> None:
-        super().__init__()
+        OperatorInbox.__init__(self)
+        Notifying.__init__(self)
         self._steps: dict[str, _StepRecord] = {n: _StepRecord(name=n) for n in step_names}
         self._state = RunState.RUNNING
         self._paused = False
@@ -325,6 +334,69 @@ class OperatedRun(OperatorInbox):
             non_retryable=True,
         )
 
+    async def _abort_error(self, message: str, error_type: str) -> ApplicationError:
+        """`_aborted`'s error, once the webhooks were told (`failed`)."""
+        error = self._aborted(message, error_type)
+        environment = self._environment()
+        if environment is not None:
+            self._notify(
+                environment,
+                NotifyEvent.FAILED,
+                "aborted",
+                f"{workflow.info().workflow_id} was aborted",
+                lines=[
+                    f"{s.name}: {s.status.value}" + (f" ({s.summary})" if s.summary else "")
+                    for s in self._steps.values()
+                ],
+            )
+            await self._notifications_sent()
+        return error
+
+    # --- what the webhooks and gauges are told ----------------------------------------
+
+    def _environment(self) -> Environment | None:
+        """The run's (latest) declaration; None before the run started."""
+        run_input = getattr(self, "_input", None)
+        return None if run_input is None else cast(Environment, run_input.environment)
+
+    def _run_option(self) -> str:
+        """What the starter's commands add to address this run (` --upgrade`)."""
+        return ""
+
+    def _run_label(self) -> str:
+        """The `run` label of the waiting gauge."""
+        return "provision"
+
+    def _waiting_begins(self, state: str, lines: Sequence[str] = ()) -> None:
+        environment = self._environment()
+        if environment is None:
+            return
+        self._set_waiting(environment.name, self._run_label(), True)
+        workflow_id = workflow.info().workflow_id
+        self._notify(
+            environment,
+            NotifyEvent.WAITING,
+            state,
+            f"{workflow_id} waits for an operator: {self._waiting_for}",
+            lines=lines,
+            commands=operator_commands(
+                environment.name,
+                workflow_id,
+                [
+                    a
+                    for a in self._waiting_actions
+                    if a not in (OperatorAction.PAUSE, OperatorAction.RESUME)
+                ],
+                NOTIFY_BY,
+                self._run_option(),
+            ),
+        )
+
+    def _waiting_ends(self) -> None:
+        environment = self._environment()
+        if environment is not None:
+            self._set_waiting(environment.name, self._run_label(), False)
+
     def _done_list(self) -> str:
         parts = [
             f"{s.name} {s.status.value}" + (f" ({s.summary})" if s.summary else "")
@@ -350,12 +422,18 @@ class OperatedRun(OperatorInbox):
             record.status = StepStatus.WAITING_FOR_OPERATOR
             self._waiting_for = f"approval before {before}: send `approve`"
             self._waiting_actions = (OperatorAction.APPROVE, OperatorAction.ABORT)
-            await workflow.wait_condition(
-                lambda: (
-                    self._approved_by is not None
-                    or (self._decision is not None and self._decision[0] == OperatorAction.ABORT)
+            self._waiting_begins(name)
+            try:
+                await workflow.wait_condition(
+                    lambda: (
+                        self._approved_by is not None
+                        or (
+                            self._decision is not None and self._decision[0] == OperatorAction.ABORT
+                        )
+                    )
                 )
-            )
+            finally:  # a cancelled run does not stay "waiting" in the gauge
+                self._waiting_ends()
             self._waiting_for, self._waiting_actions = None, ()
             if self._approved_by is None:
                 self._finish(name, StepStatus.FAILED, summary="aborted before approval")
@@ -477,7 +555,17 @@ class OperatedRun(OperatorInbox):
             self._decision = None  # a retry/skip sent earlier was meant for another wait
         self._waiting_for = f"{step} failed: send `retry`, `skip` or `abort`"
         self._waiting_actions = _STEP_DECISIONS
-        await workflow.wait_condition(lambda: self._decision is not None)
+        self._waiting_begins(
+            f"{step}/attempt-{record.attempts}",
+            lines=[
+                f"{step} failed for good after {record.attempts} attempt(s) "
+                f"({record.last_error_type}): {record.last_error}"
+            ],
+        )
+        try:
+            await workflow.wait_condition(lambda: self._decision is not None)
+        finally:  # a cancelled run does not stay "waiting" in the gauge
+            self._waiting_ends()
         assert self._decision is not None
         decision, self._decision = self._decision, None
         self._waiting_for, self._waiting_actions = None, ()

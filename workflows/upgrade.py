@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         check_images,
         check_server_version,
         install_chart,
+        notify,
         read_live_versions,
         snapshot_database,
         soak,
@@ -98,7 +99,16 @@ class UpgradeWorkflow(OperatedRun):
     @classmethod
     def activity_references(cls) -> tuple[object, ...]:
         """What a worker must register for this workflow (the plan's local activity too)."""
-        return (*activity_references((read_live_versions.SPEC, *HOP)), plan_upgrade)
+        return (
+            *activity_references((read_live_versions.SPEC, *HOP, notify.SPEC)),
+            plan_upgrade,
+        )
+
+    def _run_option(self) -> str:
+        return " --upgrade"
+
+    def _run_label(self) -> str:
+        return "upgrade"
 
     def __init__(self) -> None:
         super().__init__((read_live_versions.SPEC.name,))
@@ -157,11 +167,12 @@ class UpgradeWorkflow(OperatedRun):
                 for hop in self._plan:
                     await self._run_hop(input, hop)
         except Aborted:
-            raise self._aborted(
+            raise await self._abort_error(
                 f"upgrade of {env.name} aborted: {self._cluster()}. Steps", "UpgradeAborted"
             ) from None
         self._state = RunState.DONE
         self._hop = None
+        await self._notifications_sent()
         steps = self._step_records()
         live = self._live
         return UpgradeResult(

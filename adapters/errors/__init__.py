@@ -20,6 +20,7 @@ naming what the activity was doing:
 - `temporal_rpc.py`: `RPCStatusCode` -> permanent or transient -> `temporal_rpc_error`
 - `registry.py`: OCI distribution API verdicts (404, 401/403) and unreachable registries
   -> `registry_error`
+- `webhook.py`: a webhook's HTTP status, timeouts and connection errors -> `webhook_error`
 
 Each table is data (a dict, or rows tried in order where exception classes nest), so a
 wrong row is one line to fix and one parametrized test to fail (tests/adapters/errors/).
@@ -87,6 +88,10 @@ class ErrorType(StrEnum):
     IMAGE_PULL_DENIED = "ImagePullDenied"  # strict: the registry refuses the worker
     REGISTRY_UNREACHABLE = "RegistryUnreachable"  # retryable (strict only; else a warning)
     IMAGE_PULL_BACKOFF = "ImagePullBackOff"  # a pod's image cannot be pulled
+    # notifications (webhooks)
+    WEBHOOK_URL_MISSING = "WebhookUrlMissing"  # the env var or file the URL comes from
+    WEBHOOK_REFUSED = "WebhookRefused"  # 4xx other than 408/429: the same POST fails again
+    WEBHOOK_UNAVAILABLE = "WebhookUnavailable"  # retryable: 5xx, 408, 429, timeouts, refused
 
 
 # Classified as permanent: retrying cannot help until an operator changes something.
@@ -112,6 +117,8 @@ NON_RETRYABLE: frozenset[ErrorType] = frozenset(
         ErrorType.IMAGE_MISSING,
         ErrorType.IMAGE_PULL_DENIED,
         ErrorType.IMAGE_PULL_BACKOFF,
+        ErrorType.WEBHOOK_URL_MISSING,
+        ErrorType.WEBHOOK_REFUSED,
     }
 )
 

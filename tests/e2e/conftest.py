@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from local_stack.processes import LOOPBACK, free_port
 from local_stack.temporal_servers import TemporalDevServer, bootstrap_server
 from tests.e2e.faults import FaultTable
 from tests.helpers import copy_environments
@@ -91,6 +93,22 @@ class WorkerProcess:
         self.env, self.log = env, log
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def metrics(self) -> str:
+        """The worker's Prometheus page (TEMPORAL_BOOTSTRAP_METRICS_PORT must be set)."""
+        address = self.env["TEMPORAL_BOOTSTRAP_METRICS_PORT"]
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+            return response.read().decode()
+
+    def gauge(self, name: str, **labels: str) -> float | None:
+        """The value of the series `name` whose labels include `labels`; None if absent."""
+        for line in self.metrics().splitlines():
+            series, _, value = line.rpartition(" ")
+            if not series.startswith(name + "{"):
+                continue
+            if all(f'{key}="{want}"' in series for key, want in labels.items()):
+                return float(value)
+        return None
+
     def start(self) -> WorkerProcess:
         handle = self.log.open("ab")
         self.proc = subprocess.Popen(
@@ -125,7 +143,9 @@ class WorkerProcess:
 
 @pytest.fixture(scope="module")  # a crash test must be the only worker on the queue
 def worker(process_env, tmp_path_factory) -> Iterator[WorkerProcess]:
-    w = WorkerProcess(process_env, tmp_path_factory.mktemp("worker") / "worker.log").start()
+    # Each module's worker serves metrics (docs/observability.md) on a port of its own.
+    env = {**process_env, "TEMPORAL_BOOTSTRAP_METRICS_PORT": f"{LOOPBACK}:{free_port()}"}
+    w = WorkerProcess(env, tmp_path_factory.mktemp("worker") / "worker.log").start()
     try:
         yield w
     finally:

@@ -4,7 +4,9 @@ install_chart and restarted; the run completes without an operator.
 - helm killed with the worker (a pod's container dying): the release is left
   `pending-install`, and the next attempt recovers it, then installs the declared values;
 - the worker killed after helm finished but before the activity reported: the next attempt
-  finds the release deployed with the declared values and adds no revision.
+  finds the release deployed with the declared values and adds no revision;
+- the worker killed while a run waits for approval: the webhook was told once, and the
+  worker that replays the run tells it nothing again (#22.5).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from declared_state.loader import load_environment
 from local_stack.processes import pid_alive
 from tests.e2e.faults import helm_revisions
 from tests.helpers import pids_running, wait_for
+from tests.helpers.webhook_receiver import webhook_receiver
 
 RELEASE_DEPLOYMENT = "temporal-history"
 
@@ -230,3 +233,41 @@ def test_sigterm_mid_install_stops_helm_exits_cleanly_and_a_new_worker_completes
         kept=f"declared values deployed; helm {helm_revisions(operator.helm_history(namespace))}",
         since=since,
     )
+
+
+def test_a_wait_for_approval_is_told_once_across_a_killed_worker(
+    operator, start_worker, crash_run, environments_copy
+):
+    """#22.5 through real processes: a run with approval_required tells the webhook it
+    waits (with the commands); the worker is killed with SIGKILL and another one replays
+    the run: the webhook is not told again; the abort that ends it is told once."""
+    with webhook_receiver() as receiver:
+        worker = start_worker(E2E_OPS_WEBHOOK=receiver.url)
+        try:
+            env_dir = environments_copy(
+                lambda local: local.update(
+                    kubernetes={**local["kubernetes"], "namespace": "my-app-crash-notify"},
+                    approval_required=True,
+                    notifications={
+                        "webhooks": [{"name": "ops", "url_from_env": "E2E_OPS_WEBHOOK"}]
+                    },
+                )
+            )
+            started = operator.starter(
+                "provision", "local", "--environments-dir", str(env_dir), "--no-wait"
+            )
+            assert started.returncode == 0, started.stdout + started.stderr
+            operator.wait_state("waiting for operator", timeout=180)
+            wait_for(lambda: receiver.accepted("waiting"), 60, "the waiting notification")
+            worker.kill9()
+            worker = start_worker(worker.log, E2E_OPS_WEBHOOK=receiver.url)
+            aborted = operator.starter("abort", "local", "--by", "e2e")
+            assert aborted.returncode == 1, aborted.stdout + aborted.stderr
+            wait_for(lambda: receiver.accepted("failed"), 60, "the failed notification")
+        finally:
+            worker.stop()
+    [waiting] = receiver.accepted("waiting")
+    assert [p.body["event"] for p in receiver.accepted()] == ["waiting", "failed"]
+    assert waiting.body["state"] == "approval"
+    assert waiting.headers["Idempotency-Key"].startswith("provision-local/")
+    assert "python starter.py approve local" in waiting.body["commands"]

@@ -121,7 +121,9 @@ def test_drift_is_reported_without_writes_then_remediated(
     assert "local: in sync" in again.stdout
 
 
-def test_scheduled_check_asks_then_repairs_after_approve_drift(operator, drift_env, frontend_pods):
+def test_scheduled_check_asks_then_repairs_after_approve_drift(
+    operator, drift_env, frontend_pods, worker
+):
     frontend = frontend_pods.address_of(NAMESPACE)
     nothing = operator.starter("approve-drift", "local")
     assert nothing.returncode == 1 and "no drift check of local waits" in nothing.stderr
@@ -159,6 +161,9 @@ def test_scheduled_check_asks_then_repairs_after_approve_drift(operator, drift_e
     )
     findings = {f["step"]: f for f in waiting["findings"]}
     assert findings["register_namespaces"]["status"] == "drifted"
+    # The worker's metrics show the wait (#22.6), and go back once it is approved.
+    wait_labels = {"environment": "local", "run": "drift check"}
+    assert worker.gauge("temporal_bootstrap_runs_waiting_for_operator", **wait_labels) == 1
     assert operator.retention_seconds(TEMPORAL_NAMESPACE, frontend) == 24 * 3600
 
     approved = operator.starter("approve-drift", "local", "--by", "oncall")
@@ -172,6 +177,13 @@ def test_scheduled_check_asks_then_repairs_after_approve_drift(operator, drift_e
     wait_for(finished, 120, "the scheduled check to finish")
     done = operator.progress(workflow_id)
     assert done["state"] == "repaired" and done["approved_by"] == "oncall", done
+    assert worker.gauge("temporal_bootstrap_runs_waiting_for_operator", **wait_labels) == 0
+    assert (
+        worker.gauge(
+            "temporal_bootstrap_drift_items", environment="local", kind="register_namespaces"
+        )
+        == 0
+    )
     assert operator.retention_seconds(TEMPORAL_NAMESPACE, frontend) == 168 * 3600
 
     removed = operator.starter("unschedule", "local")

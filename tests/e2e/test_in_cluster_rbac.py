@@ -33,6 +33,7 @@ from kubernetes import client as k8s
 
 from local_stack.kube_api_standin.identity import RequestInfo
 from local_stack.kube_api_standin.rbac import rule_allows
+from local_stack.processes import LOOPBACK, free_port
 from tests.e2e.conftest import PROJECT_ROOT, Operator, WorkerProcess
 from tests.e2e.upgrades import snapshots
 from tests.helpers import copy_environments, wait_for
@@ -170,7 +171,10 @@ def rbac_run(
     )
     (generated,) = [c for c in settings.items if c.metadata.name.startswith(f"{SA}-settings")]
     pod_env = {k: v for k, v in admin_env.items() if k != "KUBECONFIG"}
+    # The metrics port deploy/ sets (9464, every interface) is a pod's; here on loopback.
+    assert generated.data["TEMPORAL_BOOTSTRAP_METRICS_PORT"] == "9464"
     pod_env.update({k: v for k, v in generated.data.items() if k != "TEMPORAL_ADDRESS"})
+    pod_env["TEMPORAL_BOOTSTRAP_METRICS_PORT"] = f"{LOOPBACK}:{free_port()}"
     assert pod_env["TEMPORAL_BOOTSTRAP_IN_CLUSTER_CONTEXT"] == "standin"
     pod_env.update(in_cluster_env(kube_standin, folder))
     pod_env.update(

@@ -64,10 +64,21 @@ def live(operator, kind: str, name: str) -> dict:
     return json.loads(kubectl(operator, "get", kind, name, "-o", "json"))
 
 
-def test_hand_edits_are_reported_ignored_and_remediated(operator, live_env, tmp_path):
+def drift_gauge(worker, kind: str = "check_live_objects") -> float | None:
+    """The worker's `temporal_bootstrap_drift_items` for local and `kind` (#22.6)."""
+    return worker.gauge("temporal_bootstrap_drift_items", environment="local", kind=kind)
+
+
+def test_hand_edits_are_reported_ignored_and_remediated(operator, live_env, tmp_path, worker):
     clean = drift(operator, live_env)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "local: in sync (policy report)." in clean.stdout
+    # The worker's metrics say so too: every checked kind at 0, and when the check ended.
+    assert drift_gauge(worker) == 0 and drift_gauge(worker, "install_chart") == 0
+    checked = worker.gauge(
+        "temporal_bootstrap_drift_check_completed_timestamp_seconds", environment="local"
+    )
+    assert checked is not None and checked > 0
 
     for edit, _ in EDITS:
         kubectl(operator, *edit)
@@ -82,6 +93,7 @@ def test_hand_edits_are_reported_ignored_and_remediated(operator, live_env, tmp_
         assert f"{kind} {name}:" in found.stdout
         assert path in found.stdout, path
     assert "/spec/replicas live 7, declared 1" in found.stdout
+    assert drift_gauge(worker) == 7, "the 7 differences the check reported"
     # nothing was written: no helm revision, the edits are all still there
     assert len(operator.helm_history(NAMESPACE)) == revisions
     assert live(operator, "deployment", "temporal-frontend")["spec"]["replicas"] == 7
@@ -117,6 +129,7 @@ def test_hand_edits_are_reported_ignored_and_remediated(operator, live_env, tmp_
     assert "✗ check_live_objects     not restored: 1 difference in 1 object" in repaired.stdout
     assert HISTORY_ENV in repaired.stdout and "remove it by hand" in repaired.stdout
     assert "local: repair failed (policy remediate)." in repaired.stdout
+    assert drift_gauge(worker) == 1, "what helm left: the added env entry"
     assert live(operator, "deployment", "temporal-frontend")["spec"]["replicas"] == 1
     assert live(operator, "service", "temporal-admintools")["metadata"]["name"]
 
@@ -124,6 +137,10 @@ def test_hand_edits_are_reported_ignored_and_remediated(operator, live_env, tmp_
     again = drift(operator, live_env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "local: in sync (policy report)." in again.stdout
+    assert drift_gauge(worker) == 0
+    assert worker.gauge(
+        "temporal_bootstrap_drift_check_completed_timestamp_seconds", environment="local"
+    ) > checked  # fmt: skip
 
 
 def test_temporal_drift_is_reported(operator, live_env, tmp_path, mariadb, kube_standin):

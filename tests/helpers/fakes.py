@@ -36,6 +36,7 @@ from typing import Any
 
 from temporalio import activity
 
+from activities.notify import notify
 from activities.plan_upgrade import plan_upgrade
 from adapters.errors import ErrorType, activity_error
 from contracts.base import DriftItem
@@ -140,6 +141,7 @@ class StepFakes:
             self.soak,
             self.check_live_objects,
             self.check_temporal,
+            notify,  # the real one: it POSTs only to the webhooks an environment declares
         ]
 
     # --- the state model ------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Re-record the workflow histories the replay test checks (run by hand, then commit the JSON).
 
     .venv/bin/python -m tests.histories.record_histories [bootstrap] [drift] [upgrade]
-        [live-drift] [operator] [at-once] [redeclare-at-gate]    # default: all seven
+        [live-drift] [operator] [at-once] [redeclare-at-gate] [notify]   # default: all eight
 
 Record again only on purpose: a history recorded before a change is what proves the change
 does not break workflows that are already running. The files a previous release of the
@@ -29,9 +29,10 @@ from contracts.drift_check import DriftCheckInput, DriftState
 from contracts.operator import OperatorRequest
 from contracts.upgrade import UpgradeInput
 from declared_state.loader import load_environment
-from declared_state.models import ChartSpec, DriftPolicy
+from declared_state.models import ChartSpec, DriftPolicy, NotificationsSpec, Webhook
 from tests.helpers import assert_eventually, new_worker
 from tests.helpers.fakes import StepFakes
+from tests.helpers.webhook_receiver import webhook_receiver
 from workflows.bootstrap import BootstrapWorkflow
 from workflows.drift_check import DriftCheckWorkflow
 from workflows.upgrade import UpgradeWorkflow
@@ -75,6 +76,8 @@ async def main(which: set[str]) -> None:
         await record_at_once(env)
     if "redeclare-at-gate" in which:
         await record_redeclare_at_gate(env)
+    if "notify" in which:
+        await record_notify(env)
     await env.shutdown()
 
 
@@ -207,6 +210,49 @@ async def record_redeclare_at_gate(env: WorkflowEnvironment) -> None:
         await save(handle)
 
 
+async def record_notify(env: WorkflowEnvironment) -> None:
+    """Webhooks declared (NOTIFY_PATCH): a wait for approval told, approved; a drift check
+    that finds drift told (a receiver on 127.0.0.1; the URL only in this process's env)."""
+    webhooks = NotificationsSpec(webhooks=(Webhook(name="ops", url_from_env="RECORDER_HOOK"),))
+    fakes = StepFakes(missing=FRESH)
+    with webhook_receiver() as receiver:
+        os.environ["RECORDER_HOOK"] = receiver.url
+        async with new_worker(
+            env.client, BootstrapWorkflow, DriftCheckWorkflow, activities=fakes.all()
+        ) as worker:
+            run = bootstrap_input(approval=True)
+            run = run.model_copy(
+                update={
+                    "environment": run.environment.model_copy(update={"notifications": webhooks})
+                }
+            )
+            handle = await env.client.start_workflow(
+                BootstrapWorkflow.run, run, id="replay-notify-waiting", task_queue=worker.task_queue
+            )
+            await waiting(handle, on="approval")
+            await assert_eventually(_told(receiver, 1))
+            await handle.execute_update(BootstrapWorkflow.approve, OperatorRequest(by="cab"))
+            await handle.result()
+            await save(handle)
+            fakes.drifted = {"install_chart"}
+            drift = await env.client.start_workflow(
+                DriftCheckWorkflow.run,
+                DriftCheckInput(environment=run.environment, policy=DriftPolicy.REPORT),
+                id="replay-notify-drift",
+                task_queue=worker.task_queue,
+            )
+            await drift.result()
+            await save(drift)
+        assert [p.body["event"] for p in receiver.accepted()] == ["waiting", "drift_found"]
+
+
+def _told(receiver, n: int):
+    async def check() -> None:
+        assert len(receiver.accepted()) == n
+
+    return check
+
+
 async def record_upgrade(env: WorkflowEnvironment) -> None:
     fakes = StepFakes()
     async with new_worker(env.client, UpgradeWorkflow, activities=fakes.all()) as worker:
@@ -315,6 +361,7 @@ if __name__ == "__main__":
                 "operator",
                 "at-once",
                 "redeclare-at-gate",
+                "notify",
             }
         )
     )

@@ -73,3 +73,36 @@ def test_the_example_overlay_builds_what_the_readme_promises() -> None:
     assert not any("pods/portforward" in r["resources"] for r in role["rules"]), (
         "port-forward is the component's, not the example's (it dials the Service)"
     )
+
+
+def test_the_worker_serves_metrics_and_the_monitoring_overlay_scrapes_them() -> None:
+    objects = build("deploy/overlays/example")
+    assert not {k for k, _ in objects} & {"ServiceMonitor", "PrometheusRule"}, "optional"
+    worker = objects[("Deployment", "temporal-bootstrap-worker")]
+    (container,) = worker["spec"]["template"]["spec"]["containers"]
+    assert {"name": "metrics", "containerPort": 9464, "protocol": "TCP"} in container["ports"]
+    (settings,) = [o for (k, n), o in objects.items() if k == "ConfigMap"]
+    assert settings["data"]["TEMPORAL_BOOTSTRAP_METRICS_PORT"] == "9464"
+    service = objects[("Service", "temporal-bootstrap-worker-metrics")]
+    pod_labels = worker["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+
+    monitored = build("deploy/overlays/example-monitoring")
+    assert monitored.keys() - objects.keys() == {
+        ("ServiceMonitor", "temporal-bootstrap-worker"),
+        ("PrometheusRule", "temporal-bootstrap"),
+    }
+    monitor = monitored[("ServiceMonitor", "temporal-bootstrap-worker")]
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+    rules = monitored[("PrometheusRule", "temporal-bootstrap")]["spec"]["groups"][0]["rules"]
+    exprs = {r["alert"]: r["expr"] for r in rules}
+    assert "temporal_bootstrap_drift_items" in exprs["TemporalBootstrapDrift"]
+    assert (
+        "temporal_bootstrap_drift_check_completed_timestamp_seconds"
+        in (exprs["TemporalBootstrapDriftCheckMissing"])
+    )

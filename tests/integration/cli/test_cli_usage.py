@@ -5,6 +5,7 @@ argparse's own 2 means "waiting for an operator" here), and no traceback."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +77,49 @@ def test_worker_refuses_a_bad_concurrency_with_one_line(value, message):
         f"worker.py: error: argument --max-concurrent-activities: {message}"
     )
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            ["--metrics-port", "http"],
+            {},
+            "worker.py: error: argument --metrics-port: expected PORT or HOST:PORT with a port "
+            "from 1 to 65535, got 'http'",
+        ),
+        (
+            [],
+            {"TEMPORAL_BOOTSTRAP_METRICS_PORT": "127.0.0.1:70000"},
+            "worker.py: error: TEMPORAL_BOOTSTRAP_METRICS_PORT: expected PORT or HOST:PORT with a "
+            "port from 1 to 65535, got '127.0.0.1:70000'",
+        ),
+    ],
+    ids=["option", "variable"],
+)
+def test_worker_refuses_a_bad_metrics_port_with_one_line(args, env, message):
+    proc = run("worker.py", *args, **env)
+    assert proc.returncode == EXIT_INVALID
+    assert proc.stderr.splitlines()[-1] == message
+    assert "Traceback" not in proc.stderr
+
+
+def test_worker_whose_metrics_port_is_taken_ends_with_one_line():
+    nobody, busy = free_ports(2)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", busy))
+        taken.listen()
+        proc = run(
+            "worker.py",
+            "--metrics-port",
+            f"127.0.0.1:{busy}",
+            TEMPORAL_ADDRESS=f"127.0.0.1:{nobody}",
+        )
+    assert proc.returncode == EXIT_FAILED
+    assert "Traceback" not in proc.stderr
+    assert f"cannot serve metrics on 127.0.0.1:{busy}: " in proc.stderr.strip().splitlines()[-1]
+    assert "Address already in use" in proc.stderr
+    assert _one_failure_line(proc.stderr)
 
 
 def test_worker_against_an_address_nobody_serves_ends_with_one_line():

@@ -55,6 +55,31 @@ def test_validate_prints_a_summary(mirror, chart_repository, tmp_path):
     assert "Secret" not in proc.stdout
 
 
+def test_validate_states_who_is_told_and_refuses_a_webhook_url(mirror, tmp_path):
+    copy_environments(tmp_path)
+    staging = tmp_path / "staging.yaml"
+    declared = staging.read_text()
+    staging.write_text(
+        declared + "\nnotifications:\n  webhooks:\n    - name: ops\n"
+        "      url_from_env: OPS_SLACK_WEBHOOK\n      events: [waiting, drift_found]\n"
+    )
+    proc = starter("validate", "staging", "--environments-dir", str(tmp_path), env=mirror)
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "ops: waiting, drift_found (URL from the worker's environment variable OPS_SLACK_WEBHOOK)"
+        in proc.stdout
+    )
+    token = "https://hooks.slack.com/services/T0/B0/s3cr3tT0ken"
+    staging.write_text(
+        declared + f"\nnotifications:\n  webhooks:\n    - name: ops\n      url: {token}\n"
+    )
+    refused = starter("validate", "staging", "--environments-dir", str(tmp_path), env=mirror)
+    assert refused.returncode == 3
+    assert "notifications.webhooks[0].url: a webhook URL is a secret" in refused.stderr
+    assert "s3cr3tT0ken" not in refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 def test_a_chart_version_only_the_repository_has(mirror, tmp_path):
     copy_environments(tmp_path)
     staging = tmp_path / "staging.yaml"
