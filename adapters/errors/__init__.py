@@ -87,6 +87,8 @@ class ErrorType(StrEnum):
     IMAGE_PULL_DENIED = "ImagePullDenied"  # strict: the registry refuses the worker
     REGISTRY_UNREACHABLE = "RegistryUnreachable"  # retryable (strict only; else a warning)
     IMAGE_PULL_BACKOFF = "ImagePullBackOff"  # a pod's image cannot be pulled
+    # the worker's trusted environments (contracts/trusted_declaration.py)
+    UNTRUSTED_DECLARATION = "UntrustedDeclaration"  # the run ends: no retry can fix it
 
 
 # Classified as permanent: retrying cannot help until an operator changes something.
@@ -112,6 +114,7 @@ NON_RETRYABLE: frozenset[ErrorType] = frozenset(
         ErrorType.IMAGE_MISSING,
         ErrorType.IMAGE_PULL_DENIED,
         ErrorType.IMAGE_PULL_BACKOFF,
+        ErrorType.UNTRUSTED_DECLARATION,
     }
 )
 
