@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from contracts.bootstrap import BootstrapInput, RunState
 from declared_state.loader import load_environment
 from declared_state.models import Environment
+from tests.e2e.conftest import starter
 from tests.helpers import ENVIRONMENTS
 from workflows.bootstrap import BootstrapWorkflow
 
@@ -72,7 +73,7 @@ def test_provision_local_installs_chart_and_registers_namespaces(
 
 
 async def test_a_run_started_through_the_temporal_api_with_another_declaration_is_refused(
-    operator, start_worker, process_env, kube_standin, frontend_pods
+    operator, start_worker, process_env, kube_standin, frontend_pods, environments_copy
 ):
     """#23.8, after the install above: a worker with trusted environments (on a task queue
     of its own) refuses a provision of `local` started directly through the Temporal API
@@ -117,6 +118,25 @@ async def test_a_run_started_through_the_temporal_api_with_another_declaration_i
             "operator", "namespace", "describe", "--namespace", "intruder", address=frontend
         )
         assert described.returncode != 0, "the extra namespace must not be registered"
+        # An operator whose environment file differs is told so by the starter, in one line.
+        edited = environments_copy(
+            lambda local: local.update(
+                temporal_namespaces=[{"name": "my-ns"}, {"name": "extra-ns"}]
+            )
+        )
+        proc = starter(
+            {**process_env, "TEMPORAL_TASK_QUEUE": "trusted-e2e"},
+            "provision",
+            "local",
+            "--environments-dir",
+            str(edited),
+        )
+        assert proc.returncode != 0
+        assert (
+            "run refused by the worker: the declaration of 'local' differs"
+            in proc.stderr + proc.stdout
+        )
+        assert [w for w in kube_standin.writes if w["time"] >= since] == []
 
         trusted = await client.start_workflow(
             BootstrapWorkflow.run,
