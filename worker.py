@@ -231,7 +231,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return EXIT_USAGE
     if trusted is None:
-        log.info(
+        log.warning(
             "no trusted environments (TEMPORAL_BOOTSTRAP_TRUSTED_ENVIRONMENTS unset): every "
             "declaration a run carries is applied; docs/security.md says who can start one"
         )
