@@ -141,6 +141,8 @@ def resolve_digests(env: Environment) -> dict[str, str]:
     client = registry_client(env)
     found: dict[str, str] = {}
     for reference in image_references(env):
+        if activity.in_activity():  # each lookup may take the registry's whole timeout
+            activity.heartbeat({"phase": f"resolving {reference} to its digest"})
         try:
             answer = client.exists(reference)
         except RegistryUnreachable as exc:
