@@ -48,6 +48,7 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -131,18 +132,22 @@ def registry_client(env: Environment) -> RegistryClient:
         ) from None
 
 
-def resolve_digests(env: Environment) -> dict[str, str]:
+def resolve_digests(
+    env: Environment, on_lookup: Callable[[str], None] | None = None
+) -> dict[str, str]:
     """`images.pin: digest`: each image the values name -> the digest its tag names now
     (what the release deploys, and what a later dry run compares with: a tag that moved is
     drift). {} with `pin: tag`. An image that cannot be resolved stops the step, with the
-    preflight's verdicts (missing, denied: for good; unreachable: retried)."""
+    preflight's verdicts (missing, denied: for good; unreachable: retried). `on_lookup`:
+    called before each lookup (install_chart heartbeats there: a lookup may take the
+    registry's whole timeout)."""
     if env.images.pin != ImagePin.DIGEST:
         return {}
     client = registry_client(env)
     found: dict[str, str] = {}
     for reference in image_references(env):
-        if activity.in_activity():  # each lookup may take the registry's whole timeout
-            activity.heartbeat({"phase": f"resolving {reference} to its digest"})
+        if on_lookup is not None:
+            on_lookup(reference)
         try:
             answer = client.exists(reference)
         except RegistryUnreachable as exc:
@@ -219,7 +224,9 @@ class ChartInstaller:
     @activity.defn(name="install_chart")
     def install_chart(self, input: InstallChartInput) -> InstallChartResult:
         env = input.environment
-        digests = resolve_digests(env)
+        digests = resolve_digests(
+            env, lambda image: activity.heartbeat({"phase": f"resolving {image} to its digest"})
+        )
         core = self._kube.core_v1(env.kubernetes.context)
         result = _Install(self.helm_for(env), input, core, digests).run()
         return result.model_copy(update={"digests": digests}) if digests else result
