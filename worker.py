@@ -15,11 +15,17 @@ an environment does not say (frontend.connect: direct inside the cluster, port-f
 through the Kubernetes API outside); TEMPORAL_BOOTSTRAP_METRICS_PORT (or --metrics-port):
 serve Prometheus metrics at http://[HOST:]PORT/metrics (off when unset; deploy/ sets 9464;
 docs/observability.md); the variables the environments' `notifications.webhooks` name (their
-URLs). deploy/README.md runs it in a cluster.
+URLs); TEMPORAL_BOOTSTRAP_TRUSTED_ENVIRONMENTS: a folder of environment files the worker
+trusts; when set, a run whose declaration differs from the worker's copy of its environment
+is refused at its first step, before anything is written (activities/trusted_declarations.py,
+docs/security.md); TEMPORAL_BOOTSTRAP_HEALTH_PORT
+([HOST:]PORT): serve /livez and /readyz for the kubelet's probes (operations/health.py).
+deploy/README.md runs it in a cluster.
 
 Exit codes: 0 stopped on SIGTERM/SIGINT, 1 the bootstrap server cannot be reached (or no
-local stack runs for --local-stack), 3 invalid command line (the starter's "invalid input")
-or Kubernetes credentials that cannot be loaded (checked at start, before "worker ready").
+local stack runs for --local-stack), 3 invalid command line (the starter's "invalid input"),
+Kubernetes credentials that cannot be loaded or a trusted environments folder that cannot
+be read (checked at start, before "worker ready").
 """
 
 from __future__ import annotations
@@ -54,12 +60,18 @@ from activities.read_live_versions import ReadLiveVersions
 from activities.register_namespaces import RegisterNamespaces
 from activities.snapshot_database import SnapshotDatabase
 from activities.soak import Soak
+from activities.trusted_declarations import (
+    TrustedDeclarationsInterceptor,
+    TrustedEnvironments,
+    TrustedFolderUnreadable,
+)
 from activities.update_schema import UpdateSchema
 from activities.wait_frontend_healthy import WaitFrontendHealthy
 from adapters.clients import CREDENTIAL_ERRORS, DEFAULT_KUBECONFIG, AwsClients, KubeClients
 from adapters.temporal_target import TargetTemporalClients
 from contracts.step_spec import activity_name
 from operations.embedded import EmbeddedServerError
+from operations.health import HealthEndpoint, HealthSettingError, start_from_environment
 from operations.settings import (
     ClientSettings,
     SettingsError,
@@ -256,6 +268,42 @@ async def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", refused)
         return EXIT_USAGE
     try:
+        trusted = TrustedEnvironments.from_environment()
+    except TrustedFolderUnreadable as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    if trusted is None:
+        log.warning(
+            "no trusted environments (TEMPORAL_BOOTSTRAP_TRUSTED_ENVIRONMENTS unset): every "
+            "declaration a run carries is applied; docs/security.md says who can start one"
+        )
+    else:
+        log.info("%s", trusted.describe())
+    try:
+        health = start_from_environment(os.environ)
+    except HealthSettingError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    except OSError as exc:
+        log.error("the health endpoint cannot listen: %s", exc.strerror or exc)
+        return 1
+    if health is not None:
+        log.info("health endpoint on %s (/livez, /readyz)", health.address)
+    try:
+        return await _serve(args, kube, trusted, health)
+    finally:
+        if health is not None:
+            health.stop()
+
+
+async def _serve(
+    args: argparse.Namespace,
+    kube: KubeClients,
+    trusted: TrustedEnvironments | None,
+    health: HealthEndpoint | None,
+) -> int:
+    """Connect to the bootstrap server and run the worker until SIGTERM/SIGINT."""
+    try:
         loaded = ClientSettings.load()
         if kube.in_cluster is not None and not loaded.address:
             # An embedded server in the worker's own container would keep every run's history
@@ -283,6 +331,13 @@ async def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, RuntimeError) as exc:
         log.error("%s", connect_failure(settings.address, exc))
         return 1
+    if health is not None:
+
+        async def check_server() -> None:
+            if not await client.service_client.check_health():
+                raise RuntimeError("its health check answers NOT_SERVING")
+
+        health.watch(check_server)
     if kube.in_cluster is not None:
         log.info(
             "Kubernetes: this pod's ServiceAccount at %s (kube context %s)",
@@ -304,10 +359,13 @@ async def main(argv: Sequence[str] | None = None) -> int:
             activities=activities,
             activity_executor=pool,
             max_concurrent_activities=args.max_concurrent_activities,
+            interceptors=[TrustedDeclarationsInterceptor(trusted)] if trusted else [],
             # Long activities (helm --wait) get this long to finish after SIGTERM.
             graceful_shutdown_timeout=timedelta(seconds=10),
         )
         async with worker:
+            if health is not None:
+                health.state.polling = True
             log.info(
                 "worker ready: %s namespace %s task queue %s%s",
                 settings.address,
@@ -321,6 +379,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
             if settings.ui_url:
                 print(f"Temporal Web UI: {settings.ui_url}", flush=True)
             await stop.wait()
+            if health is not None:
+                health.state.polling = False
             log.info("shutting down: finishing running activities")
     return 0
 

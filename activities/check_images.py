@@ -28,10 +28,10 @@ from typing import Any
 import yaml
 from temporalio import activity
 
-from activities.install_chart import ChartInstaller
+from activities.install_chart import ChartInstaller, registry_client
 from adapters.errors import ErrorType, activity_error
 from adapters.errors.registry import Outcome, registry_error, registry_problem
-from adapters.registry import RegistryClient, RegistryUnreachable, read_credentials
+from adapters.registry import RegistryUnreachable
 from contracts.check_images import CheckImagesInput, CheckImagesResult, ImageCheck
 from declared_state.models import Environment, ImagesSpec
 
@@ -94,7 +94,7 @@ class CheckImages:
     @activity.defn(name="check_images")
     def check_images(self, input: CheckImagesInput) -> CheckImagesResult:
         env = input.environment
-        images = self._rendered_images(env)
+        images = self._rendered_images(env)  # by tag: the digests are what it finds
         for image in input.job_images:
             images.setdefault(image, []).append("schema Job")
         settings = env.image_registry
@@ -106,22 +106,17 @@ class CheckImages:
                 "image(s) not checked",
                 dry_run=input.dry_run,
             )
-        try:
-            credentials = read_credentials(settings.credentials_file)
-        except ValueError as exc:
-            raise activity_error(
-                f"image_registry.credentials_file: {exc}", ErrorType.CONFIGURATION_MISMATCH
-            ) from None
-        client = RegistryClient(settings.mirrors, credentials)
+        client = registry_client(env)
         checks: list[ImageCheck] = []
         problems: dict[Outcome, list[str]] = {}
         for image, used_by in images.items():
             activity.heartbeat({"phase": f"checking {image}"})
             outcome: Outcome
+            digest: str | None = None
             try:
                 answer = client.exists(image)
                 outcome, registry, asked = answer.verdict, answer.registry, answer.asked
-                detail = f"HTTP {answer.status}"
+                detail, digest = f"HTTP {answer.status}", answer.digest
             except RegistryUnreachable as exc:
                 outcome, registry, asked, detail = "unreachable", exc.registry, exc.url, exc.reason
             checks.append(
@@ -131,6 +126,7 @@ class CheckImages:
                     registry=registry,
                     asked=asked,
                     outcome=outcome,
+                    digest=digest,
                 )
             )
             if outcome != "found":
@@ -166,6 +162,6 @@ class CheckImages:
 
     def _rendered_images(self, env: Environment) -> dict[str, list[str]]:
         try:
-            return manifest_images(self._installer.render(env))
+            return manifest_images(self._installer.render(env, pinned=False))
         except subprocess.CalledProcessError as exc:  # pragma: no cover - render maps helm's
             raise activity_error(f"helm template failed: {exc}", ErrorType.HELM_FAILED) from None

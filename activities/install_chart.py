@@ -48,6 +48,7 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -61,6 +62,7 @@ from adapters.clients import KubeClients
 from adapters.errors import ErrorType, activity_error
 from adapters.errors.helm import helm_error
 from adapters.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
+from adapters.errors.registry import Outcome, registry_error, registry_problem
 from adapters.helm_cli import (
     TERMINATE_GRACE_S,
     HelmCli,
@@ -78,9 +80,11 @@ from adapters.helm_release_record import (
 )
 from adapters.pod_status import refused_pods, unready_pods
 from adapters.processes import stop_pid
+from adapters.registry import RegistryClient, RegistryUnreachable, client_for
 from contracts.base import DriftItem, differing_paths
 from contracts.install_chart import InstallChartInput, InstallChartResult, ReleaseAction
-from declared_state.models import Environment
+from declared_state.chart_values import image_references
+from declared_state.models import Environment, ImagePin
 
 HEARTBEAT_EVERY_S = 5.0
 # While helm waits, the release's pods are looked at this often, so a wait that runs out can
@@ -117,6 +121,53 @@ def _parse_time(text: str) -> datetime | None:
     return datetime.fromisoformat(stamp)
 
 
+def registry_client(env: Environment) -> RegistryClient:
+    """The registry client env's `image_registry` describes (mirrors, credentials)."""
+    settings = env.image_registry
+    try:
+        return client_for(settings.mirrors, settings.credentials_file)
+    except ValueError as exc:
+        raise activity_error(
+            f"image_registry.credentials_file: {exc}", ErrorType.CONFIGURATION_MISMATCH
+        ) from None
+
+
+def resolve_digests(
+    env: Environment, on_lookup: Callable[[str], None] | None = None
+) -> dict[str, str]:
+    """`images.pin: digest`: each image the values name -> the digest its tag names now
+    (what the release deploys, and what a later dry run compares with: a tag that moved is
+    drift). {} with `pin: tag`. An image that cannot be resolved stops the step, with the
+    preflight's verdicts (missing, denied: for good; unreachable: retried). `on_lookup`:
+    called before each lookup (install_chart heartbeats there: a lookup may take the
+    registry's whole timeout)."""
+    if env.images.pin != ImagePin.DIGEST:
+        return {}
+    client = registry_client(env)
+    found: dict[str, str] = {}
+    for reference in image_references(env):
+        if on_lookup is not None:
+            on_lookup(reference)
+        try:
+            answer = client.exists(reference)
+        except RegistryUnreachable as exc:
+            problem = registry_problem("unreachable", reference, exc.registry, exc.url, exc.reason)
+            raise registry_error("unreachable", [problem], _PIN_ADVICE) from None
+        if answer.verdict != "found" or not answer.digest:
+            outcome: Outcome = "missing" if answer.verdict == "found" else answer.verdict
+            detail = f"HTTP {answer.status}" + ("" if answer.digest else ", no digest")
+            problem = registry_problem(outcome, reference, answer.registry, answer.asked, detail)
+            raise registry_error(outcome, [problem], _PIN_ADVICE)
+        found[reference] = answer.digest
+    return found
+
+
+_PIN_ADVICE = (
+    "images.pin is digest: every image is deployed by the digest its tag names, so each must "
+    "be resolved first; fix the registry access or set images.pin: tag"
+)
+
+
 class ChartInstaller:
     """Runs helm with the worker's Kubernetes credentials (`KubeClients`: a kubeconfig, or in
     a pod its ServiceAccount); the context comes from each environment."""
@@ -143,12 +194,14 @@ class ChartInstaller:
             raise kubernetes_error(f"kube context {context or '(current)'}", exc) from None
         return self._base.with_context(helm_context)
 
-    def render(self, env: Environment) -> str:
+    def render(self, env: Environment, *, pinned: bool = True) -> str:
         """The manifest `install_chart` would install for env (`helm template` of the same
         chart and values), for the drift check's live comparisons; chart and helm failures
-        become the activity errors install_chart raises for them."""
+        become the activity errors install_chart raises for them. `pinned` False: images by
+        tag even with `images.pin: digest` (the preflight resolves the tags itself)."""
+        digests = resolve_digests(env) if pinned else {}
         try:
-            return render_environment(env, self.helm_for(env))
+            return render_environment(env, self.helm_for(env), digests)
         except (OSError, ValueError) as exc:
             raise activity_error(
                 f"chart of environment {env.name!r}: {exc}", ErrorType.CONFIGURATION_MISMATCH
@@ -171,7 +224,12 @@ class ChartInstaller:
     @activity.defn(name="install_chart")
     def install_chart(self, input: InstallChartInput) -> InstallChartResult:
         env = input.environment
-        return _Install(self.helm_for(env), input, self._kube.core_v1(env.kubernetes.context)).run()
+        digests = resolve_digests(
+            env, lambda image: activity.heartbeat({"phase": f"resolving {image} to its digest"})
+        )
+        core = self._kube.core_v1(env.kubernetes.context)
+        result = _Install(self.helm_for(env), input, core, digests).run()
+        return result.model_copy(update={"digests": digests}) if digests else result
 
 
 def version_skew_how(env: Environment, detail: str = "") -> str:
@@ -190,8 +248,15 @@ class _PodsRefused(Exception):
 class _Install:
     """One run of the step; holds what the helm calls share."""
 
-    def __init__(self, helm: HelmCli, input: InstallChartInput, core: k8s.CoreV1Api):
+    def __init__(
+        self,
+        helm: HelmCli,
+        input: InstallChartInput,
+        core: k8s.CoreV1Api,
+        digests: dict[str, str] | None = None,
+    ):
         self.helm, self.input, self.env, self.core = helm, input, input.environment, core
+        self.digests = digests or {}
         self.unready: list[str] = []  # the release's pods not ready at the last look
         self.refused: list[str] = []  # its ReplicaSets whose pods admission refuses
         self.release = self.env.kubernetes.release
@@ -207,7 +272,7 @@ class _Install:
     def run(self) -> InstallChartResult:
         self._heartbeat("checking")
         try:
-            chart, values = release_chart_and_values(self.env)
+            chart, values = release_chart_and_values(self.env, self.digests)
         except (OSError, ValueError) as exc:
             raise activity_error(
                 f"chart of environment {self.env.name!r}: {exc}", ErrorType.CONFIGURATION_MISMATCH

@@ -41,7 +41,7 @@ import subprocess
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -554,20 +554,24 @@ def error_message(lines: list[str]) -> str:
     return "\n".join(block).strip()[:3000]
 
 
-def release_chart_and_values(env: Environment) -> tuple[ChartRef, dict[str, Any]]:
+def release_chart_and_values(
+    env: Environment, digests: Mapping[str, str] | None = None
+) -> tuple[ChartRef, dict[str, Any]]:
     """The chart and the values env's release is installed with: what install_chart hands to
     `helm upgrade --install` and what `render_environment` renders, so the drift check
     compares live objects with exactly what an install would apply. Raises OSError /
     ValueError when a local chart is missing or is another version."""
     chart = chart_reference(env.chart)
     check_local_chart_version(env.chart, chart)
-    return chart, build_chart_values(env)
+    return chart, build_chart_values(env, digests)
 
 
-def render_environment(env: Environment, helm: HelmCli | None = None) -> str:
+def render_environment(
+    env: Environment, helm: HelmCli | None = None, digests: Mapping[str, str] | None = None
+) -> str:
     """`helm template` of env's chart with the values built from env (what would be installed)."""
     helm = helm or HelmCli()
-    chart, values = release_chart_and_values(env)
+    chart, values = release_chart_and_values(env, digests)
     return helm.template(env.kubernetes.release, env.kubernetes.namespace, chart, values)
 
 

@@ -96,6 +96,8 @@ class Answer:
     asked: str
     """The base URL asked (the registry's, or its mirror's)."""
     status: int
+    digest: str | None = None
+    """`Docker-Content-Digest` of the manifest the tag names now (found images)."""
 
 
 def read_credentials(path: str | None) -> dict[str, tuple[str, str]]:
@@ -147,13 +149,13 @@ class RegistryClient:
         image = ImageName.parse(reference)
         base = self.base_url(image.registry)
         url = f"{base}/v2/{image.repository}/manifests/{urllib.parse.quote(image.tag)}"
-        status, challenge = self._head(image.registry, url, None)
+        status, challenge, digest = self._head(image.registry, url, None)
         if status == 401 and challenge:
             authorization = self._authorize(image, challenge)
             if authorization is not None:
-                status, _ = self._head(image.registry, url, authorization)
+                status, _, digest = self._head(image.registry, url, authorization)
         if 200 <= status < 300:
-            return Answer("found", image.registry, base, status)
+            return Answer("found", image.registry, base, status, digest or None)
         if status == 404:
             return Answer("missing", image.registry, base, status)
         if status in (401, 403):
@@ -161,18 +163,19 @@ class RegistryClient:
         raise RegistryUnreachable(image.registry, base, f"HTTP {status} to HEAD {url}")
 
     # -- HTTP ------------------------------------------------------------------------------
-    def _head(self, registry: str, url: str, authorization: str | None) -> tuple[int, str]:
+    def _head(self, registry: str, url: str, authorization: str | None) -> tuple[int, str, str]:
+        """(status, the 401's challenge, the manifest's digest)."""
         headers = {"Accept": MANIFEST_TYPES}
         if authorization:
             headers["Authorization"] = authorization
         request = urllib.request.Request(url, method="HEAD", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
-                return int(response.status), ""
+                return int(response.status), "", response.headers.get("Docker-Content-Digest", "")
         except urllib.error.HTTPError as exc:
             if exc.code in (429,) or exc.code >= 500:
                 raise RegistryUnreachable(registry, url, f"HTTP {exc.code}") from None
-            return exc.code, exc.headers.get("WWW-Authenticate", "")
+            return exc.code, exc.headers.get("WWW-Authenticate", ""), ""
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise RegistryUnreachable(registry, url, _reason(exc)) from None
 
@@ -205,6 +208,12 @@ class RegistryClient:
             raise RegistryUnreachable(image.registry, params["realm"], _reason(exc)) from None
         token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
         return f"Bearer {token}" if token else None
+
+
+def client_for(mirrors: dict[str, str], credentials_file: str | None) -> RegistryClient:
+    """The client `image_registry` describes. Raises ValueError for a credentials file that
+    cannot be read."""
+    return RegistryClient(mirrors, read_credentials(credentials_file))
 
 
 def _reason(exc: BaseException) -> str:

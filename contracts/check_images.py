@@ -35,6 +35,8 @@ class ImageCheck(FrozenModel):
     asked: str
     """The base URL asked (the registry's, or its mirror's)."""
     outcome: Literal["found", "missing", "denied", "unreachable"]
+    digest: str | None = None
+    """The manifest digest the tag resolved to (found images; #23.5)."""
 
 
 class CheckImagesResult(StepResult):

@@ -46,6 +46,8 @@ class InstallChartResult(StepResult):
     action: ReleaseAction
     recovered_from: str | None = None
     """`pending-upgrade` etc. when an abandoned release was rolled back / uninstalled first."""
+    digests: dict[str, str] = {}
+    """`images.pin: digest`: each image (`repository:tag`) -> the digest deployed (#23.5)."""
 
 
 @activity.defn(name="install_chart")

@@ -26,6 +26,7 @@ merges `extra_values` over it, last.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from declared_state import dynamic_config, versions
@@ -366,6 +367,29 @@ def model_values(env: Environment) -> dict[str, Any]:
     return _harden(_persistence_layout(env), env)
 
 
-def build_chart_values(env: Environment) -> dict[str, Any]:
-    """The complete values for `helm upgrade --install` of env.chart, extra_values merged last."""
-    return deep_merge(model_values(env), env.extra_values)
+# Where each image's values live, in both layouts: (ImageSet field, values key).
+IMAGE_VALUES = (("server", "server"), ("admin_tools", "admintools"), ("web", "web"))
+
+
+def image_references(env: Environment) -> tuple[str, ...]:
+    """The references (`repository:tag`) of the images the values name (the ones the
+    tables know), for `images.pin: digest` to resolve."""
+    images = env.resolved_images
+    found = (getattr(images, component) for component, _ in IMAGE_VALUES)
+    return tuple(image.reference for image in found if image is not None)
+
+
+def build_chart_values(
+    env: Environment, digests: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The complete values for `helm upgrade --install` of env.chart, extra_values merged last.
+    `digests` (`images.pin: digest`): reference -> manifest digest; each image it names is
+    deployed as `repository:tag@sha256:...` (the charts join `repository:tag`, and a runtime
+    given a tag and a digest pulls by the digest)."""
+    values = model_values(env)
+    for component, key in IMAGE_VALUES:
+        image = getattr(env.resolved_images, component)
+        digest = (digests or {}).get(image.reference) if image is not None else None
+        if image is not None and digest:
+            values[key]["image"] = {"repository": image.repository, "tag": f"{image.tag}@{digest}"}
+    return deep_merge(values, env.extra_values)

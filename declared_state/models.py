@@ -292,6 +292,16 @@ class ImageSet(FrozenModel):
         return (("server", self.server), ("admin_tools", self.admin_tools), ("web", self.web))
 
 
+class ImagePin(StrEnum):
+    """How the release names its images (#23.5): `tag` as the chart does, or `digest`: each
+    tag resolved to its manifest digest when the chart is installed, deployed as
+    `repository:tag@sha256:...` (the runtime pulls by the digest; the tag is for people), so
+    a re-pushed tag changes nothing that runs and the drift check reports that it moved."""
+
+    TAG = "tag"
+    DIGEST = "digest"
+
+
 class ImagesSpec(FrozenModel):
     """Overrides of the images the chart pins, per component (a private registry or a
     mirror). A repository applies to every chart an install or upgrade runs; a tag only to
@@ -301,6 +311,11 @@ class ImagesSpec(FrozenModel):
     server: ImageOverrideField = ImageOverride()
     admin_tools: ImageOverrideField = ImageOverride()
     web: ImageOverrideField = ImageOverride()
+    pin: ImagePin = Field(
+        default=ImagePin.TAG,
+        description="tag (as the chart pins) or digest: deploy each image by the digest its "
+        "tag names at install time; the drift check reports a tag that moved.",
+    )
 
     def resolve(self, chart: ChartSpec, *, declared: bool = True) -> ImageSet:
         """The images `chart` runs with these overrides (tags too when `declared`)."""
@@ -325,7 +340,7 @@ class ImagesSpec(FrozenModel):
         return ImageSet(**found)
 
     @classmethod
-    def exactly(cls, images: ImageSet) -> ImagesSpec:
+    def exactly(cls, images: ImageSet, pin: ImagePin = ImagePin.TAG) -> ImagesSpec:
         """Overrides that pin every known image of `images` (an upgrade hop's)."""
 
         def one(image: Image | None) -> ImageOverride:
@@ -336,7 +351,10 @@ class ImagesSpec(FrozenModel):
             )
 
         return cls(
-            server=one(images.server), admin_tools=one(images.admin_tools), web=one(images.web)
+            server=one(images.server),
+            admin_tools=one(images.admin_tools),
+            web=one(images.web),
+            pin=pin,
         )
 
 

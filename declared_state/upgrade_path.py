@@ -145,5 +145,5 @@ def hop_environment(env: Environment, hop: Hop) -> Environment:
     the rendered values, the schema Job and the preflight agree on every image)."""
     update: dict[str, object] = {"chart": hop_chart(env.chart, hop)}
     if hop.images is not None:
-        update["images"] = ImagesSpec.exactly(hop.images)
+        update["images"] = ImagesSpec.exactly(hop.images, env.images.pin)
     return env.model_copy(update=update)

@@ -12,7 +12,7 @@ resolve a tag, the way Docker Hub serves it:
   token (`token` and `access_token`, `expires_in` 300). As on Docker Hub, a token for a
   repository the registry does not have grants nothing, and the HEAD with it is answered
   401 again ("pull access denied ... may require 'docker login'" is how docker says it);
-- `HEAD` / `GET /v2/<name>/manifests/<tag>`: 200 with `Docker-Content-Digest`,
+- `HEAD` / `GET /v2/<name>/manifests/<tag or digest>`: 200 with `Docker-Content-Digest`,
   `Content-Type` and `Content-Length` of the tag's manifest, an OCI image index (the
   Temporal images are multi-architecture); 404 `MANIFEST_UNKNOWN` for a tag it does not
   have, and also when the Accept header takes no index type (what distribution answers for
@@ -23,9 +23,16 @@ The catalog: `server.image`, `admintools.image` and `web.image` of every chart i
 the machine's chart mirror folder, TEMPORAL_BOOTSTRAP_CHART_MIRROR (docker.io names: `temporalio/server`, ...), plus what a test `add`s.
 Every request is logged (`requests`: method, path, status) for tests.
 
-Simplifications: the manifests are made up (a digest of the name and tag; no blobs, no
-`/v2/<name>/blobs`, no `tags/list` or `_catalog`); tokens never expire; no push; one
-registry host stands for every registry a mirror maps to it.
+A tag can move (`move_tag`: what a re-push does): its manifest changes, so its digest does;
+the earlier manifest stays reachable by its digest, as on a registry before garbage
+collection. The digest is the SHA-256 of the manifest's bytes, as the distribution API
+defines it.
+
+Simplifications: the manifests are made up (an OCI index with no entries and an annotation
+naming the tag and its push count; no blobs, no `/v2/<name>/blobs`, no `tags/list` or
+`_catalog`); the digest is that of the OCI index form also when a client that takes only the
+Docker list type is served that type; tokens never expire; no push API; one registry host
+stands for every registry a mirror maps to it.
 
     python -m local_stack.registry --port 0   # serve until SIGTERM; prints {"url": ...}
 """
@@ -84,6 +91,7 @@ class RegistryStandIn:
     def __init__(self, images: set[str] | None = None, port: int = 0):
         self.images: set[str] = set(chart_images() if images is None else images)
         self.requests: list[dict[str, Any]] = []
+        self._pushes: dict[str, int] = {}  # "name:tag" -> times it moved
         self._tokens: dict[str, set[str]] = {}  # token -> repositories it may pull
         self._lock = threading.Lock()
         standin = self
@@ -118,7 +126,19 @@ class RegistryStandIn:
         self._server.server_close()
 
     def has(self, image: str) -> bool:
-        """Is `image` (a docker.io name, `repo:tag`, `library/` optional) in the catalog?"""
+        """Is `image` (a docker.io name, `repo:tag`, `library/` optional) in the catalog? A
+        reference with a digest (`repo@sha256:...`, `repo:tag@sha256:...`) is pulled by the
+        digest alone, as containerd does: the tag is not looked at."""
+        if "@" in image:
+            named, _, digest = image.partition("@")
+            if ":" in named.rsplit("/", 1)[-1]:
+                named = named.rpartition(":")[0]
+            for prefix in ("docker.io/", "index.docker.io/"):
+                named = named.removeprefix(prefix)
+            return any(
+                self._by_digest(candidate, digest) is not None
+                for candidate in (named, named.removeprefix("library/"))
+            )
         name, _, tag = (
             image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
         )
@@ -133,6 +153,41 @@ class RegistryStandIn:
     def add(self, image: str) -> None:
         with self._lock:
             self.images.add(image)
+
+    def move_tag(self, image: str) -> str:
+        """Re-push `image` (`name:tag`, as in the catalog) with other content; returns its
+        new digest."""
+        with self._lock:
+            assert image in self.images, f"{image} is not in the catalog"
+            self._pushes[image] = self._pushes.get(image, 0) + 1
+        return self.digest(image)
+
+    def digest(self, image: str, push: int | None = None) -> str:
+        """The digest `name:tag` answers now (or after its `push`-th move)."""
+        return "sha256:" + hashlib.sha256(self._manifest(image, push)).hexdigest()
+
+    def _manifest(self, image: str, push: int | None = None) -> bytes:
+        with self._lock:
+            count = self._pushes.get(image, 0) if push is None else push
+        return json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": INDEX_TYPES[0],
+                "manifests": [],
+                "annotations": {"org.opencontainers.image.ref.name": f"{image}#{count}"},
+            },
+            sort_keys=True,
+        ).encode()
+
+    def _by_digest(self, name: str, digest: str) -> str | None:
+        """The `name:tag` one of whose pushes has `digest`."""
+        with self._lock:
+            tags = [i for i in self.images if i.rpartition(":")[0] == name]
+            pushes = {i: self._pushes.get(i, 0) for i in tags}
+        for image in tags:
+            if any(self.digest(image, n) == digest for n in range(pushes[image] + 1)):
+                return image
+        return None
 
     def _repositories(self) -> set[str]:
         with self._lock:
@@ -180,16 +235,28 @@ class RegistryStandIn:
         if match is None:
             return _json(request, 200, {}, body)  # /v2/: the API version check
         reference = urllib.parse.unquote(match.group("reference"))
-        if f"{name}:{reference}" not in self.images:
+        if reference.startswith("sha256:"):
+            image = self._by_digest(name, reference) if name else None
+            if image is None:
+                return _json(request, 404, _unknown(name, reference), body)
+            digest = reference
+        elif f"{name}:{reference}" in self.images:
+            image = f"{name}:{reference}"
+            digest = self.digest(image)
+        else:
             return _json(request, 404, _unknown(name, reference), body)
         accepted = request.headers.get("Accept", "")
         media_type = next((t for t in INDEX_TYPES if t in accepted), None)
         if media_type is None:
             return _json(request, 404, _unknown(name, reference, index=True), body)
-        manifest = json.dumps(
-            {"schemaVersion": 2, "mediaType": media_type, "manifests": []}
-        ).encode()
-        digest = "sha256:" + hashlib.sha256(f"{name}:{reference}".encode()).hexdigest()
+        with self._lock:
+            pushes = self._pushes.get(image, 0)
+        # The tag's current manifest, or the earlier push a digest asks for.
+        manifest = next(
+            m
+            for m in (self._manifest(image, n) for n in range(pushes, -1, -1))
+            if "sha256:" + hashlib.sha256(m).hexdigest() == digest
+        )
         request.send_response(200)
         request.send_header("Content-Type", media_type)
         request.send_header("Content-Length", str(len(manifest)))

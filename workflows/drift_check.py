@@ -64,9 +64,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.operator import OperatorAction, OperatorRequest, drift_approval_commands
     from contracts.step_spec import StepSpec
+    from contracts.trusted_declaration import UNTRUSTED_DECLARATION
     from declared_state.models import DriftPolicy, NotifyEvent
     from workflows.notifying import FIRST_ITEMS, NOTIFY_BY, Notifying
-    from workflows.operated import OperatorInbox
+    from workflows.operated import OperatorInbox, untrusted_declaration
     from workflows.steps import CATALOG, activity_references, execute_step
 
 # What the drift check compares, in bootstrap order (workflows/steps.py CATALOG, the specs
@@ -388,6 +389,14 @@ class DriftCheckWorkflow(OperatorInbox, Notifying):
         try:
             result = await execute_step(step, steps_input, dry_run=True, within=DRY_RUN_DEADLINE)
         except ActivityError as err:
+            if (why := untrusted_declaration(err)) is not None:
+                # Not drift to report: the worker refuses the declaration the check carries
+                # (a Schedule's input from before the trusted copy changed, say).
+                raise ApplicationError(
+                    f"drift check refused by the worker: {why}",
+                    type=UNTRUSTED_DECLARATION,
+                    non_retryable=True,
+                ) from None
             return DriftFinding(
                 step=step.name, status=FindingStatus.CHECK_FAILED, error=_error_text(err)
             )

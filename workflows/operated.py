@@ -58,6 +58,7 @@ from contracts.operator import (
     parse_request,
 )
 from contracts.step_spec import RunInput, StepSpec
+from contracts.trusted_declaration import UNTRUSTED_DECLARATION
 from declared_state.models import Environment, NotifyEvent
 from workflows.notifying import NOTIFY_BY, Notifying
 from workflows.steps import execute_step
@@ -66,6 +67,17 @@ _STEP_DECISIONS = (OperatorAction.RETRY, OperatorAction.SKIP, OperatorAction.ABO
 
 ACTION_REFUSED = "ActionRefused"
 """The ApplicationError type of an update a validator refused."""
+
+
+def untrusted_declaration(err: ActivityError) -> str | None:
+    """The worker's refusal of the run's declaration (#23.8), or None for any other error.
+    A run ends with it: retry, skip or a new declaration from the same sender cannot make it
+    trusted. No history recorded before the check existed holds this error type, so ending
+    the run on it changes no replay."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == UNTRUSTED_DECLARATION:
+        return cause.message
+    return None
 
 
 def operator_action(
@@ -466,6 +478,7 @@ class OperatedRun(OperatorInbox, Notifying):
                 if failed is None:
                     self._record_failure(record, outcome)
                 failed = None
+                self._end_if_untrusted(outcome)
                 action, request = await self._wait_for_operator(step.name, record)
                 record.operator_actions += (request.describe(action),)
                 if action == OperatorAction.RETRY:
@@ -514,6 +527,18 @@ class OperatedRun(OperatorInbox, Notifying):
             else outcome
             for step, outcome in zip(steps, outcomes, strict=True)
         ]
+
+    def _end_if_untrusted(self, err: ActivityError) -> None:
+        """End the run when the worker refused its declaration: every step that was
+        refused is marked failed, none waits for an operator."""
+        why = untrusted_declaration(err)
+        if why is None:
+            return
+        for record in self._steps.values():
+            if record.status in (StepStatus.RUNNING, StepStatus.WAITING_FOR_OPERATOR):
+                self._finish(record.name, StepStatus.FAILED, summary="declaration not trusted")
+        self._waiting_for, self._waiting_actions = None, ()
+        raise self._aborted(f"run refused by the worker: {why} Steps", UNTRUSTED_DECLARATION)
 
     def _done(self, name: str, result: StepResult) -> None:
         self._steps[name].result = result

@@ -92,6 +92,8 @@ class ErrorType(StrEnum):
     WEBHOOK_URL_MISSING = "WebhookUrlMissing"  # the env var or file the URL comes from
     WEBHOOK_REFUSED = "WebhookRefused"  # 4xx other than 408/429: the same POST fails again
     WEBHOOK_UNAVAILABLE = "WebhookUnavailable"  # retryable: 5xx, 408, 429, timeouts, refused
+    # the worker's trusted environments (contracts/trusted_declaration.py)
+    UNTRUSTED_DECLARATION = "UntrustedDeclaration"  # the run ends: no retry can fix it
 
 
 # Classified as permanent: retrying cannot help until an operator changes something.
@@ -119,6 +121,7 @@ NON_RETRYABLE: frozenset[ErrorType] = frozenset(
         ErrorType.IMAGE_PULL_BACKOFF,
         ErrorType.WEBHOOK_URL_MISSING,
         ErrorType.WEBHOOK_REFUSED,
+        ErrorType.UNTRUSTED_DECLARATION,
     }
 )
 

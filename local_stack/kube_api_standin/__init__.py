@@ -39,6 +39,8 @@ Simplifications (each also named where it lives):
 - a pod port is served only by a registered container runtime (the local stack runs a
   Temporal dev server per release with a Ready frontend pod); any other pod port refuses
   connections;
+- NetworkPolicies (networking.k8s.io/v1) are stored and returned like any object and never
+  enforced: no traffic is filtered, whatever a policy says (deploy/'s and the bootstrap's);
 - SPDY without flow control (kubectl's spdystream has none either); a port-forward request
   whose second stream never comes is not timed out;
 - Tables only for pods and Deployments (other kinds answer the plain list, and kubectl prints

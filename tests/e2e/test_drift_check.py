@@ -121,6 +121,36 @@ def test_drift_is_reported_without_writes_then_remediated(
     assert "local: in sync" in again.stdout
 
 
+def test_a_tag_that_moved_under_a_release_pinned_by_digest_is_reported(
+    operator, drift_env, image_registry, kube_clients
+):
+    """#23.5: with `images.pin: digest` the release runs each image by its digest; a tag
+    re-pushed in the registry afterwards is drift the check reports (report: nothing
+    written), naming the value and the live objects that run the old digest."""
+    local = drift_env / "local.yaml"
+    data = yaml.safe_load(local.read_text())
+    data["images"] = {**(data.get("images") or {}), "pin": "digest"}
+    local.write_text(yaml.safe_dump(data))
+    pinned = operator.starter("provision", "local", "--environments-dir", str(drift_env))
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+    server = "temporalio/server:1.25.2"
+    frontend = kube_clients.apps_v1("standin").read_namespaced_deployment(
+        "temporal-frontend", NAMESPACE
+    )
+    assert (
+        frontend.spec.template.spec.containers[0].image
+        == f"{server}@{image_registry.digest(server)}"
+    )
+    revisions = len(operator.helm_history(NAMESPACE))
+
+    image_registry.move_tag(server)
+    found = drift(operator, drift_env, "--policy", "report")
+    assert found.returncode == 4, found.stdout + found.stderr
+    assert "server.image.tag" in found.stdout, found.stdout
+    assert "check_live_objects" in found.stdout and "local: drifted" in found.stdout
+    assert len(operator.helm_history(NAMESPACE)) == revisions, "report changes nothing"
+
+
 def test_scheduled_check_asks_then_repairs_after_approve_drift(
     operator, drift_env, frontend_pods, worker
 ):

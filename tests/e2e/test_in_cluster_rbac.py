@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -142,6 +145,15 @@ def failing_install(env_dir: Path, variables: dict[str, str], address: str) -> s
     return workflow_id
 
 
+def probe(url: str) -> int:
+    """The HTTP status a kubelet's httpGet probe would see."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
 @dataclass
 class RbacRun:
     requests: list[dict[str, Any]]  # the ServiceAccount's, in order
@@ -183,8 +195,17 @@ def rbac_run(
         TEMPORAL_TASK_QUEUE=QUEUE,
         TEMPORAL_BOOTSTRAP_STATE_DIR=str(tmp_path_factory.mktemp("pod-state")),
     )
+    # The pod's probe port (deploy/ sets 8080 on every address) on loopback and a free port
+    # here; the endpoint is the same (#23.7).
+    assert pod_env["TEMPORAL_BOOTSTRAP_HEALTH_PORT"] == "8080"
+    pod_env["TEMPORAL_BOOTSTRAP_HEALTH_PORT"] = "127.0.0.1:0"
     log = tmp_path_factory.mktemp("rbac-worker") / "worker.log"
     worker = WorkerProcess(pod_env, log).start()
+    health = re.search(r"health endpoint on (http://[0-9.:]+) ", log.read_text())
+    assert health, log.read_text()[-2000:]
+    readyz = wait_for(
+        lambda: probe(health.group(1) + "/readyz") == 200, timeout=30, what="/readyz 200"
+    )
     operator = Operator({**admin_env, "TEMPORAL_TASK_QUEUE": QUEUE})
 
     env_dir = copy_environments(tmp_path_factory.mktemp("rbac-environments"))
@@ -199,7 +220,10 @@ def rbac_run(
     (env_dir / "rbac.yaml").write_text(yaml.safe_dump(data))
     where = ("--environments-dir", str(env_dir))
     since = len(kube_standin.requests)
-    outputs: dict[str, str] = {}
+    outputs: dict[str, str] = {
+        "readyz": str(readyz),
+        "livez": str(probe(health.group(1) + "/livez")),
+    }
     try:
         # A first install whose frontend never becomes ready: helm rolls it back (uninstalls
         # what it created) and install_chart reads the pods' events for its message.
@@ -264,6 +288,8 @@ def rbac_run(
 
 def test_the_worker_needs_every_rule_of_its_role_and_nothing_more(rbac_run, kube_standin):
     outputs = rbac_run.outputs
+    # The pod's probes answered from the worker deploy/ configures (#23.7).
+    assert (outputs["readyz"], outputs["livez"]) == ("True", "200")
     assert "upgrade-rbac done: 1 hop(s), now chart 0.55.0" in outputs["upgrade"], outputs
     requests = rbac_run.requests
     assert len(requests) > 100, "the worker's requests were logged under its ServiceAccount"

@@ -6,9 +6,21 @@ port-forward through the stand-in; operator actions sent with the real `temporal
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+
+from contracts.bootstrap import BootstrapInput, RunState
+from declared_state.loader import load_environment
+from declared_state.models import Environment
+from tests.e2e.conftest import starter
+from tests.helpers import ENVIRONMENTS
+from workflows.bootstrap import BootstrapWorkflow
 
 WORKFLOW_ID = "provision-local"
 
@@ -58,6 +70,84 @@ def test_provision_local_installs_chart_and_registers_namespaces(
         if "ERROR" in line or "Traceback" in line
     ]
     assert noisy == [], "\n".join(noisy[:10])
+
+
+async def test_a_run_started_through_the_temporal_api_with_another_declaration_is_refused(
+    operator, start_worker, process_env, kube_standin, frontend_pods, environments_copy
+):
+    """#23.8, after the install above: a worker with trusted environments (on a task queue
+    of its own) refuses a provision of `local` started directly through the Temporal API
+    with an extra namespace and another chart value, before any write; the same run with
+    the trusted declaration completes."""
+    trusted_worker = start_worker(
+        TEMPORAL_TASK_QUEUE="trusted-e2e", TEMPORAL_BOOTSTRAP_TRUSTED_ENVIRONMENTS=str(ENVIRONMENTS)
+    )
+    try:
+        started = trusted_worker.log.read_text()
+        assert f"trusted environments from {ENVIRONMENTS}: " in started
+        assert "local (sha256:" in started
+        declared = load_environment("local", ENVIRONMENTS, variables=process_env)
+        data: dict[str, Any] = declared.model_dump(mode="json", by_alias=True)
+        data["temporal_namespaces"].append({"name": "intruder"})
+        data["extra_values"] = {**data["extra_values"], "web": {"replicaCount": 3}}
+        tampered = Environment.model_validate(data)
+        client = await Client.connect(
+            process_env["TEMPORAL_ADDRESS"], data_converter=pydantic_data_converter
+        )
+        revisions = len(operator.helm_history())
+        since = time.time()
+        handle = await client.start_workflow(
+            BootstrapWorkflow.run,
+            BootstrapInput(environment=tampered, requested_by="someone"),
+            id="provision-local-tampered",
+            task_queue="trusted-e2e",
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        cause = failure.value.cause
+        assert isinstance(cause, ApplicationError) and cause.type == "UntrustedDeclaration"
+        assert cause.non_retryable
+        assert "extra_values.web" in cause.message and "temporal_namespaces" in cause.message
+        # Nothing was written: no Kubernetes write, no helm revision, no namespace.
+        writes = [w for w in kube_standin.writes if w["time"] >= since]
+        assert writes == []
+        assert len(operator.helm_history()) == revisions
+        frontend = frontend_pods.address_of("my-app-local")
+        assert frontend is not None
+        described = operator.temporal(
+            "operator", "namespace", "describe", "--namespace", "intruder", address=frontend
+        )
+        assert described.returncode != 0, "the extra namespace must not be registered"
+        # An operator whose environment file differs is told so by the starter, in one line.
+        edited = environments_copy(
+            lambda local: local.update(
+                temporal_namespaces=[{"name": "my-ns"}, {"name": "extra-ns"}]
+            )
+        )
+        proc = starter(
+            {**process_env, "TEMPORAL_TASK_QUEUE": "trusted-e2e"},
+            "provision",
+            "local",
+            "--environments-dir",
+            str(edited),
+        )
+        assert proc.returncode != 0
+        assert (
+            "run refused by the worker: the declaration of 'local' differs"
+            in proc.stderr + proc.stdout
+        )
+        assert [w for w in kube_standin.writes if w["time"] >= since] == []
+
+        trusted = await client.start_workflow(
+            BootstrapWorkflow.run,
+            BootstrapInput(environment=declared, requested_by="operator"),
+            id="provision-local-trusted",
+            task_queue="trusted-e2e",
+        )
+        result = await trusted.result()
+        assert result.state == RunState.DONE and result.changed is False
+    finally:
+        trusted_worker.stop()
 
 
 def test_stale_schema_waits_then_retry_signal_from_temporal_cli_completes(

@@ -47,6 +47,10 @@ def test_every_image_the_chart_pins_is_found_through_the_token_flow(
         f"Deployment/temporal-{s}" for s in ("frontend", "history", "matching", "worker")
     }
     assert all(c.asked == image_registry.url for c in result.images)
+    # #23.5: each found image's digest, as the registry names it, is recorded.
+    assert {c.image: c.digest for c in result.images} == {
+        c.image: image_registry.digest(c.image) for c in result.images
+    }
     assert result.warnings == () and not result.changed
     # Docker Hub's dance: 401 with a challenge, an anonymous token, the HEAD again.
     first = image_registry.requests[since : since + 3]

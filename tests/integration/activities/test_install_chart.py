@@ -30,8 +30,8 @@ from activities.install_chart import ChartInstaller
 from adapters.errors import ErrorType
 from adapters.helm_cli import chart_reference
 from contracts.install_chart import InstallChartInput, InstallChartResult
-from declared_state.chart_values import build_chart_values
-from declared_state.models import ChartSpec, Environment
+from declared_state.chart_values import build_chart_values, image_references
+from declared_state.models import ChartSpec, Environment, ImagePin
 from local_stack.processes import pid_alive
 from tests.helpers import drift_messages, pids_running
 from tests.helpers.manifests import cluster_meaning, parse_manifests
@@ -818,3 +818,35 @@ def _history_or_empty(helm_bin, kube_standin, env) -> list[dict[str, Any]]:
         return history(helm_bin, kube_standin, env)
     except subprocess.CalledProcessError:
         return []
+
+
+@pytest.mark.parametrize("helm_version", ["v4"])
+def test_images_pinned_by_digest_run_that_digest_and_a_moved_tag_is_drift(
+    installer, env, helm_bin, kube_standin, kube_clients, image_registry
+):
+    """#23.5: with `images.pin: digest` each tag is resolved in the registry and the release
+    deploys `repository:tag@sha256:...`, the digests in the result; a second run changes
+    nothing; a tag re-pushed in the registry shows as drift in the next dry run."""
+    pinned = env.model_copy(
+        update={"images": env.images.model_copy(update={"pin": ImagePin.DIGEST})}
+    )
+    server = "temporalio/server:1.25.2"
+    digest = image_registry.digest(server)
+    first = run(installer, pinned)
+    assert first.action == "installed"
+    assert first.digests[server] == digest
+    assert set(first.digests) == set(image_references(pinned))
+    apps = k8s.AppsV1Api(kube_clients.api_client(env.kubernetes.context))
+    frontend = apps.read_namespaced_deployment("temporal-frontend", env.kubernetes.namespace)
+    assert frontend.spec.template.spec.containers[0].image == f"{server}@{digest}"
+
+    again = run(installer, pinned)
+    assert (again.action, drift_messages(again)) == ("unchanged", ())
+    assert len(history(helm_bin, kube_standin, env)) == 1
+
+    moved = image_registry.move_tag(server)
+    assert moved != digest
+    drift = run(installer, pinned, dry_run=True)
+    assert drift_messages(drift) == ("values differ at: server.image.tag",)
+    assert drift.digests[server] == moved
+    assert len(history(helm_bin, kube_standin, env)) == 1, "a dry run changes nothing"

@@ -4,6 +4,7 @@ the Accept header a multi-architecture image needs, mirrors and credentials file
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import urllib.request
 
@@ -31,15 +32,18 @@ def test_names_are_read_as_a_runtime_reads_them(reference, registry, repository,
     assert ImageName.parse(reference) == ImageName(registry, repository, tag)
 
 
+def _token(image_registry, name: str) -> str:
+    """An anonymous pull token for `name`, as the token flow hands it out."""
+    url = f"{image_registry.url}/token?service=registry.standin&scope=repository:{name}:pull"
+    token: str = json.loads(urllib.request.urlopen(url).read())["token"]
+    return token
+
+
 def test_a_multi_arch_image_is_found_only_with_index_types_accepted(image_registry):
     client = RegistryClient({"docker.io": image_registry.url})
     assert client.exists("temporalio/ui:2.52.0").verdict == "found"
     # The same HEAD with a single-manifest Accept (as an old client sends): 404.
-    token = json.loads(
-        urllib.request.urlopen(
-            f"{image_registry.url}/token?service=registry.standin&scope=repository:temporalio/ui:pull"
-        ).read()
-    )["token"]
+    token = _token(image_registry, "temporalio/ui")
     request = urllib.request.Request(
         f"{image_registry.url}/v2/temporalio/ui/manifests/2.52.0",
         method="HEAD",
@@ -79,3 +83,40 @@ def test_credentials_come_from_a_docker_config(tmp_path):
     with pytest.raises(ValueError) as info:
         read_credentials(str(path))
     assert "s3cret" not in str(info.value) and str(path) in str(info.value)
+
+
+def _get_manifest(image_registry, name: str, reference: str) -> tuple[bytes, str]:
+    token = _token(image_registry, name)
+    request = urllib.request.Request(
+        f"{image_registry.url}/v2/{name}/manifests/{reference}",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.oci.image.index.v1+json",
+        },
+    )
+    with urllib.request.urlopen(request) as response:
+        return response.read(), response.headers["Docker-Content-Digest"]
+
+
+def test_a_tag_resolves_to_the_digest_of_its_manifest_and_a_moved_tag_to_another(
+    image_registry,
+):
+    """#23.5: the digest the client reads is the SHA-256 of the manifest's bytes (as the
+    distribution API defines it); a re-pushed tag names another manifest, and the earlier
+    one stays reachable by its digest."""
+    client = RegistryClient({"docker.io": image_registry.url})
+    image_registry.add("temporalio/moving:1.0")
+    before = client.exists("temporalio/moving:1.0").digest
+    body, header = _get_manifest(image_registry, "temporalio/moving", "1.0")
+    assert before == header == "sha256:" + hashlib.sha256(body).hexdigest()
+    assert client.exists("temporalio/moving:1.0").digest == before, "stable until re-pushed"
+
+    image_registry.move_tag("temporalio/moving:1.0")
+    after = client.exists("temporalio/moving:1.0").digest
+    assert after is not None and after != before
+    old_body, old_header = _get_manifest(image_registry, "temporalio/moving", before)
+    assert (old_body, old_header) == (body, before)
+    # What the kubelet stand-in asks: a pinned reference is pulled by its digest alone.
+    assert image_registry.has(f"temporalio/moving:1.0@{before}")
+    assert image_registry.has(f"temporalio/moving@{after}")
+    assert not image_registry.has("temporalio/moving@sha256:" + "0" * 64)

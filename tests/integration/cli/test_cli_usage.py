@@ -134,6 +134,34 @@ def test_worker_against_an_address_nobody_serves_ends_with_one_line():
     assert _one_failure_line(proc.stderr)
 
 
+@pytest.mark.parametrize(
+    ("folder", "why"),
+    [("absent", "does not exist"), (".", "holds no environment files")],
+)
+def test_worker_refuses_a_trusted_environments_folder_it_cannot_use(tmp_path, folder, why):
+    """#23.8: exit 3 with one line naming the setting, before connecting anywhere."""
+    where = tmp_path / folder
+    proc = run("worker.py", TEMPORAL_BOOTSTRAP_TRUSTED_ENVIRONMENTS=str(where))
+    assert proc.returncode == EXIT_INVALID, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert f"TEMPORAL_BOOTSTRAP_TRUSTED_ENVIRONMENTS={where}: {why}" in last
+    assert "Traceback" not in proc.stderr
+    assert _one_failure_line(proc.stderr)
+
+
+def test_worker_refuses_a_bad_health_port_with_one_line():
+    proc = run("worker.py", TEMPORAL_BOOTSTRAP_HEALTH_PORT="http")
+    assert proc.returncode == EXIT_INVALID, proc.stderr
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "TEMPORAL_BOOTSTRAP_HEALTH_PORT='http': expected [HOST:]PORT with a port from 0 to 65535"
+        )
+    )
+    assert _one_failure_line(proc.stderr)
+
+
 def test_an_embedded_server_that_cannot_start_ends_with_one_line(tmp_path, chart_mirror):
     """No address configured and the embedded server fails (here: its SQLite file is a
     folder) used to end in an EmbeddedServerError traceback."""

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from declared_state.loader import InvalidEnvironment, load_environment
-from declared_state.models import AwsSecretsManagerPasswords, ExistingKubernetesSecret
+from declared_state.models import AwsSecretsManagerPasswords, ExistingKubernetesSecret, ImagePin
 from operations import environments
 from tests.helpers import copy_environments
 
@@ -784,3 +784,19 @@ def test_a_closed_variable_with_a_default_still_works(env_dir, monkeypatch):
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
     edit(env_dir, "staging", lambda d: d["rds"].update(endpoint="${NOT_SET_ANYWHERE:-db.x.test}"))
     assert load_environment("staging", env_dir).rds.endpoint == "db.x.test"
+
+
+def test_images_pin_is_tag_unless_digest_is_asked_for(tmp_path):
+    """#23.5: `images.pin: digest` is opt-in; anything else is refused naming what is allowed."""
+    folder = copy_environments(tmp_path)
+    assert load_environment("staging", folder).images.pin == ImagePin.TAG
+    staging = folder / "staging.yaml"
+    data = yaml.safe_load(staging.read_text())
+    data.setdefault("images", {})["pin"] = "digest"
+    staging.write_text(yaml.safe_dump(data))
+    assert load_environment("staging", folder).images.pin == ImagePin.DIGEST
+    data["images"]["pin"] = "sha"
+    staging.write_text(yaml.safe_dump(data))
+    with pytest.raises(InvalidEnvironment) as refused:
+        load_environment("staging", folder)
+    assert "images.pin" in str(refused.value) and "'digest'" in str(refused.value)
