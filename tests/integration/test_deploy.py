@@ -51,7 +51,7 @@ def test_the_example_overlay_builds_what_the_readme_promises() -> None:
     assert repository == "registry.example.com/platform/temporal-bootstrap"
     assert digest.startswith("sha256:") and len(digest) == len("sha256:") + 64
     # The probes ask the worker's health endpoint on the port its settings name.
-    (port,) = container["ports"]
+    (port,) = [p for p in container["ports"] if p["name"] == "health"]
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
     assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": port["name"]}
     # Writable: only the volumes the image's HOME/TMP and state folder point at.
@@ -78,11 +78,24 @@ def test_the_example_overlay_builds_what_the_readme_promises() -> None:
         in (server["spec"]["template"]["spec"]["containers"][0]["args"])
     )
 
-    # #23.7/#23.8: the worker takes no traffic; the bootstrap server only from the worker and
-    # the operators' namespace, on its gRPC (and UI) ports.
+    # #23.7/#23.8: the worker takes no traffic but Prometheus's on the metrics port; the
+    # bootstrap server only from the worker and the operators' namespace, on its gRPC (and
+    # UI) ports.
     worker_policy = objects[("NetworkPolicy", "temporal-bootstrap-worker")]
     assert worker_policy["spec"]["podSelector"]["matchLabels"] == pod_labels(worker)
-    assert worker_policy["spec"]["ingress"] == []
+    metrics = next(p for p in container["ports"] if p["name"] == "metrics")
+    assert worker_policy["spec"]["ingress"] == [
+        {
+            "from": [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
+                    }
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": metrics["containerPort"]}],
+        }
+    ]
     assert set(worker_policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     egress_ports = {p["port"] for rule in worker_policy["spec"]["egress"] for p in rule["ports"]}
     assert {53, 443, 3306, 7233} <= egress_ports

@@ -96,8 +96,10 @@ def test_an_environment_whose_trusted_copy_does_not_load_is_named_and_refused(tm
 
 def test_every_activity_the_workflows_call_takes_the_declaration_it_acts_on():
     """The check reads each activity input's `environment`: a step whose input had none
-    would run unchecked. The only exception is the upgrade's plan (pure, no I/O: it reads
-    the version tables for the chart the run's earlier, checked steps carried)."""
+    would run unchecked. The exceptions: the upgrade's plan (pure, no I/O: it reads the
+    version tables for the chart the run's earlier, checked steps carried), and `notify`,
+    whose webhooks come from the declaration a checked step carried first (every event
+    follows a step's result or a wait after one; an untrusted run ends without notifying)."""
     unchecked = set()
     for workflow in (BootstrapWorkflow, DriftCheckWorkflow, UpgradeWorkflow):
         for reference in workflow.activity_references():
@@ -108,5 +110,5 @@ def test_every_activity_the_workflows_call_takes_the_declaration_it_acts_on():
                 input_type.model_fields["environment"].annotation is not Environment
             ):
                 unchecked.add(activity_name(reference))
-    assert unchecked == {"plan_upgrade"}, "a step's input must carry `environment`"
+    assert unchecked == {"notify", "plan_upgrade"}, "a step's input must carry `environment`"
     assert "environment" not in PlanUpgradeInput.model_fields
