@@ -308,3 +308,10 @@ def test_namespace_settings_are_provisioned_kept_and_a_type_change_refused(
     )
     info = operator.describe_namespace(TEMPORAL_NAMESPACE, frontend)["namespaceInfo"]
     assert info["ownerEmail"] == "payments@example.com"
+
+    # The refused run waits for an operator (a declaration to fix); abort it, so no run of
+    # `local` is left behind for the next module on this local stack.
+    assert refused.returncode == 2, out
+    aborted = operator.starter("abort", "local", "--by", "e2e")
+    assert aborted.returncode == 1, aborted.stdout + aborted.stderr
+    assert "aborted" in aborted.stderr + aborted.stdout

@@ -546,7 +546,9 @@ def test_chart_installed_before_its_ca_config_map_fails_naming_it(
     env = bare_env
     create_db_secret(core, env)
 
-    err = run_failing(installer, env, timeout=timedelta(seconds=8))
+    # Long enough for the pods' FailedMount events to be written before helm gives up, on a
+    # busy machine too (8 s was not).
+    err = run_failing(installer, env, timeout=timedelta(seconds=15))
 
     assert err.type == ErrorType.HELM_TIMEOUT, err.message
     assert 'configmap "rds-ca-certs" not found' in err.message, err.message
