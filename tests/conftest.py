@@ -37,11 +37,37 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("unit", "integration", "e2e", "real_cluster")
 
 
+# The files that take longest (measured with --durations; docs/benchmarks.md §5), started
+# first: with `--dist loadfile` a file runs whole in one process, and a long one handed out
+# last keeps the run going after the other processes have finished.
+SLOWEST_FILES = (
+    "e2e/test_faults.py",
+    "e2e/test_upgrade_crash.py",
+    "e2e/test_crash_recovery.py",
+    "integration/test_packaging.py",
+    "e2e/test_upgrade.py",
+    "e2e/test_in_cluster_rbac.py",
+    "e2e/test_secret_scan.py",
+)
+
+
+def _run_order(item: pytest.Item) -> tuple[int, int]:
+    """Slowest files first, then the layers from e2e down to unit; a file's tests keep their
+    order (an e2e module's tests build on each other)."""
+    relative = item.path.relative_to(PROJECT_ROOT / "tests")
+    name = relative.as_posix()
+    if name in SLOWEST_FILES:
+        return (0, SLOWEST_FILES.index(name))
+    layer = relative.parts[0]
+    return (1, ("e2e", "integration", "unit").index(layer) if layer in LAYERS[:3] else 3)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = item.path.relative_to(PROJECT_ROOT / "tests").parts
         if parts[0] in LAYERS:
             item.add_marker(parts[0])
+    items.sort(key=_run_order)  # stable: the order within a file stays
 
 
 HELM_TOOLS = PROJECT_ROOT / ".tools" / "helm"
