@@ -46,6 +46,9 @@ class InstallChartResult(StepResult):
     action: ReleaseAction
     recovered_from: str | None = None
     """`pending-upgrade` etc. when an abandoned release was rolled back / uninstalled first."""
+    network_policies: tuple[str, ...] = ()
+    """The bootstrap's NetworkPolicies this run created, updated or deleted (#23.3), e.g.
+    `temporal-frontend updated (/spec/ingress/0/from)`; () when they were as declared."""
 
 
 @activity.defn(name="install_chart")

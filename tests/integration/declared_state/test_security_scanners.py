@@ -1,4 +1,5 @@
-"""Every shipped chart (both values layouts), rendered with the staging environment, scanned by
+"""Every shipped chart (both values layouts), rendered with the staging environment together
+with the NetworkPolicies the bootstrap keeps for it, scanned by
 tools nobody here wrote (#23.3): checkov (`--framework kubernetes`) finds nothing outside the
 skip list in tests/fixtures/checkov-skips.yaml (each entry with its reason), and
 kubernetes-validate `--strict` accepts every object for Kubernetes 1.33.
@@ -22,6 +23,7 @@ import yaml
 
 from adapters.helm_cli import HelmCli, chart_reference
 from declared_state.chart_values import build_chart_values
+from declared_state.network_policies import network_policies
 
 from .test_chart_values_render import SHIPPED, environment
 
@@ -43,7 +45,9 @@ def rendered(tmp_path_factory, helm_binaries) -> Path:
             chart_reference(env.chart),
             build_chart_values(env),
         )
-        (folder / f"{version}.yaml").write_text(text)
+        # ... beside the NetworkPolicies the bootstrap keeps for that release (#23.3).
+        policies = yaml.safe_dump_all(network_policies(env), sort_keys=False)
+        (folder / f"{version}.yaml").write_text(f"{text}\n---\n{policies}")
     return folder
 
 
