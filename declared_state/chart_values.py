@@ -26,6 +26,7 @@ merges `extra_values` over it, last.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from declared_state import versions
@@ -241,7 +242,23 @@ def _datastores_layout(env: Environment) -> dict[str, Any]:
     }
     if _sprig_config(env):
         values["shims"] = {"dockerize": False, "elasticsearchTool": False}
+    if not env.frontend.tls.enabled:
+        values["server"]["frontend"]["readinessProbe"] = copy.deepcopy(FRONTEND_READINESS)
     return values
+
+
+# Readiness (#23.4): the 1.x charts take a readiness probe per service; the frontend's asks
+# the gRPC health service for the WorkflowService, which the server (service/frontend,
+# WorkflowHandler.Start) reports NOT_SERVING until its membership ring is ready, then
+# SERVING: `helm --wait` then waits for a frontend that serves, not for an open port (the
+# chart's default since 1.2, a tcpSocket probe). Not with TLS on the frontend: the kubelet's
+# gRPC probe speaks no TLS (kubernetes/enhancements#4939), so the chart's tcpSocket stays.
+# The 0.x charts render no readiness probe at all and take none (docs/security.md).
+WORKFLOW_SERVICE = "temporal.api.workflowservice.v1.WorkflowService"
+FRONTEND_GRPC_PORT = 7233  # the frontend container's `rpc` port in every chart
+FRONTEND_READINESS: dict[str, Any] = {
+    "grpc": {"port": FRONTEND_GRPC_PORT, "service": WORKFLOW_SERVICE}
+}
 
 
 # --- Pod Security "restricted" (#23.1) -----------------------------------------------------

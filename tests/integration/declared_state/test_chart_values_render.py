@@ -23,7 +23,7 @@ from adapters.helm_cli import HelmCli, chart_reference
 from declared_state.chart_files import read_chart_metadata
 from declared_state.chart_values import build_chart_values
 from declared_state.loader import load_environment
-from declared_state.models import ChartSpec, Environment, ImageOverride, ImagesSpec
+from declared_state.models import ChartSpec, Environment, FrontendTls, ImageOverride, ImagesSpec
 from declared_state.versions import values_layout, version_key
 from tests.helpers import MIRROR_CHARTS
 from tests.helpers.manifests import (
@@ -391,3 +391,32 @@ def test_declared_images_override_the_charts_in_both_layouts(helm_binaries):
         assert admintools == f"{mirror}/admin-tools:1.29.1-custom", chart
         web = container(deployments["temporal-web"])["image"]
         assert web == "temporalio/ui:2.99.0", chart
+
+
+# --- readiness (#23.4) ----------------------------------------------------------------------
+WORKFLOW_SERVICE = "temporal.api.workflowservice.v1.WorkflowService"
+
+
+def test_the_frontend_is_ready_when_its_workflow_service_serves(rendered):
+    """1.x: the frontend's readiness is the gRPC health of the WorkflowService on its `rpc`
+    port, so helm --wait waits for SERVING; the 0.x charts render no readiness probe and
+    take none (docs/security.md)."""
+    env, docs = rendered
+    frontend = container(server_deployments(docs)["frontend"])
+    probe = frontend.get("readinessProbe")
+    if values_layout(env.chart.version) == "persistence":
+        assert probe is None
+        return
+    rpc = next(p["containerPort"] for p in frontend["ports"] if p["name"] == "rpc")
+    assert probe == {"grpc": {"port": rpc, "service": WORKFLOW_SERVICE}}
+
+
+def test_a_frontend_serving_tls_keeps_the_charts_tcp_readiness(helm_binaries):
+    """The kubelet's gRPC probe speaks no TLS: it would never see SERVING."""
+    env = environment("1.6.0")
+    env = env.model_copy(
+        update={"frontend": env.frontend.model_copy(update={"tls": FrontendTls(enabled=True)})}
+    )
+    docs = render_values(helm_binaries["v3"], env, build_chart_values(env))
+    probe = container(server_deployments(docs)["frontend"])["readinessProbe"]
+    assert probe == {"tcpSocket": {"port": "rpc"}}
