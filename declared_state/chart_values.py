@@ -94,20 +94,60 @@ def _persistence_store(env: Environment, store: str) -> dict[str, Any]:
 
 def _datastore(env: Environment, store: str) -> dict[str, Any]:
     """One store in the `datastores` layout (charts 1.0 and later): the server's own format."""
-    return {
-        "sql": {
-            "pluginName": "mysql8",
-            "driverName": "mysql8",
-            "databaseName": _store_database(env, store),
-            "connectAddr": f"{env.rds.endpoint}:{env.rds.port}",
-            "connectProtocol": "tcp",
-            **_sql_common(env, store),
-            # Without these the chart renders a schema Job that creates and migrates the
-            # databases with the admin-tools image it bundles.
-            "createDatabase": False,
-            "manageSchema": False,
-        }
+    sql = {
+        "pluginName": "mysql8",
+        "driverName": "mysql8",
+        "databaseName": _store_database(env, store),
+        "connectAddr": f"{env.rds.endpoint}:{env.rds.port}",
+        "connectProtocol": "tcp",
+        **_sql_common(env, store),
+        # Without these the chart renders a schema Job that creates and migrates the
+        # databases with the admin-tools image it bundles.
+        "createDatabase": False,
+        "manageSchema": False,
     }
+    if passwords_as_files(env):
+        del sql["existingSecret"], sql["secretKey"]
+        sql["passwordCommand"] = {"command": "/bin/cat", "args": [f"{DB_PASSWORD_DIR}/{store}"]}
+    return {"sql": sql}
+
+
+# Secrets as files (#23.6). From chart 1.3.0 (helm-charts #907) a SQL store may name a
+# `passwordCommand` instead of a Secret: the chart then renders no password env variable,
+# and the server (1.31.0 and later, temporalio/temporal #9879: `SQL.ResolvePassword`) runs
+# the command for each new connection and takes its stdout. The command is the image's
+# own `/bin/cat` (alpine) of the DB Secret mounted as files, read-only, mode 0440 (group
+# fsGroup 1000, the server's user): no password in the pods' environment, and a rotated
+# Secret reaches new connections once the kubelet refreshes the volume, without a restart.
+# Before chart 1.3.0 the charts can only pass the passwords as env variables from the
+# Secret (`existingSecret`): a chart limit (docs/security.md).
+PASSWORD_COMMAND_FROM_CHART = (1, 3, 0)
+PASSWORD_COMMAND_FROM_SERVER = (1, 31, 0)
+DB_PASSWORD_VOLUME = "db-password"
+DB_PASSWORD_DIR = "/etc/temporal/secrets/db"
+
+
+def passwords_as_files(env: Environment) -> bool:
+    """Does env's chart read the DB passwords from files (see above)?"""
+    return (
+        versions.version_key(env.chart.version) >= PASSWORD_COMMAND_FROM_CHART
+        and versions.version_key(env.chart.target_server_version) >= PASSWORD_COMMAND_FROM_SERVER
+    )
+
+
+def _password_files(env: Environment) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The server pods' volume of the DB Secret (one file per store) and its mount."""
+    secret = env.database.kubernetes_secret
+    volume = {
+        "name": DB_PASSWORD_VOLUME,
+        "secret": {
+            "secretName": secret.name,
+            "defaultMode": 0o440,
+            "items": [{"key": _store_secret_key(env, store), "path": store} for store in STORES],
+        },
+    }
+    mount = {"name": DB_PASSWORD_VOLUME, "mountPath": DB_PASSWORD_DIR, "readOnly": True}
+    return volume, mount
 
 
 def _image(image: Image | None) -> dict[str, Any]:
@@ -244,6 +284,10 @@ def _datastores_layout(env: Environment) -> dict[str, Any]:
         values["shims"] = {"dockerize": False, "elasticsearchTool": False}
     if not env.frontend.tls.enabled:
         values["server"]["frontend"]["readinessProbe"] = copy.deepcopy(FRONTEND_READINESS)
+    if passwords_as_files(env):
+        volume, mount = _password_files(env)
+        values["server"]["additionalVolumes"].append(volume)
+        values["server"]["additionalVolumeMounts"].append(mount)
     return values
 
 
