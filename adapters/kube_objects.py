@@ -314,7 +314,28 @@ def ensure_network_policies(
     create the missing, replace those whose declared fields differ (object_diff's rules,
     the same the drift check reports by), delete those no longer declared. Labels other
     writers added are kept; the spec is replaced whole, so a rule added by hand goes too.
-    A stale resourceVersion (409) means another writer: read and compare again."""
+    A stale resourceVersion (409) means another writer: read and compare again. A refusal
+    (403) says which grant is missing: a worker whose Role predates the policies has none."""
+    try:
+        return _ensure_network_policies(core, namespace, declared, owned_selector)
+    except ApplicationError as exc:
+        if exc.type != ErrorType.KUBERNETES_FORBIDDEN:
+            raise
+        raise activity_error(
+            f"{exc.message}; the bootstrap keeps the release's NetworkPolicies: grant get, "
+            f"list, create, update and delete on networkpolicies in {namespace} "
+            "(deploy/target-namespace/role.yaml does), or declare network_policy.enabled: "
+            "false",
+            ErrorType.KUBERNETES_FORBIDDEN,
+        ) from None
+
+
+def _ensure_network_policies(
+    core: k8s.CoreV1Api,
+    namespace: str,
+    declared: list[dict[str, Any]],
+    owned_selector: str,
+) -> tuple[PolicyChange, ...]:
     net = k8s.NetworkingV1Api(core.api_client)
     serialize = core.api_client.sanitize_for_serialization
     changes: list[PolicyChange] = []
