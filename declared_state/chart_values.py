@@ -383,11 +383,41 @@ def _harden(values: dict[str, Any], env: Environment) -> dict[str, Any]:
 
 
 def pod_security_values(env: Environment) -> dict[str, Any]:
-    """Only what the restricted profile adds (`_harden` over no other values), for the
-    helmfile import's comparison: it explains those differences as the model's own."""
+    """Only what the restricted profile adds (`_harden` over no other values)."""
     return _harden(
         {"server": {name: {} for name in SERVER_SERVICES}, "admintools": {}, "web": {}}, env
     )
+
+
+def with_model_additions(values: dict[str, Any], env: Environment) -> dict[str, Any]:
+    """`values` (anybody's, e.g. a helmfile's) with what the model adds to every rendering on
+    purpose (#23): the restricted profile, and in the 1.x layout the frontend's gRPC
+    readiness and the DB passwords as files (each SQL store that reads an `existingSecret`
+    cats its key instead). For the helmfile import's comparison, which shows the
+    differences these alone make as the model's own, not as unexplained."""
+    out = deep_merge(values, pod_security_values(env))
+    if versions.values_layout(env.chart.version) != "datastores":
+        return out
+    server = out.setdefault("server", {})
+    if not env.frontend.tls.enabled:
+        server.setdefault("frontend", {})["readinessProbe"] = copy.deepcopy(FRONTEND_READINESS)
+    if not passwords_as_files(env):
+        return out
+    stores = ((server.get("config") or {}).get("persistence") or {}).get("datastores") or {}
+    items, secrets = [], set()
+    for name, store in stores.items():
+        sql = store.get("sql") if isinstance(store, dict) else None
+        if not isinstance(sql, dict) or not sql.get("existingSecret"):
+            continue
+        secrets.add(sql.pop("existingSecret"))
+        items.append({"key": sql.pop("secretKey", "password"), "path": name})
+        sql["passwordCommand"] = {"command": "/bin/cat", "args": [f"{DB_PASSWORD_DIR}/{name}"]}
+    if len(secrets) == 1:
+        volume, mount = _password_files(env)
+        volume["secret"].update(secretName=secrets.pop(), items=items)
+        server["additionalVolumes"] = [*server.get("additionalVolumes", []), volume]
+        server["additionalVolumeMounts"] = [*server.get("additionalVolumeMounts", []), mount]
+    return out
 
 
 def model_values(env: Environment) -> dict[str, Any]:
