@@ -1,9 +1,10 @@
 """Live drift end to end, through the real `worker.py` and `starter.py` processes and the real
-kubectl (.tools/kubectl): every hand edit of issue #13 (and a NetworkPolicy the bootstrap
-keeps, #23.3) is reported with its path and exit 4
-without a write, an ignore rule hides exactly its field, `--policy remediate` repairs with one
-helm revision and says (exit 1) what helm does not restore, and Temporal drift (a lowered
-schema row, a declared shard count the cluster does not have, a stopped frontend) is reported.
+kubectl (.tools/kubectl): every hand edit of issue #13 (and one of a NetworkPolicy the
+bootstrap keeps, #23.3) is reported with its path and exit 4 without a write, an ignore rule
+hides exactly its field, `--policy remediate` repairs with one helm revision (and closes the
+NetworkPolicy again) and says (exit 1) what helm does not restore, and Temporal drift (a
+lowered schema row, a declared shard count the cluster does not have, a stopped frontend) is
+reported.
 
 One environment is provisioned for the module; the tests run in order on it.
 """
