@@ -10,6 +10,10 @@ field. Read-only; the drift check runs it after install_chart's dry run.
 3. List the objects that carry the release's label (`app.kubernetes.io/instance=<release>`)
    in the kinds a chart renders: one the manifest no longer has is drift too (a controller's
    objects, those with an ownerReference, are not).
+4. The NetworkPolicies the bootstrap keeps beside the chart (declared_state/network_policies.py,
+   #23.3) by the same rules, and those it keeps for the release that are no longer declared.
+   install_chart writes them (replacing each whole), so every difference in them, a rule
+   added by hand included, is repaired by the same `reapply` run.
 
 Each difference is a DriftItem: kind, namespace, name, JSON pointer, live and declared (JSON
 text). A difference that `drift_check.ignore` covers is kept with `ignored` set (counted, not
@@ -53,6 +57,7 @@ from adapters.helm_cli import HelmCli, HelmCommandFailed
 from contracts.base import DriftItem
 from contracts.check_live_objects import CheckLiveObjectsInput, CheckLiveObjectsResult
 from declared_state.models import Environment, IgnoreRule
+from declared_state.network_policies import network_policies, owned_selector
 from declared_state.paths import state_dir
 
 INSTANCE_LABEL = "app.kubernetes.io/instance"
@@ -117,6 +122,11 @@ class LiveObjectChecker:
         for obj in declared:
             run.compare(obj)
         run.leftovers({(o["kind"], o["metadata"]["name"]) for o in declared})
+        policies = network_policies(env)
+        for obj in policies:
+            run.compare(obj, how=_POLICY_HOW)
+        run.stale_policies({o["metadata"]["name"] for o in policies})
+        declared += policies
         skew = run.version_skew()
         how = version_skew_how(env, skew) if skew else ""
         drift = tuple(run.drift) if not how else tuple(_skewed(d, how) for d in run.drift)
@@ -170,7 +180,9 @@ class _Check:
         self._deployed: set[tuple[str, str]] | None = None
 
     # -- each rendered object ------------------------------------------------------------
-    def compare(self, declared: dict[str, Any]) -> None:
+    def compare(self, declared: dict[str, Any], how: str | None = None) -> None:
+        """Compare one declared object with its live copy; `how` set: an object the
+        bootstrap writes itself (replacing it whole, so every difference is repairable)."""
         meta = declared["metadata"]
         kind, name = str(declared["kind"]), str(meta["name"])
         resource = self._resource(str(declared.get("apiVersion", "")), kind)
@@ -193,7 +205,7 @@ class _Check:
             live = resource.get(name=name, namespace=namespace or None).to_dict()
         except ApiException as exc:
             if exc.status == 404:
-                self._add(ref, "", None, "exists", f"{ref}: missing live", how=_HELM_HOW)
+                self._add(ref, "", None, "exists", f"{ref}: missing live", how=how or _HELM_HOW)
                 return
             if exc.status in FORBIDDEN:
                 self._unchecked(
@@ -210,7 +222,7 @@ class _Check:
                 diff.live, dict | str | int | float | bool | list
             )
             # helm's merge (v3) and apply (v4) leave list elements they never set alone.
-            added = extra and diff.path.rsplit("/", 1)[-1].isdigit()
+            added = how is None and extra and diff.path.rsplit("/", 1)[-1].isdigit()
             text = object_diff.brief(kind, diff.path, diff.live, diff.declared)
             self._add(
                 ref,
@@ -223,8 +235,43 @@ class _Check:
                     f"helm keeps what no revision of the chart set: remove it by hand "
                     f"(kubectl -n {namespace} edit {kind.lower()} {name})"
                     if added
-                    else _HELM_HOW
+                    else how or _HELM_HOW
                 ),
+            )
+
+    def stale_policies(self, declared: set[str]) -> None:
+        """The bootstrap's NetworkPolicies for this release that are no longer declared (a
+        peer removed, `network_policy.enabled: false`): install_chart deletes them."""
+        resource = self._resource("networking.k8s.io/v1", "NetworkPolicy")
+        if resource is None:
+            return
+        selector = owned_selector(self.release)
+        try:
+            listed = resource.get(namespace=self.namespace, label_selector=selector).to_dict()
+        except ApiException as exc:
+            if exc.status in FORBIDDEN:
+                self._unchecked(
+                    _Ref("NetworkPolicy", self.namespace, ""),
+                    f"NetworkPolicies of release {self.release}: could not check: listing them "
+                    f"is forbidden ({exc.status} {exc.reason}); grant list on networkpolicies",
+                )
+                return
+            raise kubernetes_error(f"listing networkpolicies in {self.namespace}", exc) from None
+        except KUBERNETES_ERRORS as exc:
+            raise kubernetes_error(f"listing networkpolicies in {self.namespace}", exc) from None
+        for item in listed.get("items") or []:
+            name = str((item.get("metadata") or {}).get("name", ""))
+            if name in declared:
+                continue
+            ref = _Ref("NetworkPolicy", self.namespace, name)
+            self._add(
+                ref,
+                "",
+                "exists",
+                None,
+                f"{ref}: no longer declared (network_policy), but kept by the bootstrap",
+                how="remediate: install_chart deletes the bootstrap's NetworkPolicies no "
+                "longer declared",
             )
 
     # -- objects the manifest does not have ----------------------------------------------
@@ -358,6 +405,10 @@ class _Check:
 
 
 _HELM_HOW = "remediate: one helm upgrade re-applies the chart's manifest"
+_POLICY_HOW = (
+    "remediate: install_chart replaces the bootstrap's NetworkPolicy with the declared one "
+    "(declared_state/network_policies.py)"
+)
 
 
 def _skewed(item: DriftItem, how: str) -> DriftItem:

@@ -78,6 +78,7 @@ from adapters.helm_release_record import (
     mark_failed,
     record_name,
 )
+from adapters.kube_objects import PolicyChange, ensure_network_policies
 from adapters.pod_status import refused_pods, unready_pods
 from adapters.processes import stop_pid
 from adapters.registry import RegistryClient, RegistryUnreachable, client_for
@@ -85,6 +86,7 @@ from contracts.base import DriftItem, differing_paths
 from contracts.install_chart import InstallChartInput, InstallChartResult, ReleaseAction
 from declared_state.chart_values import image_references
 from declared_state.models import Environment, ImagePin
+from declared_state.network_policies import network_policies, owned_selector
 
 HEARTBEAT_EVERY_S = 5.0
 # While helm waits, the release's pods are looked at this often, so a wait that runs out can
@@ -241,6 +243,12 @@ def version_skew_how(env: Environment, detail: str = "") -> str:
     )
 
 
+def _counted(changes: tuple[PolicyChange, ...]) -> list[str]:
+    """`2 created, 1 updated`."""
+    actions = [c.action for c in changes]
+    return [f"{actions.count(a)} {a}" for a in dict.fromkeys(actions)]
+
+
 class _PodsRefused(Exception):
     """Admission refuses the release's pods: waiting longer cannot help."""
 
@@ -264,6 +272,7 @@ class _Install:
         self.started = time.monotonic()
         self.where = f"release {self.release!r} in namespace {self.namespace!r}"
         self._version_drift: set[str] = set()
+        self.policies: tuple[PolicyChange, ...] = ()
         info = activity.info()
         # Every attempt of this activity: the helm an earlier one left is ours to stop.
         self.owner = f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}"
@@ -297,6 +306,11 @@ class _Install:
             in_sync = not self._drift(history, values)
         else:
             in_sync = not drift
+        # Before helm, so the pods never run without them; every run, so a hand edit is
+        # repaired (#23.3, declared_state/network_policies.py).
+        self.policies = ensure_network_policies(
+            self.core, self.namespace, network_policies(self.env), owned_selector(self.release)
+        )
         if in_sync and not self.input.reapply:
             latest = history[-1]
             activity.logger.info("%s is up to date at revision %s", self.where, latest["revision"])
@@ -370,6 +384,8 @@ class _Install:
             summary = f"{action}, revision {revision}"
             if recovered_from:
                 summary += f" (recovered from {recovered_from})"
+            if self.policies:
+                summary += f"; NetworkPolicies {', '.join(_counted(self.policies))}"
         return InstallChartResult(
             summary=summary,
             release=self.release,
@@ -378,7 +394,8 @@ class _Install:
             chart=str(rev.get("chart", "")),
             app_version=str(rev.get("app_version", "")),
             status=str(rev["status"]),
-            changed=action != "unchanged" or recovered_from is not None,
+            changed=action != "unchanged" or recovered_from is not None or bool(self.policies),
+            network_policies=tuple(f"{p.name} {p.action} ({p.why})" for p in self.policies),
             action=action,
             recovered_from=recovered_from,
             dry_run=self.input.dry_run,

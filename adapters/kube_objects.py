@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from adapters import object_diff
 from adapters.clients import KubeClients
 from adapters.errors import ErrorType, activity_error
 from adapters.errors.kubernetes import KUBERNETES_ERRORS, kubernetes_error
@@ -294,3 +295,141 @@ def ensure_namespace_labels(
         _call(where, "labelling", "Namespace", core.patch_namespace, namespace, patch)
         activity.logger.info("%s labelled: %s", where, "; ".join(d.message for d in drift))
     return Ensured("updated", drift)
+
+
+# -- NetworkPolicies the bootstrap keeps (#23.3) ---------------------------------------------
+class PolicyChange(NamedTuple):
+    name: str
+    action: Literal["created", "updated", "deleted"]
+    why: str
+
+
+def ensure_network_policies(
+    core: k8s.CoreV1Api,
+    namespace: str,
+    declared: list[dict[str, Any]],
+    owned_selector: str,
+) -> tuple[PolicyChange, ...]:
+    """Make the NetworkPolicies labelled `owned_selector` in `namespace` exactly `declared`:
+    create the missing, replace those whose declared fields differ (object_diff's rules,
+    the same the drift check reports by), delete those no longer declared. Labels other
+    writers added are kept; the spec is replaced whole, so a rule added by hand goes too.
+    A stale resourceVersion (409) means another writer: read and compare again. A refusal
+    (403) says which grant is missing: a worker whose Role predates the policies has none."""
+    try:
+        return _ensure_network_policies(core, namespace, declared, owned_selector)
+    except ApplicationError as exc:
+        if exc.type != ErrorType.KUBERNETES_FORBIDDEN:
+            raise
+        raise activity_error(
+            f"{exc.message}; the bootstrap keeps the release's NetworkPolicies: grant get, "
+            f"list, create, update and delete on networkpolicies in {namespace} "
+            "(deploy/target-namespace/role.yaml does), or declare network_policy.enabled: "
+            "false",
+            ErrorType.KUBERNETES_FORBIDDEN,
+        ) from None
+
+
+def _ensure_network_policies(
+    core: k8s.CoreV1Api,
+    namespace: str,
+    declared: list[dict[str, Any]],
+    owned_selector: str,
+) -> tuple[PolicyChange, ...]:
+    net = k8s.NetworkingV1Api(core.api_client)
+    serialize = core.api_client.sanitize_for_serialization
+    changes: list[PolicyChange] = []
+    for body in declared:
+        name = body["metadata"]["name"]
+        where = f"NetworkPolicy {namespace}/{name}"
+        for _ in range(_MAX_ATTEMPTS):
+            try:
+                live = _call(
+                    where,
+                    "reading",
+                    "NetworkPolicy",
+                    net.read_namespaced_network_policy,
+                    name,
+                    namespace,
+                )
+            except _NotFound:
+                try:
+                    _call(
+                        where,
+                        "creating",
+                        "NetworkPolicy",
+                        net.create_namespaced_network_policy,
+                        namespace,
+                        body,
+                    )
+                except _Conflict:
+                    continue
+                except _NotFound:
+                    # The steps before install_chart create the namespace; helm would fail too.
+                    raise activity_error(
+                        f"creating {where}: namespace {namespace} not found",
+                        ErrorType.KUBERNETES_UNAVAILABLE,
+                    ) from None
+                changes.append(PolicyChange(name, "created", "missing"))
+                break
+            live_dict = serialize(live)
+            differences = object_diff.compare("NetworkPolicy", live_dict, body)
+            if not differences:
+                break
+            meta = live_dict["metadata"]
+            replacement = {
+                **body,
+                "metadata": {
+                    **body["metadata"],
+                    "labels": {**(meta.get("labels") or {}), **body["metadata"]["labels"]},
+                    "resourceVersion": meta.get("resourceVersion"),
+                },
+            }
+            try:
+                _call(
+                    where,
+                    "updating",
+                    "NetworkPolicy",
+                    net.replace_namespaced_network_policy,
+                    name,
+                    namespace,
+                    replacement,
+                )
+            except (_Conflict, _NotFound):
+                continue
+            changes.append(PolicyChange(name, "updated", ", ".join(d.path for d in differences)))
+            break
+        else:
+            raise activity_error(
+                f"{where} kept changing under concurrent writers ({_MAX_ATTEMPTS} attempts); "
+                "find the other writer, the step will retry",
+                ErrorType.KUBERNETES_UNAVAILABLE,
+            )
+    wanted = {body["metadata"]["name"] for body in declared}
+    listed = _call(
+        f"NetworkPolicies in {namespace}",
+        "listing",
+        "NetworkPolicy",
+        lambda: net.list_namespaced_network_policy(namespace, label_selector=owned_selector),
+    )
+    for item in listed.items or []:
+        name = item.metadata.name
+        if name in wanted:
+            continue
+        try:
+            _call(
+                f"NetworkPolicy {namespace}/{name}",
+                "deleting",
+                "NetworkPolicy",
+                net.delete_namespaced_network_policy,
+                name,
+                namespace,
+            )
+        except _NotFound:
+            continue
+        changes.append(PolicyChange(name, "deleted", "no longer declared"))
+    for change in changes:
+        activity.logger.info(
+            "NetworkPolicy %s/%s %s (%s)", namespace, change.name, change.action, change.why
+        )
+    return tuple(changes)

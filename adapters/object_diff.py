@@ -21,7 +21,8 @@ What is compared, and how the API server's own additions are told apart from han
    by hand) is drift. Lists whose elements carry a merge key (containers, env, volumes by
    `name`; volumeMounts by `mountPath`; container ports by `containerPort`, Service ports by
    `port`; as Kubernetes' strategic merge patch keys them) are matched by that key, others
-   by position; within a matched element rules 1 and 4-6 apply again. The pointer of a
+   by position (so are lists in which a key value repeats, such as a NetworkPolicy's port 53
+   over UDP and TCP); within a matched element rules 1 and 4-6 apply again. The pointer of a
    matched or missing element uses its index in the manifest, of an extra one its index live.
 4. A declared empty value (null, "", false, 0, {} or []) equals a field that is absent
    live: the API server drops empty optional fields (`omitempty`) and helm drops nulls.
@@ -129,7 +130,9 @@ def _list_key(field: str | None, items: list[Any]) -> str | None:
     if key is None:
         return None
     values = [i.get(key) if isinstance(i, dict) else None for i in items]
-    return key if None not in values else None
+    # A key that repeats (a NetworkPolicy's port 53 over UDP and TCP) identifies nothing.
+    unique = len({json.dumps(v, sort_keys=True) for v in values}) == len(values)
+    return key if None not in values and unique else None
 
 
 def compare(kind: str, live: dict[str, Any], declared: dict[str, Any]) -> list[Difference]:

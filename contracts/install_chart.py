@@ -48,6 +48,9 @@ class InstallChartResult(StepResult):
     """`pending-upgrade` etc. when an abandoned release was rolled back / uninstalled first."""
     digests: dict[str, str] = {}
     """`images.pin: digest`: each image (`repository:tag`) -> the digest deployed (#23.5)."""
+    network_policies: tuple[str, ...] = ()
+    """The bootstrap's NetworkPolicies this run created, updated or deleted (#23.3), e.g.
+    `temporal-frontend updated (/spec/ingress/0/from)`; () when they were as declared."""
 
 
 @activity.defn(name="install_chart")

@@ -26,6 +26,7 @@ merges `extra_values` over it, last.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -94,20 +95,60 @@ def _persistence_store(env: Environment, store: str) -> dict[str, Any]:
 
 def _datastore(env: Environment, store: str) -> dict[str, Any]:
     """One store in the `datastores` layout (charts 1.0 and later): the server's own format."""
-    return {
-        "sql": {
-            "pluginName": "mysql8",
-            "driverName": "mysql8",
-            "databaseName": _store_database(env, store),
-            "connectAddr": f"{env.rds.endpoint}:{env.rds.port}",
-            "connectProtocol": "tcp",
-            **_sql_common(env, store),
-            # Without these the chart renders a schema Job that creates and migrates the
-            # databases with the admin-tools image it bundles.
-            "createDatabase": False,
-            "manageSchema": False,
-        }
+    sql = {
+        "pluginName": "mysql8",
+        "driverName": "mysql8",
+        "databaseName": _store_database(env, store),
+        "connectAddr": f"{env.rds.endpoint}:{env.rds.port}",
+        "connectProtocol": "tcp",
+        **_sql_common(env, store),
+        # Without these the chart renders a schema Job that creates and migrates the
+        # databases with the admin-tools image it bundles.
+        "createDatabase": False,
+        "manageSchema": False,
     }
+    if passwords_as_files(env):
+        del sql["existingSecret"], sql["secretKey"]
+        sql["passwordCommand"] = {"command": "/bin/cat", "args": [f"{DB_PASSWORD_DIR}/{store}"]}
+    return {"sql": sql}
+
+
+# Secrets as files (#23.6). From chart 1.3.0 (helm-charts #907) a SQL store may name a
+# `passwordCommand` instead of a Secret: the chart then renders no password env variable,
+# and the server (1.31.0 and later, temporalio/temporal #9879: `SQL.ResolvePassword`) runs
+# the command for each new connection and takes its stdout. The command is the image's
+# own `/bin/cat` (alpine) of the DB Secret mounted as files, read-only, mode 0440 (group
+# fsGroup 1000, the server's user): no password in the pods' environment, and a rotated
+# Secret reaches new connections once the kubelet refreshes the volume, without a restart.
+# Before chart 1.3.0 the charts can only pass the passwords as env variables from the
+# Secret (`existingSecret`): a chart limit (docs/security.md).
+PASSWORD_COMMAND_FROM_CHART = (1, 3, 0)
+PASSWORD_COMMAND_FROM_SERVER = (1, 31, 0)
+DB_PASSWORD_VOLUME = "db-password"
+DB_PASSWORD_DIR = "/etc/temporal/secrets/db"
+
+
+def passwords_as_files(env: Environment) -> bool:
+    """Does env's chart read the DB passwords from files (see above)?"""
+    return (
+        versions.version_key(env.chart.version) >= PASSWORD_COMMAND_FROM_CHART
+        and versions.version_key(env.chart.target_server_version) >= PASSWORD_COMMAND_FROM_SERVER
+    )
+
+
+def _password_files(env: Environment) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The server pods' volume of the DB Secret (one file per store) and its mount."""
+    secret = env.database.kubernetes_secret
+    volume = {
+        "name": DB_PASSWORD_VOLUME,
+        "secret": {
+            "secretName": secret.name,
+            "defaultMode": 0o440,
+            "items": [{"key": _store_secret_key(env, store), "path": store} for store in STORES],
+        },
+    }
+    mount = {"name": DB_PASSWORD_VOLUME, "mountPath": DB_PASSWORD_DIR, "readOnly": True}
+    return volume, mount
 
 
 def _image(image: Image | None) -> dict[str, Any]:
@@ -272,7 +313,27 @@ def _datastores_layout(env: Environment) -> dict[str, Any]:
     }
     if _sprig_config(env):
         values["shims"] = {"dockerize": False, "elasticsearchTool": False}
+    if not env.frontend.tls.enabled:
+        values["server"]["frontend"]["readinessProbe"] = copy.deepcopy(FRONTEND_READINESS)
+    if passwords_as_files(env):
+        volume, mount = _password_files(env)
+        values["server"]["additionalVolumes"].append(volume)
+        values["server"]["additionalVolumeMounts"].append(mount)
     return values
+
+
+# Readiness (#23.4): the 1.x charts take a readiness probe per service; the frontend's asks
+# the gRPC health service for the WorkflowService, which the server (service/frontend,
+# WorkflowHandler.Start) reports NOT_SERVING until its membership ring is ready, then
+# SERVING: `helm --wait` then waits for a frontend that serves, not for an open port (the
+# chart's default since 1.2, a tcpSocket probe). Not with TLS on the frontend: the kubelet's
+# gRPC probe speaks no TLS (kubernetes/enhancements#4939), so the chart's tcpSocket stays.
+# The 0.x charts render no readiness probe at all and take none (docs/security.md).
+WORKFLOW_SERVICE = "temporal.api.workflowservice.v1.WorkflowService"
+FRONTEND_GRPC_PORT = 7233  # the frontend container's `rpc` port in every chart
+FRONTEND_READINESS: dict[str, Any] = {
+    "grpc": {"port": FRONTEND_GRPC_PORT, "service": WORKFLOW_SERVICE}
+}
 
 
 # --- Pod Security "restricted" (#23.1) -----------------------------------------------------
@@ -353,11 +414,41 @@ def _harden(values: dict[str, Any], env: Environment) -> dict[str, Any]:
 
 
 def pod_security_values(env: Environment) -> dict[str, Any]:
-    """Only what the restricted profile adds (`_harden` over no other values), for the
-    helmfile import's comparison: it explains those differences as the model's own."""
+    """Only what the restricted profile adds (`_harden` over no other values)."""
     return _harden(
         {"server": {name: {} for name in SERVER_SERVICES}, "admintools": {}, "web": {}}, env
     )
+
+
+def with_model_additions(values: dict[str, Any], env: Environment) -> dict[str, Any]:
+    """`values` (anybody's, e.g. a helmfile's) with what the model adds to every rendering on
+    purpose (#23): the restricted profile, and in the 1.x layout the frontend's gRPC
+    readiness and the DB passwords as files (each SQL store that reads an `existingSecret`
+    cats its key instead). For the helmfile import's comparison, which shows the
+    differences these alone make as the model's own, not as unexplained."""
+    out = deep_merge(values, pod_security_values(env))
+    if versions.values_layout(env.chart.version) != "datastores":
+        return out
+    server = out.setdefault("server", {})
+    if not env.frontend.tls.enabled:
+        server.setdefault("frontend", {})["readinessProbe"] = copy.deepcopy(FRONTEND_READINESS)
+    if not passwords_as_files(env):
+        return out
+    stores = ((server.get("config") or {}).get("persistence") or {}).get("datastores") or {}
+    items, secrets = [], set()
+    for name, store in stores.items():
+        sql = store.get("sql") if isinstance(store, dict) else None
+        if not isinstance(sql, dict) or not sql.get("existingSecret"):
+            continue
+        secrets.add(sql.pop("existingSecret"))
+        items.append({"key": sql.pop("secretKey", "password"), "path": name})
+        sql["passwordCommand"] = {"command": "/bin/cat", "args": [f"{DB_PASSWORD_DIR}/{name}"]}
+    if len(secrets) == 1:
+        volume, mount = _password_files(env)
+        volume["secret"].update(secretName=secrets.pop(), items=items)
+        server["additionalVolumes"] = [*server.get("additionalVolumes", []), volume]
+        server["additionalVolumeMounts"] = [*server.get("additionalVolumeMounts", []), mount]
+    return out
 
 
 def model_values(env: Environment) -> dict[str, Any]:

@@ -1169,6 +1169,129 @@ class NotificationsSpec(FrozenModel):
         return tuple(w for w in self.webhooks if event in w.events)
 
 
+# A label key: an optional DNS-subdomain prefix and '/', then a name of up to 63 characters;
+# a value: up to 63 characters, empty allowed (k8s.io/apimachinery validation).
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _label_problem(key: str, value: str) -> str | None:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _LABEL_PREFIX.match(prefix)):
+        return f"label key {key!r}: its prefix must be a DNS subdomain (lowercase, '.', '-')"
+    if not _LABEL_NAME.match(name):
+        return (
+            f"label key {key!r}: the name must be 1-63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit"
+        )
+    if value and not _LABEL_NAME.match(value):
+        return (
+            f"label value {value!r} (key {key!r}): at most 63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit"
+        )
+    return None
+
+
+def _network(value: str | None) -> str | None:
+    """A CIDR in the form the API server keeps (`10.1.2.3/8` -> `10.0.0.0/8`), so the drift
+    check compares like with like."""
+    if value is None:
+        return value
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a CIDR such as '10.0.0.0/8'") from None
+
+
+class PolicyPeer(FrozenModel):
+    """Who a NetworkPolicy lets in: pods chosen by `namespace_selector` and/or `pod_selector`
+    (matchLabels; an empty selector `{}` means all), or an IP block `cidr`. Exactly as a
+    NetworkPolicyPeer: a peer is either selectors or a CIDR, never both."""
+
+    namespace_selector: dict[str, str] | None = None
+    pod_selector: dict[str, str] | None = None
+    cidr: str | None = None
+
+    @field_validator("namespace_selector", "pod_selector")
+    @classmethod
+    def _labels(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key, label in (value or {}).items():
+            if problem := _label_problem(str(key), str(label)):
+                raise ValueError(problem)
+        return value
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str | None) -> str | None:
+        return _network(value)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> PolicyPeer:
+        selectors = self.namespace_selector is not None or self.pod_selector is not None
+        if selectors and self.cidr is not None:
+            raise ValueError(
+                "a peer is either selectors (namespace_selector, pod_selector) or a cidr, not "
+                "both; write two peers"
+            )
+        if not selectors and self.cidr is None:
+            raise ValueError("a peer needs namespace_selector, pod_selector or cidr")
+        return self
+
+
+class EgressTarget(FrozenModel):
+    """An endpoint the servers call besides the database and DNS (archival, an S3 endpoint):
+    NetworkPolicy selects by address, not host name, so it is a CIDR and its ports."""
+
+    cidr: str
+    ports: tuple[Port, ...] = (443,)
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        return str(_network(value))
+
+    @field_validator("ports")
+    @classmethod
+    def _some_ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value:
+            raise ValueError("at least one port")
+        return value
+
+
+BOOTSTRAP_WORKER = PolicyPeer(
+    namespace_selector={"kubernetes.io/metadata.name": "temporal-bootstrap"},
+    pod_selector={"app.kubernetes.io/name": "temporal-bootstrap"},
+)
+"""This tool's worker as deploy/ runs it (namespace temporal-bootstrap, its pod labels)."""
+INGRESS_NGINX = PolicyPeer(namespace_selector={"kubernetes.io/metadata.name": "ingress-nginx"})
+
+
+class NetworkPolicySpec(FrozenModel):
+    """The NetworkPolicies the bootstrap keeps for the release's pods (#23.3; see
+    declared_state/network_policies.py for the objects). Default deny, then: the frontend's
+    gRPC port from `frontend_from` and `bootstrap_worker`; the Web UI from `web_from` (its
+    ingress controller); the metrics port from `metrics_from`; the services' own ports among
+    the release's pods; egress to DNS, the database (`database_cidr`, default: any address on
+    the RDS port) and `egress_to`."""
+
+    enabled: bool = True
+    frontend_from: tuple[PolicyPeer, ...] = ()
+    bootstrap_worker: tuple[PolicyPeer, ...] = (BOOTSTRAP_WORKER,)
+    web_from: tuple[PolicyPeer, ...] = (INGRESS_NGINX,)
+    metrics_from: tuple[PolicyPeer, ...] = ()
+    database_cidr: str | None = Field(
+        default=None,
+        description="The database's addresses (its subnets); default: the RDS endpoint when "
+        "it is an IP, else any address on the RDS port (a NetworkPolicy cannot name a host).",
+    )
+    egress_to: tuple[EgressTarget, ...] = ()
+
+    @field_validator("database_cidr")
+    @classmethod
+    def _cidr(cls, value: str | None) -> str | None:
+        return _network(value)
+
+
 class PodSecurityLevel(StrEnum):
     """The Pod Security Standard the release's namespace enforces (#23.1).
 
@@ -1211,6 +1334,7 @@ class Environment(FrozenModel):
         description="The server's dynamic config (key -> [{value, constraints}]); see "
         "declared_state/dynamic_config.py.",
     )
+    network_policy: NetworkPolicySpec = NetworkPolicySpec()
     extra_values: dict[str, Any] = Field(
         default_factory=dict,
         description="Chart values the model does not cover; deep-merged last.",

@@ -17,8 +17,9 @@ the same chart through the project's own render. Every differing field is then c
 against the report: the original values with every report item's change applied are
 rendered again, and a difference is explained only if that rendering agrees with the
 imported one there. Per item, the same is done with its change alone, to name the item.
-What the model adds to every rendering on purpose (the Pod Security restricted profile,
-declared_state/chart_values.py `pod_security_values`) is applied to that rendering too, and
+What the model adds to every rendering on purpose (the Pod Security restricted profile, the
+1.x frontend's gRPC readiness, the DB passwords as files: declared_state/chart_values.py
+`with_model_additions`) is applied to that rendering too, and
 the differences it alone makes are shown apart: "added by temporal-bootstrap", not a defect
 of the helmfile values and not unexplained.
 
@@ -46,12 +47,11 @@ import yaml
 
 from declared_state import versions
 from declared_state.chart_files import ChartUnreadable, read_chart_metadata
-from declared_state.chart_values import pod_security_values
+from declared_state.chart_values import with_model_additions
 from declared_state.extra_values import model_overrides, secret_like_keys
 from declared_state.loader import (
     BASE_FILE,
     InvalidEnvironment,
-    deep_merge,
     display_path,
     load_environment,
 )
@@ -484,13 +484,13 @@ def _compare_one(name: str, item: _Mapped) -> Comparison:
     required = item.release.required_env
     layers = [_substituted(layer.data, required) for layer in item.release.layers]
     items = item.items
-    hardening = pod_security_values(item.environment)
+    env = item.environment
     try:
         original = _render_original(item, layers)
-        imported = render(item.environment)
+        imported = render(env)
         user = _substituted(item.imported.user_values, required)
-        corrected = _render_original(item, [deep_merge(apply_changes(user, items), hardening)])
-        hardened = _render_original(item, [deep_merge(user, hardening)])
+        corrected = _render_original(item, [with_model_additions(apply_changes(user, items), env)])
+        hardened = _render_original(item, [with_model_additions(user, env)])
     except HelmCommandFailed as exc:
         return Comparison(name, chart, error=f"helm could not render: {exc.stderr}")
     except RenderFailed as exc:

@@ -484,7 +484,10 @@ def comparison_lines(plan: ImportPlan) -> list[str]:
 
 
 EXAMPLES = 3
-ADDED = "Pod Security restricted (docs/security.md)"
+ADDED = (
+    "Pod Security restricted, 1.x: frontend gRPC readiness, DB passwords as files "
+    "(docs/security.md)"
+)
 """What the model adds to every rendering on purpose (declared_state/chart_values.py)."""
 """Explained differences shown per report item (every unexplained one is shown)."""
 

@@ -45,6 +45,9 @@ Simplifications (each also named where it lives):
   whose second stream never comes is not timed out;
 - Tables only for pods and Deployments (other kinds answer the plain list, and kubectl prints
   NAME and AGE);
+- NetworkPolicies (networking.k8s.io/v1) are stored, defaulted and served like any object
+  (kubectl get/edit/patch them), but not enforced: there is no pod network, so a policy
+  allows or denies no traffic, and a test can only prove what is declared and kept;
 - plain HTTP on 127.0.0.1 only.
 """
 

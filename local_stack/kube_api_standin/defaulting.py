@@ -17,7 +17,9 @@ hand edits, so the stand-in does them the way kube-apiserver's defaulting and de
   stays `1536Mi`, below 1024 bytes or not a whole number of bytes a binary quantity is
   written in decimal (`0.5Ki` -> `512`), anything finer than a milli-unit is rounded up;
 - Services: `sessionAffinity: None`, `ipFamilies: [IPv4]`, `ipFamilyPolicy: SingleStack`,
-  `internalTrafficPolicy: Cluster` (type and cluster IP are allocated in store.py).
+  `internalTrafficPolicy: Cluster` (type and cluster IP are allocated in store.py);
+- NetworkPolicies: `policyTypes` (Ingress, plus Egress when there are egress rules) and a
+  port's `protocol: TCP` (k8s.io/kubernetes pkg/apis/networking/v1/defaults.go).
 
 Simplification: fields of other kinds and rarer defaults (ephemeral containers, CSI volumes,
 HPA behaviour, ...) are not defaulted.
@@ -142,3 +144,17 @@ def service(spec: Obj) -> None:
         spec.setdefault("ipFamilies", ["IPv4"])
         spec.setdefault("ipFamilyPolicy", "SingleStack")
         spec.setdefault("internalTrafficPolicy", "Cluster")
+
+
+def network_policy(spec: Obj) -> None:
+    """SetDefaults_NetworkPolicy and SetDefaults_NetworkPolicyPort (pkg/apis/networking/v1):
+    no `policyTypes` means Ingress, and Egress too when there are egress rules; a port
+    without a protocol is TCP. Stored and served only: the stand-in has no network, so a
+    NetworkPolicy allows or denies nothing."""
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress", *(["Egress"] if spec.get("egress") else [])]
+    for direction in ("ingress", "egress"):
+        rules = [r for r in spec.get(direction) or [] if isinstance(r, dict)]
+        for port in (p for r in rules for p in r.get("ports") or []):
+            if isinstance(port, dict):
+                port.setdefault("protocol", "TCP")

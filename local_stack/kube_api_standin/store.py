@@ -404,6 +404,8 @@ class Store:
             for port in spec.get("ports") or []:
                 port.setdefault("protocol", "TCP")
                 port.setdefault("targetPort", port.get("port"))
+        elif res.kind == "NetworkPolicy" and isinstance(spec, dict):
+            defaulting.network_policy(spec)
 
     def _allocate_ip(self) -> str:
         self._ips += 1

@@ -1,8 +1,10 @@
 """Live drift end to end, through the real `worker.py` and `starter.py` processes and the real
-kubectl (.tools/kubectl): every hand edit of issue #13 is reported with its path and exit 4
-without a write, an ignore rule hides exactly its field, `--policy remediate` repairs with one
-helm revision and says (exit 1) what helm does not restore, and Temporal drift (a lowered
-schema row, a declared shard count the cluster does not have, a stopped frontend) is reported.
+kubectl (.tools/kubectl): every hand edit of issue #13 (and one of a NetworkPolicy the
+bootstrap keeps, #23.3) is reported with its path and exit 4 without a write, an ignore rule
+hides exactly its field, `--policy remediate` repairs with one helm revision (and closes the
+NetworkPolicy again) and says (exit 1) what helm does not restore, and Temporal drift (a
+lowered schema row, a declared shard count the cluster does not have, a stopped frontend) is
+reported.
 
 One environment is provisioned for the module; the tests run in order on it.
 """
@@ -86,7 +88,7 @@ def test_hand_edits_are_reported_ignored_and_remediated(operator, live_env, tmp_
 
     found = drift(operator, live_env, "--policy", "report")
     assert found.returncode == 4, found.stdout + found.stderr
-    assert "≠ check_live_objects     drifted: 7 differences in 6 objects" in found.stdout, (
+    assert "≠ check_live_objects     drifted: 8 differences in 7 objects" in found.stdout, (
         found.stdout
     )
     for _, (kind, name, path) in EDITS:
@@ -118,7 +120,7 @@ def test_hand_edits_are_reported_ignored_and_remediated(operator, live_env, tmp_
         for _, expected in EDITS
     }
     text = drift(operator, ignoring)
-    assert "6 differences in 5 objects, 1 ignored (drift_check.ignore)" in text.stdout
+    assert "7 differences in 6 objects, 1 ignored (drift_check.ignore)" in text.stdout
     assert "/spec/replicas" not in text.stdout
 
     # remediate: one helm revision restores what the manifest sets; what it never set stays,
@@ -132,6 +134,9 @@ def test_hand_edits_are_reported_ignored_and_remediated(operator, live_env, tmp_
     assert drift_gauge(worker) == 1, "what helm left: the added env entry"
     assert live(operator, "deployment", "temporal-frontend")["spec"]["replicas"] == 1
     assert live(operator, "service", "temporal-admintools")["metadata"]["name"]
+    # #23.3: the bootstrap's NetworkPolicy opened by hand is closed again (replaced whole)
+    (rule,) = live(operator, "networkpolicy", "temporal-frontend")["spec"]["ingress"]
+    assert {"ipBlock": {"cidr": "0.0.0.0/0"}} not in rule["from"], rule
 
     kubectl(operator, *REMOVE_ADDED_ENV)
     again = drift(operator, live_env)

@@ -1,5 +1,5 @@
-"""The hand edits of issue #13, as an operator makes them with kubectl against a release of
-chart 0.52.0 installed from environments/local.yaml, each with what the live check must report:
+"""The hand edits of issue #13 (and #23.3's NetworkPolicy), as an operator makes them with
+kubectl against a release of chart 0.52.0 installed from environments/local.yaml, each with what the live check must report:
 (kubectl arguments, (kind, name, JSON pointer), (live, declared) as the drift record shows
 them; `...` where the value is too long to spell out here)."""
 
@@ -60,6 +60,28 @@ HAND_EDITS: list[HandEdit] = [
         ("delete", "service", "temporal-admintools"),
         ("Service", "temporal-admintools", ""),
         (None, "exists"),
+    ),
+    (
+        # #23.3: the bootstrap's own NetworkPolicy opened to the world; unlike a list element
+        # added to a chart object, install_chart removes it (it replaces its policies whole).
+        (
+            "patch",
+            "networkpolicy",
+            "temporal-frontend",
+            "--type=json",
+            "-p",
+            json.dumps(
+                [
+                    {
+                        "op": "add",
+                        "path": "/spec/ingress/0/from/-",
+                        "value": {"ipBlock": {"cidr": "0.0.0.0/0"}},
+                    }
+                ]
+            ),
+        ),
+        ("NetworkPolicy", "temporal-frontend", "/spec/ingress/0/from/1"),
+        ('{"ipBlock":{"cidr":"0.0.0.0/0"}}', None),
     ),
     (
         ("label", "deployment", "temporal-web", "app.kubernetes.io/part-of-"),

@@ -104,15 +104,39 @@ def store_settings(docs: Docs) -> dict[str, dict[str, Any]]:
     settings = {}
     for role, name in roles.items():
         sql = persistence["datastores"][name]["sql"]
-        match = re.fullmatch(r"ENV\((TEMPORAL_[A-Z_]+)\)", str(sql.get("password")))
-        assert match, (
-            f"{role} store password is not read from the environment: {sql.get('password')!r}"
-        )
-        settings[role] = {
-            **{key: sql.get(key) for key in SQL_SETTINGS},
-            "password": _secret_of(match.group(1), docs),
-        }
+        if "passwordCommand" in sql:
+            password = _secret_file_read_by(sql["passwordCommand"], docs)
+        else:
+            match = re.fullmatch(r"ENV\((TEMPORAL_[A-Z_]+)\)", str(sql.get("password")))
+            assert match, (
+                f"{role} store password is not read from the environment: {sql.get('password')!r}"
+            )
+            password = _secret_of(match.group(1), docs)
+        settings[role] = {**{key: sql.get(key) for key in SQL_SETTINGS}, "password": password}
     return settings
+
+
+def _secret_file_read_by(command: dict[str, Any], docs: Docs) -> tuple[str, str]:
+    """(Secret, key) of the file a `passwordCommand` cats, as every server pod mounts it;
+    the command must be a plain `cat FILE` (the server takes its stdout as the password)."""
+    assert command["command"] in ("/bin/cat", "cat"), command
+    (path,) = command["args"]
+    found = set()
+    for svc, dep in server_deployments(docs).items():
+        pod = dep["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = [
+            m
+            for m in container(dep).get("volumeMounts") or []
+            if path.startswith(m["mountPath"].rstrip("/") + "/") and "subPath" not in m
+        ]
+        assert len(mounts) == 1, f"{svc} mounts no single volume holding {path}"
+        secret = volumes[mounts[0]["name"]]["secret"]
+        relative = path[len(mounts[0]["mountPath"].rstrip("/")) + 1 :]
+        keys = [i["key"] for i in secret.get("items") or [] if i["path"] == relative]
+        found.add((secret["secretName"], keys[0] if keys else relative))
+    assert len(found) == 1, f"server pods disagree on {path}: {found}"
+    return found.pop()
 
 
 def cluster_meaning(docs: Docs) -> dict[str, Any]:

@@ -27,7 +27,9 @@ from tests.integration.activities.test_install_chart import (
 from tests.integration.activities.test_install_chart import run as install
 
 KUBECTL = str(Path(__file__).resolve().parents[3] / ".tools" / "kubectl" / "kubectl")
-OBJECTS = 16  # what chart 0.52.0 renders for environments/local.yaml
+CHART_OBJECTS = 16  # what chart 0.52.0 renders for environments/local.yaml
+# ... and the bootstrap's NetworkPolicies: default-deny, internal, egress, frontend, web (#23.3)
+OBJECTS = CHART_OBJECTS + 5
 
 
 @pytest.fixture(params=["v3", "v4"])

@@ -31,7 +31,7 @@ from adapters.errors import ErrorType
 from adapters.helm_cli import chart_reference
 from contracts.install_chart import InstallChartInput, InstallChartResult
 from declared_state.chart_values import build_chart_values, image_references
-from declared_state.models import ChartSpec, Environment, ImagePin
+from declared_state.models import ChartSpec, Environment, ImagePin, PolicyPeer
 from local_stack.processes import pid_alive
 from tests.helpers import drift_messages, pids_running
 from tests.helpers.manifests import cluster_meaning, parse_manifests
@@ -852,3 +852,43 @@ def test_images_pinned_by_digest_run_that_digest_and_a_moved_tag_is_drift(
     assert drift_messages(drift) == ("values differ at: server.image.tag",)
     assert drift.digests[server] == moved
     assert len(history(helm_bin, kube_standin, env)) == 1, "a dry run changes nothing"
+
+
+@pytest.mark.parametrize("helm_version", ["v4"], indirect=True)
+def test_network_policies_are_kept_as_declared_without_a_helm_revision(
+    installer, env, core, kube_standin
+):
+    """#23.3: every run makes the bootstrap's NetworkPolicies what the environment declares:
+    created with the release, one added when a peer list is declared, all deleted when
+    disabled, none written when they are as declared; a Role without the grant is named."""
+    ns = env.kubernetes.namespace
+    net = k8s.NetworkingV1Api(core.api_client)
+
+    def names() -> set[str]:
+        return {p.metadata.name for p in net.list_namespaced_network_policy(ns).items}
+
+    first = run(installer, env)
+    base = {"temporal-default-deny", "temporal-internal", "temporal-egress"}
+    assert names() == base | {"temporal-frontend", "temporal-web"}
+    assert sorted(first.network_policies) == [f"{n} created (missing)" for n in sorted(names())]
+    again = run(installer, env)
+    assert (again.action, again.changed, again.network_policies) == ("unchanged", False, ())
+
+    policy = env.network_policy.model_copy(
+        update={"metrics_from": (PolicyPeer(namespace_selector={"team": "obs"}),)}
+    )
+    watched = run(installer, env.model_copy(update={"network_policy": policy}))
+    assert watched.network_policies == ("temporal-metrics created (missing)",)
+    assert (watched.action, watched.changed, watched.revision) == ("unchanged", True, 1)
+
+    off = env.network_policy.model_copy(update={"enabled": False})
+    removed = run(installer, env.model_copy(update={"network_policy": off}))
+    assert len(removed.network_policies) == 6 and names() == set()
+
+    kube_standin.inject_faults(f"/namespaces/{ns}/networkpolicies/", 403, method="GET")
+    try:
+        refused = run_failing(installer, env)
+    finally:
+        kube_standin.clear_faults()
+    assert refused.type == "KubernetesForbidden"
+    assert "grant get, list, create, update and delete on networkpolicies" in refused.message

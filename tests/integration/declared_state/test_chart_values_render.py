@@ -23,7 +23,7 @@ from adapters.helm_cli import HelmCli, chart_reference
 from declared_state.chart_files import read_chart_metadata
 from declared_state.chart_values import build_chart_values
 from declared_state.loader import load_environment
-from declared_state.models import ChartSpec, Environment, ImageOverride, ImagesSpec
+from declared_state.models import ChartSpec, Environment, FrontendTls, ImageOverride, ImagesSpec
 from declared_state.versions import values_layout, version_key
 from tests.helpers import MIRROR_CHARTS
 from tests.helpers.manifests import (
@@ -284,8 +284,13 @@ BREAKAGES: list[tuple[str, str, str, Any]] = [
             ("check_store_connections", f"{DS_DEFAULT}.connectAddr", "elsewhere:3306"),
             ("check_store_connections", f"{DS_VIS}.tls.enableHostVerification", False),
             ("check_store_connections", f"{DS_DEFAULT}.tls.serverName", ""),
-            ("check_passwords_from_existing_secret", f"{DS_VIS}.secretKey", _DELETE),
-            ("check_no_chart_secret", f"{DS_VIS}.existingSecret", _DELETE),
+            # the password file another store's (#23.6: passwords as files from chart 1.3.0)
+            (
+                "check_passwords_from_existing_secret",
+                f"{DS_VIS}.passwordCommand.args",
+                ["/etc/temporal/secrets/db/default"],
+            ),
+            ("check_no_chart_secret", f"{DS_VIS}.passwordCommand", _DELETE),
             ("check_deployments_replicas_and_resources", "server.history.resources", {}),
             ("check_deployments_replicas_and_resources", "server.matching.replicaCount", 3),
             ("check_ca_bundle_mounted", "server.additionalVolumeMounts", []),
@@ -296,6 +301,13 @@ BREAKAGES: list[tuple[str, str, str, Any]] = [
             ("check_config_readable_by_the_image", "shims.dockerize", True),
         )
     ),
+]
+
+
+# The 1.x charts before 1.3.0 pass the passwords as env variables from the Secret.
+BREAKAGES += [
+    ("1.1.1", "check_passwords_from_existing_secret", f"{DS_VIS}.secretKey", _DELETE),
+    ("1.1.1", "check_no_chart_secret", f"{DS_VIS}.existingSecret", _DELETE),
 ]
 
 
@@ -502,3 +514,64 @@ def test_the_sign_in_check_catches_a_secret_value_and_a_lost_reference(helm_bina
         ]
         with pytest.raises(AssertionError):
             check_ui_sign_in(render_values(helm_binaries["v4"], env, broken))
+
+
+# --- readiness (#23.4) ----------------------------------------------------------------------
+WORKFLOW_SERVICE = "temporal.api.workflowservice.v1.WorkflowService"
+
+
+def test_the_frontend_is_ready_when_its_workflow_service_serves(rendered):
+    """1.x: the frontend's readiness is the gRPC health of the WorkflowService on its `rpc`
+    port, so helm --wait waits for SERVING; the 0.x charts render no readiness probe and
+    take none (docs/security.md)."""
+    env, docs = rendered
+    frontend = container(server_deployments(docs)["frontend"])
+    probe = frontend.get("readinessProbe")
+    if values_layout(env.chart.version) == "persistence":
+        assert probe is None
+        return
+    rpc = next(p["containerPort"] for p in frontend["ports"] if p["name"] == "rpc")
+    assert probe == {"grpc": {"port": rpc, "service": WORKFLOW_SERVICE}}
+
+
+def test_a_frontend_serving_tls_keeps_the_charts_tcp_readiness(helm_binaries):
+    """The kubelet's gRPC probe speaks no TLS: it would never see SERVING."""
+    env = environment("1.6.0")
+    env = env.model_copy(
+        update={"frontend": env.frontend.model_copy(update={"tls": FrontendTls(enabled=True)})}
+    )
+    docs = render_values(helm_binaries["v3"], env, build_chart_values(env))
+    probe = container(server_deployments(docs)["frontend"])["readinessProbe"]
+    assert probe == {"tcpSocket": {"port": "rpc"}}
+
+
+# --- secrets as files (#23.6) ---------------------------------------------------------------
+
+
+def test_db_passwords_are_files_where_the_chart_allows_it(rendered):
+    """From chart 1.3.0 no container's environment holds a DB password: the server cats the
+    Secret's key, mounted read-only for its user only (owner and fsGroup); before it, the
+    chart can only pass them as env variables from the Secret (docs/security.md)."""
+    env, docs = rendered
+    secret = env.database.kubernetes_secret
+    from_secret = [
+        (dep["metadata"]["name"], e["name"])
+        for kind in ("Deployment", "Job")
+        for dep in objects(docs, kind).values()
+        for c in dep["spec"]["template"]["spec"]["containers"]
+        for e in c.get("env") or []
+        if (e.get("valueFrom") or {}).get("secretKeyRef", {}).get("name") == secret.name
+    ]
+    if version_key(env.chart.version) < (1, 3, 0):
+        assert from_secret, "the chart's env variables (a chart limit)"
+        return
+    assert from_secret == []
+    for svc, dep in server_deployments(docs).items():
+        pod = dep["spec"]["template"]["spec"]
+        (volume,) = [
+            v for v in pod["volumes"] if v.get("secret", {}).get("secretName") == secret.name
+        ]
+        assert volume["secret"]["defaultMode"] == 0o440, svc
+        assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"], svc
+        (mount,) = [m for m in container(dep)["volumeMounts"] if m["name"] == volume["name"]]
+        assert mount["readOnly"] is True, svc

@@ -1,9 +1,9 @@
 """Every shipped chart (both values layouts), rendered with the staging environment (plus an
-OIDC sign-in for the Web UI and a dynamic config), and the deploy/ example overlay as kubectl's
-kustomize builds it (#23.7), scanned by tools nobody here wrote (#23.3): checkov
-(`--framework kubernetes`) finds nothing outside the skip list in
-tests/fixtures/checkov-skips.yaml (checkov-skips-deploy.yaml for deploy/; each entry with its
-reason), and
+OIDC sign-in for the Web UI and a dynamic config) together with the NetworkPolicies the
+bootstrap keeps for it, and the deploy/ example overlay as kubectl's kustomize builds it
+(#23.7), scanned by tools nobody here wrote (#23.3): checkov (`--framework kubernetes`) finds
+nothing outside the skip list in tests/fixtures/checkov-skips.yaml (checkov-skips-deploy.yaml
+for deploy/; each entry with its reason), and
 kubernetes-validate `--strict` accepts every object for Kubernetes 1.33.
 
 Both scanners live in their own venv (.tools/checkov, installed by scripts/setup.sh) so that
@@ -25,6 +25,7 @@ import yaml
 
 from adapters.helm_cli import HelmCli, chart_reference
 from declared_state.chart_values import build_chart_values
+from declared_state.network_policies import network_policies
 
 from .test_chart_values_render import SHIPPED, environment, with_sign_in
 
@@ -50,7 +51,9 @@ def rendered(tmp_path_factory, helm_binaries) -> Path:
             chart_reference(env.chart),
             build_chart_values(env),
         )
-        (folder / f"{version}.yaml").write_text(text)
+        # ... beside the NetworkPolicies the bootstrap keeps for that release (#23.3).
+        policies = yaml.safe_dump_all(network_policies(env), sort_keys=False)
+        (folder / f"{version}.yaml").write_text(f"{text}\n---\n{policies}")
     # deploy/ as an operator applies it, scanned in the same runs (#23.7).
     built = subprocess.run(
         [KUBECTL, "kustomize", str(ROOT / "deploy" / "overlays" / "example")],

@@ -221,3 +221,42 @@ def test_a_container_runtime_is_handed_the_files_its_pod_mounts(
         }
     finally:
         standin.api.controller.pods.runtimes.remove(runtime)
+
+
+NETWORK_POLICY = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: NAME, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress: [{ports: [{port: 8080}]}]
+"""
+
+
+def test_network_policies_are_defaulted_stored_and_edited_with_kubectl(
+    kubectl, tmp_path: Path
+) -> None:
+    """SetDefaults_NetworkPolicy(Port) of k8s.io/kubernetes pkg/apis/networking/v1: no
+    policyTypes means Ingress (plus Egress when there are egress rules); a port's protocol is
+    TCP. kubectl applies, gets and patches them (the stand-in enforces no traffic)."""
+    ingress_only = tmp_path / "in.yaml"
+    ingress_only.write_text(NETWORK_POLICY.replace("NAME", "in"))
+    both = tmp_path / "both.yaml"
+    both.write_text(
+        NETWORK_POLICY.replace("NAME", "both")
+        + "  egress: [{ports: [{port: 53, protocol: UDP}]}]\n"
+    )
+    kubectl("apply", "-f", str(ingress_only), "-f", str(both))
+
+    def spec(name: str) -> dict:
+        return json.loads(kubectl("get", "networkpolicy", name, "-o", "json").stdout)["spec"]
+
+    assert spec("in")["policyTypes"] == ["Ingress"]
+    assert spec("in")["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
+    assert spec("both")["policyTypes"] == ["Ingress", "Egress"]
+    assert spec("both")["egress"] == [{"ports": [{"port": 53, "protocol": "UDP"}]}]
+    edit = [
+        {"op": "add", "path": "/spec/ingress/0/from", "value": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}
+    ]
+    kubectl("patch", "netpol", "in", "--type=json", "-p", json.dumps(edit))
+    assert spec("in")["ingress"][0]["from"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
