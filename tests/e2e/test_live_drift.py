@@ -95,7 +95,7 @@ def test_hand_edits_are_reported_ignored_and_remediated(operator, live_env, tmp_
         assert f"{kind} {name}:" in found.stdout
         assert path in found.stdout, path
     assert "/spec/replicas live 7, declared 1" in found.stdout
-    assert drift_gauge(worker) == 7, "the 7 differences the check reported"
+    assert drift_gauge(worker) == 8, "the 8 differences the check reported"
     # nothing was written: no helm revision, the edits are all still there
     assert len(operator.helm_history(NAMESPACE)) == revisions
     assert live(operator, "deployment", "temporal-frontend")["spec"]["replicas"] == 7
