@@ -193,10 +193,28 @@ def helm_json(env: dict[str, str], *args: str, namespace: str = "my-app-local"):
     return json.loads(proc.stdout)
 
 
+# The server's back-pressure on queries to a run whose workflow task is not being processed
+# (its worker was just killed): asking again a moment later is what an operator does too.
+QUERY_BUFFER_FULL = "consistent query buffer is full"
+
+
 def query_progress(env: dict[str, str], workflow_id: str = WORKFLOW_ID) -> dict:
-    proc = temporal_cli(
-        env, "workflow", "query", "--workflow-id", workflow_id, "--type", "progress", "-o", "json"
-    )
+    deadline = time.monotonic() + 60
+    while True:
+        proc = temporal_cli(
+            env,
+            "workflow",
+            "query",
+            "--workflow-id",
+            workflow_id,
+            "--type",
+            "progress",
+            "-o",
+            "json",
+        )
+        if QUERY_BUFFER_FULL not in proc.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)["queryResult"][0]
 

@@ -546,9 +546,9 @@ def test_chart_installed_before_its_ca_config_map_fails_naming_it(
     env = bare_env
     create_db_secret(core, env)
 
-    # Long enough for the pods' FailedMount events to be written before helm gives up, on a
-    # busy machine too (8 s was not).
-    err = run_failing(installer, env, timeout=timedelta(seconds=15))
+    # Long enough for helm to apply the chart and for the pods' FailedMount events to be
+    # seen before it gives up, on a busy machine too (8 s and 15 s were not, with -n 3).
+    err = run_failing(installer, env, timeout=timedelta(seconds=30))
 
     assert err.type == ErrorType.HELM_TIMEOUT, err.message
     assert 'configmap "rds-ca-certs" not found' in err.message, err.message
