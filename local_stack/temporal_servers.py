@@ -40,6 +40,7 @@ class TemporalDevServer:
     log_path: Path | None
     namespaces: Sequence[str] = ()
     detached: bool = False
+    binary: Path | None = None  # another `temporal` CLI than the venv's (another server)
     process: ManagedProcess | None = field(default=None, repr=False)
 
     @property
@@ -51,7 +52,7 @@ class TemporalDevServer:
         return None if self.ui_port is None else f"http://{LOOPBACK}:{self.ui_port}"
 
     def argv(self) -> list[str]:
-        return dev_server_argv(
+        argv = dev_server_argv(
             self.port,
             self.http_port,
             self.metrics_port,
@@ -59,6 +60,9 @@ class TemporalDevServer:
             self.db_filename,
             self.namespaces,
         )
+        if self.binary is not None:
+            argv[0] = str(self.binary)
+        return argv
 
     def start(self, timeout: float = 30.0, *, keep_ports: bool = False) -> TemporalDevServer:
         """Start and wait until it serves. Ports are picked free a moment before the server
@@ -128,8 +132,10 @@ def dev_server(
     log_path: Path | None = None,
     namespaces: Sequence[str] = (),
     detached: bool = False,
+    binary: Path | None = None,
 ) -> TemporalDevServer:
-    """A not-yet-started dev server with fresh free ports."""
+    """A not-yet-started dev server with fresh free ports (`binary`: another `temporal` CLI,
+    whose embedded server it runs)."""
     port, http_port, metrics_port, ui_port = free_ports(4)
     return TemporalDevServer(
         name=name,
@@ -141,6 +147,7 @@ def dev_server(
         log_path=log_path,
         namespaces=tuple(namespaces),
         detached=detached,
+        binary=binary,
     )
 
 

@@ -23,6 +23,8 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
 fi
 
 "$VENV/bin/python" scripts/fetch_helm.py .tools
+# Real Temporal servers of the chart versions from 1.29 on, for the local stack's frontend pods.
+"$VENV/bin/python" scripts/fetch_temporal_servers.py .tools
 
 # The security scanners the render tests run (#23.3), in a venv of their own so that their
 # many dependencies never mix with the product's pinned ones.
