@@ -17,9 +17,10 @@ lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/mypy
 
-# Two processes, each with its own local stack; a test file stays in one process, since an
+# Three processes (the e2e tests mostly wait on processes and timeouts), each with its own
+# local stack; a test file stays in one process, since an
 # e2e module's tests build on each other. PYTEST_WORKERS=0 runs in one process.
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 3
 test: lint
 	.venv/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
