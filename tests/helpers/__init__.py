@@ -25,6 +25,17 @@ T = TypeVar("T")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = PROJECT_ROOT / "environments"
+# The product's packages (beside the worker and starter modules): what the architecture test
+# reads and the packaging test imports from a plain install.
+PRODUCT_PACKAGES = (
+    "activities",
+    "adapters",
+    "base",
+    "contracts",
+    "declared_state",
+    "operations",
+    "workflows",
+)
 SHARED_CHARTS = PROJECT_ROOT.parent / "shared" / "charts"
 
 # Build tooling, as the Makefile and .ci/run do: the developers' and CI's machines have no

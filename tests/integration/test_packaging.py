@@ -21,17 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ENVIRONMENTS, MIRROR_CHARTS, PROJECT_ROOT, wait_for
-
-PRODUCT_PACKAGES = (
-    "activities",
-    "adapters",
-    "base",
-    "contracts",
-    "declared_state",
-    "operations",
-    "workflows",
-)
+from tests.helpers import ENVIRONMENTS, MIRROR_CHARTS, PRODUCT_PACKAGES, PROJECT_ROOT, wait_for
 
 
 def plain_environ(*drop: str) -> dict[str, str]:

@@ -31,16 +31,8 @@ from pathlib import Path
 import pytest
 from temporalio import activity
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-PRODUCT_PACKAGES = (
-    "activities",
-    "adapters",
-    "base",
-    "contracts",
-    "declared_state",
-    "operations",
-    "workflows",
-)
+from tests.helpers import PRODUCT_PACKAGES, PROJECT_ROOT
+
 PRODUCT_MODULES = ("worker", "starter", "bootstrap_server")
 STAND_INS = ("local_stack",)
 IO_LIBRARIES = (
