@@ -33,7 +33,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,8 @@ from adapters.charts import (
     unavailable,
 )
 from declared_state.models import ChartSpec
-from local_stack.processes import LOOPBACK, wait_for_stop_signal
+from local_stack.http_thread import LoopbackHttpServer
+from local_stack.processes import wait_for_stop_signal
 
 
 def fill_chart_cache(helm: str) -> list[FetchedChart]:
@@ -103,20 +103,13 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-class ChartRepository:
+class ChartRepository(LoopbackHttpServer):
     """The packaged charts of `directory`, served over HTTP from a daemon thread."""
 
     def __init__(self, directory: Path, port: int = 0):
         handler = functools.partial(_QuietHandler, directory=str(directory))
         self.directory = directory
-        self._server = http.server.ThreadingHTTPServer((LOOPBACK, port), handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="chart-repository", daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self._server.server_address[1]}"
+        self._bind(handler, port, "chart-repository")
 
     @classmethod
     def start(cls, directory: Path, helm: str, port: int = 0) -> ChartRepository:
@@ -127,19 +120,7 @@ class ChartRepository:
     @classmethod
     def serve(cls, directory: Path, port: int = 0) -> ChartRepository:
         """Serve `directory` as it is (packaged charts and their index.yaml)."""
-        repository = cls(directory, port)
-        repository._thread.start()
-        return repository
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> ChartRepository:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return cls(directory, port)._run()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,7 +53,8 @@ from typing import Any
 
 import yaml
 
-from local_stack.processes import LOOPBACK, wait_for_stop_signal
+from local_stack.http_thread import LoopbackHttpServer
+from local_stack.processes import wait_for_stop_signal
 
 
 def _mirror_folder() -> Path | None:
@@ -87,7 +88,7 @@ def chart_images(charts: Path | None = None) -> set[str]:
     return found
 
 
-class RegistryStandIn:
+class RegistryStandIn(LoopbackHttpServer):
     def __init__(self, images: set[str] | None = None, port: int = 0):
         self.images: set[str] = set(chart_images() if images is None else images)
         self.requests: list[dict[str, Any]] = []
@@ -106,24 +107,11 @@ class RegistryStandIn:
             def do_HEAD(self) -> None:  # noqa: N802 - the base's name
                 standin._handle(self, body=False)
 
-        self._server = http.server.ThreadingHTTPServer((LOOPBACK, port), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="registry-standin", daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self._server.server_address[1]}"
+        self._bind(Handler, port, "registry-standin")
 
     @classmethod
     def start(cls, images: set[str] | None = None, port: int = 0) -> RegistryStandIn:
-        registry = cls(images, port)
-        registry._thread.start()
-        return registry
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return cls(images, port)._run()
 
     def has(self, image: str) -> bool:
         """Is `image` (a docker.io name, `repo:tag`, `library/` optional) in the catalog? A
@@ -265,12 +253,6 @@ class RegistryStandIn:
         if body:
             request.wfile.write(manifest)
         return 200
-
-    def __enter__(self) -> RegistryStandIn:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _unknown(name: str | None, reference: str, index: bool = False) -> dict[str, Any]:
