@@ -640,7 +640,16 @@ class _Install:
         failed read keeps what was seen before)."""
         selector = f"app.kubernetes.io/instance={self.release}"
         try:
-            self.unready = unready_pods(self.core, self.namespace, selector)
+            found = unready_pods(self.core, self.namespace, selector)
+            # helm's rollback deletes the pods it waited for; a look after that sees none,
+            # and what kept them unready must outlive them. Pods there and all ready: clear.
+            if (
+                found
+                or self.core.list_namespaced_pod(
+                    self.namespace, label_selector=selector, limit=1
+                ).items
+            ):
+                self.unready = found
             # Only admission refusals are final (a quota or a missing ServiceAccount may
             # clear while helm waits).
             self.refused = [
