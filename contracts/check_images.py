@@ -56,6 +56,9 @@ def check_images(input: CheckImagesInput) -> CheckImagesResult:
 IMAGE_PREFLIGHT_PATCH = "image-preflight"
 BEFORE_PREFLIGHT = "not run: the run started before the image preflight existed"
 DEADLINE = timedelta(minutes=10)
+# Not the environment's step_timeouts.heartbeat: one registry lookup may take its whole
+# HTTP timeout between two heartbeats.
+PREFLIGHT_HEARTBEAT = timedelta(seconds=30)
 
 SPEC: StepSpec[BootstrapInput] = StepSpec(
     name="check_images",
@@ -64,7 +67,7 @@ SPEC: StepSpec[BootstrapInput] = StepSpec(
     deadline=lambda i: DEADLINE,
     start_to_close=lambda i: timedelta(minutes=5),
     retry=PREFLIGHT_RETRY,
-    heartbeat=timedelta(seconds=30),
+    heartbeat=lambda i: PREFLIGHT_HEARTBEAT,
     read_only=True,
 )
 """Provision: before the first write (contracts/step_spec.py)."""
@@ -83,7 +86,7 @@ HOP_SPEC: StepSpec[HopInput] = StepSpec(
     deadline=lambda i: DEADLINE,
     start_to_close=lambda i: timedelta(minutes=5),
     retry=PREFLIGHT_RETRY,
-    heartbeat=timedelta(seconds=30),
+    heartbeat=lambda i: PREFLIGHT_HEARTBEAT,
     read_only=True,
 )
 """An upgrade hop: before its snapshot, with the hop's schema Job image."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 from temporalio import activity
 
 from contracts.base import FrozenModel, StepResult
-from contracts.step_spec import HELM_RETRY, INSTALL_HEARTBEAT, StepSpec
+from contracts.step_spec import HELM_RETRY, StepSpec, step_heartbeat
 from declared_state.models import Environment
 
 if TYPE_CHECKING:
@@ -67,13 +67,13 @@ SPEC: StepSpec[BootstrapInput] = StepSpec(
         timeout=i.deadlines.helm_timeout,
         # A retry comes only after the previous attempt missed its heartbeats for this
         # long, so a release still pending then was left by a dead helm: recover it.
-        pending_grace=INSTALL_HEARTBEAT,
+        pending_grace=step_heartbeat(i),
     ),
     deadline=lambda i: i.deadlines.install_chart,
     # a pending-release recovery (rollback wait), the upgrade wait and its own rollback
     start_to_close=lambda i: i.deadlines.helm_timeout * 3 + timedelta(minutes=1),
     retry=HELM_RETRY,
-    heartbeat=INSTALL_HEARTBEAT,
+    heartbeat=step_heartbeat,
     drift_checked=True,
 )
 """How every workflow runs this step (contracts/step_spec.py)."""

@@ -9,7 +9,7 @@ from pydantic import Field
 from temporalio import activity
 
 from contracts.base import FrozenModel, StepResult
-from contracts.step_spec import NAMESPACE_RETRY, WAIT_HEARTBEAT, StepSpec
+from contracts.step_spec import NAMESPACE_RETRY, StepSpec, step_heartbeat
 from declared_state.models import Environment
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ SPEC: StepSpec[BootstrapInput] = StepSpec(
     deadline=lambda i: i.deadlines.register_namespaces,
     start_to_close=lambda i: timedelta(minutes=5),
     retry=NAMESPACE_RETRY,
-    heartbeat=WAIT_HEARTBEAT,
+    heartbeat=step_heartbeat,
     drift_checked=True,
 )
 """How every workflow runs this step (contracts/step_spec.py)."""

@@ -10,7 +10,7 @@ from pydantic import Field
 from temporalio import activity
 
 from contracts.base import FrozenModel, StepResult
-from contracts.step_spec import FRONTEND_RETRY, WAIT_HEARTBEAT, StepSpec
+from contracts.step_spec import FRONTEND_RETRY, StepSpec, step_heartbeat
 from declared_state.models import Environment
 
 if TYPE_CHECKING:
@@ -44,6 +44,6 @@ SPEC: StepSpec[HopInput] = StepSpec(
     deadline=lambda i: i.environment.upgrade.soak * 2 + i.deadlines.soak_grace,
     start_to_close=lambda i: i.environment.upgrade.soak + i.deadlines.soak_grace,
     retry=FRONTEND_RETRY,
-    heartbeat=WAIT_HEARTBEAT,
+    heartbeat=step_heartbeat,
 )
 """How every workflow runs this step (contracts/step_spec.py)."""

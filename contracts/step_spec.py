@@ -15,9 +15,15 @@ A spec says:
   the run's input (`RunInput`: a BootstrapInput, or an upgrade's HopInput). The deadlines of
   the steps that existed first are also fields of `StepDeadlines`, which a run's input may
   set; a new step needs none and may return a fixed `timedelta`;
-- `retry`, `heartbeat`: how often and how long to try what is worth trying (retryability is
-  not decided here: an activity error's type says whether it is permanent, from one table
-  per backend in adapters/errors);
+- `retry`: how often and how long to try what is worth trying (retryability is not decided
+  here: an activity error's type says whether it is permanent, from one table per backend in
+  adapters/errors);
+- `heartbeat`: the heartbeat timeout, from the run's input (None: the activity does not
+  heartbeat). The steps that wait use `step_heartbeat`, the environment's
+  `step_timeouts.heartbeat` (30 s unless declared): after a worker dies, its attempt is
+  retried elsewhere once this much time has passed without a heartbeat. The value is read
+  from the run's input, which the history records, so a replay schedules the same timeout
+  (and histories from before the setting read its default, the 30 s they ran with);
 - `after`: the steps of the same list it needs done first. None (the default): everything
   before it in the list, so a list is sequential unless a step says otherwise; `()`: nothing,
   it runs at once with the steps before it. Names not in a list are ignored there;
@@ -33,12 +39,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from temporalio import activity
 from temporalio.common import RetryPolicy
 
 from contracts.base import FrozenModel
+from declared_state.models import Environment
 
 # Contravariant: a step built from a BootstrapInput runs from a HopInput (a BootstrapInput).
 RunInput = TypeVar("RunInput", bound=FrozenModel, contravariant=True)
@@ -82,8 +89,16 @@ SCHEMA_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=1),
 )
 
-INSTALL_HEARTBEAT = timedelta(seconds=30)
-WAIT_HEARTBEAT = timedelta(seconds=30)
+
+class _RunWithEnvironment(Protocol):
+    @property
+    def environment(self) -> Environment: ...
+
+
+def step_heartbeat(input: _RunWithEnvironment) -> timedelta:
+    """The heartbeat timeout of the steps that wait: the environment's
+    `step_timeouts.heartbeat`."""
+    return input.environment.step_timeouts.heartbeat
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,7 +111,7 @@ class StepSpec(Generic[RunInput]):
     deadline: Callable[[RunInput], timedelta]
     start_to_close: Callable[[RunInput], timedelta]
     retry: RetryPolicy
-    heartbeat: timedelta | None = None
+    heartbeat: Callable[[RunInput], timedelta] | None = None
     after: tuple[str, ...] | None = None
     read_only: bool = False
     drift_checked: bool = False

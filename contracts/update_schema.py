@@ -11,7 +11,7 @@ from pydantic import Field
 from temporalio import activity
 
 from contracts.base import FrozenModel, StepResult
-from contracts.step_spec import SCHEMA_RETRY, WAIT_HEARTBEAT, StepSpec
+from contracts.step_spec import SCHEMA_RETRY, StepSpec, step_heartbeat
 from declared_state.models import Environment
 from declared_state.upgrade_path import Hop
 
@@ -56,6 +56,6 @@ SPEC: StepSpec[HopInput] = StepSpec(
     deadline=lambda i: i.deadlines.update_schema,
     start_to_close=lambda i: timedelta(minutes=30),
     retry=SCHEMA_RETRY,
-    heartbeat=WAIT_HEARTBEAT,
+    heartbeat=step_heartbeat,
 )
 """How every workflow runs this step (contracts/step_spec.py)."""

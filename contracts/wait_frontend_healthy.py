@@ -9,7 +9,7 @@ from pydantic import Field
 from temporalio import activity
 
 from contracts.base import FrozenModel, StepResult
-from contracts.step_spec import FRONTEND_RETRY, WAIT_HEARTBEAT, StepSpec
+from contracts.step_spec import FRONTEND_RETRY, StepSpec, step_heartbeat
 from declared_state.models import Environment
 
 if TYPE_CHECKING:
@@ -53,6 +53,6 @@ SPEC: StepSpec[BootstrapInput] = StepSpec(
     deadline=lambda i: i.deadlines.wait_frontend_healthy,
     start_to_close=lambda i: i.deadlines.frontend_max_wait + timedelta(minutes=1),
     retry=FRONTEND_RETRY,
-    heartbeat=WAIT_HEARTBEAT,
+    heartbeat=step_heartbeat,
 )
 """How every workflow runs this step (contracts/step_spec.py)."""

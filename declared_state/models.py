@@ -1088,6 +1088,36 @@ class UpgradeSpec(FrozenModel):
         return value
 
 
+# Every heartbeating activity heartbeats at least every 5 s while it waits (install_chart
+# while helm runs, the polls of the others) and the SDK sends them at most every 80 % of the
+# timeout: below 10 s a busy worker's live attempt would be taken for a dead one.
+MIN_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+
+
+class StepTimeouts(FrozenModel):
+    """How the steps' activities are timed (the deadlines of the steps themselves are the
+    run input's `StepDeadlines`)."""
+
+    heartbeat: Duration = Field(
+        default=timedelta(seconds=30),
+        description="How long a step that waits (install_chart, wait_frontend_healthy, "
+        "register_namespaces, update_schema, snapshot_database, soak) may go without a "
+        "heartbeat before its attempt is taken for lost (its worker died) and the step is "
+        "retried on another worker; also how old a release left pending by a dead helm must "
+        "be before install_chart recovers it.",
+    )
+
+    @field_validator("heartbeat")
+    @classmethod
+    def _above_the_heartbeat_interval(cls, value: timedelta) -> timedelta:
+        if value < MIN_HEARTBEAT_TIMEOUT:
+            raise ValueError(
+                "must be at least 10s: the activities heartbeat every few seconds, and the "
+                "SDK sends them at most every 80% of this timeout"
+            )
+        return value
+
+
 class NotifyEvent(StrEnum):
     """What a webhook is told about (declared_state `notifications.webhooks[*].events`)."""
 
@@ -1323,6 +1353,7 @@ class Environment(FrozenModel):
     drift_check: DriftCheckSpec = DriftCheckSpec()
     notifications: NotificationsSpec = NotificationsSpec()
     upgrade: UpgradeSpec = UpgradeSpec()
+    step_timeouts: StepTimeouts = StepTimeouts()
     images: ImagesSpec = ImagesSpec()
     image_registry: ImageRegistrySpec = ImageRegistrySpec()
     pod_security: PodSecurityLevel = Field(

@@ -71,7 +71,7 @@ async def execute_step(
         activity_input,
         schedule_to_close_timeout=deadline,
         start_to_close_timeout=start_to_close,
-        heartbeat_timeout=spec.heartbeat,
+        heartbeat_timeout=spec.heartbeat(input) if spec.heartbeat else None,
         retry_policy=spec.retry,
     )
     return result

@@ -26,6 +26,12 @@ from tests.helpers import copy_environments
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
 WORKFLOW_ID = "provision-local"
+# What the tests that kill a worker declare (`step_timeouts`): the step it was running is
+# retried elsewhere once this long has passed without a heartbeat, instead of the default
+# 30 s. The same for every kill; above the 10 s floor, with room for a worker slowed down
+# by the rest of the suite (install_chart runs a few short helm commands between two of
+# its heartbeats).
+CRASH_STEP_TIMEOUTS = {"heartbeat": "15s"}
 
 
 _FAULT_TABLE = FaultTable()
@@ -367,14 +373,17 @@ def environments_copy(tmp_path):
 @pytest.fixture
 def upgrade_env(environments_copy, mariadb, local_aws, operator) -> Iterator[Any]:
     """`setup(namespace)`: provision chart 0.52.0 into `namespace` from a copy of the
-    environments with a short soak; returns `declare(version)`, which edits the copy's
+    environments with a short soak (and the short heartbeat timeout of the crash tests with
+    `worker_killed=True`); returns `declare(version)`, which edits the copy's
     chart.version (its chart comes through the chart cache, like every hop's)."""
     made: list[str] = []
 
-    def setup(namespace: str):
+    def setup(namespace: str, *, worker_killed: bool = False):
         def local(data: dict[str, Any]) -> None:
             data["kubernetes"]["namespace"] = namespace
             data["upgrade"] = {"soak": "1s"}
+            if worker_killed:
+                data["step_timeouts"] = CRASH_STEP_TIMEOUTS
 
         env_dir = environments_copy(local)
         made.append(namespace)

@@ -23,6 +23,7 @@ import pytest
 from declared_state.chart_values import build_chart_values
 from declared_state.loader import load_environment
 from local_stack.processes import pid_alive
+from tests.e2e.conftest import CRASH_STEP_TIMEOUTS
 from tests.e2e.faults import helm_revisions
 from tests.helpers import pids_running, wait_for
 from tests.helpers.webhook_receiver import webhook_receiver
@@ -39,11 +40,16 @@ def history_or_empty(operator, namespace):
 
 @pytest.fixture
 def crash_run(operator, environments_copy):
-    """Start `provision local` into a fresh Kubernetes namespace; afterwards terminate any
+    """Start `provision local` into a fresh Kubernetes namespace (with the crash tests' short
+    heartbeat timeout, so a killed worker's step is retried sooner); afterwards terminate any
     run a failure left behind, so later tests do not attach to it."""
 
     def start(namespace: str) -> Path:
-        env_dir = environments_copy(lambda local: local["kubernetes"].update(namespace=namespace))
+        def local(data: dict) -> None:
+            data["kubernetes"]["namespace"] = namespace
+            data["step_timeouts"] = CRASH_STEP_TIMEOUTS
+
+        env_dir = environments_copy(local)
         proc = operator.starter(
             "provision", "local", "--environments-dir", str(env_dir), "--no-wait"
         )

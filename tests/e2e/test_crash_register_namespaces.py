@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from tests.e2e.conftest import CRASH_STEP_TIMEOUTS
 from tests.e2e.frontend_hold_proxy import REGISTER_NAMESPACE, FrontendHoldProxy
 
 # Fresh names: the session's target server already has the other tests' namespaces.
@@ -39,6 +40,7 @@ def test_worker_killed_during_register_namespaces(
 
     def staging(local: dict) -> None:
         local["kubernetes"]["namespace"] = "my-app-crash-ns"
+        local["step_timeouts"] = CRASH_STEP_TIMEOUTS
         local["frontend"] = {"address": frontend_proxy.address}  # direct, to the proxy
         local["temporal_namespaces"] = [
             {"name": name, "retention": retention, "description": f"crash test {name}"}

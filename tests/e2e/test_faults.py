@@ -27,6 +27,7 @@ import yaml
 
 from local_stack.processes import pid_alive
 from local_stack.temporal_servers import TemporalDevServer, dev_server
+from tests.e2e.conftest import CRASH_STEP_TIMEOUTS
 from tests.e2e.faults import FAULTS, helm_revisions
 from tests.e2e.frontend_hold_proxy import DESCRIBE_NAMESPACE, REGISTER_NAMESPACE, FrontendHoldProxy
 from tests.e2e.upgrades import snapshots, writes_in
@@ -230,7 +231,7 @@ def test_fault_worker_killed_while_its_helm_lives_on(
 ):
     since = time.monotonic()
     ns = "my-app-fault-orphan"
-    env_dir = fresh(ns)
+    env_dir = fresh(ns, step_timeouts=CRASH_STEP_TIMEOUTS)
     kube_standin.never_ready(RELEASE_DEPLOYMENT, namespace=ns)
     worker = start_worker()
     a_worker.append(worker)
@@ -494,7 +495,7 @@ def test_fault_worker_killed_in_the_snapshot_waiter_and_in_an_upgrade_helm_wait(
     Each time a new worker completes the hop: one snapshot, the hop's revision deployed."""
     namespace = "my-app-fault-upgrade"
     a_worker.append(start_worker())
-    declare = upgrade_env(namespace)
+    declare = upgrade_env(namespace, worker_killed=True)
     history_before = operator.helm_history(namespace)
     env_dir = declare("0.55.0")
     since_writes = len(kube_standin.writes)
@@ -580,7 +581,7 @@ def test_fault_worker_killed_in_a_drift_remediate_helm_wait(
     a hand edit; the worker dies while that helm upgrade waits for readiness. A new worker
     stops the orphaned helm, recovers the release and repairs: the check ends repaired."""
     ns = "my-app-fault-remediate"
-    env_dir = fresh(ns)
+    env_dir = fresh(ns, step_timeouts=CRASH_STEP_TIMEOUTS)
     a_worker.append(start_worker())
     provisioned = operator.starter("provision", "local", "--environments-dir", str(env_dir))
     assert provisioned.returncode == 0, provisioned.stdout + provisioned.stderr

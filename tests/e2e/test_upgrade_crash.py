@@ -24,7 +24,7 @@ def test_kill_9_during_a_schema_job_and_during_a_helm_upgrade(
     per hop."""
     namespace = "my-app-upgrade-crash"
     worker = start_worker()
-    declare = upgrade_env(namespace)
+    declare = upgrade_env(namespace, worker_killed=True)
     since = len(kube_standin.writes)
     env_dir = declare("0.63.0")
     follower = None
@@ -85,7 +85,7 @@ def test_helm_killed_mid_apply_on_a_hop_that_drops_objects(
     recovers by upgrading from the last deployed revision's state, without an operator."""
     namespace = "my-app-upgrade-mid-apply"
     worker = start_worker()
-    declare = upgrade_env(namespace)
+    declare = upgrade_env(namespace, worker_killed=True)
     since = len(kube_standin.writes)
     env_dir = declare("0.63.0")
     follower = None

@@ -800,3 +800,15 @@ def test_images_pin_is_tag_unless_digest_is_asked_for(tmp_path):
     with pytest.raises(InvalidEnvironment) as refused:
         load_environment("staging", folder)
     assert "images.pin" in str(refused.value) and "'digest'" in str(refused.value)
+
+
+def test_a_heartbeat_timeout_below_the_heartbeat_interval_is_refused(env_dir):
+    edit(env_dir, "staging", lambda d: d.update(step_timeouts={"heartbeat": "5s"}))
+    (found,) = problems(env_dir)
+    assert "staging.yaml: step_timeouts.heartbeat:" in found and "at least 10s" in found
+
+
+def test_a_declared_heartbeat_timeout_is_kept(env_dir):
+    assert load_environment("staging", env_dir).step_timeouts.heartbeat == timedelta(seconds=30)
+    edit(env_dir, "staging", lambda d: d.update(step_timeouts={"heartbeat": "10s"}))
+    assert load_environment("staging", env_dir).step_timeouts.heartbeat == timedelta(seconds=10)

@@ -22,7 +22,7 @@ from contracts.base import FrozenModel, StepResult
 from contracts.bootstrap import BootstrapInput, BootstrapResult, StepStatus, UnlistedStepResult
 from contracts.step_spec import PREFLIGHT_RETRY, Gate, StepSpec, waves
 from declared_state.loader import load_environment
-from declared_state.models import Environment
+from declared_state.models import Environment, StepTimeouts
 from tests.helpers import new_worker
 from tests.helpers.fakes import StepFakes
 from worker import registered_activities
@@ -148,3 +148,44 @@ async def test_a_step_declared_by_its_spec_alone_runs_in_a_bootstrap(time_skippi
     assert dns.result.summary == f"{endpoint} resolves"
     assert dns.result.model_extra == {"resolved": endpoint}
     assert all(s.status in (StepStatus.DONE, StepStatus.SKIPPED) for s in result.steps)
+
+
+async def test_the_declared_heartbeat_timeout_is_what_the_server_schedules(time_skipping_env):
+    """`step_timeouts.heartbeat` reaches the server as the heartbeat timeout of every step
+    that waits (how soon a dead worker's attempt is retried elsewhere), and install_chart
+    recovers a pending release once it is that old; the image preflight keeps its own."""
+    declared = load_environment("staging").model_copy(
+        update={"step_timeouts": StepTimeouts(heartbeat=timedelta(seconds=12))}
+    )
+    fakes = StepFakes(missing=("ensure_ca_bundle", "install_chart", "register_namespaces"))
+    async with new_worker(
+        time_skipping_env.client,
+        BootstrapWorkflow,
+        activities=registered_activities([BootstrapWorkflow], fakes.all()),
+    ) as worker:
+        handle = await time_skipping_env.client.start_workflow(
+            BootstrapWorkflow.run,
+            BootstrapInput(environment=declared, requested_by="test"),
+            id=f"provision-heartbeat-{uuid.uuid4()}",
+            task_queue=worker.task_queue,
+        )
+        await handle.result()
+        scheduled = {
+            event.activity_task_scheduled_event_attributes.activity_type.name: (
+                event.activity_task_scheduled_event_attributes.heartbeat_timeout.ToSeconds()
+            )
+            async for event in handle.fetch_history_events()
+            if event.HasField("activity_task_scheduled_event_attributes")
+        }
+
+    assert scheduled == {
+        "check_images": 30,
+        "check_database": 0,
+        "ensure_ca_bundle": 0,
+        "ensure_db_secret": 0,
+        "install_chart": 12,
+        "wait_frontend_healthy": 12,
+        "register_namespaces": 12,
+    }
+    (install,) = fakes.inputs["install_chart"]
+    assert install.pending_grace == timedelta(seconds=12)
