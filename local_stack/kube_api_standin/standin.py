@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import copy
 import socket
 import ssl
 import tempfile
@@ -208,6 +209,20 @@ class KubeApiStandIn:
         """The admin-tools Job switch (jobs.py): `run`, `fail` (the next update-schema
         container exits 1 with `message` in its log) or `hang`."""
         self._call(lambda: self.api.jobs.set_mode(mode, message))
+
+    def stored(self, api_version: str, kind: str, namespace: str) -> list[dict[str, Any]]:
+        """Copies of the stored objects of a kind in a namespace, as the API would list them
+        (for tests that poll a state without a client process per poll)."""
+
+        def read() -> list[dict[str, Any]]:
+            found = self.api.store.of_kind(api_version, kind)
+            return [
+                copy.deepcopy(obj)
+                for obj in found
+                if obj.get("metadata", {}).get("namespace") == namespace
+            ]
+
+        return self._call(read)
 
     @property
     def writes(self) -> list[dict[str, Any]]:

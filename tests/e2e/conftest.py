@@ -4,6 +4,7 @@ worker and starter processes run with, and helpers that drive them like an opera
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -225,8 +226,27 @@ def query_progress(env: dict[str, str], workflow_id: str = WORKFLOW_ID) -> dict:
     return json.loads(proc.stdout)["queryResult"][0]
 
 
+# The state a provision run is in once it has returned (workflows/bootstrap.py).
+RUN_ENDED_DONE = "done"
+
+
+def temporal_run_result(env: dict[str, str], timeout: float) -> None:
+    """Until the run ends (whatever its outcome) or `timeout`: `temporal workflow result`."""
+    run(
+        [TEMPORAL, "workflow", "result", "--workflow-id", WORKFLOW_ID]
+        + ["--address", env["TEMPORAL_ADDRESS"]],
+        env,
+        timeout,
+    )
+
+
 def wait_state(env: dict[str, str], state: str, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
+    if state == RUN_ENDED_DONE:
+        # A run is done when it ends: wait for its end in one long poll (`workflow result`)
+        # instead of a CLI process and a query every half second; its progress is read then.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            temporal_run_result(env, timeout)
     while True:
         progress = query_progress(env)
         if progress["state"] == state:

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adapters.helm_release_record import decode_release
+
 # id -> what is done to the system (the catalogue; the tests measure the rest).
 FAULTS: dict[str, str] = {
     "mariadb-frozen": "MariaDB (the RDS stand-in) frozen (SIGSTOP) during check_database, "
@@ -101,3 +103,28 @@ class FaultTable:
 def helm_revisions(history: list[dict]) -> str:
     """`1 deployed` or `1 failed → 2 deployed`: a helm history for the table."""
     return " → ".join(f"{r['revision']} {r['status']}" for r in history) or "none"
+
+
+def release_history(kube_standin, namespace: str, release: str = "temporal") -> list[dict]:
+    """What `helm history` lists, from helm's own records (one Secret per revision, its
+    `version` and `status` labels, the chart in the release it holds: helm's storage driver,
+    adapters/helm_release_record.py) read from the stand-in in the test's process: for the
+    waits that poll a release's state, without a helm process per poll. Assertions about the
+    outcome still ask helm."""
+    records = [
+        secret
+        for secret in kube_standin.stored("v1", "Secret", namespace)
+        if secret.get("type") == "helm.sh/release.v1"
+        and secret["metadata"].get("labels", {}).get("name") == release
+    ]
+    history = []
+    for secret in sorted(records, key=lambda s: int(s["metadata"]["labels"]["version"])):
+        chart = decode_release(secret["data"]["release"])["chart"]["metadata"]
+        history.append(
+            {
+                "revision": int(secret["metadata"]["labels"]["version"]),
+                "status": secret["metadata"]["labels"]["status"],
+                "chart": f"{chart['name']}-{chart['version']}",
+            }
+        )
+    return history

@@ -24,7 +24,7 @@ from declared_state.chart_values import build_chart_values
 from declared_state.loader import load_environment
 from local_stack.processes import pid_alive
 from tests.e2e.conftest import CRASH_STEP_TIMEOUTS
-from tests.e2e.faults import helm_revisions
+from tests.e2e.faults import helm_revisions, release_history
 from tests.helpers import pids_running, wait_for
 from tests.helpers.webhook_receiver import webhook_receiver
 
@@ -91,7 +91,7 @@ def test_worker_and_helm_killed_mid_install_leaves_pending_release_that_is_recov
         # helm is running and waiting for the never-ready Deployment
         wait_for(
             lambda: any(
-                r["status"] == "pending-install" for r in history_or_empty(operator, namespace)
+                r["status"] == "pending-install" for r in release_history(kube_standin, namespace)
             ),
             120,
             "helm to start installing",

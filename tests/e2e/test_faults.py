@@ -28,7 +28,7 @@ import yaml
 from local_stack.processes import pid_alive
 from local_stack.temporal_servers import TemporalDevServer, dev_server
 from tests.e2e.conftest import CRASH_STEP_TIMEOUTS
-from tests.e2e.faults import FAULTS, helm_revisions
+from tests.e2e.faults import FAULTS, helm_revisions, release_history
 from tests.e2e.frontend_hold_proxy import DESCRIBE_NAMESPACE, REGISTER_NAMESPACE, FrontendHoldProxy
 from tests.e2e.upgrades import snapshots, writes_in
 from tests.helpers import pids_running, quiet_for, wait_for
@@ -244,7 +244,13 @@ def test_fault_worker_killed_while_its_helm_lives_on(
     )
     # Into helm's wait: the release is pending-install and helm v4 is quiet (a helm that
     # still prints dies of SIGPIPE once its worker's end of the pipe is gone).
-    wait_for(lambda: _statuses(operator, ns)[-1:] == ["pending-install"], 60, "pending-install")
+    wait_for(
+        lambda: (
+            [r["status"] for r in release_history(kube_standin, ns)][-1:] == ["pending-install"]
+        ),
+        60,
+        "pending-install",
+    )
     time.sleep(2)
     worker.kill9()  # the worker's process group only: helm runs in a session of its own
     assert all(pid_alive(pid) for pid in orphan), "helm must outlive its worker"
@@ -357,13 +363,6 @@ def test_fault_kubernetes_500_and_429_burst_during_a_drift_check(
         f"helm {helm_revisions(after)} (unchanged)",
         since=since,
     )
-
-
-def _statuses(operator, namespace: str) -> list[str]:
-    try:
-        return [r["status"] for r in operator.helm_history(namespace)]
-    except AssertionError:  # no release yet
-        return []
 
 
 def _request_log_mark(kube_standin):
@@ -527,7 +526,8 @@ def test_fault_worker_killed_in_the_snapshot_waiter_and_in_an_upgrade_helm_wait(
         settled = quiet_for(lambda: len(writes_in(kube_standin, namespace, since_writes)), 5)
         wait_for(
             lambda: (
-                operator.helm_history(namespace)[-1]["status"] == "pending-upgrade" and settled()
+                release_history(kube_standin, namespace)[-1]["status"] == "pending-upgrade"
+                and settled()
             ),
             240,
             "the hop's helm upgrade to apply everything and wait for readiness",
@@ -614,7 +614,9 @@ def test_fault_worker_killed_in_a_drift_remediate_helm_wait(
         since_writes = len(kube_standin.writes)
         settled = quiet_for(lambda: len(writes_in(kube_standin, ns, since_writes)), 5)
         wait_for(
-            lambda: operator.helm_history(ns)[-1]["status"] == "pending-upgrade" and settled(),
+            lambda: (
+                release_history(kube_standin, ns)[-1]["status"] == "pending-upgrade" and settled()
+            ),
             240,
             "remediate's helm upgrade to apply everything and wait for readiness",
         )

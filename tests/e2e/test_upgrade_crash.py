@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 
+from tests.e2e.faults import release_history
 from tests.e2e.upgrades import assert_schema_first, job_posts, snapshots, writes_in
 from tests.helpers import pids_running, quiet_for, wait_for
 
@@ -40,7 +41,7 @@ def test_kill_9_during_a_schema_job_and_during_a_helm_upgrade(
 
         # Hop 2: once hop 1's release is deployed, hold helm's --wait on a Deployment, then
         # kill the worker and helm while hop 2's helm upgrade waits.
-        wait_for_hop_1(operator, namespace)
+        wait_for_hop_1(kube_standin, namespace)
         kube_standin.never_ready("temporal-history", namespace=namespace)
         # pending-upgrade is recorded before helm applies anything; the kill is meant for its
         # --wait, after every object is applied and the ones 0.63 drops are deleted (killed
@@ -49,7 +50,8 @@ def test_kill_9_during_a_schema_job_and_during_a_helm_upgrade(
         settled = quiet_for(lambda: len(writes_in(kube_standin, namespace, since)), seconds=5)
         wait_for(
             lambda: (
-                operator.helm_history(namespace)[-1]["status"] == "pending-upgrade" and settled()
+                release_history(kube_standin, namespace)[-1]["status"] == "pending-upgrade"
+                and settled()
             ),
             240,
             "hop 2's helm upgrade to apply everything and wait for readiness",
@@ -73,7 +75,12 @@ def test_kill_9_during_a_schema_job_and_during_a_helm_upgrade(
     writes = writes_in(kube_standin, namespace, since)
     assert len(job_posts(writes)) == 2, "one Job per hop, crashes or not"
     assert assert_schema_first(writes, ("1.14", "1.6"))[-1] == "1.27.2"
-    assert operator.helm_history(namespace)[-1]["chart"] == "temporal-0.63.0"
+    history = operator.helm_history(namespace)
+    assert history[-1]["chart"] == "temporal-0.63.0"
+    # The waits above read helm's records in-process: they say what helm says.
+    assert release_history(kube_standin, namespace) == [
+        {"revision": r["revision"], "status": r["status"], "chart": r["chart"]} for r in history
+    ]
 
 
 def test_helm_killed_mid_apply_on_a_hop_that_drops_objects(
@@ -94,7 +101,7 @@ def test_helm_killed_mid_apply_on_a_hop_that_drops_objects(
         follower = operator.starter_in_background(
             "upgrade", "local", "--environments-dir", str(env_dir), log=tmp_path / "follow.log"
         )
-        wait_for_hop_1(operator, namespace)
+        wait_for_hop_1(kube_standin, namespace)
         # Hop 2's helm applies in kind order (Services before Deployments) and deletes what
         # 0.63 drops last: holding its apply of the history Deployment (a 429 whose
         # Retry-After client-go honours) is a kill mid-apply.
@@ -135,11 +142,11 @@ def services(kube_clients, namespace: str) -> set[str]:
     return {s.metadata.name for s in found}
 
 
-def wait_for_hop_1(operator, namespace: str) -> None:
+def wait_for_hop_1(kube_standin, namespace: str) -> None:
     wait_for(
         lambda: any(
             h["chart"] == "temporal-0.55.0" and h["status"] == "deployed"
-            for h in operator.helm_history(namespace)
+            for h in release_history(kube_standin, namespace)
         ),
         240,
         "hop 1's helm revision",
