@@ -31,6 +31,12 @@ from cli.app import EXIT_FAILED, EXIT_INVALID, EXIT_OK, CliState, CommandFailed,
 from operations.settings import ClientSettings
 
 
+def _program_name() -> str:
+    """What usage lines call the command: the installed script by its name, else starter.py."""
+    invoked = os.path.basename(sys.argv[0]) if sys.argv else ""
+    return invoked if invoked == "temporal-bootstrap" else "starter.py"
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -43,7 +49,7 @@ def main(
     try:
         code = app(
             args=list(sys.argv[1:] if argv is None else argv),
-            prog_name="starter.py",
+            prog_name=_program_name(),
             obj=state,
             standalone_mode=False,
         )
