@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from declared_state import dynamic_config, versions
@@ -185,6 +186,32 @@ def ui_sign_in_env(env: Environment) -> list[dict[str, Any]]:
         {"name": "TEMPORAL_AUTH_CALLBACK_URL", "value": env.ui_callback_url},
         {"name": "TEMPORAL_AUTH_SCOPES", "value": ",".join(oidc.scopes)},
     ]
+
+
+@dataclass(frozen=True)
+class ProvidedSecretKey:
+    """A Secret key the release's pods read that this tool neither creates nor fills: the
+    operator provides it before provisioning (install_chart checks it is there first)."""
+
+    name: str
+    key: str
+    declared_at: str
+    """The environment key that names it."""
+    read_by: str
+
+
+def provided_secret_keys(env: Environment) -> tuple[ProvidedSecretKey, ...]:
+    """The Secret keys of `env`'s release that the operator provides (today: the Web UI's
+    OIDC client secret); the DB password Secret is ensure_db_secret's, not listed here."""
+    oidc = env.web_ui.oidc
+    if env.web_ui.auth != WebUiAuth.OIDC or oidc is None:
+        return ()
+    ref = oidc.client_secret_ref
+    return (
+        ProvidedSecretKey(
+            ref.name, ref.key, "web_ui.oidc.client_secret_ref", "the Web UI's OIDC sign-in"
+        ),
+    )
 
 
 def _web(env: Environment) -> dict[str, Any]:
