@@ -13,6 +13,7 @@ import yaml
 
 from declared_state.archival import ArchivalState, chart_values
 from declared_state.loader import load_environment
+from operations.environments import archival_text
 from tests.helpers import copy_environments, declare_in
 from tests.helpers import only_problem as problem
 
@@ -221,3 +222,15 @@ def test_old_inputs_without_archival_still_load():
         ns.pop("archival")
     again = type(env).model_validate(recorded)
     assert again == env
+
+
+def test_validate_says_what_is_archived_where_and_with_which_credentials(env_dir):
+    declare(env_dir, CLUSTER, archival={"history": {"state": "enabled"}})
+    env = load_environment("staging", env_dir)
+    assert archival_text(env) == (
+        "history to s3://acme-temporal-archive/history by default (namespaces: my-ns declared, "
+        "others disabled); visibility to s3://acme-temporal-archive/visibility by default "
+        "(namespaces: none declared, others disabled); S3 in eu-west-1 with the server pods' "
+        "AWS credentials (IAM role)"
+    )
+    assert archival_text(load_environment("staging")) == "off (archival)"
