@@ -9,14 +9,28 @@ the plan must refuse exactly what the server refuses."""
 from __future__ import annotations
 
 import itertools
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import ArchivalState as Wire
-from temporalio.api.namespace.v1 import NamespaceConfig
-from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest, UpdateNamespaceRequest
+from temporalio.api.namespace.v1 import NamespaceConfig, NamespaceInfo
+from temporalio.api.workflowservice.v1 import (
+    DescribeNamespaceResponse,
+    ListNamespacesResponse,
+    RegisterNamespaceRequest,
+    UpdateNamespaceRequest,
+)
+from temporalio.exceptions import ApplicationError
 
 from activities.namespace_archival import not_applied, plan_archival, registration_fields
+from activities.register_namespaces import RegisterNamespaces
+from adapters.errors import ErrorType
+from contracts.register_namespaces import RegisterNamespacesInput
+from declared_state.archival import ClusterArchival
+from declared_state.loader import load_environment
 from declared_state.models import TemporalNamespace
+from tests.helpers import attempt
 
 ON, OFF, UNSET = Wire.ARCHIVAL_STATE_ENABLED, Wire.ARCHIVAL_STATE_DISABLED, 0
 OURS, OTHER = "s3://acme-archive/payments", "s3://acme-archive/elsewhere"
@@ -138,3 +152,46 @@ def test_a_server_that_ignored_the_write_is_named():
     assert found is not None
     assert "namespace 'my-ns': the server did not apply its archival" in found
     assert f"history (declared enabled {OURS}, the server keeps disabled)" in found
+
+
+# --- the refusal before any write, through the step --------------------------------------
+# No dev server can hold an archival URI (`temporal server start-dev` hard-codes archival
+# off, so every URI it is given is dropped), so this one answer is a stand-in: the real
+# ListNamespacesResponse a server that archives returns for a namespace archiving to OTHER.
+# Its only simplification: any call but ListNamespaces fails the test (none may be made).
+
+
+class _ArchivingServer:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def list_namespaces(self, request: Any, **_: Any) -> ListNamespacesResponse:
+        self.calls.append("list_namespaces")
+        listed = DescribeNamespaceResponse(
+            namespace_info=NamespaceInfo(name="my-ns"),
+            config=NamespaceConfig(history_archival_state=ON, history_archival_uri=OTHER),
+        )
+        return ListNamespacesResponse(namespaces=[listed])
+
+    def __getattr__(self, rpc: str) -> Any:
+        raise AssertionError(f"{rpc} called before the URI change was refused")
+
+
+async def test_a_uri_change_stops_the_step_before_any_write():
+    server = _ArchivingServer()
+    client = SimpleNamespace(workflow_service=server)
+    cluster = {"s3store": {"region": "eu-west-1"}, "history": {"state": "enabled", "uri": DEFAULT}}
+    env = load_environment("staging").model_copy(
+        update={
+            "archival": ClusterArchival.model_validate(cluster),
+            "temporal_namespaces": (declared(state="enabled", uri=OURS),),
+        }
+    )
+    step = RegisterNamespaces(clients=None)  # type: ignore[arg-type]
+
+    with pytest.raises(ApplicationError) as caught:
+        await attempt().run(step._register, RegisterNamespacesInput(environment=env), client)
+
+    assert caught.value.type == ErrorType.CONFIGURATION_MISMATCH and caught.value.non_retryable
+    assert f"history archival URI is {OTHER} on the server but declared {OURS}" in str(caught.value)
+    assert server.calls == ["list_namespaces"]
