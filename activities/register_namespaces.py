@@ -45,6 +45,13 @@ the step for it. Attributes nobody declared are left alone, unless the namespace
 setting's outcome is in `NamespaceOutcome.settings`; drift paths are
 `/temporal_namespaces/<namespace>/<field>`.
 
+History and visibility archival (#22.1): activities/namespace_archival.py compares, and the
+same RegisterNamespace / UpdateNamespace carry the declared state and URI. A declared URI that
+differs from the namespace's live one (which the server never changes) stops the attempt
+before any write, like a search attribute's type change; a server that ignores the archival
+fields (its cluster config does not enable that kind) stops it after the write instead of
+reporting success. Drift paths are `/temporal_namespaces/<namespace>/archival/<kind>`.
+
 What earlier attempts did is carried across retries by the namespace itself: RegisterNamespace
 writes `temporal-bootstrap.registered-by: <workflow id>/<run id>` into the namespace's data.
 An attempt that finds a namespace registered by its own run (attempt 1 registered it, then
@@ -85,6 +92,12 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.namespace_archival import (
+    ArchivalPlan,
+    not_applied,
+    plan_archival,
+    registration_fields,
+)
 from adapters.errors import ErrorType, activity_error
 from adapters.errors.temporal_rpc import rpc_answer, temporal_rpc_error
 from adapters.temporal_target import FrontendUnreachable, TargetTemporalClients, attempt_deadline
@@ -325,7 +338,8 @@ def plan_settings(
 
 def _created_settings(ns: TemporalNamespace) -> tuple[NamespaceSetting, ...]:
     """A new namespace gets every declared setting."""
-    return tuple(plan_settings(ns, "", {}, {}).outcomes)
+    archival = plan_archival(ns, NamespaceConfig()).outcomes
+    return (*plan_settings(ns, "", {}, {}).outcomes, *archival)
 
 
 T = TypeVar("T")
@@ -523,6 +537,7 @@ class RegisterNamespaces:
                 workflow_execution_retention_period=_duration(ns.retention),
                 is_global_namespace=ns.is_global,
                 data={**ns.data, REGISTERED_BY: _this_run()},
+                **registration_fields(ns),
             )
             try:
                 await pacer.call(
@@ -551,6 +566,8 @@ class RegisterNamespaces:
                 )
                 await self._add_search_attributes(client, pacer, ns, ns.search_attributes)
                 after = await self._describe(client, pacer, ns.name)
+                if after is not None and (ignored := not_applied(ns, after.config)):
+                    raise activity_error(ignored, ErrorType.CONFIGURATION_MISMATCH)
                 if after is not None:
                     retention_after = after.config.workflow_execution_retention_ttl.ToTimedelta()
                     created = created.model_copy(update={"retention_after": retention_after})
@@ -606,11 +623,15 @@ class RegisterNamespaces:
         else:
             live_attributes = await self._search_attributes(client, pacer, ns.name)
         settings = plan_settings(ns, info.owner_email, info.data, live_attributes)
-        drift += settings.drift
-        if settings.type_changes and not dry_run:
-            # Checked before any write already (`_refuse_type_changes`); changed meanwhile.
-            raise activity_error("; ".join(settings.type_changes), ErrorType.CONFIGURATION_MISMATCH)
-        if not (retention_differs or description_differs or settings.writes):
+        archival = plan_archival(ns, found.config)
+        drift += settings.drift + archival.drift
+        if (settings.type_changes or archival.refusals) and not dry_run:
+            # Checked before any write already (`_refuse_type_changes`,
+            # `_refuse_archival_uri_changes`); changed meanwhile.
+            refusals = settings.type_changes + archival.refusals
+            raise activity_error("; ".join(refusals), ErrorType.CONFIGURATION_MISMATCH)
+        outcomes = (*settings.outcomes, *archival.outcomes)
+        if not (retention_differs or description_differs or settings.writes or archival.update):
             if ours:
                 activity.logger.info("namespace %s was registered by an earlier attempt", ns.name)
                 return created.model_copy(update={"retention_after": retention}), drift
@@ -620,7 +641,7 @@ class RegisterNamespaces:
                 retention_before=retention,
                 retention_after=retention,
                 description_changed=False,
-                settings=tuple(settings.outcomes),
+                settings=outcomes,
             )
             return unchanged, drift
         updated = NamespaceOutcome(
@@ -629,14 +650,20 @@ class RegisterNamespaces:
             retention_before=retention,
             retention_after=ns.retention if retention_differs else retention,
             description_changed=description_differs,
-            settings=tuple(settings.outcomes),
+            settings=outcomes,
         )
         if dry_run:
             return updated, drift
         retention_after = retention
-        if retention_differs or description_differs or settings.owner_email or settings.data:
+        if (
+            retention_differs
+            or description_differs
+            or settings.owner_email
+            or settings.data
+            or archival.update
+        ):
             retention_after = await self._update(
-                client, pacer, ns, retention_differs, description_differs, settings
+                client, pacer, ns, retention_differs, description_differs, settings, archival
             )
         await self._remove_search_attributes(client, pacer, ns, settings.remove)
         await self._add_search_attributes(client, pacer, ns, settings.add)
@@ -646,9 +673,7 @@ class RegisterNamespaces:
             format_duration(retention),
             format_duration(retention_after),
             ", description changed" if description_differs else "",
-            "".join(
-                f", {o.field} {o.action}" for o in settings.outcomes if o.action != "unchanged"
-            ),
+            "".join(f", {o.field} {o.action}" for o in outcomes if o.action != "unchanged"),
         )
         outcome = created if ours else updated
         return outcome.model_copy(update={"retention_after": retention_after}), drift
@@ -661,6 +686,7 @@ class RegisterNamespaces:
         retention_differs: bool,
         description_differs: bool,
         settings: SettingsPlan,
+        archival: ArchivalPlan,
     ) -> timedelta:
         """One UpdateNamespace for what differs; the retention the server then keeps."""
         request = UpdateNamespaceRequest(namespace=ns.name)
@@ -670,6 +696,8 @@ class RegisterNamespaces:
             request.config.CopyFrom(
                 NamespaceConfig(workflow_execution_retention_ttl=_duration(ns.retention))
             )
+        # Archival kinds not declared stay unspecified, which the server leaves as they are.
+        archival.set_on(request.config)
         # Unset (empty) description and owner email are left as they are; `data` is merged
         # into the namespace's data, so keys nobody declared (and the registration marker)
         # stay.
@@ -687,6 +715,8 @@ class RegisterNamespaces:
             )
         except RPCError as exc:
             raise _failure(ns.name, "update", exc) from None
+        if archival.update and (ignored := not_applied(ns, response.config)):
+            raise activity_error(ignored, ErrorType.CONFIGURATION_MISMATCH)
         return response.config.workflow_execution_retention_ttl.ToTimedelta()
 
     async def _usable(self, client: Client, pacer: RpcPacer, name: str) -> str | None:
@@ -750,7 +780,13 @@ class RegisterNamespaces:
 
     async def _namespace_names(self, client: Client, pacer: RpcPacer) -> set[str]:
         """Every namespace on the server (a ListNamespaces page per 100)."""
-        names: list[str] = []
+        return set(await self._live_namespaces(client, pacer))
+
+    async def _live_namespaces(
+        self, client: Client, pacer: RpcPacer
+    ) -> dict[str, DescribeNamespaceResponse]:
+        """Every namespace on the server as ListNamespaces describes it (a page per 100)."""
+        found: dict[str, DescribeNamespaceResponse] = {}
         token = b""
         while True:
             request = ListNamespacesRequest(page_size=100, next_page_token=token)
@@ -761,11 +797,35 @@ class RegisterNamespaces:
                 )
             except RPCError as exc:
                 raise _failure("*", "list namespaces", exc) from None
-            names += [n.namespace_info.name for n in page.namespaces]
+            found.update((n.namespace_info.name, n) for n in page.namespaces)
             token = page.next_page_token
             if not token:
                 break
-        return set(names)
+        return found
+
+    async def _refuse_archival_uri_changes(
+        self, client: Client, pacer: RpcPacer, env_namespaces: tuple[TemporalNamespace, ...]
+    ) -> None:
+        """Before any write: stop (non-retryable, nothing changed) when an existing namespace
+        archives to another URI than declared, which the server never changes. Read from
+        ListNamespaces, never a describe (see `_refuse_type_changes`)."""
+        declaring = [
+            ns
+            for ns in env_namespaces
+            if ns.archival
+            and any(k and k.uri for k in (ns.archival.history, ns.archival.visibility))
+        ]
+        if not declaring:
+            return
+        live = await self._live_namespaces(client, pacer)
+        refusals = [
+            line
+            for ns in declaring
+            if ns.name in live
+            for line in plan_archival(ns, live[ns.name].config).refusals
+        ]
+        if refusals:
+            raise activity_error("; ".join(refusals), ErrorType.CONFIGURATION_MISMATCH)
 
     async def _refuse_type_changes(
         self, client: Client, pacer: RpcPacer, env_namespaces: tuple[TemporalNamespace, ...]
@@ -819,6 +879,8 @@ class RegisterNamespaces:
             if input.dry_run
             else await self._refuse_type_changes(client, pacer, env.temporal_namespaces)
         )
+        if not input.dry_run:
+            await self._refuse_archival_uri_changes(client, pacer, env.temporal_namespaces)
 
         async def one(ns: TemporalNamespace) -> tuple[NamespaceOutcome, list[DriftItem]]:
             async with limit:

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from declared_state import dynamic_config, versions
+from declared_state import archival, dynamic_config, versions
 from declared_state.loader import deep_merge
 from declared_state.models import Environment, Image, Resources, ServiceSpec, WebUiAuth
 
@@ -278,6 +278,11 @@ def _server(env: Environment, persistence: dict[str, Any]) -> dict[str, Any]:
         # Both layouts: the chart writes it verbatim into ConfigMap <release>-dynamic-config
         # (key dynamic_config.yaml), which the servers re-read every 10 s.
         server["dynamicConfig"] = dynamic_config.chart_values(env.dynamic_config)
+    if env.archival.any_enabled:
+        # Both layouts: `server.archival` and `server.namespaceDefaults` go verbatim into the
+        # server config. Without them the chart writes archival `status: disabled` (a key the
+        # server does not read: both kinds stay disabled, as they should).
+        server.update(archival.chart_values(env.archival))
     for name in SERVER_SERVICES:
         server[name] = _server_service(getattr(env.services, name))
     return server

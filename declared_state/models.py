@@ -26,6 +26,7 @@ from pydantic import (
 
 from base.model import FrozenModel
 from declared_state import versions
+from declared_state.archival import ClusterArchival, NamespaceArchival, namespace_problems
 from declared_state.dynamic_config import DynamicConfig, constraint_problems
 
 # RFC 1123 label, as Kubernetes requires for namespace names.
@@ -846,6 +847,11 @@ class TemporalNamespace(FrozenModel):
         description="Remove the namespace's live custom search attributes that are not "
         "declared in `search_attributes` (false: they are left alone and not reported).",
     )
+    archival: NamespaceArchival | None = Field(
+        default=None,
+        description="History and visibility archival (state and URI); None, or a kind left "
+        "out: not managed. See declared_state/archival.py.",
+    )
 
     # merged with FrozenModel's frozen/forbid config
     model_config = ConfigDict(populate_by_name=True)
@@ -1335,6 +1341,11 @@ class Environment(FrozenModel):
         "declared_state/dynamic_config.py.",
     )
     network_policy: NetworkPolicySpec = NetworkPolicySpec()
+    archival: ClusterArchival = Field(
+        default_factory=ClusterArchival,
+        description="What the cluster can archive (server.archival, "
+        "server.namespaceDefaults.archival); see declared_state/archival.py.",
+    )
     extra_values: dict[str, Any] = Field(
         default_factory=dict,
         description="Chart values the model does not cover; deep-merged last.",
@@ -1362,6 +1373,16 @@ class Environment(FrozenModel):
         server = versions.version_key(self.chart.target_server_version)
         if problems := constraint_problems(self.dynamic_config, server):
             raise ValueError(f"dynamic_config: {'; '.join(problems)}")
+        return self
+
+    @model_validator(mode="after")
+    def _archival_the_cluster_applies(self) -> Environment:
+        declared = [
+            (f"temporal_namespaces[{i}]", ns.archival)
+            for i, ns in enumerate(self.temporal_namespaces)
+        ]
+        if problems := namespace_problems(self.archival, declared):
+            raise ValueError("; ".join(problems))
         return self
 
     @model_validator(mode="after")
