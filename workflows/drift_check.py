@@ -33,7 +33,8 @@ A difference the step's run never touches (`left_alone`: a Temporal namespace no
 declared, under `undeclared_namespaces: report`) is drift that is not repairable, but it does
 not keep `remediate` from running the step for the step's other differences; when the check
 after that repair finds only such differences, the step is drifted, not "not restored"
-(`LEFT_ALONE_PATCH`, asked only then, so earlier runs replay unchanged). What a step leaves
+(`LEFT_ALONE_PATCH`, asked only where a left-alone difference decides, so earlier runs
+replay unchanged). What a step leaves
 alone because the declaration says so (`undeclared_namespaces: protect`) is in the finding's
 `notes`: information, never drift.
 
@@ -295,7 +296,7 @@ class DriftCheckWorkflow(OperatorInbox, Notifying):
             for name, finding in self._findings.items()
             if name not in REPAIRED_BY
             and finding.status == FindingStatus.DRIFTED
-            and finding.forbids_its_own_run
+            and self._forbids_its_own_run(finding)
         }
         runs: dict[str, _Repair] = {}
         for name, finding in self._findings.items():
@@ -309,6 +310,16 @@ class DriftCheckWorkflow(OperatorInbox, Notifying):
             repair.options.update(options)
             repair.covers.append(name)
         return sorted(runs.values(), key=lambda r: [s.name for s in CHECKED].index(r.step))
+
+    @staticmethod
+    def _forbids_its_own_run(finding: DriftFinding) -> bool:
+        if finding.forbids_its_own_run:
+            return True
+        # What is left is `left_alone` (its run never touches it): that forbids the run only
+        # for runs started before LEFT_ALONE_PATCH, asked only where it decides (no history
+        # recorded before it holds such a difference).
+        left_alone = any(not d.repairable for d in finding.shown)
+        return left_alone and finding.repairable and not workflow.patched(LEFT_ALONE_PATCH)
 
     async def _wait_for_approval(self, input: DriftCheckInput, steps: list[str]) -> None:
         self._state = DriftState.WAITING_FOR_APPROVAL
