@@ -31,6 +31,7 @@ PRODUCT_PACKAGES = (
     "activities",
     "adapters",
     "base",
+    "cli",
     "contracts",
     "declared_state",
     "operations",
