@@ -11,7 +11,14 @@ once, then after 25 ms and at intervals growing by half up to `poll_interval`, i
 sleeping a fixed time.
 Namespaces nobody declared are never changed or deleted; they are listed (`undeclared`) on
 dry runs (the drift check) or when asked: provisioning reads nothing of that list, and it
-costs a ListNamespaces page per 100 namespaces on the server.
+costs a ListNamespaces page per 100 namespaces on the server. A dry run turns the list,
+without the server's own namespaces (`server_made`: `temporal-system`, and `default` on a
+dev server), into what the environment's `undeclared_namespaces` says (#22.1): `protect`
+(the default) gives `notes` ("not declared, left alone"), never drift; `report` gives one
+drift item per namespace at `/temporal_namespaces/<name>`, not repairable and `left_alone`
+(the step's real run never touches it, so it does not hold back the repair of the rest), whose
+`how` names the two ways out: declare it, or the exact `temporal operator namespace delete`
+command. Nothing here ever deletes a namespace: its workflows and histories would go with it.
 
 The server admits only so many registrations a second (the dev server: a burst of ~40, then
 ~25/s) and rejects the rest with RESOURCE_EXHAUSTED. A rejected call is paced and repeated
@@ -66,7 +73,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -84,6 +91,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.api.workflowservice.v1 import (
     DescribeNamespaceRequest,
     DescribeNamespaceResponse,
+    GetClusterInfoRequest,
     ListNamespacesRequest,
     ListWorkflowExecutionsRequest,
     RegisterNamespaceRequest,
@@ -110,8 +118,11 @@ from contracts.register_namespaces import (
 )
 from declared_state.models import (
     BOOTSTRAP_DATA_PREFIX,
+    Environment,
+    FrontendConnect,
     SearchAttributeType,
     TemporalNamespace,
+    UndeclaredNamespaces,
     format_duration,
 )
 
@@ -191,6 +202,96 @@ def _frontend_unread(target: str, reason: str) -> RegisterNamespacesResult:
         dry_run=True,
         unchecked=(unread,),
     )
+
+
+# -- namespaces nobody declared (#22.1) ------------------------------------------------------
+LISTED_UNDECLARED = 100
+"""Undeclared namespaces a dry run names one by one (drift items or notes); the rest are
+counted in one more line, so a cluster with thousands keeps the step's result small."""
+
+
+def server_made(name: str, persistence_store: str) -> bool:
+    """Whether the server itself created namespace `name`, so it is never "undeclared".
+    `persistence_store` is what GetClusterInfo says (`sqlite`, `mysql8`, ...).
+
+    - `temporal-system`: every server creates it at start (temporal/server_impl.go,
+      InitializeSystemNamespaces in common/persistence/metadata_manager.go).
+    - `default` on SQLite: `temporal server start-dev` creates it on every start (the CLI's
+      internal/temporalcli/commands.server.go: `append([]string{"default"}, ...)`), and SQLite
+      is what the dev server runs on; the local stack's frontends are such servers.
+    - `default` on any other store is someone's: the server never creates it, and the
+      chart creates it only with `server.config.namespaces.create: true` (false in every
+      chart's values), which the bootstrap renders false and refuses in `extra_values`. So
+      on the MySQL cluster a `default` was registered by a person (or by clients relying
+      on the SDKs' default namespace) and is reported like any other.
+    """
+    return name in _SYSTEM_NAMESPACES or (name == "default" and persistence_store == "sqlite")
+
+
+def delete_command(env: Environment, mode: FrontendConnect, name: str) -> str:
+    """The temporal CLI command that deletes namespace `name` by hand, with the address a
+    person reaches the frontend at: the declared (or in-cluster) address when the worker
+    dials it directly, else a `kubectl port-forward` to the frontend Service first."""
+    tls = env.frontend.tls
+    flags = ""
+    if tls.enabled:
+        flags = " --tls"
+        flags += f" --tls-ca-path {tls.ca_file}" if tls.ca_file else ""
+        flags += f" --tls-server-name {tls.server_name}" if tls.server_name else ""
+    delete = f"temporal operator namespace delete --namespace {name}"
+    if mode == FrontendConnect.DIRECT:
+        return f"{delete} --address {env.frontend_address}{flags}"
+    forward = (
+        f"kubectl --namespace {env.kubernetes.namespace} port-forward "
+        f"service/{env.frontend_service} 7233:{env.frontend.port}"
+    )
+    return f"{forward}, then {delete} --address 127.0.0.1:7233{flags}"
+
+
+def undeclared_findings(
+    env: Environment, names: Sequence[str], mode: FrontendConnect
+) -> tuple[tuple[DriftItem, ...], tuple[str, ...]]:
+    """The drift items (`undeclared_namespaces: report`) or notes (`protect`) for the
+    namespaces `names` nobody declared (the server's own already taken out)."""
+    listed, more = names[:LISTED_UNDECLARED], len(names) - LISTED_UNDECLARED
+    if env.undeclared_namespaces == UndeclaredNamespaces.PROTECT:
+        notes = [
+            f"namespace {name}: not declared, left alone (undeclared_namespaces: protect)"
+            for name in listed
+        ]
+        if more > 0:
+            notes.append(f"... and {more} more namespaces not declared, left alone")
+        return (), tuple(notes)
+    items = [
+        DriftItem(
+            message=f"/temporal_namespaces/{name}: namespace on the cluster, not declared "
+            "(undeclared_namespaces: report; never deleted)",
+            kind="TemporalNamespace",
+            name=name,
+            path=f"/temporal_namespaces/{name}",
+            live="exists",
+            repairable=False,
+            left_alone=True,
+            how=f"declare it in temporal_namespaces of environment {env.name}, or delete it "
+            f"by hand (its workflows and histories go with it): "
+            f"{delete_command(env, mode, name)}",
+        )
+        for name in listed
+    ]
+    if more > 0:
+        items.append(
+            DriftItem(
+                message=f"/temporal_namespaces: {more} more namespaces on the cluster, not "
+                f"declared (the first {LISTED_UNDECLARED} are listed)",
+                kind="TemporalNamespace",
+                path="/temporal_namespaces",
+                repairable=False,
+                left_alone=True,
+                how="declare them, or delete them by hand with `temporal operator namespace "
+                "delete`",
+            )
+        )
+    return tuple(items), ()
 
 
 def setting_path(namespace: str, field: str) -> str:
@@ -919,12 +1020,36 @@ class RegisterNamespaces:
             if list_undeclared
             else ()
         )
+        reported, notes = (
+            undeclared_findings(
+                env, await self._not_server_made(client, undeclared), self._clients.mode(env)
+            )
+            if input.dry_run and undeclared
+            else ((), ())
+        )
         actions = [f"{o.name} {o.action}" for o, _ in outcomes]
+        if reported:
+            actions.append(f"{len(reported)} namespace(s) on the cluster not declared")
         return RegisterNamespacesResult(
             changed=any(o.action != "unchanged" for o, _ in outcomes),
             summary=", ".join(actions) or "no namespaces declared",
             namespaces=tuple(o for o, _ in outcomes),
             undeclared=undeclared,
             dry_run=input.dry_run,
-            drift=tuple(d for _, drift in outcomes for d in drift),
+            drift=tuple(d for _, drift in outcomes for d in drift) + reported,
+            notes=notes,
         )
+
+    async def _not_server_made(self, client: Client, names: Sequence[str]) -> list[str]:
+        """`names` without the server's own namespaces (server_made); GetClusterInfo is
+        asked only when `default` is among them."""
+        store = ""
+        if "default" in names:
+            try:
+                info = await client.workflow_service.get_cluster_info(
+                    GetClusterInfoRequest(), timeout=_RPC_TIMEOUT
+                )
+            except RPCError as exc:
+                raise _failure("default", "reading the cluster's persistence store", exc) from None
+            store = info.persistence_store
+        return [name for name in names if not server_made(name, store)]

@@ -1311,6 +1311,23 @@ class PodSecurityLevel(StrEnum):
     NONE = "none"
 
 
+class UndeclaredNamespaces(StrEnum):
+    """What the drift check makes of a Temporal namespace on the cluster that no
+    `temporal_namespaces` entry declares (#22.1). Nothing ever deletes one: a namespace holds
+    workflows and their histories, and deleting it cannot be undone.
+
+    The server's own namespaces are never "undeclared": `temporal-system` (every server
+    creates it at start) and, on a `temporal server start-dev` server (SQLite), `default`,
+    which the dev server creates on every start (activities/register_namespaces.py says
+    why a `default` on a MySQL cluster is someone's)."""
+
+    PROTECT = "protect"
+    """Left alone and not drift: the drift check lists them as information."""
+    REPORT = "report"
+    """Each one is drift at `/temporal_namespaces/<name>` (exit 4) that `remediate` never
+    repairs: the item names the two ways out (declare it, or delete it by hand)."""
+
+
 class Environment(FrozenModel):
     """One environment's declared state, after layering base.yaml and <env>.yaml."""
 
@@ -1324,6 +1341,12 @@ class Environment(FrozenModel):
     web_ingress: WebIngressSpec = WebIngressSpec(enabled=False)
     web_ui: WebUiSpec = WebUiSpec()
     temporal_namespaces: tuple[TemporalNamespace, ...] = ()
+    undeclared_namespaces: UndeclaredNamespaces = Field(
+        default=UndeclaredNamespaces.PROTECT,
+        description="`protect` (default): namespaces nobody declared are left alone and "
+        "listed as information; `report`: each is drift the drift check reports (never "
+        "deleted).",
+    )
     frontend: FrontendSpec = FrontendSpec()
     approval_required: bool = False
     drift_check: DriftCheckSpec = DriftCheckSpec()
