@@ -20,9 +20,12 @@ lint: setup
 # Three processes (the e2e tests mostly wait on processes and timeouts), each with its own
 # local stack; a test file stays in one process, since an
 # e2e module's tests build on each other. PYTEST_WORKERS=0 runs in one process.
+# --no-loadscope-reorder: xdist would hand out the files with the most tests first (its
+# default), so the slow e2e files of few tests started last and ran on alone; without it the
+# files go out in the order tests/conftest.py sorts them (slowest first).
 PYTEST_WORKERS ?= 3
 test: lint
-	.venv/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+	.venv/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Unit tests only (tests/unit: no services), for a quick loop while editing.
 test-fast: setup

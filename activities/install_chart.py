@@ -54,6 +54,7 @@ from typing import Any, Literal
 
 import yaml
 from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
@@ -84,7 +85,7 @@ from adapters.processes import stop_pid
 from adapters.registry import RegistryClient, RegistryUnreachable, client_for
 from contracts.base import DriftItem, differing_paths
 from contracts.install_chart import InstallChartInput, InstallChartResult, ReleaseAction
-from declared_state.chart_values import image_references
+from declared_state.chart_values import image_references, provided_secret_keys
 from declared_state.models import Environment, ImagePin
 from declared_state.network_policies import network_policies, owned_selector
 
@@ -296,6 +297,7 @@ class _Install:
         drift = self._drift(history, values)
         if self.input.dry_run:
             return self._dry_run_result(history, drift)
+        self._check_provided_secrets()
         abandoned = self._stop_abandoned_helm()
         if abandoned:
             history = self._history()
@@ -326,6 +328,42 @@ class _Install:
             )
         activity.logger.info("%s %s: revision %s", self.where, action, final[-1]["revision"])
         return self._result(final[-1], action, recovered_from, drift)
+
+    def _check_provided_secrets(self) -> None:
+        """The Secret keys the operator provides (the UI's OIDC client secret) must be there
+        before helm runs: a pod whose secretKeyRef is missing never starts
+        (CreateContainerConfigError), so helm would wait out its whole --timeout and roll
+        back, and the error would say so only after it. Only the key names are looked at;
+        the values are neither kept, logged nor returned."""
+        missing = []
+        for ref in provided_secret_keys(self.env):
+            what = f"Secret {ref.name!r} in namespace {self.namespace!r}"
+            try:
+                secret = self.core.read_namespaced_secret(ref.name, self.namespace)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise kubernetes_error(f"reading {what}", exc) from None
+                missing.append(f"{what} does not exist ({ref.declared_at}, read by {ref.read_by})")
+                continue
+            except Exception as exc:  # connection errors: the backend's table decides
+                raise kubernetes_error(f"reading {what}", exc) from None
+            if ref.key not in (secret.data or {}):
+                missing.append(
+                    f"{what} has no key {ref.key!r} ({ref.declared_at}, read by {ref.read_by})"
+                )
+            del secret
+        if missing:
+            refs = provided_secret_keys(self.env)
+            create = "; ".join(
+                f"kubectl -n {self.namespace} create secret generic {r.name} "
+                f"--from-file={r.key}=<file with the value>"
+                for r in refs
+            )
+            raise activity_error(
+                f"{'; '.join(missing)}: its pods would never start, so nothing was installed. "
+                f"Create it ({create}), then `python starter.py retry {self.env.name}`",
+                ErrorType.CONFIGURATION_MISMATCH,
+            )
 
     def _drift(self, history: list[dict[str, Any]], values: dict[str, Any]) -> tuple[str, ...]:
         """How the latest revision differs from the declaration; () when it is up to date."""

@@ -11,7 +11,14 @@ once, then after 25 ms and at intervals growing by half up to `poll_interval`, i
 sleeping a fixed time.
 Namespaces nobody declared are never changed or deleted; they are listed (`undeclared`) on
 dry runs (the drift check) or when asked: provisioning reads nothing of that list, and it
-costs a ListNamespaces page per 100 namespaces on the server.
+costs a ListNamespaces page per 100 namespaces on the server. A dry run turns the list,
+without the server's own namespaces (`server_made`: `temporal-system`, and `default` on a
+dev server), into what the environment's `undeclared_namespaces` says (#22.1): `protect`
+(the default) gives `notes` ("not declared, left alone"), never drift; `report` gives one
+drift item per namespace at `/temporal_namespaces/<name>`, not repairable and `left_alone`
+(the step's real run never touches it, so it does not hold back the repair of the rest), whose
+`how` names the two ways out: declare it, or the exact `temporal operator namespace delete`
+command. Nothing here ever deletes a namespace: its workflows and histories would go with it.
 
 The server admits only so many registrations a second (the dev server: a burst of ~40, then
 ~25/s) and rejects the rest with RESOURCE_EXHAUSTED. A rejected call is paced and repeated
@@ -45,6 +52,13 @@ the step for it. Attributes nobody declared are left alone, unless the namespace
 setting's outcome is in `NamespaceOutcome.settings`; drift paths are
 `/temporal_namespaces/<namespace>/<field>`.
 
+History and visibility archival (#22.1): activities/namespace_archival.py compares, and the
+same RegisterNamespace / UpdateNamespace carry the declared state and URI. A declared URI that
+differs from the namespace's live one (which the server never changes) stops the attempt
+before any write, like a search attribute's type change; a server that ignores the archival
+fields (its cluster config does not enable that kind) stops it after the write instead of
+reporting success. Drift paths are `/temporal_namespaces/<namespace>/archival/<kind>`.
+
 What earlier attempts did is carried across retries by the namespace itself: RegisterNamespace
 writes `temporal-bootstrap.registered-by: <workflow id>/<run id>` into the namespace's data.
 An attempt that finds a namespace registered by its own run (attempt 1 registered it, then
@@ -59,7 +73,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -77,6 +91,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.api.workflowservice.v1 import (
     DescribeNamespaceRequest,
     DescribeNamespaceResponse,
+    GetClusterInfoRequest,
     ListNamespacesRequest,
     ListWorkflowExecutionsRequest,
     RegisterNamespaceRequest,
@@ -85,6 +100,12 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.namespace_archival import (
+    ArchivalPlan,
+    not_applied,
+    plan_archival,
+    registration_fields,
+)
 from adapters.errors import ErrorType, activity_error
 from adapters.errors.temporal_rpc import rpc_answer, temporal_rpc_error
 from adapters.temporal_target import FrontendUnreachable, TargetTemporalClients, attempt_deadline
@@ -97,8 +118,11 @@ from contracts.register_namespaces import (
 )
 from declared_state.models import (
     BOOTSTRAP_DATA_PREFIX,
+    Environment,
+    FrontendConnect,
     SearchAttributeType,
     TemporalNamespace,
+    UndeclaredNamespaces,
     format_duration,
 )
 
@@ -178,6 +202,96 @@ def _frontend_unread(target: str, reason: str) -> RegisterNamespacesResult:
         dry_run=True,
         unchecked=(unread,),
     )
+
+
+# -- namespaces nobody declared (#22.1) ------------------------------------------------------
+LISTED_UNDECLARED = 100
+"""Undeclared namespaces a dry run names one by one (drift items or notes); the rest are
+counted in one more line, so a cluster with thousands keeps the step's result small."""
+
+
+def server_made(name: str, persistence_store: str) -> bool:
+    """Whether the server itself created namespace `name`, so it is never "undeclared".
+    `persistence_store` is what GetClusterInfo says (`sqlite`, `mysql8`, ...).
+
+    - `temporal-system`: every server creates it at start (temporal/server_impl.go,
+      InitializeSystemNamespaces in common/persistence/metadata_manager.go).
+    - `default` on SQLite: `temporal server start-dev` creates it on every start (the CLI's
+      internal/temporalcli/commands.server.go: `append([]string{"default"}, ...)`), and SQLite
+      is what the dev server runs on; the local stack's frontends are such servers.
+    - `default` on any other store is someone's: the server never creates it, and the
+      chart creates it only with `server.config.namespaces.create: true` (false in every
+      chart's values), which the bootstrap renders false and refuses in `extra_values`. So
+      on the MySQL cluster a `default` was registered by a person (or by clients relying
+      on the SDKs' default namespace) and is reported like any other.
+    """
+    return name in _SYSTEM_NAMESPACES or (name == "default" and persistence_store == "sqlite")
+
+
+def delete_command(env: Environment, mode: FrontendConnect, name: str) -> str:
+    """The temporal CLI command that deletes namespace `name` by hand, with the address a
+    person reaches the frontend at: the declared (or in-cluster) address when the worker
+    dials it directly, else a `kubectl port-forward` to the frontend Service first."""
+    tls = env.frontend.tls
+    flags = ""
+    if tls.enabled:
+        flags = " --tls"
+        flags += f" --tls-ca-path {tls.ca_file}" if tls.ca_file else ""
+        flags += f" --tls-server-name {tls.server_name}" if tls.server_name else ""
+    delete = f"temporal operator namespace delete --namespace {name}"
+    if mode == FrontendConnect.DIRECT:
+        return f"{delete} --address {env.frontend_address}{flags}"
+    forward = (
+        f"kubectl --namespace {env.kubernetes.namespace} port-forward "
+        f"service/{env.frontend_service} 7233:{env.frontend.port}"
+    )
+    return f"{forward}, then {delete} --address 127.0.0.1:7233{flags}"
+
+
+def undeclared_findings(
+    env: Environment, names: Sequence[str], mode: FrontendConnect
+) -> tuple[tuple[DriftItem, ...], tuple[str, ...]]:
+    """The drift items (`undeclared_namespaces: report`) or notes (`protect`) for the
+    namespaces `names` nobody declared (the server's own already taken out)."""
+    listed, more = names[:LISTED_UNDECLARED], len(names) - LISTED_UNDECLARED
+    if env.undeclared_namespaces == UndeclaredNamespaces.PROTECT:
+        notes = [
+            f"namespace {name}: not declared, left alone (undeclared_namespaces: protect)"
+            for name in listed
+        ]
+        if more > 0:
+            notes.append(f"... and {more} more namespaces not declared, left alone")
+        return (), tuple(notes)
+    items = [
+        DriftItem(
+            message=f"/temporal_namespaces/{name}: namespace on the cluster, not declared "
+            "(undeclared_namespaces: report; never deleted)",
+            kind="TemporalNamespace",
+            name=name,
+            path=f"/temporal_namespaces/{name}",
+            live="exists",
+            repairable=False,
+            left_alone=True,
+            how=f"declare it in temporal_namespaces of environment {env.name}, or delete it "
+            f"by hand (its workflows and histories go with it): "
+            f"{delete_command(env, mode, name)}",
+        )
+        for name in listed
+    ]
+    if more > 0:
+        items.append(
+            DriftItem(
+                message=f"/temporal_namespaces: {more} more namespaces on the cluster, not "
+                f"declared (the first {LISTED_UNDECLARED} are listed)",
+                kind="TemporalNamespace",
+                path="/temporal_namespaces",
+                repairable=False,
+                left_alone=True,
+                how="declare them, or delete them by hand with `temporal operator namespace "
+                "delete`",
+            )
+        )
+    return tuple(items), ()
 
 
 def setting_path(namespace: str, field: str) -> str:
@@ -325,7 +439,8 @@ def plan_settings(
 
 def _created_settings(ns: TemporalNamespace) -> tuple[NamespaceSetting, ...]:
     """A new namespace gets every declared setting."""
-    return tuple(plan_settings(ns, "", {}, {}).outcomes)
+    archival = plan_archival(ns, NamespaceConfig()).outcomes
+    return (*plan_settings(ns, "", {}, {}).outcomes, *archival)
 
 
 T = TypeVar("T")
@@ -523,6 +638,7 @@ class RegisterNamespaces:
                 workflow_execution_retention_period=_duration(ns.retention),
                 is_global_namespace=ns.is_global,
                 data={**ns.data, REGISTERED_BY: _this_run()},
+                **registration_fields(ns),
             )
             try:
                 await pacer.call(
@@ -551,6 +667,8 @@ class RegisterNamespaces:
                 )
                 await self._add_search_attributes(client, pacer, ns, ns.search_attributes)
                 after = await self._describe(client, pacer, ns.name)
+                if after is not None and (ignored := not_applied(ns, after.config)):
+                    raise activity_error(ignored, ErrorType.CONFIGURATION_MISMATCH)
                 if after is not None:
                     retention_after = after.config.workflow_execution_retention_ttl.ToTimedelta()
                     created = created.model_copy(update={"retention_after": retention_after})
@@ -606,11 +724,15 @@ class RegisterNamespaces:
         else:
             live_attributes = await self._search_attributes(client, pacer, ns.name)
         settings = plan_settings(ns, info.owner_email, info.data, live_attributes)
-        drift += settings.drift
-        if settings.type_changes and not dry_run:
-            # Checked before any write already (`_refuse_type_changes`); changed meanwhile.
-            raise activity_error("; ".join(settings.type_changes), ErrorType.CONFIGURATION_MISMATCH)
-        if not (retention_differs or description_differs or settings.writes):
+        archival = plan_archival(ns, found.config)
+        drift += settings.drift + archival.drift
+        if (settings.type_changes or archival.refusals) and not dry_run:
+            # Checked before any write already (`_refuse_type_changes`,
+            # `_refuse_archival_uri_changes`); changed meanwhile.
+            refusals = settings.type_changes + archival.refusals
+            raise activity_error("; ".join(refusals), ErrorType.CONFIGURATION_MISMATCH)
+        outcomes = (*settings.outcomes, *archival.outcomes)
+        if not (retention_differs or description_differs or settings.writes or archival.update):
             if ours:
                 activity.logger.info("namespace %s was registered by an earlier attempt", ns.name)
                 return created.model_copy(update={"retention_after": retention}), drift
@@ -620,7 +742,7 @@ class RegisterNamespaces:
                 retention_before=retention,
                 retention_after=retention,
                 description_changed=False,
-                settings=tuple(settings.outcomes),
+                settings=outcomes,
             )
             return unchanged, drift
         updated = NamespaceOutcome(
@@ -629,14 +751,20 @@ class RegisterNamespaces:
             retention_before=retention,
             retention_after=ns.retention if retention_differs else retention,
             description_changed=description_differs,
-            settings=tuple(settings.outcomes),
+            settings=outcomes,
         )
         if dry_run:
             return updated, drift
         retention_after = retention
-        if retention_differs or description_differs or settings.owner_email or settings.data:
+        if (
+            retention_differs
+            or description_differs
+            or settings.owner_email
+            or settings.data
+            or archival.update
+        ):
             retention_after = await self._update(
-                client, pacer, ns, retention_differs, description_differs, settings
+                client, pacer, ns, retention_differs, description_differs, settings, archival
             )
         await self._remove_search_attributes(client, pacer, ns, settings.remove)
         await self._add_search_attributes(client, pacer, ns, settings.add)
@@ -646,9 +774,7 @@ class RegisterNamespaces:
             format_duration(retention),
             format_duration(retention_after),
             ", description changed" if description_differs else "",
-            "".join(
-                f", {o.field} {o.action}" for o in settings.outcomes if o.action != "unchanged"
-            ),
+            "".join(f", {o.field} {o.action}" for o in outcomes if o.action != "unchanged"),
         )
         outcome = created if ours else updated
         return outcome.model_copy(update={"retention_after": retention_after}), drift
@@ -661,6 +787,7 @@ class RegisterNamespaces:
         retention_differs: bool,
         description_differs: bool,
         settings: SettingsPlan,
+        archival: ArchivalPlan,
     ) -> timedelta:
         """One UpdateNamespace for what differs; the retention the server then keeps."""
         request = UpdateNamespaceRequest(namespace=ns.name)
@@ -670,6 +797,8 @@ class RegisterNamespaces:
             request.config.CopyFrom(
                 NamespaceConfig(workflow_execution_retention_ttl=_duration(ns.retention))
             )
+        # Archival kinds not declared stay unspecified, which the server leaves as they are.
+        archival.set_on(request.config)
         # Unset (empty) description and owner email are left as they are; `data` is merged
         # into the namespace's data, so keys nobody declared (and the registration marker)
         # stay.
@@ -687,6 +816,8 @@ class RegisterNamespaces:
             )
         except RPCError as exc:
             raise _failure(ns.name, "update", exc) from None
+        if archival.update and (ignored := not_applied(ns, response.config)):
+            raise activity_error(ignored, ErrorType.CONFIGURATION_MISMATCH)
         return response.config.workflow_execution_retention_ttl.ToTimedelta()
 
     async def _usable(self, client: Client, pacer: RpcPacer, name: str) -> str | None:
@@ -750,7 +881,13 @@ class RegisterNamespaces:
 
     async def _namespace_names(self, client: Client, pacer: RpcPacer) -> set[str]:
         """Every namespace on the server (a ListNamespaces page per 100)."""
-        names: list[str] = []
+        return set(await self._live_namespaces(client, pacer))
+
+    async def _live_namespaces(
+        self, client: Client, pacer: RpcPacer
+    ) -> dict[str, DescribeNamespaceResponse]:
+        """Every namespace on the server as ListNamespaces describes it (a page per 100)."""
+        found: dict[str, DescribeNamespaceResponse] = {}
         token = b""
         while True:
             request = ListNamespacesRequest(page_size=100, next_page_token=token)
@@ -761,11 +898,35 @@ class RegisterNamespaces:
                 )
             except RPCError as exc:
                 raise _failure("*", "list namespaces", exc) from None
-            names += [n.namespace_info.name for n in page.namespaces]
+            found.update((n.namespace_info.name, n) for n in page.namespaces)
             token = page.next_page_token
             if not token:
                 break
-        return set(names)
+        return found
+
+    async def _refuse_archival_uri_changes(
+        self, client: Client, pacer: RpcPacer, env_namespaces: tuple[TemporalNamespace, ...]
+    ) -> None:
+        """Before any write: stop (non-retryable, nothing changed) when an existing namespace
+        archives to another URI than declared, which the server never changes. Read from
+        ListNamespaces, never a describe (see `_refuse_type_changes`)."""
+        declaring = [
+            ns
+            for ns in env_namespaces
+            if ns.archival
+            and any(k and k.uri for k in (ns.archival.history, ns.archival.visibility))
+        ]
+        if not declaring:
+            return
+        live = await self._live_namespaces(client, pacer)
+        refusals = [
+            line
+            for ns in declaring
+            if ns.name in live
+            for line in plan_archival(ns, live[ns.name].config).refusals
+        ]
+        if refusals:
+            raise activity_error("; ".join(refusals), ErrorType.CONFIGURATION_MISMATCH)
 
     async def _refuse_type_changes(
         self, client: Client, pacer: RpcPacer, env_namespaces: tuple[TemporalNamespace, ...]
@@ -819,6 +980,8 @@ class RegisterNamespaces:
             if input.dry_run
             else await self._refuse_type_changes(client, pacer, env.temporal_namespaces)
         )
+        if not input.dry_run:
+            await self._refuse_archival_uri_changes(client, pacer, env.temporal_namespaces)
 
         async def one(ns: TemporalNamespace) -> tuple[NamespaceOutcome, list[DriftItem]]:
             async with limit:
@@ -857,12 +1020,36 @@ class RegisterNamespaces:
             if list_undeclared
             else ()
         )
+        reported, notes = (
+            undeclared_findings(
+                env, await self._not_server_made(client, undeclared), self._clients.mode(env)
+            )
+            if input.dry_run and undeclared
+            else ((), ())
+        )
         actions = [f"{o.name} {o.action}" for o, _ in outcomes]
+        if reported:
+            actions.append(f"{len(reported)} namespace(s) on the cluster not declared")
         return RegisterNamespacesResult(
             changed=any(o.action != "unchanged" for o, _ in outcomes),
             summary=", ".join(actions) or "no namespaces declared",
             namespaces=tuple(o for o, _ in outcomes),
             undeclared=undeclared,
             dry_run=input.dry_run,
-            drift=tuple(d for _, drift in outcomes for d in drift),
+            drift=tuple(d for _, drift in outcomes for d in drift) + reported,
+            notes=notes,
         )
+
+    async def _not_server_made(self, client: Client, names: Sequence[str]) -> list[str]:
+        """`names` without the server's own namespaces (server_made); GetClusterInfo is
+        asked only when `default` is among them."""
+        store = ""
+        if "default" in names:
+            try:
+                info = await client.workflow_service.get_cluster_info(
+                    GetClusterInfoRequest(), timeout=_RPC_TIMEOUT
+                )
+            except RPCError as exc:
+                raise _failure("default", "reading the cluster's persistence store", exc) from None
+            store = info.persistence_store
+        return [name for name in names if not server_made(name, store)]

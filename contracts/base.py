@@ -43,6 +43,10 @@ class DriftItem(FrozenModel):
     (mid-upgrade, or a declaration edited without `upgrade`): never `repairable`, since
     re-applying the declared chart would move versions without the schema step; only
     `starter.py upgrade ENV` moves them."""
+    left_alone: bool = False
+    """Something the step's run never touches (a Temporal namespace nobody declared, under
+    `undeclared_namespaces: report`): never `repairable`, yet no reason to hold back the run
+    that repairs the step's other differences. Reported until a person acts (`how`)."""
 
     def __str__(self) -> str:
         return self.message
@@ -62,6 +66,9 @@ class StepResult(FrozenModel):
     unchecked: tuple[DriftItem, ...] = ()
     """What could not be read (forbidden, not answering), so is neither in sync nor drifted:
     the drift check reports it as "could not check", never as in sync."""
+    notes: tuple[str, ...] = ()
+    """What the step saw and leaves alone because the declaration says so, for people (a
+    namespace nobody declared, under `undeclared_namespaces: protect`): never drift."""
 
 
 def differing_paths(old: Any, new: Any, prefix: str = "") -> list[str]:

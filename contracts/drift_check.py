@@ -21,6 +21,10 @@ DRIFT_CHECKED_STEPS_V1 = (
     "register_namespaces",
 )
 LIVE_CHECKS_PATCH = "live-object-and-temporal-checks"
+LEFT_ALONE_PATCH = "left-alone-drift"
+"""Runs with this marker call a repaired step whose re-check finds only `left_alone`
+differences (namespaces nobody declared) drifted, not "not restored" (a failed repair), and
+do not let such differences keep `remediate` from running the step for its other ones."""
 
 # A read-only check's drift is repaired by running another step for real, with these input
 # options; a check mapped to None is repaired by nothing remediate does (its findings name
@@ -85,6 +89,9 @@ class DriftFinding(FrozenModel):
     """What the check could not read ("could not check")."""
     would_change: bool = False
     """The step's dry run said a real run would change something."""
+    notes: tuple[str, ...] = ()
+    """What the step left alone because the declaration says so (StepResult.notes): shown
+    as information, never drift."""
 
     @property
     def shown(self) -> tuple[DriftItem, ...]:
@@ -104,8 +111,10 @@ class DriftFinding(FrozenModel):
     def forbids_its_own_run(self) -> bool:
         """A step's own finding with a difference its run must not touch: install_chart
         when another chart version is declared (re-applying would upgrade the cluster
-        without its schema step; only `upgrade` moves versions)."""
-        return any(not d.repairable for d in self.shown)
+        without its schema step; only `upgrade` moves versions). A `left_alone` difference
+        (a namespace nobody declared) is not one: the run never touches it (the workflow
+        asks LEFT_ALONE_PATCH before it relies on that)."""
+        return any(not d.repairable and not d.left_alone for d in self.shown)
 
 
 class DriftRecord(FrozenModel):

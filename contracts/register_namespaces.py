@@ -49,12 +49,13 @@ class NamespaceSetting(FrozenModel):
     owner email or one data key. Values are not repeated here (the drift items carry them)."""
 
     field: str = Field(
-        description="`search_attributes/<name>`, `owner_email` or `data/<key>`, as in the "
-        "drift path `/temporal_namespaces/<namespace>/<field>`."
+        description="`search_attributes/<name>`, `owner_email`, `data/<key>` or "
+        "`archival/<history|visibility>`, as in the drift path "
+        "`/temporal_namespaces/<namespace>/<field>`."
     )
     action: SettingAction = Field(
-        description="`refused`: a search attribute's type differs (dry runs only; a real run "
-        "stops before any write instead); `removed`: a search attribute not declared, in a "
+        description="`refused`: a search attribute's type or an archival URI differs (dry runs "
+        "only; a real run stops before any write instead); `removed`: a search attribute not declared, in a "
         "namespace with `allow_deletion`."
     )
 

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from declared_state import dynamic_config, versions
+from declared_state import archival, dynamic_config, versions
 from declared_state.loader import deep_merge
 from declared_state.models import Environment, Image, Resources, ServiceSpec, WebUiAuth
 
@@ -187,6 +188,32 @@ def ui_sign_in_env(env: Environment) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass(frozen=True)
+class ProvidedSecretKey:
+    """A Secret key the release's pods read that this tool neither creates nor fills: the
+    operator provides it before provisioning (install_chart checks it is there first)."""
+
+    name: str
+    key: str
+    declared_at: str
+    """The environment key that names it."""
+    read_by: str
+
+
+def provided_secret_keys(env: Environment) -> tuple[ProvidedSecretKey, ...]:
+    """The Secret keys of `env`'s release that the operator provides (today: the Web UI's
+    OIDC client secret); the DB password Secret is ensure_db_secret's, not listed here."""
+    oidc = env.web_ui.oidc
+    if env.web_ui.auth != WebUiAuth.OIDC or oidc is None:
+        return ()
+    ref = oidc.client_secret_ref
+    return (
+        ProvidedSecretKey(
+            ref.name, ref.key, "web_ui.oidc.client_secret_ref", "the Web UI's OIDC sign-in"
+        ),
+    )
+
+
 def _web(env: Environment) -> dict[str, Any]:
     web: dict[str, Any] = _with_image({"enabled": True}, env.resolved_images.web)
     web |= {
@@ -251,6 +278,11 @@ def _server(env: Environment, persistence: dict[str, Any]) -> dict[str, Any]:
         # Both layouts: the chart writes it verbatim into ConfigMap <release>-dynamic-config
         # (key dynamic_config.yaml), which the servers re-read every 10 s.
         server["dynamicConfig"] = dynamic_config.chart_values(env.dynamic_config)
+    if env.archival.any_enabled:
+        # Both layouts: `server.archival` and `server.namespaceDefaults` go verbatim into the
+        # server config. Without them the chart writes archival `status: disabled` (a key the
+        # server does not read: both kinds stay disabled, as they should).
+        server.update(archival.chart_values(env.archival))
     for name in SERVER_SERVICES:
         server[name] = _server_service(getattr(env.services, name))
     return server

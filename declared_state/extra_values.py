@@ -17,7 +17,8 @@ schema jobs off) while the environment file still declares the opposite. So:
   database connection's TLS, password and address settings, the Web UI's access-control
   annotations (an allow-list added where the model uses auth, a snippet that opens access),
   `server.dynamicConfig` (declared in `dynamic_config`, checked there and kept by the
-  drift check; a key added beside the model's would escape both), and the Web UI's sign-in
+  drift check; a key added beside the model's would escape both), `server.archival` and
+  `server.namespaceDefaults` (declared in `archival`), and the Web UI's sign-in
   variables (`TEMPORAL_AUTH_*` in `web.additionalEnv`, declared in `web_ui`) even where the
   model declares no sign-in.
 - The message names the model key to use instead (`HINTS`, matched on the words of the path,
@@ -139,6 +140,12 @@ HINTS: tuple[Hint, ...] = (
         r"^server\.dynamicConfig(\..+)?$",
         "declare it in dynamic_config (same format: key -> [{{value, constraints}}]), where it is "
         "checked before anything starts and kept by the drift check",
+        always=True,
+    ),
+    _hint(
+        r"^server\.(archival|namespaceDefaults)(\..+)?$",
+        "declare it in archival (and temporal_namespaces[].archival), where the server's rules "
+        "are checked before anything starts",
         always=True,
     ),
     _hint(

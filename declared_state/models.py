@@ -26,6 +26,7 @@ from pydantic import (
 
 from base.model import FrozenModel
 from declared_state import versions
+from declared_state.archival import ClusterArchival, NamespaceArchival, namespace_problems
 from declared_state.dynamic_config import DynamicConfig, constraint_problems
 
 # RFC 1123 label, as Kubernetes requires for namespace names.
@@ -846,6 +847,11 @@ class TemporalNamespace(FrozenModel):
         description="Remove the namespace's live custom search attributes that are not "
         "declared in `search_attributes` (false: they are left alone and not reported).",
     )
+    archival: NamespaceArchival | None = Field(
+        default=None,
+        description="History and visibility archival (state and URI); None, or a kind left "
+        "out: not managed. See declared_state/archival.py.",
+    )
 
     # merged with FrozenModel's frozen/forbid config
     model_config = ConfigDict(populate_by_name=True)
@@ -1335,6 +1341,23 @@ class PodSecurityLevel(StrEnum):
     NONE = "none"
 
 
+class UndeclaredNamespaces(StrEnum):
+    """What the drift check makes of a Temporal namespace on the cluster that no
+    `temporal_namespaces` entry declares (#22.1). Nothing ever deletes one: a namespace holds
+    workflows and their histories, and deleting it cannot be undone.
+
+    The server's own namespaces are never "undeclared": `temporal-system` (every server
+    creates it at start) and, on a `temporal server start-dev` server (SQLite), `default`,
+    which the dev server creates on every start (activities/register_namespaces.py says
+    why a `default` on a MySQL cluster is someone's)."""
+
+    PROTECT = "protect"
+    """Left alone and not drift: the drift check lists them as information."""
+    REPORT = "report"
+    """Each one is drift at `/temporal_namespaces/<name>` (exit 4) that `remediate` never
+    repairs: the item names the two ways out (declare it, or delete it by hand)."""
+
+
 class Environment(FrozenModel):
     """One environment's declared state, after layering base.yaml and <env>.yaml."""
 
@@ -1348,6 +1371,12 @@ class Environment(FrozenModel):
     web_ingress: WebIngressSpec = WebIngressSpec(enabled=False)
     web_ui: WebUiSpec = WebUiSpec()
     temporal_namespaces: tuple[TemporalNamespace, ...] = ()
+    undeclared_namespaces: UndeclaredNamespaces = Field(
+        default=UndeclaredNamespaces.PROTECT,
+        description="`protect` (default): namespaces nobody declared are left alone and "
+        "listed as information; `report`: each is drift the drift check reports (never "
+        "deleted).",
+    )
     frontend: FrontendSpec = FrontendSpec()
     approval_required: bool = False
     drift_check: DriftCheckSpec = DriftCheckSpec()
@@ -1366,6 +1395,11 @@ class Environment(FrozenModel):
         "declared_state/dynamic_config.py.",
     )
     network_policy: NetworkPolicySpec = NetworkPolicySpec()
+    archival: ClusterArchival = Field(
+        default_factory=ClusterArchival,
+        description="What the cluster can archive (server.archival, "
+        "server.namespaceDefaults.archival); see declared_state/archival.py.",
+    )
     extra_values: dict[str, Any] = Field(
         default_factory=dict,
         description="Chart values the model does not cover; deep-merged last.",
@@ -1393,6 +1427,16 @@ class Environment(FrozenModel):
         server = versions.version_key(self.chart.target_server_version)
         if problems := constraint_problems(self.dynamic_config, server):
             raise ValueError(f"dynamic_config: {'; '.join(problems)}")
+        return self
+
+    @model_validator(mode="after")
+    def _archival_the_cluster_applies(self) -> Environment:
+        declared = [
+            (f"temporal_namespaces[{i}]", ns.archival)
+            for i, ns in enumerate(self.temporal_namespaces)
+        ]
+        if problems := namespace_problems(self.archival, declared):
+            raise ValueError("; ".join(problems))
         return self
 
     @model_validator(mode="after")

@@ -22,6 +22,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from contracts.bootstrap import BootstrapInput
 from contracts.drift_check import DriftCheckInput
+from declared_state.archival import ARCHIVAL_KINDS, ArchivalState
 from declared_state.loader import InvalidEnvironment, Problem, load_environment
 from declared_state.models import Environment, format_duration
 
@@ -189,6 +190,35 @@ def notifications_text(env: Environment) -> str:
     )
 
 
+def archival_text(env: Environment) -> str:
+    """What the cluster archives and where (`validate`), and which namespaces archive."""
+    cluster = env.archival
+    if not cluster.any_enabled:
+        return "off (archival)"
+    kinds = []
+    for kind in ARCHIVAL_KINDS:
+        spec = cluster.kind(kind)
+        archiving = [
+            ns.name
+            for ns in env.temporal_namespaces
+            if ns.archival
+            and (declared := ns.archival.kind(kind))
+            and declared.state == ArchivalState.ENABLED
+        ]
+        if spec.enabled:
+            kinds.append(
+                f"{kind} to {spec.uri} by default (namespaces: {', '.join(archiving) or 'none'} "
+                f"declared, others {spec.namespace_default.value})"
+            )
+        else:
+            kinds.append(f"{kind} off")
+    assert cluster.s3store is not None  # an enabled kind needs it
+    return (
+        f"{'; '.join(kinds)}; S3 in {cluster.s3store.region} with the server pods' AWS "
+        "credentials (IAM role)"
+    )
+
+
 def summarize(
     env: Environment, manifests: str, lock: LockStatus | None = None
 ) -> EnvironmentSummary:
@@ -216,6 +246,7 @@ def summarize(
                 )
                 or "none",
             ),
+            ("archival", archival_text(env)),
             ("notifications", notifications_text(env)),
             ("rendered objects", ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))),
             *((("chart lock", lock.text()),) if lock is not None else ()),

@@ -79,6 +79,7 @@ FILE_ORDER = (
     "temporal_namespaces",
     "images",
     "dynamic_config",
+    "archival",
     "extra_values",
 )
 PLACEHOLDER = "unknown"

@@ -212,7 +212,8 @@ def exposure_line(exposure: WebUiExposure) -> str:
 def drift_lines(result: DriftCheckResult) -> list[str]:
     """Each checked step with its status and counts; under it the differences grouped by
     object, each saying whether remediate can repair it (and how, or what does); ignored
-    differences are counted, not shown; what could not be checked is listed."""
+    differences are counted, not shown; what could not be checked is listed, and what a step
+    left alone because the declaration says so (`i`, information)."""
     lines = []
     for finding in result.findings:
         lines.append(drift_step_line(finding))
@@ -224,6 +225,8 @@ def drift_lines(result: DriftCheckResult) -> list[str]:
                 lines.append(f"         repairable: {_repair_text(finding.step, item)}")
         for item in finding.unchecked:
             lines.append(f"     ? {item.message}")
+        for note in finding.notes:
+            lines.append(f"     i {note}")
         if finding.error:
             lines.append(f"     {finding.error}")
     skewed = [d for f in result.findings for d in f.shown if d.version_skew]
@@ -294,14 +297,17 @@ def _repair_text(step: str, item: DriftItem) -> str:
 
 
 def drift_json(result: DriftCheckResult) -> str:
-    """`starter.py drift ENV --output json`: the run's state and one record per difference
-    (or per thing that could not be checked), as the `progress` query carries them."""
+    """`starter.py drift ENV --output json`: the run's state, one record per difference
+    (or per thing that could not be checked), as the `progress` query carries them, and the
+    notes (information: what a step left alone on purpose)."""
     document = {
         "environment": result.environment,
         "policy": result.policy.value,
         "state": result.state.value,
         "checked_at": result.checked_at.isoformat() if result.checked_at else None,
         "records": [r.model_dump(mode="json") for r in drift_records(result.findings)],
+        # Information, never drift: what a step left alone because the declaration says so.
+        "notes": [{"step": f.step, "message": n} for f in result.findings for n in f.notes],
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
 

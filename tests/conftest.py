@@ -39,7 +39,9 @@ LAYERS = ("unit", "integration", "e2e", "real_cluster")
 
 # The files that take longest (measured with --durations; docs/benchmarks.md §5), started
 # first: with `--dist loadfile` a file runs whole in one process, and a long one handed out
-# last keeps the run going after the other processes have finished.
+# last keeps the run going after the other processes have finished. xdist keeps this order
+# only with --no-loadscope-reorder (the Makefile's); by default it sorts files by their
+# number of tests, which put these files of few tests at the end.
 SLOWEST_FILES = (
     "e2e/test_faults.py",
     "e2e/test_upgrade_crash.py",

@@ -29,6 +29,15 @@ sender is told what the check is doing) and a signal of the same name that takes
 refused signals and unknown signal names are recorded in `refused` (workflows/operated.py's
 `OperatorInbox`, shared with the bootstrap).
 
+A difference the step's run never touches (`left_alone`: a Temporal namespace nobody
+declared, under `undeclared_namespaces: report`) is drift that is not repairable, but it does
+not keep `remediate` from running the step for the step's other differences; when the check
+after that repair finds only such differences, the step is drifted, not "not restored"
+(`LEFT_ALONE_PATCH`, asked only where a left-alone difference decides, so earlier runs
+replay unchanged). What a step leaves
+alone because the declaration says so (`undeclared_namespaces: protect`) is in the finding's
+`notes`: information, never drift.
+
 A check that fails (cluster unreachable, say) is reported as such and does not block: the next
 scheduled run looks again. Started by hand (`starter.py drift ENV`) or by the Temporal Schedule
 `drift-check-<env>` (`starter.py schedule ENV`). Runs started before the two live checks
@@ -53,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.bootstrap import BootstrapInput
     from contracts.drift_check import (
         DRIFT_CHECKED_STEPS_V1,
+        LEFT_ALONE_PATCH,
         LIVE_CHECKS_PATCH,
         REPAIRED_BY,
         DriftCheckInput,
@@ -286,7 +296,7 @@ class DriftCheckWorkflow(OperatorInbox, Notifying):
             for name, finding in self._findings.items()
             if name not in REPAIRED_BY
             and finding.status == FindingStatus.DRIFTED
-            and finding.forbids_its_own_run
+            and self._forbids_its_own_run(finding)
         }
         runs: dict[str, _Repair] = {}
         for name, finding in self._findings.items():
@@ -300,6 +310,16 @@ class DriftCheckWorkflow(OperatorInbox, Notifying):
             repair.options.update(options)
             repair.covers.append(name)
         return sorted(runs.values(), key=lambda r: [s.name for s in CHECKED].index(r.step))
+
+    @staticmethod
+    def _forbids_its_own_run(finding: DriftFinding) -> bool:
+        if finding.forbids_its_own_run:
+            return True
+        # What is left is `left_alone` (its run never touches it): that forbids the run only
+        # for runs started before LEFT_ALONE_PATCH, asked only where it decides (no history
+        # recorded before it holds such a difference).
+        left_alone = any(not d.repairable for d in finding.shown)
+        return left_alone and finding.repairable and not workflow.patched(LEFT_ALONE_PATCH)
 
     async def _wait_for_approval(self, input: DriftCheckInput, steps: list[str]) -> None:
         self._state = DriftState.WAITING_FOR_APPROVAL
@@ -344,6 +364,16 @@ class DriftCheckWorkflow(OperatorInbox, Notifying):
             return
         if again.status == FindingStatus.DRIFTED:
             left = again.shown
+            if (
+                left
+                and not again.would_change
+                and all(d.left_alone for d in left)
+                and workflow.patched(LEFT_ALONE_PATCH)
+            ):
+                # All that is left is what the repair was never to touch (namespaces nobody
+                # declared): drift still to report, not a repair that failed.
+                self._findings[name] = again
+                return
             self._findings[name] = repaired.model_copy(
                 update={
                     "status": FindingStatus.NOT_RESTORED,
@@ -406,6 +436,7 @@ class DriftCheckWorkflow(OperatorInbox, Notifying):
             drift=result.drift,  # ignored differences too: they are counted
             unchecked=result.unchecked,
             would_change=result.changed,
+            notes=result.notes,  # data for people only: no command depends on it
         )
         if result.changed or found.shown:
             return found.model_copy(

@@ -1036,6 +1036,65 @@ class _Mapper:
         if found:
             self.env["dynamic_config"] = copy.deepcopy(found)
 
+    def archival(self) -> None:
+        """`server.archival` and `server.namespaceDefaults` are the server's archival config,
+        which the model's `archival` declares (extra_values may not carry them). A kind that
+        is not `enabled` is the model's default (disabled); an enabled one maps when its
+        provider is `s3store`, the only one the model configures (shared by both kinds);
+        anything else blocks the import. The server's own rules (an enabled kind needs a
+        default URI, ...) are checked by the loader on the imported file."""
+        found = self.take(("server", "archival"))
+        defaults = self.take(("server", "namespaceDefaults"))
+        archival: dict[str, Any] = {}
+        stores: dict[str, dict[str, Any]] = {}
+        for kind in ("history", "visibility"):
+            cfg = get(found, (kind,), None) if isinstance(found, Mapping) else None
+            if not isinstance(cfg, Mapping) or str(cfg.get("state", "")).lower() != "enabled":
+                continue
+            path: ValuesPath = ("server", "archival", kind, "provider")
+            provider = cfg.get("provider")
+            provider = provider if isinstance(provider, Mapping) else {}
+            if set(provider) != {"s3store"}:
+                self.block(
+                    path,
+                    f"{kind} archival uses {', '.join(sorted(provider)) or 'no'} provider",
+                    "temporal-bootstrap configures the s3store archiver only (s3:// URIs)",
+                )
+                continue
+            store = provider["s3store"] if isinstance(provider["s3store"], Mapping) else {}
+            stores[kind] = {
+                key: store[written]
+                for key, written in (
+                    ("region", "region"),
+                    ("endpoint", "endpoint"),
+                    ("force_path_style", "s3ForcePathStyle"),
+                )
+                if store.get(written) not in (None, "", False)
+            }
+            default = (
+                get(defaults, ("archival", kind), None) if isinstance(defaults, Mapping) else None
+            )
+            default = default if isinstance(default, Mapping) else {}
+            spec: dict[str, Any] = {
+                "state": "enabled",
+                "enable_read": bool(cfg.get("enableRead", False)),
+            }
+            if default.get("URI"):
+                spec["uri"] = default["URI"]
+            if str(default.get("state", "")).lower() == "enabled":
+                spec["namespace_default"] = "enabled"
+            archival[kind] = spec
+        if len({tuple(sorted(s.items())) for s in stores.values()}) > 1:
+            self.block(
+                ("server", "archival", "visibility", "provider", "s3store"),
+                "history and visibility archival use different s3store settings",
+                "the model declares one archival.s3store for both kinds",
+            )
+        elif stores:
+            archival["s3store"] = next(iter(stores.values()))
+        if archival:
+            self.env["archival"] = archival
+
     def extra_values(self) -> dict[str, Any]:
         """The layers' leaves the model does not map, as they were written."""
         extra: dict[str, Any] = {}
@@ -1057,6 +1116,7 @@ class _Mapper:
         self.services()
         self.ingress()
         self.dynamic_config()
+        self.archival()
         extra = self.extra_values()
         if extra:
             self.env["extra_values"] = extra

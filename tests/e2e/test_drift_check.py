@@ -2,12 +2,16 @@
 provisioned environment is changed by hand (ConfigMap edited, `helm upgrade --set`, namespace
 retention updated, a search attribute removed with the temporal CLI); `starter.py drift`
 reports exactly that without writing, `--policy remediate` puts it back, and `schedule` /
-`unschedule` manage the Temporal Schedule that runs the check.
+`unschedule` manage the Temporal Schedule that runs the check. The session's worker tells a
+webhook receiver once per check that finds drift and once per repair (#22.5), and a namespace
+registered by hand is a note by default and drift under `undeclared_namespaces: report`
+(#22.1).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,7 @@ from adapters.helm_cli import chart_reference
 from declared_state.chart_values import build_chart_values
 from declared_state.loader import load_environment
 from tests.helpers import wait_for
+from tests.helpers.webhook_receiver import Post, Receiver, webhook_receiver
 
 NAMESPACE = "my-app-drift"
 TEMPORAL_NAMESPACE = "drift-ns"
@@ -54,14 +59,51 @@ def drift(operator, env_dir, *args):
     return operator.starter("drift", "local", "--environments-dir", str(env_dir), *args)
 
 
+def edit_local(env_dir: Path, **keys: object) -> None:
+    local = Path(env_dir) / "local.yaml"
+    data = yaml.safe_load(local.read_text())
+    data.update(keys)
+    local.write_text(yaml.safe_dump(data))
+
+
+@pytest.fixture
+def ops_webhook(drift_env, tmp_path) -> Iterator[Receiver]:
+    """A webhook receiver the session's worker posts to: the environment names a file that
+    holds its URL (`url_from_file`), so the running worker needs no new variable."""
+    with webhook_receiver() as receiver:
+        url_file = tmp_path / "ops-webhook-url"
+        url_file.write_text(receiver.url)
+        edit_local(
+            drift_env,
+            notifications={
+                "webhooks": [
+                    {
+                        "name": "ops",
+                        "url_from_file": str(url_file),
+                        "events": ["drift_found", "drift_repaired"],
+                    }
+                ]
+            },
+        )
+        yield receiver
+
+
+def one_per_run(posts: list[Post]) -> dict[str, Post]:
+    """Posts by the run that sent them; fails when a run sent one twice."""
+    runs = [p.body["run_id"] for p in posts]
+    assert len(set(runs)) == len(runs), [(p.body["event"], p.body["run_id"]) for p in posts]
+    return dict(zip(runs, posts, strict=True))
+
+
 def test_drift_is_reported_without_writes_then_remediated(
-    operator, drift_env, kube_clients, frontend_pods, stack_variables
+    operator, drift_env, kube_clients, frontend_pods, stack_variables, ops_webhook
 ):
     env_dir = drift_env
     frontend = frontend_pods.address_of(NAMESPACE)
     clean = drift(operator, env_dir)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert clean.stdout.count("in sync") == 7, clean.stdout  # six checks and the verdict
+    assert ops_webhook.posts == [], "a check in sync tells nobody"
 
     # Hand edits an operator might make.
     core = kube_clients.core_v1("standin")
@@ -106,19 +148,73 @@ def test_drift_is_reported_without_writes_then_remediated(
     assert live.data["global-bundle.pem"] == "tampered"
     assert len(operator.helm_history(NAMESPACE)) == revisions
     assert operator.retention_seconds(TEMPORAL_NAMESPACE, frontend) == 48 * 3600
+    # #22.5 through the real worker: exactly one `drift found` for the check, with the
+    # counts per step and the first differences (sent before the check ends).
+    [told] = ops_webhook.accepted()
+    assert told.body["event"] == "drift_found" and told.body["environment"] == "local"
+    assert told.body["workflow_id"] == "drift-check-local"
+    # the three hand edits: the CA bundle ConfigMap, the release's values, the retention
+    assert set(told.body["counts"]) == {"ensure_ca_bundle", "install_chart", "register_namespaces"}
+    assert told.body["counts"]["register_namespaces"] == 1
+    assert any(
+        line.startswith("register_namespaces: ") and TEMPORAL_NAMESPACE in line
+        for line in told.body["lines"]
+    ), told.body["lines"]
+    assert any(line.startswith("ensure_ca_bundle: ") for line in told.body["lines"])
 
     repaired = drift(operator, env_dir, "--policy", "remediate")
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     assert "local: repaired (policy remediate)" in repaired.stdout
+    # The remediating check found the drift (told once) and repaired it (told once).
+    found_by_run = one_per_run(ops_webhook.accepted("drift_found"))
+    [fixed] = ops_webhook.accepted("drift_repaired")
+    assert set(found_by_run) == {told.body["run_id"], fixed.body["run_id"]}
+    assert "register_namespaces" in fixed.body["title"], fixed.body
     live = core.read_namespaced_config_map("rds-ca-certs", NAMESPACE)
     assert live.data["global-bundle.pem"].startswith("-----BEGIN CERTIFICATE-----")
     assert len(operator.helm_history(NAMESPACE)) == revisions + 1
     assert operator.helm_values(NAMESPACE) == json.loads(json.dumps(build_chart_values(declared)))
     assert operator.retention_seconds(TEMPORAL_NAMESPACE, frontend) == 168 * 3600
 
+    # #22.1: a namespace registered by hand, nobody declared. By default (protect) it is
+    # left alone and only noted; the dev server's own `default` is not even noted.
+    by_hand = "registered-by-hand"
+    created = operator.temporal(
+        "operator", "namespace", "create", "--namespace", by_hand, address=frontend
+    )
+    assert created.returncode == 0, created.stderr
     again = drift(operator, env_dir)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "local: in sync" in again.stdout
+    assert f"i namespace {by_hand}: not declared, left alone" in again.stdout
+    assert "namespace default" not in again.stdout
+    assert len(ops_webhook.accepted()) == 3, "in sync: nobody told"
+
+    # report: drift at its path (exit 4), and remediate never deletes it.
+    edit_local(env_dir, undeclared_namespaces="report")
+    reported = drift(operator, env_dir, "--policy", "remediate", "--output", "json")
+    assert reported.returncode == 4, reported.stdout + reported.stderr
+    document = json.loads(reported.stdout)
+    assert document["state"] == "drifted" and document["notes"] == []
+    [record] = document["records"]
+    assert (record["step"], record["path"], record["repairable"]) == (
+        "register_namespaces",
+        f"/temporal_namespaces/{by_hand}",
+        False,
+    )
+    forward = f"kubectl --namespace {NAMESPACE} port-forward service/temporal-frontend 7233:7233"
+    delete = f"temporal operator namespace delete --namespace {by_hand}"
+    assert f"{forward}, then {delete} --address 127.0.0.1:7233" in record["how"], record
+    assert "declare it in temporal_namespaces" in record["how"]
+    assert operator.describe_namespace(by_hand, frontend)["namespaceInfo"]["name"] == by_hand
+    assert ops_webhook.accepted()[-1].body["counts"] == {"register_namespaces": 1}
+
+    # The command it names deletes it (here through the pod's own address, with --yes).
+    deleted = operator.temporal(*delete.split()[1:], "--yes", address=frontend)
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    gone = drift(operator, env_dir)
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert "local: in sync" in gone.stdout
 
 
 def test_a_tag_that_moved_under_a_release_pinned_by_digest_is_reported(

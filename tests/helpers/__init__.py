@@ -31,6 +31,7 @@ PRODUCT_PACKAGES = (
     "activities",
     "adapters",
     "base",
+    "cli",
     "contracts",
     "declared_state",
     "operations",
@@ -70,6 +71,26 @@ def copy_environments(dest: Path) -> Path:
         else:  # byte for byte, so tests can edit it as text
             shutil.copy(source, dest / source.name)
     return dest
+
+
+def declare_in(env_dir: Path, name: str = "staging", **top_level: Any) -> None:
+    """Set top-level keys of environment `name` in a copied environments folder."""
+    path = env_dir / f"{name}.yaml"
+    data = yaml.safe_load(path.read_text()) or {}
+    data.update(top_level)
+    path.write_text(yaml.safe_dump(data))
+
+
+def only_problem(env_dir: Path, name: str = "staging") -> str:
+    """The one problem loading environment `name` reports, as the CLI prints it."""
+    import pytest
+
+    from declared_state.loader import InvalidEnvironment, load_environment
+
+    with pytest.raises(InvalidEnvironment) as info:
+        load_environment(name, env_dir)
+    (found,) = info.value.problems
+    return str(found)
 
 
 def new_worker(

@@ -18,7 +18,10 @@ removes (`ADDED_ENV`, not repairable): still there after install_chart re-applie
 `unreadable` makes a step's dry run fail, `partly_unreadable` makes its dry run report
 something it could not check, `hold[step]` (an asyncio.Event) holds a step until set,
 `calls` records every call as (step, dry_run), `inputs[step]` every input, and `reapplied`
-counts install_chart's real runs with `reapply`.
+counts install_chart's real runs with `reapply`. `undeclared` names namespaces on the cluster
+nobody declared: register_namespaces' dry runs turn them into drift items or notes by the
+real step's rule (activities/register_namespaces.py `undeclared_findings`); no run removes
+them.
 
 For the upgrade the fakes also keep what the cluster runs: `live_server` / `live_chart`
 (None: nothing deployed; install_chart moves them to the chart it installs), `schema` (what
@@ -38,6 +41,7 @@ from temporalio import activity
 
 from activities.notify import notify
 from activities.plan_upgrade import plan_upgrade
+from activities.register_namespaces import undeclared_findings
 from adapters.errors import ErrorType, activity_error
 from contracts.base import DriftItem
 from contracts.check_database import CheckDatabaseInput, CheckDatabaseResult, StoreSchema
@@ -58,6 +62,7 @@ from contracts.snapshot_database import SnapshotDatabaseInput, SnapshotDatabaseR
 from contracts.soak import SoakInput, SoakResult
 from contracts.update_schema import StoreSchemaChange, UpdateSchemaInput, UpdateSchemaResult
 from contracts.wait_frontend_healthy import WaitFrontendHealthyInput, WaitFrontendHealthyResult
+from declared_state.models import FrontendConnect
 
 DRIFT_MESSAGES = {
     "ensure_ca_bundle": "key global-bundle.pem differs from the source",
@@ -114,6 +119,9 @@ class StepFakes:
         self.events: list[str] = []
         self.reapplied = 0  # install_chart runs with `reapply`
         self.inputs: dict[str, list[Any]] = {}
+        # namespaces on the cluster nobody declared: what register_namespaces' dry run makes
+        # of them is the real step's rule (undeclared_findings); no run ever removes them
+        self.undeclared: tuple[str, ...] = ()
 
     # --- what tests read ------------------------------------------------------------
     def counts(self) -> Counter[str]:
@@ -334,9 +342,14 @@ class StepFakes:
             )
             for ns in declared
         )
+        reported, notes = (
+            undeclared_findings(input.environment, self.undeclared, FrontendConnect.DIRECT)
+            if input.dry_run
+            else ((), ())
+        )
         return RegisterNamespacesResult(
             namespaces=outcomes,
-            undeclared=(),
+            undeclared=self.undeclared if input.dry_run else (),
             changed=action != "unchanged",
             summary=", ".join(f"{o.name} {o.action}" for o in outcomes),
             dry_run=input.dry_run,
@@ -344,7 +357,9 @@ class StepFakes:
                 "register_namespaces",
                 state,
                 *(f"namespace {ns.name} retention 24h" for ns in declared),
-            ),
+            )
+            + reported,
+            notes=notes,
         )
 
     # --- the upgrade's own steps ------------------------------------------------------

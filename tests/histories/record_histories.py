@@ -1,7 +1,8 @@
 """Re-record the workflow histories the replay test checks (run by hand, then commit the JSON).
 
     .venv/bin/python -m tests.histories.record_histories [bootstrap] [drift] [upgrade]
-        [live-drift] [operator] [at-once] [redeclare-at-gate] [notify]   # default: all eight
+        [live-drift] [operator] [at-once] [redeclare-at-gate] [notify] [left-alone]
+        # default: all nine
 
 Record again only on purpose: a history recorded before a change is what proves the change
 does not break workflows that are already running. The files a previous release of the
@@ -29,7 +30,13 @@ from contracts.drift_check import DriftCheckInput, DriftState
 from contracts.operator import OperatorRequest
 from contracts.upgrade import UpgradeInput
 from declared_state.loader import load_environment
-from declared_state.models import ChartSpec, DriftPolicy, NotificationsSpec, Webhook
+from declared_state.models import (
+    ChartSpec,
+    DriftPolicy,
+    NotificationsSpec,
+    UndeclaredNamespaces,
+    Webhook,
+)
 from tests.helpers import assert_eventually, new_worker
 from tests.helpers.fakes import StepFakes
 from tests.helpers.webhook_receiver import webhook_receiver
@@ -78,6 +85,8 @@ async def main(which: set[str]) -> None:
         await record_redeclare_at_gate(env)
     if "notify" in which:
         await record_notify(env)
+    if "left-alone" in which:
+        await record_left_alone(env)
     await env.shutdown()
 
 
@@ -343,6 +352,26 @@ async def record_at_once(env: WorkflowEnvironment) -> None:
         await save(handle)
 
 
+async def record_left_alone(env: WorkflowEnvironment) -> None:
+    """9. a namespace nobody declared under `undeclared_namespaces: report` (LEFT_ALONE_PATCH):
+    remediate repairs the declared namespace's retention, leaves the other one, and the
+    step ends drifted, not "not restored"."""
+    fakes = StepFakes(drifted={"register_namespaces"})
+    fakes.undeclared = ("by-hand",)
+    staging = load_environment("staging").model_copy(
+        update={"undeclared_namespaces": UndeclaredNamespaces.REPORT}
+    )
+    async with new_worker(env.client, DriftCheckWorkflow, activities=fakes.all()) as worker:
+        handle = await env.client.start_workflow(
+            DriftCheckWorkflow.run,
+            DriftCheckInput(environment=staging, policy=DriftPolicy.REMEDIATE),
+            id="replay-drift-left-alone",
+            task_queue=worker.task_queue,
+        )
+        assert (await handle.result()).state == DriftState.DRIFTED
+        await save(handle)
+
+
 async def save(handle) -> None:
     history = await handle.fetch_history()
     (HERE / f"{handle.id}.json").write_text(history.to_json())
@@ -362,6 +391,7 @@ if __name__ == "__main__":
                 "at-once",
                 "redeclare-at-gate",
                 "notify",
+                "left-alone",
             }
         )
     )

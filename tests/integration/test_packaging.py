@@ -90,6 +90,8 @@ def test_the_console_script_runs_from_a_plain_install(installed, tmp_path, chart
     proc = _console(installed, "--help", cwd=tmp_path, mirror=chart_copy, state=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "validate" in proc.stdout and "provision" in proc.stdout
+    # Usage lines name the command the user typed, not the checkout's starter.py.
+    assert proc.stdout.startswith("Usage: temporal-bootstrap [OPTIONS] COMMAND"), proc.stdout
 
 
 def test_console_script_validates_and_renders_a_copy_of_the_environments_elsewhere(

@@ -31,7 +31,16 @@ from adapters.errors import ErrorType
 from adapters.helm_cli import chart_reference
 from contracts.install_chart import InstallChartInput, InstallChartResult
 from declared_state.chart_values import build_chart_values, image_references
-from declared_state.models import ChartSpec, Environment, ImagePin, PolicyPeer
+from declared_state.models import (
+    ChartSpec,
+    Environment,
+    ImagePin,
+    OidcSignIn,
+    PolicyPeer,
+    SecretKeyRef,
+    WebUiAuth,
+    WebUiSpec,
+)
 from local_stack.processes import pid_alive
 from tests.helpers import drift_messages, pids_running
 from tests.helpers.manifests import cluster_meaning, parse_manifests
@@ -127,9 +136,9 @@ def helm(helm_bin: str, kube_standin, env: Environment, *args: str) -> Any:
         ],
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
-    return json.loads(out or "null")
+    )
+    assert out.returncode == 0, f"helm {' '.join(args)}: {out.stderr}"
+    return json.loads(out.stdout or "null")
 
 
 def history(helm_bin: str, kube_standin, env: Environment) -> list[dict[str, Any]]:
@@ -556,6 +565,58 @@ def test_chart_installed_before_its_ca_config_map_fails_naming_it(
 
     create_ca_config_map(core, env)
     done = run(installer, env)
+    assert (done.action, done.status) == ("installed", "deployed")
+
+
+def no_helm_revision(core: k8s.CoreV1Api, namespace: str) -> bool:
+    """No release record of any status (helm keeps one Secret per revision, owner=helm)."""
+    return core.list_namespaced_secret(namespace, label_selector="owner=helm").items == []
+
+
+@pytest.mark.parametrize("helm_version", ["v4"])  # no helm runs before the check: one is enough
+def test_a_missing_ui_sign_in_secret_stops_before_helm_naming_it(
+    installer, env, core, helm_bin, kube_standin
+):
+    """#22.4: the Web UI's OIDC client secret is the operator's to provide. Missing, or
+    without its key, the step stops before helm (kubelet would keep the UI pod in
+    CreateContainerConfigError for helm's whole --timeout, then helm would roll back), naming
+    the Secret, the key and how to create it; once it is there the release installs."""
+    ns = env.kubernetes.namespace
+    oidc = OidcSignIn(
+        provider_url="https://idp.example.com",
+        client_id="temporal-ui",
+        client_secret_ref=SecretKeyRef(name="ui-oidc", key="client-secret"),
+        callback_url="https://temporal.example.com/auth/sso/callback",
+    )
+    signed_in = env.model_copy(update={"web_ui": WebUiSpec(auth=WebUiAuth.OIDC, oidc=oidc)})
+
+    err = run_failing(installer, signed_in)
+    assert (err.type, err.non_retryable) == (ErrorType.CONFIGURATION_MISMATCH, True), err
+    assert (
+        f"Secret 'ui-oidc' in namespace '{ns}' does not exist "
+        "(web_ui.oidc.client_secret_ref, read by the Web UI's OIDC sign-in)" in err.message
+    ), err.message
+    assert f"kubectl -n {ns} create secret generic ui-oidc --from-file=client-secret=" in (
+        err.message
+    )
+    assert no_helm_revision(core, ns)
+
+    other_value = "not-the-client-secret-41d7"
+    core.create_namespaced_secret(
+        ns,
+        k8s.V1Secret(
+            metadata=k8s.V1ObjectMeta(name="ui-oidc"), string_data={"secret": other_value}
+        ),
+    )
+    err = run_failing(installer, signed_in)
+    assert f"Secret 'ui-oidc' in namespace '{ns}' has no key 'client-secret'" in err.message
+    assert other_value not in err.message
+    assert no_helm_revision(core, ns)
+
+    core.patch_namespaced_secret(
+        "ui-oidc", ns, k8s.V1Secret(string_data={"client-secret": "s3cr3t-7e1"})
+    )
+    done = run(installer, signed_in)
     assert (done.action, done.status) == ("installed", "deployed")
 
 

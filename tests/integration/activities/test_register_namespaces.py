@@ -22,7 +22,12 @@ from activities.register_namespaces import RegisterNamespaces
 from adapters.errors import ErrorType
 from adapters.temporal_target import TargetTemporalClients
 from contracts.register_namespaces import RegisterNamespacesInput, RegisterNamespacesResult
-from declared_state.models import Environment, FrontendSpec, TemporalNamespace
+from declared_state.models import (
+    Environment,
+    FrontendSpec,
+    TemporalNamespace,
+    UndeclaredNamespaces,
+)
 from local_stack.processes import LOOPBACK, free_port
 from local_stack.temporal_servers import running, target_server, temporal_cli
 from tests.helpers import drift_messages
@@ -359,6 +364,27 @@ async def test_undeclared_namespace_is_left_alone(local_env, target_temporal, cl
         assert declared not in result.undeclared
     assert retention(addr, other) == timedelta(hours=72)
     assert described(addr, other)["namespaceInfo"]["description"] == "theirs"
+
+    # #22.1: a dry run says what the environment makes of them. The dev server's `default`
+    # (it creates it on every start; GetClusterInfo says sqlite) is its own, never listed.
+    protected, _ = await run(clients, env, dry_run=True)
+    assert "default" in protected.undeclared
+    assert f"namespace {other}: not declared, left alone (undeclared_namespaces: protect)" in (
+        protected.notes
+    )
+    assert not [
+        n
+        for n in protected.notes
+        if n.startswith(("namespace default:", "namespace temporal-system:"))
+    ]
+    assert protected.drift == ()
+    reporting = env.model_copy(update={"undeclared_namespaces": UndeclaredNamespaces.REPORT})
+    reported, _ = await run(clients, reporting, dry_run=True)
+    paths = {d.path: d for d in reported.drift}
+    assert f"/temporal_namespaces/{other}" in paths and reported.notes == ()
+    assert "/temporal_namespaces/default" not in paths
+    assert not paths[f"/temporal_namespaces/{other}"].repairable
+    assert retention(addr, other) == timedelta(hours=72)  # reported, never touched
 
 
 async def test_a_new_namespace_is_registered_without_describing_it_first(

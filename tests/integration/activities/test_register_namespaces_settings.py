@@ -16,6 +16,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from adapters.errors import ErrorType
+from declared_state.archival import ClusterArchival
 from declared_state.models import TemporalNamespace
 from local_stack.temporal_servers import temporal_cli
 from tests.helpers import drift_messages
@@ -233,3 +234,86 @@ async def test_undeclared_attributes_are_removed_only_when_the_namespace_allows_
     assert search_attributes(addr, name) == {"Amount": "INDEXED_VALUE_TYPE_INT"}
     again, _ = await run(clients, allowed)
     assert by_name(again)[name].action == "unchanged" and drift_messages(again) == ()
+
+
+# --- archival (#22.1, #22.2) ----------------------------------------------------------------
+# The dev server (`temporal server start-dev`) hard-codes both archival kinds disabled with no
+# provider (temporalio/cli internal/devserver/server.go), so it cannot archive: like every
+# server whose cluster config does not enable a kind, it accepts RegisterNamespace and
+# UpdateNamespace with archival fields and silently keeps the namespace disabled. These tests
+# show what the step does with such a server; the transitions of a server that archives are
+# tests/unit/activities/test_namespace_archival_plan.py.
+
+ARCHIVE = "s3://acme-temporal-archive/payments"
+
+
+def archiving(env: Any, ns: TemporalNamespace) -> Any:
+    """`env` declaring a cluster that archives history to S3 (the values it would deploy),
+    and `ns`; the dev server behind it does not."""
+    cluster = ClusterArchival.model_validate(
+        {
+            "s3store": {"region": "eu-west-1"},
+            "history": {"state": "enabled", "uri": "s3://acme-temporal-archive/default"},
+        }
+    )
+    return env.model_copy(update={"archival": cluster, "temporal_namespaces": (ns,)})
+
+
+async def test_a_server_that_ignores_archival_stops_the_step_instead_of_reporting_it_done(
+    local_env, target_temporal, clients
+):
+    addr = target_temporal.address
+    name = unique("archive")
+    ns = TemporalNamespace(name=name, archival={"history": {"state": "enabled", "uri": ARCHIVE}})
+    env = archiving(local_env, ns)
+
+    with pytest.raises(ApplicationError) as caught:
+        await run(clients, env)
+
+    err = caught.value
+    assert err.type == ErrorType.CONFIGURATION_MISMATCH and err.non_retryable
+    assert f"namespace {name!r}: the server did not apply its archival" in err.message
+    assert f"history (declared enabled {ARCHIVE}, the server keeps disabled)" in err.message
+    # What the real server did: registered the namespace, archival left disabled.
+    config = described(addr, name)["config"]
+    assert config.get("historyArchivalState") == "ARCHIVAL_STATE_DISABLED"
+    assert config.get("historyArchivalUri", "") == ""
+
+    dry, _ = await run(clients, env, dry_run=True)
+
+    assert [(d.path, d.live, d.declared, d.repairable) for d in dry.drift] == [
+        (f"/temporal_namespaces/{name}/archival/history", "disabled", f"enabled {ARCHIVE}", True)
+    ]
+    assert settings_of(dry, name) == {"archival/history": "added"}
+    calls = await spy(clients, env)
+
+    with pytest.raises(ApplicationError) as again:  # remediate: the same answer, once more
+        await run(clients, env)
+
+    assert again.value.type == ErrorType.CONFIGURATION_MISMATCH
+    assert calls.counts == {"register_namespace": 0, "update_namespace": 1}
+
+
+async def test_declared_disabled_archival_is_in_sync_on_a_server_without_archival(
+    local_env, target_temporal, clients
+):
+    name = unique("noarchive")
+    ns = TemporalNamespace(
+        name=name,
+        archival={"history": {"state": "disabled"}, "visibility": {"state": "disabled"}},
+    )
+    env = declaring(local_env, ns)
+
+    first, _ = await run(clients, env)
+
+    assert by_name(first)[name].action == "created"
+    assert settings_of(first, name) == {
+        "archival/history": "unchanged",
+        "archival/visibility": "unchanged",
+    }
+    calls = await spy(clients, env)
+
+    second, _ = await run(clients, env)
+
+    assert by_name(second)[name].action == "unchanged" and drift_messages(second) == ()
+    assert calls.counts == {"register_namespace": 0, "update_namespace": 0}

@@ -442,6 +442,72 @@ def test_dynamic_config_is_the_file_every_server_reads_in_both_layouts(helm_bina
             assert content == expected, (chart, svc)
 
 
+# --- archival (#22.1) -----------------------------------------------------------------------
+
+ARCHIVAL = {
+    "s3store": {"region": "eu-west-1", "endpoint": "https://s3.eu-west-1.amazonaws.com"},
+    "history": {"state": "enabled", "uri": "s3://acme-temporal-archive/history"},
+    "visibility": {"state": "disabled"},
+}
+
+
+def server_starts_with(archival: dict[str, Any], defaults: dict[str, Any], kind: str) -> bool:
+    """The server's start-up rule for one kind (common/config/archival.go
+    isArchivalConfigValid), on the config as the server reads it."""
+    cfg = archival.get(kind) or {}
+    default = (defaults.get("archival") or {}).get(kind) or {}
+    enabled = cfg.get("state") == "enabled"
+    if enabled:
+        return bool(default.get("URI")) and bool(cfg.get("provider"))
+    return (
+        not cfg.get("enableRead")
+        and default.get("state") != "enabled"
+        and not default.get("URI")
+        and not cfg.get("provider")
+    )
+
+
+def test_archival_is_the_server_config_every_server_reads_in_both_layouts(helm_binaries):
+    """The server config each pod mounts enables history archival to the declared bucket
+    through the s3store provider (region and endpoint, no credentials), keeps visibility
+    archival disabled, and is a config the server starts with."""
+    for chart in ("0.52.0", "1.6.0"):
+        env = with_fields(environment(chart), archival=ARCHIVAL)
+        config = mounted_server_config(
+            render_values(helm_binaries["v4"], env, build_chart_values(env))
+        )
+        assert config["archival"]["history"] == {
+            "state": "enabled",
+            "enableRead": True,
+            "provider": {
+                "s3store": {
+                    "region": "eu-west-1",
+                    "endpoint": "https://s3.eu-west-1.amazonaws.com",
+                }
+            },
+        }, chart
+        assert config["archival"]["visibility"].get("state") == "disabled", chart
+        assert config["namespaceDefaults"]["archival"]["history"] == {
+            "state": "disabled",
+            "URI": "s3://acme-temporal-archive/history",
+        }, chart
+        for kind in ("history", "visibility"):
+            assert server_starts_with(config["archival"], config["namespaceDefaults"], kind)
+
+
+def test_without_archival_both_kinds_stay_disabled(rendered):
+    """Nothing declared: the chart's default (`status: disabled`, a key the server does not
+    read) leaves both kinds without a state, which the server reads as disabled."""
+    _, docs = rendered
+    config = mounted_server_config(docs)
+    for kind in ("history", "visibility"):
+        state = ((config.get("archival") or {}).get(kind) or {}).get("state", "")
+        assert state in ("", "disabled"), kind
+        assert server_starts_with(
+            config.get("archival") or {}, config.get("namespaceDefaults") or {}, kind
+        )
+
+
 # --- Web UI sign-in (#22.4) -----------------------------------------------------------------
 
 SIGN_IN = {

@@ -23,6 +23,7 @@ import dataclasses
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -623,23 +624,72 @@ def test_images_and_security_contexts_map_onto_the_model_and_are_reported(capsys
     assert run(capsys, "validate", "staging", "--environments-dir", str(out_dir))[0] == 0
 
 
+def imported_with(capsys, tmp_path: Path, layer: dict) -> tuple[Any, list[str]]:
+    """The clean staging release with `layer`, imported and written to tmp_path/e (it must
+    succeed with nothing left in extra_values); the loaded environment and the command's
+    arguments up to the output folder, for another import."""
+    project = clean_staging_with(tmp_path, layer)
+    args = ["import-helmfile", str(project), "--env", "staging", "--environments-dir"]
+    code, out, err = run(capsys, *args, str(tmp_path / "e"), "--write")
+    assert code == 0, out + err
+    env = load_environment("staging", tmp_path / "e")
+    assert env.extra_values == {}
+    return env, args
+
+
 def test_the_dynamic_config_becomes_the_models_and_a_bad_one_is_named(capsys, tmp_path):
     """#22.3: `server.dynamicConfig` is the model's `dynamic_config` (extra_values may not
     carry it), taken as written; a shape the server would refuse is reported by key."""
     dynamic = {"frontend.namespaceRPS": [{"value": 400, "constraints": {"namespace": "b"}}]}
-    project = clean_staging_with(tmp_path, {"server": {"dynamicConfig": dynamic}})
-    out_dir = tmp_path / "e"
-    args = ["import-helmfile", str(project), "--env", "staging", "--environments-dir"]
-    code, out, err = run(capsys, *args, str(out_dir), "--write")
-    assert code == 0, out + err
-    env = load_environment("staging", out_dir)
-    assert env.extra_values == {}
+    env, args = imported_with(capsys, tmp_path, {"server": {"dynamicConfig": dynamic}})
     assert env.dynamic_config["frontend.namespaceRPS"][0].constraints == {"namespace": "b"}
 
     broken = {"frontend.namespaceRPS": [{"value": 400, "constraints": {"queue": "b"}}]}
-    project = clean_staging_with(tmp_path, {"server": {"dynamicConfig": broken}})
+    clean_staging_with(tmp_path, {"server": {"dynamicConfig": broken}})  # the same file
     code, out, err = run(capsys, *args, str(tmp_path / "f"), "--write")
     assert code == 2
     assert "the imported staging.yaml does not validate:" in out
     assert "dynamic_config.frontend.namespaceRPS[0].constraints" in out + err
     assert "'queue' is not a constraint the server knows" in out + err
+
+
+def test_archival_becomes_the_models_and_another_provider_blocks(capsys, tmp_path):
+    """#22.1: `server.archival` / `server.namespaceDefaults` are the model's `archival`
+    (extra_values may not carry them); only the s3store provider maps."""
+    s3store = {"region": "eu-west-1", "s3ForcePathStyle": True}
+    layer = {
+        "server": {
+            "archival": {
+                "history": {
+                    "state": "enabled",
+                    "enableRead": True,
+                    "provider": {"s3store": s3store},
+                },
+                "visibility": {"state": "disabled"},
+            },
+            "namespaceDefaults": {
+                "archival": {"history": {"state": "enabled", "URI": "s3://acme-archive/h"}}
+            },
+        }
+    }
+    env, args = imported_with(capsys, tmp_path, layer)
+    history = env.archival.history
+    assert (history.state, history.uri, history.enable_read, history.namespace_default) == (
+        "enabled",
+        "s3://acme-archive/h",
+        True,
+        "enabled",
+    )
+    assert env.archival.visibility.state == "disabled"
+    assert env.archival.s3store is not None
+    assert (env.archival.s3store.region, env.archival.s3store.force_path_style) == (
+        "eu-west-1",
+        True,
+    )
+
+    layer["server"]["archival"]["history"]["provider"] = {"filestore": {"fileMode": "0666"}}
+    clean_staging_with(tmp_path, layer)  # the same helmfile.yaml, rewritten
+    code, out, err = run(capsys, *args, str(tmp_path / "f"), "--write")
+    assert code != 0
+    assert "history archival uses filestore provider" in out + err
+    assert not (tmp_path / "f" / "staging.yaml").exists()

@@ -33,6 +33,7 @@ def test_histories_are_recorded():
         "replay-upgrade",
         "replay-drift-live-remediate",
         "replay-operator-input",
+        "replay-drift-left-alone",
     }
 
 

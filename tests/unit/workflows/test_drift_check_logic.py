@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 from contracts.drift_check import DriftCheckInput, DriftCheckResult, DriftState, FindingStatus
 from contracts.operator import OperatorRequest
 from declared_state.loader import load_environment
-from declared_state.models import ChartSpec, DriftPolicy
+from declared_state.models import ChartSpec, DriftPolicy, UndeclaredNamespaces
 from tests.helpers import new_worker
 from tests.helpers.fakes import StepFakes
 from workflows.drift_check import DriftCheckWorkflow
@@ -250,3 +250,46 @@ async def test_ignored_differences_are_counted_not_drift(time_skipping_env, work
     assert fakes.repairs() == []
     (record,) = result.records
     assert record.ignored and not record.repairable
+
+
+async def test_a_namespace_nobody_declared_is_drift_under_report_and_never_repaired(
+    time_skipping_env, worker, fakes
+):
+    """#22.1: under `undeclared_namespaces: report` a namespace nobody declared is drift that
+    is not repairable; it does not hold back the repair of the step's other differences,
+    and after that repair the step is drifted (it is still there), not "not restored"."""
+    fakes.undeclared = ("by-hand",)
+    fakes.drifted = {"register_namespaces"}
+    environment = load_environment("staging").model_copy(
+        update={"undeclared_namespaces": UndeclaredNamespaces.REPORT}
+    )
+    result = await (
+        await start(time_skipping_env, worker, DriftPolicy.REMEDIATE, environment)
+    ).result()
+    assert fakes.repairs() == ["register_namespaces"]  # the retention, repaired
+    assert result.state == DriftState.DRIFTED
+    finding = next(f for f in result.findings if f.step == "register_namespaces")
+    assert finding.status == FindingStatus.DRIFTED
+    assert [(r.step, r.path, r.repairable) for r in result.records] == [
+        ("register_namespaces", "/temporal_namespaces/by-hand", False)
+    ]
+    assert "temporal operator namespace delete --namespace by-hand" in result.records[0].how
+
+    # Nothing else differs: nothing runs for real, the check still says drifted.
+    fakes.calls.clear()
+    alone = await (
+        await start(time_skipping_env, worker, DriftPolicy.REMEDIATE, environment)
+    ).result()
+    assert fakes.repairs() == [] and alone.state == DriftState.DRIFTED
+
+
+async def test_a_namespace_nobody_declared_is_a_note_under_protect(
+    time_skipping_env, worker, fakes
+):
+    fakes.undeclared = ("by-hand",)
+    result = await (await start(time_skipping_env, worker, DriftPolicy.REMEDIATE)).result()
+    assert result.state == DriftState.IN_SYNC and result.records == ()
+    finding = next(f for f in result.findings if f.step == "register_namespaces")
+    assert finding.notes == (
+        "namespace by-hand: not declared, left alone (undeclared_namespaces: protect)",
+    )
