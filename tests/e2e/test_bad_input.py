@@ -474,15 +474,20 @@ def test_unknown_environment_lists_the_known_ones(starter_env, tmp_path):
     )
 
 
+# A name no other module starts anything for: the bootstrap server is the session's, and an
+# e2e module run before this one in the same process may have left provision-local.
+USAGE_CASE = "usage-case"
+
+
 # typer 0.29 raises its own vendored click's exceptions; starter.main turns each into one
 # line naming the argument and exit 3 (issue #10 item 13), never a traceback.
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (("provision",), "Missing argument 'ENV'"),
-        (("drift", "local", "--policy", "sometimes"), "Invalid value for '--policy'"),
-        (("provision", "local", "--bogus"), "No such option: --bogus"),
-        (("frobnicate", "local"), "No such command 'frobnicate'"),
+        (("drift", USAGE_CASE, "--policy", "sometimes"), "Invalid value for '--policy'"),
+        (("provision", USAGE_CASE, "--bogus"), "No such option: --bogus"),
+        (("frobnicate", USAGE_CASE), "No such command 'frobnicate'"),
     ],
 )
 def test_usage_errors_name_the_argument_and_start_nothing(
@@ -494,7 +499,7 @@ def test_usage_errors_name_the_argument_and_start_nothing(
     assert outcome.code == starter.EXIT_INVALID, outcome
     assert message in outcome.err, outcome
     assert "Traceback" not in outcome.out + outcome.err, outcome
-    assert started_on_server(bootstrap_temporal.address, ["local"]) == []
+    assert started_on_server(bootstrap_temporal.address, [USAGE_CASE]) == []
     assert writes.since(marker) == []
 
 

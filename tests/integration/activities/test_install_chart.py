@@ -136,9 +136,9 @@ def helm(helm_bin: str, kube_standin, env: Environment, *args: str) -> Any:
         ],
         capture_output=True,
         text=True,
-    )
-    assert out.returncode == 0, f"helm {' '.join(args)}: {out.stderr}"
-    return json.loads(out.stdout or "null")
+        check=True,
+    ).stdout
+    return json.loads(out or "null")
 
 
 def history(helm_bin: str, kube_standin, env: Environment) -> list[dict[str, Any]]:
