@@ -236,12 +236,18 @@ def start_mariadb(
         shutil.rmtree(datadir)
     tls = tls or write_tls_files(workdir / "tls")
     log_path = workdir / "mariadbd.log"
+    # Its own tmpdir: the bootstrap's temporary tables otherwise live in the shared /tmp,
+    # where one vanished under three installs at once ("Could not remove temporary table
+    # '/tmp/#sql-temptable-...', error: 2", then "Unknown table 'mysql.tmp_user_sys'").
+    tmpdir = workdir / "tmp"
+    tmpdir.mkdir(exist_ok=True)
     init = subprocess.run(
         [
             install_db,
             "--no-defaults",
             "--user=root",
             f"--datadir={datadir}",
+            f"--tmpdir={tmpdir}",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
             *_LEAN,
@@ -261,6 +267,7 @@ def start_mariadb(
         "--no-defaults",
         "--user=root",
         f"--datadir={datadir}",
+        f"--tmpdir={tmpdir}",
         f"--socket={sock}",
         f"--port={port}",
         f"--bind-address={LOOPBACK}",
