@@ -186,7 +186,14 @@ class RegistryStandIn(LoopbackHttpServer):
         parsed = urllib.parse.urlparse(request.path)
         status = self._answer(request, parsed, body)
         with self._lock:
-            self.requests.append({"method": request.command, "path": parsed.path, "status": status})
+            self.requests.append(
+                {
+                    "method": request.command,
+                    "path": parsed.path,
+                    "query": parsed.query,
+                    "status": status,
+                }
+            )
 
     def _answer(self, request: http.server.BaseHTTPRequestHandler, parsed: Any, body: bool) -> int:
         if parsed.path == "/token":

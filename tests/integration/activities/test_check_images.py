@@ -4,6 +4,8 @@ real helm rendering the real chart."""
 
 from __future__ import annotations
 
+import urllib.parse
+
 import pytest
 from temporalio.exceptions import ApplicationError
 
@@ -52,14 +54,22 @@ def test_every_image_the_chart_pins_is_found_through_the_token_flow(
         c.image: image_registry.digest(c.image) for c in result.images
     }
     assert result.warnings == () and not result.changed
-    # Docker Hub's dance: 401 with a challenge, an anonymous token, the HEAD again.
-    first = image_registry.requests[since : since + 3]
-    assert [(r["method"], r["status"]) for r in first] == [
-        ("HEAD", 401),
-        ("GET", 200),
-        ("HEAD", 200),
-    ]
-    assert first[1]["path"] == "/token"
+    # Docker Hub's dance, per repository: 401 with a challenge, an anonymous token for that
+    # repository, the HEAD again. (The images are looked up at once, so only each one's own
+    # requests are in order.)
+    for repository in ("temporalio/server", "temporalio/admin-tools", "temporalio/ui"):
+        flow = [
+            (r["method"], r["path"], r["status"])
+            for r in image_registry.requests[since:]
+            if r["path"].startswith(f"/v2/{repository}/")
+            or urllib.parse.parse_qs(r["query"]).get("scope") == [f"repository:{repository}:pull"]
+        ]
+        manifest = flow[0][1] if flow else "(no request)"
+        assert flow == [
+            ("HEAD", manifest, 401),
+            ("GET", "/token", 200),
+            ("HEAD", manifest, 200),
+        ], repository
 
 
 def test_a_missing_image_stops_the_run_naming_it_the_registry_and_what_to_do(
