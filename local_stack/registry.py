@@ -107,6 +107,12 @@ class RegistryStandIn(LoopbackHttpServer):
             def do_HEAD(self) -> None:  # noqa: N802 - the base's name
                 standin._handle(self, body=False)
 
+            def send_response(self, code: int, message: str | None = None) -> None:
+                # Recorded before the answer leaves (headers are buffered until then), so a
+                # client that got its answer finds its request in `requests`.
+                standin._record(self, code)
+                super().send_response(code, message)
+
         self._bind(Handler, port, "registry-standin")
 
     @classmethod
@@ -183,8 +189,10 @@ class RegistryStandIn(LoopbackHttpServer):
 
     # -- the API -----------------------------------------------------------------------
     def _handle(self, request: http.server.BaseHTTPRequestHandler, body: bool) -> None:
+        self._answer(request, urllib.parse.urlparse(request.path), body)
+
+    def _record(self, request: http.server.BaseHTTPRequestHandler, status: int) -> None:
         parsed = urllib.parse.urlparse(request.path)
-        status = self._answer(request, parsed, body)
         with self._lock:
             self.requests.append(
                 {

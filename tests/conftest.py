@@ -46,10 +46,12 @@ SLOWEST_FILES = (
     # Measured in the fresh-clone run of 2026-12-08 (sum of setup+call+teardown per file);
     # the ones that mostly wait (kills, heartbeat timeouts) alternate with the ones that
     # mostly compute (helm, pip), so the first minutes keep both cores busy.
+    # The first three go to the three processes at once; the next three are each one's next
+    # file (xdist keeps two files per process), so each process pairs waits with work.
     "e2e/test_faults.py",  # 273 s, waits
     "integration/activities/test_install_chart.py",  # 203 s, helm
+    "integration/test_packaging.py",  # 87-109 s, pip
     "e2e/test_crash_recovery.py",  # 152 s, waits
-    "integration/test_packaging.py",  # 87 s, pip
     "e2e/test_upgrade_crash.py",  # 129 s, waits
     "integration/cli/test_cli_usage.py",  # 85 s, process starts
     "e2e/test_drift_check.py",  # 98 s
