@@ -727,8 +727,7 @@ class RegisterNamespaces:
         archival = plan_archival(ns, found.config)
         drift += settings.drift + archival.drift
         if (settings.type_changes or archival.refusals) and not dry_run:
-            # Checked before any write already (`_refuse_type_changes`,
-            # `_refuse_archival_uri_changes`); changed meanwhile.
+            # Checked before any write already (`_before_any_write`); changed meanwhile.
             refusals = settings.type_changes + archival.refusals
             raise activity_error("; ".join(refusals), ErrorType.CONFIGURATION_MISMATCH)
         outcomes = (*settings.outcomes, *archival.outcomes)
@@ -904,41 +903,44 @@ class RegisterNamespaces:
                 break
         return found
 
-    async def _refuse_archival_uri_changes(
+    async def _before_any_write(
         self, client: Client, pacer: RpcPacer, env_namespaces: tuple[TemporalNamespace, ...]
-    ) -> None:
-        """Before any write: stop (non-retryable, nothing changed) when an existing namespace
-        archives to another URI than declared, which the server never changes. Read from
-        ListNamespaces, never a describe (see `_refuse_type_changes`)."""
-        declaring = [
+    ) -> dict[str, dict[str, str]]:
+        """Stop (non-retryable, nothing changed) for what the server would refuse or what
+        would lose data: a search attribute's type change, an archival URI change. The
+        existing namespaces come from one ListNamespaces read, never a describe: a describe
+        of a namespace not registered yet makes the frontend cache "not found". Returns the
+        live search attributes read (namespace -> name -> type)."""
+        with_attributes = [ns for ns in env_namespaces if ns.search_attributes]
+        with_archival_uri = [
             ns
             for ns in env_namespaces
             if ns.archival
             and any(k and k.uri for k in (ns.archival.history, ns.archival.visibility))
         ]
-        if not declaring:
-            return
+        if not (with_attributes or with_archival_uri):
+            return {}
         live = await self._live_namespaces(client, pacer)
+        listed = await self._refuse_type_changes(client, pacer, with_attributes, set(live))
         refusals = [
             line
-            for ns in declaring
+            for ns in with_archival_uri
             if ns.name in live
             for line in plan_archival(ns, live[ns.name].config).refusals
         ]
         if refusals:
             raise activity_error("; ".join(refusals), ErrorType.CONFIGURATION_MISMATCH)
+        return listed
 
     async def _refuse_type_changes(
-        self, client: Client, pacer: RpcPacer, env_namespaces: tuple[TemporalNamespace, ...]
+        self,
+        client: Client,
+        pacer: RpcPacer,
+        declaring: list[TemporalNamespace],
+        existing: set[str],
     ) -> dict[str, dict[str, str]]:
-        """Before any write: read the search attributes of the existing namespaces that
-        declare some, and stop (non-retryable, nothing changed) when a declared type differs
-        from the live one. The existing ones come from ListNamespaces, not a describe: a
-        describe of a namespace not registered yet makes the frontend cache "not found"."""
-        declaring = [ns for ns in env_namespaces if ns.search_attributes]
-        if not declaring:
-            return {}
-        existing = await self._namespace_names(client, pacer)
+        """Read the search attributes of the `existing` namespaces among those `declaring`
+        some, and stop when a declared type differs from the live one."""
         declaring = [ns for ns in declaring if ns.name in existing]
         listed = await asyncio.gather(
             *(self._search_attributes(client, pacer, ns.name) for ns in declaring)
@@ -978,10 +980,8 @@ class RegisterNamespaces:
         listed = (
             {}
             if input.dry_run
-            else await self._refuse_type_changes(client, pacer, env.temporal_namespaces)
+            else await self._before_any_write(client, pacer, env.temporal_namespaces)
         )
-        if not input.dry_run:
-            await self._refuse_archival_uri_changes(client, pacer, env.temporal_namespaces)
 
         async def one(ns: TemporalNamespace) -> tuple[NamespaceOutcome, list[DriftItem]]:
             async with limit:
