@@ -66,6 +66,11 @@ def archival_path(namespace: str, kind: str) -> str:
     return f"/temporal_namespaces/{namespace}/archival/{kind}"
 
 
+def _kept(declared: NamespaceArchivalKind, state: ArchivalState, uri: str) -> bool:
+    """Whether the live state and URI are the declaration's (no URI declared: any)."""
+    return state == declared.state and (not declared.uri or uri == declared.uri)
+
+
 def _declared(ns: TemporalNamespace) -> list[tuple[str, NamespaceArchivalKind]]:
     if ns.archival is None:
         return []
@@ -123,7 +128,7 @@ def plan_archival(ns: TemporalNamespace, live: NamespaceConfig) -> ArchivalPlan:
             )
             plan.outcomes.append(NamespaceSetting(field=setting, action="refused"))
             continue
-        if state == declared.state and (not declared.uri or uri == declared.uri):
+        if _kept(declared, state, uri):
             plan.outcomes.append(NamespaceSetting(field=setting, action="unchanged"))
             continue
         plan.drift.append(
@@ -159,7 +164,7 @@ def not_applied(ns: TemporalNamespace, config: NamespaceConfig) -> str | None:
     ignored = []
     for kind, declared in _declared(ns):
         state, uri = _live(config, kind)
-        if state != declared.state or (declared.uri and uri != declared.uri):
+        if not _kept(declared, state, uri):
             ignored.append(
                 f"{kind} (declared {_shown(declared.state, declared.uri, declared=True)}, the "
                 f"server keeps {_shown(state, uri)})"
