@@ -85,7 +85,11 @@ from adapters.processes import stop_pid
 from adapters.registry import RegistryClient, RegistryUnreachable, client_for
 from contracts.base import DriftItem, differing_paths
 from contracts.install_chart import InstallChartInput, InstallChartResult, ReleaseAction
-from declared_state.chart_values import image_references, provided_secret_keys
+from declared_state.chart_values import (
+    ProvidedSecretKey,
+    image_references,
+    provided_secret_keys,
+)
 from declared_state.models import Environment, ImagePin
 from declared_state.network_policies import network_policies, owned_selector
 
@@ -335,33 +339,30 @@ class _Install:
         (CreateContainerConfigError), so helm would wait out its whole --timeout and roll
         back, and the error would say so only after it. Only the key names are looked at;
         the values are neither kept, logged nor returned."""
-        missing = []
+        missing: list[tuple[ProvidedSecretKey, str]] = []
         for ref in provided_secret_keys(self.env):
             what = f"Secret {ref.name!r} in namespace {self.namespace!r}"
+            where = f"({ref.declared_at}, read by {ref.read_by})"
             try:
                 secret = self.core.read_namespaced_secret(ref.name, self.namespace)
-            except ApiException as exc:
-                if exc.status != 404:
+            except KUBERNETES_ERRORS as exc:
+                if not (isinstance(exc, ApiException) and exc.status == 404):
                     raise kubernetes_error(f"reading {what}", exc) from None
-                missing.append(f"{what} does not exist ({ref.declared_at}, read by {ref.read_by})")
+                missing.append((ref, f"{what} does not exist {where}"))
                 continue
-            except Exception as exc:  # connection errors: the backend's table decides
-                raise kubernetes_error(f"reading {what}", exc) from None
             if ref.key not in (secret.data or {}):
-                missing.append(
-                    f"{what} has no key {ref.key!r} ({ref.declared_at}, read by {ref.read_by})"
-                )
+                missing.append((ref, f"{what} has no key {ref.key!r} {where}"))
             del secret
         if missing:
-            refs = provided_secret_keys(self.env)
             create = "; ".join(
-                f"kubectl -n {self.namespace} create secret generic {r.name} "
-                f"--from-file={r.key}=<file with the value>"
-                for r in refs
+                f"kubectl -n {self.namespace} create secret generic {ref.name} "
+                f"--from-file={ref.key}=<file with the value>"
+                for ref, _ in missing
             )
             raise activity_error(
-                f"{'; '.join(missing)}: its pods would never start, so nothing was installed. "
-                f"Create it ({create}), then `python starter.py retry {self.env.name}`",
+                f"{'; '.join(why for _, why in missing)}: its pods would never start, so "
+                f"nothing was installed. Create it ({create}), then "
+                f"`python starter.py retry {self.env.name}`",
                 ErrorType.CONFIGURATION_MISMATCH,
             )
 
